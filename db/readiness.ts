@@ -1,0 +1,33 @@
+import { sql } from 'drizzle-orm';
+import { readFileSync } from 'node:fs';
+import type { Database } from './database.ts';
+
+let expectedMigrations: number | undefined;
+
+/** How many migrations this build ships (db/migrations/meta/_journal.json). */
+function shippedMigrationCount(): number {
+  if (expectedMigrations === undefined) {
+    const journal = JSON.parse(readFileSync(new URL('./migrations/meta/_journal.json', import.meta.url), 'utf8')) as { entries: unknown[] };
+    expectedMigrations = journal.entries.length;
+  }
+  return expectedMigrations;
+}
+
+export type Readiness = { ready: true } | { ready: false; reason: 'database_unreachable' | 'migrations_pending' };
+
+/** Ready means: the database answers, and every shipped migration has been applied. */
+export async function checkReadiness(db: Database): Promise<Readiness> {
+  let applied: number;
+  try {
+    const [row] = await db.rows<{ count: number | string }>(sql`
+      select count(*)::int as count from drizzle.__drizzle_migrations`);
+    applied = Number(row?.count ?? 0);
+  } catch (error) {
+    // 42P01: the migrations table does not exist yet.
+    if ((error as { cause?: { code?: string } }).cause?.code === '42P01' || (error as { code?: string }).code === '42P01') {
+      return { ready: false, reason: 'migrations_pending' };
+    }
+    return { ready: false, reason: 'database_unreachable' };
+  }
+  return applied >= shippedMigrationCount() ? { ready: true } : { ready: false, reason: 'migrations_pending' };
+}

@@ -1,0 +1,42 @@
+import { index, jsonb, pgSchema, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+
+export const telemetry = pgSchema('telemetry');
+
+/**
+ * One row per stored event. The table is range-partitioned by `created_at` (daily partitions plus a
+ * default partition; see docs/adr/0002-partitioned-events.md), so its primary key must include
+ * `created_at`. Uniqueness of `id` alone is kept by `eventIds` below.
+ */
+export const events = telemetry.table(
+  'events',
+  {
+    id: uuid('id').notNull(),
+    workspaceId: uuid('workspace_id'),
+    userId: uuid('user_id'),
+    source: text('source').notNull(),
+    eventType: text('event_type').notNull(),
+    name: text('name').notNull(),
+    targetType: text('target_type'),
+    targetId: text('target_id'),
+    metadata: jsonb('metadata').$type<Record<string, unknown>>(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+    receivedAt: timestamp('received_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (table) => [
+    // (created_at, id) loads faster than (id, created_at): new rows append at the right edge.
+    primaryKey({ name: 'events_pkey', columns: [table.createdAt, table.id] }),
+    index('events_workspace_created_idx').on(table.workspaceId, table.createdAt),
+    index('events_type_name_idx').on(table.eventType, table.name),
+  ],
+);
+
+/**
+ * The idempotency ledger: one row per event id ever stored, whatever partition the event landed in.
+ * A unique index on a partitioned table must contain the partition key, so `events` alone cannot
+ * refuse the same id arriving with another `created_at`; this unpartitioned table can.
+ */
+export const eventIds = telemetry.table('event_ids', {
+  id: uuid('id').primaryKey(),
+  workspaceId: uuid('workspace_id'),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+});

@@ -1,0 +1,128 @@
+import { trpcServer } from '@hono/trpc-server';
+import { Scalar } from '@scalar/hono-api-reference';
+import type { TRPCError } from '@trpc/server';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { createOpenApiFetchHandler } from 'trpc-to-openapi';
+import type { Database } from '../db/database.ts';
+import { checkReadiness } from '../db/readiness.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import { buildOpenApiDocument, OPENAPI_BASE_PATH } from './openapi.ts';
+import { appRouter } from './routers/index.ts';
+import { createServices } from './services/index.ts';
+import type { Context, Services } from './trpc/context.ts';
+import { domainCause } from './trpc/errors.ts';
+
+export interface AppDeps {
+  db: Database;
+  config: Config;
+  logger: Logger;
+  /** Defaults to the real service verbs over `db`; tests may pass their own. */
+  services?: Services;
+  /** Version shown in the OpenAPI document. */
+  version?: string;
+}
+
+const require = createRequire(import.meta.url);
+const SCALAR_BUNDLE_PATH = require.resolve('@scalar/api-reference/browser/standalone.js');
+
+/** `Retry-After` for errors that say when a retry may succeed (overload, outage, rate limit). */
+function retryHeaders(errors: readonly TRPCError[]): Record<string, string> | undefined {
+  for (const error of errors) {
+    const seconds = domainCause(error)?.retryAfterSeconds;
+    if (seconds !== undefined) return { 'Retry-After': String(Math.max(1, Math.ceil(seconds))) };
+  }
+  return undefined;
+}
+
+export function createApp({ db, config, logger, services = createServices({ db, config }), version = '0.1.0' }: AppDeps) {
+  const app = new Hono<{ Variables: { requestId: string } }>();
+  const openApiDocument = buildOpenApiDocument(appRouter, { version });
+  let scalarBundle: Promise<string> | undefined;
+
+  const contextFor = (id: string): Context => ({ db, config, services, logger, requestId: id });
+
+  app.use('*', requestId());
+
+  app.onError((error, c) => {
+    logger.error('unhandled request error', { requestId: c.get('requestId'), path: c.req.path, error });
+    return c.json({ error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' } }, 500);
+  });
+  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route for ${c.req.method} ${c.req.path}` } }, 404));
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    const readiness = await checkReadiness(db);
+    return readiness.ready ? c.json({ status: 'ready' }) : c.json({ status: 'not_ready', reason: readiness.reason }, 503);
+  });
+
+  const limitBody = bodyLimit({
+    maxSize: config.limits.maxBodyBytes,
+    onError: (c) =>
+      c.json({ error: { code: 'PAYLOAD_TOO_LARGE', message: `Request body exceeds ${config.limits.maxBodyBytes} bytes` } }, 413),
+  });
+
+  // The typed face: tRPC with superjson.
+  app.use('/trpc/*', limitBody);
+  app.use(
+    '/trpc/*',
+    trpcServer({
+      router: appRouter,
+      // @hono/trpc-server needs the full path prefix here.
+      // @see https://github.com/honojs/middleware/tree/main/packages/trpc-server
+      endpoint: '/trpc',
+      createContext: (_options, c) => contextFor(c.get('requestId')) as unknown as Record<string, unknown>,
+      responseMeta: ({ errors }) => {
+        const headers = retryHeaders(errors);
+        return headers ? { headers } : {};
+      },
+      onError: ({ error, path }) => {
+        if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('trpc error', { path, error: error.cause ?? error });
+      },
+    }),
+  );
+
+  // The plain-JSON face, generated from the same router.
+  app.use(`${OPENAPI_BASE_PATH}/*`, limitBody);
+  app.all(`${OPENAPI_BASE_PATH}/*`, (c) =>
+    createOpenApiFetchHandler({
+      endpoint: OPENAPI_BASE_PATH,
+      router: appRouter,
+      req: c.req.raw,
+      createContext: () => contextFor(c.get('requestId')),
+      responseMeta: ({ errors }) => {
+        const headers = retryHeaders(errors);
+        return headers ? { headers } : {};
+      },
+      onError: ({ error, path }) => {
+        if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('openapi error', { path, error: error.cause ?? error });
+      },
+    }),
+  );
+
+  app.get('/openapi.json', (c) => c.json(openApiDocument));
+  app.get('/docs/standalone.js', async (c) => {
+    scalarBundle ??= readFile(SCALAR_BUNDLE_PATH, 'utf8');
+    c.header('Content-Type', 'text/javascript; charset=utf-8');
+    c.header('Cache-Control', 'public, max-age=86400');
+    return c.body(await scalarBundle);
+  });
+  app.get(
+    '/docs',
+    Scalar({
+      url: '/openapi.json',
+      pageTitle: 'Telemetry service API',
+      // Served by this service: no CDN, nothing loaded from outside.
+      cdn: '/docs/standalone.js',
+      withDefaultFonts: false,
+    }),
+  );
+
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,52 @@
+import { serve } from '@hono/node-server';
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './logger.ts';
+import { startService } from './service.ts';
+
+/** Starts the service on Node.js or Bun, whichever runs this file. */
+async function main() {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  const service = await startService(config, logger);
+  const runtime = typeof Bun === 'undefined' ? 'node' : 'bun';
+
+  let stopServer: () => Promise<void>;
+  if (typeof Bun === 'undefined') {
+    const server = serve({ fetch: service.app.fetch, port: config.port, hostname: config.host });
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    logger.info('listening', { runtime, url: `http://${config.host}:${port}`, database: service.db.kind });
+    stopServer = () => new Promise((resolve) => server.close(() => resolve()));
+  } else {
+    const server = Bun.serve({ fetch: service.app.fetch, port: config.port, hostname: config.host });
+    logger.info('listening', { runtime, url: `http://${config.host}:${server.port}`, database: service.db.kind });
+    stopServer = async () => server.stop();
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    await stopServer();
+    await service.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'failed to start', error: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) })}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,9 @@
+import { router } from '../trpc/init.ts';
+import { telemetryRouter } from './telemetry.ts';
+
+export const appRouter = router({
+  telemetry: telemetryRouter,
+});
+
+/** The contract every client is typed from. Import it with `import type` only. */
+export type AppRouter = typeof appRouter;

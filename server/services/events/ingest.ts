@@ -1,0 +1,238 @@
+import { sql } from 'drizzle-orm';
+import type { Database } from '../../../db/database.ts';
+import { isDatabaseUnavailable } from '../../../db/errors.ts';
+import { DomainError } from '../../errors.ts';
+import {
+  parseEvent,
+  type ParsedEvent,
+  type EventReceipt,
+  type IngestBatchResult,
+  type IngestResult,
+  type RejectionCode,
+  type ValidEvent,
+} from './schemas.ts';
+import { uuidv7, uuidv7Time } from './uuid7.ts';
+
+export interface IngestLimits {
+  /** Most events accepted in one batch call. */
+  maxBatchEvents: number;
+  /** How far in the past an event's (skew-corrected) time may lie. */
+  maxEventAgeMs: number;
+  /** How far in the future an event's (skew-corrected) time may lie. */
+  maxFutureSkewMs: number;
+}
+
+export interface EventIngestorDeps {
+  db: Database;
+  limits: IngestLimits;
+  /** The server clock; injected so tests can pin time. */
+  now?: () => Date;
+}
+
+/** An event ready for the insert: id and time resolved. */
+interface PendingEvent {
+  index: number;
+  id: string;
+  createdAt: Date;
+  event: ValidEvent;
+}
+
+type Rejection = { index: number; status: 'rejected'; code: RejectionCode; message: string; path: string };
+
+export type EventIngestor = ReturnType<typeof createEventIngestor>;
+
+export function createEventIngestor({ db, limits, now = () => new Date() }: EventIngestorDeps) {
+  /**
+   * When the event happened. A client time is trusted after correcting the client's clock skew the
+   * way Segment does (`receivedAt - (sentAt - createdAt)`); else a UUIDv7 id's time; else now.
+   */
+  function resolveCreatedAt(event: ValidEvent, receivedAt: Date, sentAt: Date | undefined): Date {
+    if (event.createdAt) {
+      if (!sentAt) return event.createdAt;
+      return new Date(receivedAt.getTime() - (sentAt.getTime() - event.createdAt.getTime()));
+    }
+    const fromId = event.id ? uuidv7Time(event.id) : undefined;
+    return fromId ?? receivedAt;
+  }
+
+  function timeRangeProblem(createdAt: Date, receivedAt: Date): string | undefined {
+    const ageMs = receivedAt.getTime() - createdAt.getTime();
+    if (ageMs > limits.maxEventAgeMs) return `createdAt is more than ${formatDuration(limits.maxEventAgeMs)} in the past`;
+    if (-ageMs > limits.maxFutureSkewMs) return `createdAt is more than ${formatDuration(limits.maxFutureSkewMs)} in the future`;
+    return undefined;
+  }
+
+  /**
+   * Validates, resolves and stores a batch; answers one receipt per input, in input order. Answers
+   * only after the accepted events are committed.
+   */
+  async function ingestBatch(rawEvents: readonly unknown[], options: { sentAt?: Date | undefined } = {}): Promise<IngestBatchResult> {
+    if (rawEvents.length > limits.maxBatchEvents) {
+      throw new DomainError('payload_too_large', `A batch holds at most ${limits.maxBatchEvents} events; this one has ${rawEvents.length}`, {
+        path: 'events',
+        reason: 'batch_too_large',
+      });
+    }
+    return ingestParsed(rawEvents.map(parseEvent), options.sentAt);
+  }
+
+  async function ingestParsed(parsedEvents: readonly ParsedEvent[], sentAt: Date | undefined): Promise<IngestBatchResult> {
+    const receivedAt = now();
+    const receipts: EventReceipt[] = new Array(parsedEvents.length);
+    const pending: PendingEvent[] = [];
+    const firstIndexById = new Map<string, number>();
+    const sameIdAsEarlier: { index: number; firstIndex: number; workspaceId: string | null }[] = [];
+    const workspaceByIndex = new Map<number, string | null>();
+
+    parsedEvents.forEach((parsed, index) => {
+      if (!parsed.ok) {
+        receipts[index] = reject(index, 'invalid_event', parsed.message, parsed.path);
+        return;
+      }
+      const createdAt = resolveCreatedAt(parsed.event, receivedAt, sentAt);
+      const problem = timeRangeProblem(createdAt, receivedAt);
+      if (problem) {
+        receipts[index] = reject(index, 'created_at_out_of_range', problem, 'createdAt');
+        return;
+      }
+      const id = parsed.event.id ?? uuidv7(receivedAt);
+      const firstIndex = firstIndexById.get(id);
+      if (firstIndex !== undefined) {
+        // The same id twice in one batch: store it once, answer both like a retry would be.
+        sameIdAsEarlier.push({ index, firstIndex, workspaceId: parsed.event.workspaceId ?? null });
+        return;
+      }
+      firstIndexById.set(id, index);
+      workspaceByIndex.set(index, parsed.event.workspaceId ?? null);
+      pending.push({ index, id, createdAt, event: parsed.event });
+    });
+
+    const inserted = await storeEvents(pending, receivedAt);
+    const notInserted = pending.filter((p) => !inserted.has(p.id));
+    const existing = await findStoredEvents(notInserted.map((p) => p.id));
+
+    for (const p of pending) {
+      if (inserted.has(p.id)) {
+        receipts[p.index] = { index: p.index, status: 'accepted', id: p.id, createdAt: p.createdAt };
+        continue;
+      }
+      const stored = existing.get(p.id);
+      if (stored && stored.workspaceId === (p.event.workspaceId ?? null)) {
+        receipts[p.index] = { index: p.index, status: 'duplicate', id: p.id, createdAt: stored.createdAt };
+      } else {
+        // Another workspace owns this id: refuse without saying anything about that event.
+        receipts[p.index] = reject(p.index, 'id_conflict', 'An event with this id already exists', 'id');
+      }
+    }
+    for (const { index, firstIndex, workspaceId } of sameIdAsEarlier) {
+      const first = receipts[firstIndex]!;
+      receipts[index] =
+        first.status === 'rejected' || workspaceByIndex.get(firstIndex) !== workspaceId
+          ? reject(index, 'id_conflict', 'An event with this id already exists', 'id')
+          : { index, status: 'duplicate', id: first.id, createdAt: first.createdAt };
+    }
+
+    let accepted = 0;
+    let duplicates = 0;
+    for (const receipt of receipts) {
+      if (receipt.status === 'accepted') accepted += 1;
+      else if (receipt.status === 'duplicate') duplicates += 1;
+    }
+    return { accepted, duplicates, rejected: receipts.length - accepted - duplicates, receipts };
+  }
+
+  /**
+   * Stores one already-validated event; a rejection becomes a DomainError so the caller gets a 4xx
+   * with its path.
+   */
+  async function ingestEvent(event: ValidEvent): Promise<IngestResult & { duplicate: boolean }> {
+    const { receipts } = await ingestParsed([{ ok: true, event }], undefined);
+    const receipt = receipts[0]!;
+    if (receipt.status === 'rejected') {
+      const code = receipt.code === 'id_conflict' ? 'conflict' : 'invalid_input';
+      throw new DomainError(code, receipt.message, { path: receipt.path, reason: receipt.code });
+    }
+    return { id: receipt.id, createdAt: receipt.createdAt, duplicate: receipt.status === 'duplicate' };
+  }
+
+  /**
+   * One statement, so it commits atomically: claim each id in the ledger, then insert the events
+   * whose claim succeeded. Returns the ids stored now (not those stored before).
+   */
+  async function storeEvents(pending: readonly PendingEvent[], receivedAt: Date): Promise<Set<string>> {
+    if (pending.length === 0) return new Set();
+    const rows = pending.map(({ id, createdAt, event }) => ({
+      id,
+      workspace_id: event.workspaceId ?? null,
+      user_id: event.userId ?? null,
+      source: event.source,
+      event_type: event.eventType,
+      name: event.name,
+      target_type: event.targetType ?? null,
+      target_id: event.targetId ?? null,
+      metadata: event.metadata ?? null,
+      created_at: createdAt.toISOString(),
+    }));
+    const result = await runQuery(() =>
+      db.rows<{ id: string }>(sql`
+        with input as (
+          select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(
+            id uuid, workspace_id uuid, user_id uuid, source text, event_type text, name text,
+            target_type text, target_id text, metadata jsonb, created_at timestamptz)
+        ), claimed as (
+          insert into telemetry.event_ids (id, workspace_id, created_at)
+          select id, workspace_id, created_at from input
+          on conflict (id) do nothing
+          returning id
+        )
+        insert into telemetry.events
+          (id, workspace_id, user_id, source, event_type, name, target_type, target_id, metadata, created_at, received_at)
+        select i.id, i.workspace_id, i.user_id, i.source, i.event_type, i.name, i.target_type, i.target_id, i.metadata,
+               i.created_at, ${receivedAt.toISOString()}::timestamptz
+        from input i join claimed c on c.id = i.id
+        returning id`),
+    );
+    return new Set(result.map((row) => row.id));
+  }
+
+  async function findStoredEvents(ids: readonly string[]): Promise<Map<string, { workspaceId: string | null; createdAt: Date }>> {
+    if (ids.length === 0) return new Map();
+    const rows = await runQuery(() =>
+      db.rows<{ id: string; workspace_id: string | null; created_at: string | Date }>(sql`
+        select id, workspace_id, created_at from telemetry.event_ids
+        where id = any(${toPgArray(ids)}::uuid[])`),
+    );
+    return new Map(rows.map((row) => [row.id, { workspaceId: row.workspace_id, createdAt: new Date(row.created_at) }]));
+  }
+
+  return { ingestBatch, ingestEvent };
+}
+
+/** Turns "database unreachable" into a retryable domain error; lets every other error through. */
+async function runQuery<T>(query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (error) {
+    if (isDatabaseUnavailable(error)) {
+      throw new DomainError('unavailable', 'The database is unavailable; retry shortly', { retryAfterSeconds: 2, cause: error });
+    }
+    throw error;
+  }
+}
+
+function reject(index: number, code: RejectionCode, message: string, path: string): Rejection {
+  return { index, status: 'rejected', code, message, path };
+}
+
+/** A Postgres array literal of UUIDs (already validated, so no quoting needed). */
+function toPgArray(values: readonly string[]): string {
+  return `{${values.join(',')}}`;
+}
+
+function formatDuration(ms: number): string {
+  const minutes = ms / 60_000;
+  if (minutes < 120) return `${Math.round(minutes)} minutes`;
+  const hours = minutes / 60;
+  if (hours < 48) return `${Math.round(hours)} hours`;
+  return `${Math.round(hours / 24)} days`;
+}

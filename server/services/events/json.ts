@@ -1,0 +1,112 @@
+/**
+ * Checks that a value is plain JSON that PostgreSQL's jsonb and JavaScript can both hold safely,
+ * within size bounds. Reports every problem with the path where it sits, so a client can fix it.
+ */
+
+export type JsonPrimitive = string | number | boolean | null;
+export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+export interface JsonBounds {
+  /** Largest allowed size of the value serialized as JSON, in bytes (UTF-8). */
+  maxBytes: number;
+  /** Deepest allowed nesting; the top-level object is depth 1. */
+  maxDepth: number;
+  /** Most object keys allowed, summed over every nested object. */
+  maxKeys: number;
+  /** Longest allowed array. */
+  maxArrayLength: number;
+}
+
+export interface JsonProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+// Keys that would reach an object's prototype when code copies or merges the value.
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Why a string cannot be stored, or undefined if it can. PostgreSQL refuses NUL in text and jsonb
+ * (SQLSTATE 22P05) and unpaired surrogates in jsonb; we refuse both before the insert.
+ */
+export function unstorableTextReason(value: string): string | undefined {
+  if (value.includes('\u0000')) return 'must not contain the NUL character (\\u0000)';
+  if (LONE_SURROGATE.test(value)) return 'must not contain an unpaired UTF-16 surrogate';
+  return undefined;
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Returns the problems found (at most a few, to keep error bodies small); empty means valid. */
+export function findJsonProblems(root: unknown, bounds: JsonBounds): JsonProblem[] {
+  const problems: JsonProblem[] = [];
+  let keyCount = 0;
+  const MAX_PROBLEMS = 5;
+
+  const visit = (value: unknown, path: (string | number)[], depth: number): void => {
+    if (problems.length >= MAX_PROBLEMS) return;
+    if (value === null || typeof value === 'boolean') return;
+    if (typeof value === 'string') {
+      const reason = unstorableTextReason(value);
+      if (reason) problems.push({ path, message: `String ${reason}` });
+      return;
+    }
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) problems.push({ path, message: 'Number must be finite (JSON has no NaN or Infinity)' });
+      return;
+    }
+    if (depth > bounds.maxDepth) {
+      problems.push({ path, message: `Nesting deeper than ${bounds.maxDepth} levels` });
+      return;
+    }
+    if (Array.isArray(value)) {
+      if (value.length > bounds.maxArrayLength) {
+        problems.push({ path, message: `Array longer than ${bounds.maxArrayLength} items` });
+        return;
+      }
+      value.forEach((item, index) => visit(item, [...path, index], depth + 1));
+      return;
+    }
+    if (isPlainObject(value)) {
+      for (const key of Object.keys(value)) {
+        keyCount += 1;
+        if (keyCount > bounds.maxKeys) {
+          problems.push({ path, message: `More than ${bounds.maxKeys} keys in total` });
+          return;
+        }
+        if (FORBIDDEN_KEYS.has(key)) {
+          problems.push({ path: [...path, key], message: `Key "${key}" is not allowed` });
+          continue;
+        }
+        const reason = unstorableTextReason(key);
+        if (reason) {
+          problems.push({ path, message: `Key ${reason}` });
+          continue;
+        }
+        visit(value[key], [...path, key], depth + 1);
+      }
+      return;
+    }
+    problems.push({ path, message: `Value of type ${describeType(value)} is not JSON` });
+  };
+
+  visit(root, [], 1);
+  if (problems.length === 0) {
+    const bytes = Buffer.byteLength(JSON.stringify(root), 'utf8');
+    if (bytes > bounds.maxBytes) problems.push({ path: [], message: `Serialized size ${bytes} bytes exceeds ${bounds.maxBytes}` });
+  }
+  return problems;
+}
+
+function describeType(value: unknown): string {
+  if (value instanceof Date) return 'Date';
+  if (typeof value === 'object' && value !== null) return value.constructor?.name ?? 'object';
+  return typeof value;
+}

@@ -1,0 +1,182 @@
+import { z } from 'zod';
+import type { StringExcept } from './event-types.ts';
+import { findJsonProblems, isPlainObject, unstorableTextReason, type JsonObject, type JsonValue } from './json.ts';
+
+export const SOURCES = ['web', 'mobile', 'backend', 'cli', 'extension'] as const;
+export const Source = z.enum(SOURCES).describe('Kind of application that sent the event');
+export type Source = z.infer<typeof Source>;
+
+/** Bounds on one event. Generous for real telemetry, small enough that no event is a burden. */
+export const EVENT_LIMITS = {
+  nameLength: 200,
+  eventTypeLength: 100,
+  targetTypeLength: 100,
+  targetIdLength: 256,
+  metadata: { maxBytes: 32 * 1024, maxDepth: 10, maxKeys: 500, maxArrayLength: 1000 },
+} as const;
+
+/** Text that PostgreSQL can store: bounded, no NUL, no unpaired surrogate. */
+const StoredText = (maxLength: number) =>
+  z
+    .string()
+    .min(1)
+    .max(maxLength)
+    .superRefine((value, ctx) => {
+      const reason = unstorableTextReason(value);
+      if (reason) ctx.addIssue({ code: 'custom', message: `Text ${reason}` });
+    });
+
+/** A dotted lower-case identifier: `error`, `custom`, `ui.interaction`, `perf.metric`, `checkout.step_completed`. */
+export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/;
+const EventTypeName = z
+  .string()
+  .max(EVENT_LIMITS.eventTypeLength)
+  .regex(EVENT_TYPE_PATTERN, 'Must be a dotted lower-case identifier such as "ui.interaction"')
+  .describe('Dotted lower-case identifier, e.g. ui.interaction, perf.metric, error, custom, checkout.completed');
+
+// A custom check rather than z.record: it inspects the object as received (a record parser would
+// copy it first, and copying a "__proto__" key changes the copy's prototype instead).
+export const JsonObjectSchema = z
+  .custom<JsonObject>(isPlainObject, { message: 'Must be a JSON object' })
+  .meta({ type: 'object', additionalProperties: true, description: 'Free-form JSON object (at most 32 KB, depth 10, 500 keys)' })
+  .superRefine((value, ctx) => {
+    for (const problem of findJsonProblems(value, EVENT_LIMITS.metadata)) {
+      ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+    }
+  });
+
+// ---- Event types whose metadata has a known shape -------------------------------------------
+
+export const PerfMetricMetadata = z.looseObject({
+  value: z.number().finite(),
+  unit: z.string().min(1).max(32).describe('e.g. ms, s, bytes, count, percent, score'),
+});
+export type PerfMetricMetadata = z.input<typeof PerfMetricMetadata> & { [key: string]: JsonValue };
+
+export const ErrorMetadata = z.looseObject({
+  message: z.string().min(1).max(4096),
+  stack: z.string().max(16_384).optional(),
+  kind: z.string().max(200).optional(),
+});
+export type ErrorMetadata = z.input<typeof ErrorMetadata> & { [key: string]: JsonValue };
+
+/** Event types whose `metadata` must match a schema; every other type's metadata is free-form. */
+export const TYPED_METADATA = {
+  'perf.metric': PerfMetricMetadata,
+  error: ErrorMetadata,
+} as const;
+export type TypedEventType = keyof typeof TYPED_METADATA;
+function typedMetadataSchema(eventType: string) {
+  return Object.hasOwn(TYPED_METADATA, eventType) ? TYPED_METADATA[eventType as TypedEventType] : undefined;
+}
+
+/** Any valid event type without a typed metadata shape (see event-types.ts for how this is spelled). */
+export type FreeFormEventType = StringExcept<TypedEventType>;
+
+// ---- The event ------------------------------------------------------------------------------
+
+const Timestamp = z
+  .union([z.date(), z.iso.datetime({ offset: true })])
+  .transform((value) => (value instanceof Date ? value : new Date(value)))
+  .refine((value) => !Number.isNaN(value.getTime()), 'Invalid date');
+
+const EventObject = z.strictObject({
+  id: z.uuid().optional().describe('Client-chosen id (UUID) making retries idempotent; UUIDv7 recommended'),
+  workspaceId: z.uuid().nullish(),
+  userId: z.uuid().nullish(),
+  source: Source,
+  eventType: EventTypeName,
+  name: StoredText(EVENT_LIMITS.nameLength).describe('Specific event identifier, e.g. button.click or LCP'),
+  targetType: StoredText(EVENT_LIMITS.targetTypeLength).nullish(),
+  targetId: StoredText(EVENT_LIMITS.targetIdLength).nullish(),
+  metadata: JsonObjectSchema.nullish(),
+  createdAt: Timestamp.optional().describe('When the event happened (ISO 8601); defaults to the id\'s UUIDv7 time, else the server clock'),
+});
+
+const EventSchemaRuntime = EventObject.superRefine((event, ctx) => {
+  const schema = typedMetadataSchema(event.eventType);
+  if (!schema) return;
+  const result = schema.safeParse(event.metadata);
+  if (result.success) return;
+  for (const issue of result.error.issues) {
+    ctx.addIssue({ code: 'custom', path: ['metadata', ...issue.path], message: issue.message });
+  }
+}).meta({ id: 'EventInput', description: 'One telemetry event. `perf.metric` metadata needs numeric `value` and `unit`; `error` metadata needs `message`.' });
+
+type EventCommonInput = Omit<z.input<typeof EventObject>, 'eventType' | 'metadata'>;
+
+/** What a client sends: typed metadata for known event types, free-form JSON for the rest. */
+export type EventInput = EventCommonInput &
+  (
+    | { eventType: 'perf.metric'; metadata: PerfMetricMetadata }
+    | { eventType: 'error'; metadata: ErrorMetadata }
+    | { eventType: FreeFormEventType; metadata?: JsonObject | null }
+  );
+
+/** A validated event, ready for storage. */
+export type ValidEvent = z.output<typeof EventObject>;
+
+/**
+ * The runtime schema checks exactly what `EventInput` states; the cast only gives it that input
+ * type, which zod cannot infer from a refinement.
+ */
+export const EventInput = EventSchemaRuntime as unknown as z.ZodType<ValidEvent, EventInput>;
+
+// ---- Batches and receipts -------------------------------------------------------------------
+
+/** Upper bound the schema itself enforces; the configured (smaller) limit is checked by the service. */
+export const HARD_MAX_BATCH_EVENTS = 10_000;
+
+/**
+ * Items are validated one by one by the service, so one bad event never fails the others; the
+ * cast keeps the typed client's `EventInput` for each item.
+ */
+const BatchItem = z.unknown().meta({ $ref: '#/components/schemas/EventInput' }) as unknown as z.ZodType<unknown, EventInput>;
+
+export const IngestBatchInput = z.strictObject({
+  events: z.array(BatchItem).min(1).max(HARD_MAX_BATCH_EVENTS),
+  sentAt: Timestamp.optional().describe('Client clock when the batch was sent; corrects each createdAt for clock skew'),
+});
+export type IngestBatchInput = z.input<typeof IngestBatchInput>;
+
+export const IngestResult = z.object({ id: z.uuid(), createdAt: z.date() });
+export type IngestResult = z.infer<typeof IngestResult>;
+
+export const REJECTION_CODES = ['invalid_event', 'created_at_out_of_range', 'id_conflict'] as const;
+export const RejectionCode = z.enum(REJECTION_CODES);
+export type RejectionCode = z.infer<typeof RejectionCode>;
+
+export const EventReceipt = z.discriminatedUnion('status', [
+  z.object({ index: z.number().int(), status: z.literal('accepted'), id: z.uuid(), createdAt: z.date() }),
+  z.object({ index: z.number().int(), status: z.literal('duplicate'), id: z.uuid(), createdAt: z.date() }),
+  z.object({
+    index: z.number().int(),
+    status: z.literal('rejected'),
+    code: RejectionCode,
+    message: z.string(),
+    path: z.string().describe('Dotted path of the offending field inside the event, empty for the whole event'),
+  }),
+]);
+export type EventReceipt = z.infer<typeof EventReceipt>;
+
+export const IngestBatchResult = z.object({
+  accepted: z.number().int(),
+  duplicates: z.number().int(),
+  rejected: z.number().int(),
+  receipts: z.array(EventReceipt),
+});
+export type IngestBatchResult = z.infer<typeof IngestBatchResult>;
+
+/** Parses one raw event; on failure gives the first problem with its dotted path. */
+export type ParsedEvent = { ok: true; event: ValidEvent } | { ok: false; message: string; path: string };
+
+export function parseEvent(raw: unknown): ParsedEvent {
+  const result = EventSchemaRuntime.safeParse(raw);
+  if (result.success) return { ok: true, event: result.data };
+  const issue = result.error.issues[0];
+  return { ok: false, message: issue?.message ?? 'Invalid event', path: formatPath(issue?.path ?? []) };
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path.map((segment) => String(segment)).join('.');
+}
