@@ -1,0 +1,57 @@
+/**
+ * The typed client of the telemetry service. It imports server *types* only (`import type`), so
+ * no server code ends up in an app that uses it.
+ */
+import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink, type HTTPHeaders } from '@trpc/client';
+import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
+import superjson from 'superjson';
+import type { AppRouter } from '../server/routers/index.ts';
+
+export type { AppRouter };
+export type { EventInput, EventReceipt, FreeFormEventType, PerfMetricMetadata, ErrorMetadata, Source } from '../server/services/events/schemas.ts';
+export type { JsonObject, JsonValue } from '../server/services/events/json.ts';
+
+export type TelemetryInputs = inferRouterInputs<AppRouter>;
+export type TelemetryOutputs = inferRouterOutputs<AppRouter>;
+
+export interface TelemetryClientOptions {
+  /** Base URL of the service, e.g. `http://localhost:3000` (the client adds `/trpc`). */
+  url: string;
+  /** Extra headers for every request (for example `authorization`), or a function returning them. */
+  headers?: HTTPHeaders | (() => HTTPHeaders | Promise<HTTPHeaders>);
+  /** A fetch implementation; defaults to the global one. */
+  fetch?: typeof globalThis.fetch;
+  /**
+   * An EventSource implementation for subscriptions, where the runtime has none (Node.js 20: pass
+   * the `eventsource` package's export).
+   */
+  EventSource?: typeof globalThis.EventSource;
+  /** Most procedure calls sent in one HTTP request. */
+  maxBatchItems?: number;
+}
+
+export function createTelemetryClient(options: TelemetryClientOptions) {
+  const url = `${options.url.replace(/\/+$/, '')}/trpc`;
+  return createTRPCClient<AppRouter>({
+    links: [
+      splitLink({
+        condition: (operation) => operation.type === 'subscription',
+        true: httpSubscriptionLink({
+          url,
+          // tRPC v11: the transformer goes on each link.
+          transformer: superjson,
+          ...(options.EventSource && { EventSource: options.EventSource }),
+        }),
+        false: httpBatchLink({
+          url,
+          transformer: superjson,
+          maxItems: options.maxBatchItems ?? 20,
+          ...(options.headers && { headers: options.headers }),
+          ...(options.fetch && { fetch: options.fetch }),
+        }),
+      }),
+    ],
+  });
+}
+
+export type TelemetryClient = ReturnType<typeof createTelemetryClient>;

@@ -1,0 +1,60 @@
+import { serve } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
+import type { Database } from '../../db/database.ts';
+import { createApp } from '../../server/app.ts';
+import { loadConfig, type Config } from '../../server/config.ts';
+import { createLogger, type Logger } from '../../server/logger.ts';
+import { createServices } from '../../server/services/index.ts';
+import type { Services } from '../../server/trpc/context.ts';
+import { createContextInner } from '../../server/trpc/context.ts';
+import { createCallerFactory } from '../../server/trpc/init.ts';
+import { appRouter } from '../../server/routers/index.ts';
+
+export function testConfig(overrides: Partial<Record<string, string>> = {}): Config {
+  return loadConfig({ LOG_LEVEL: 'silent', ...overrides });
+}
+
+export interface LogRecord {
+  level: string;
+  line: string;
+}
+
+/** A logger that keeps every line, so tests can assert on what was (or was not) logged. */
+export function capturingLogger(): { logger: Logger; lines: LogRecord[] } {
+  const lines: LogRecord[] = [];
+  const logger = createLogger('debug', {}, (line) => lines.push({ level: (JSON.parse(line) as { level: string }).level, line }));
+  return { logger, lines };
+}
+
+const createCaller = createCallerFactory(appRouter);
+
+/** Calls procedures directly, without HTTP (the inner context). */
+export function procedureCaller(db: Database, options: { config?: Config; services?: Services; logger?: Logger; now?: () => Date } = {}) {
+  const config = options.config ?? testConfig();
+  const services = options.services ?? createServices({ db, config, ...(options.now && { now: options.now }) });
+  return createCaller(
+    createContextInner({ db, config, services, logger: options.logger ?? createLogger('silent'), requestId: 'test' }),
+  );
+}
+
+export interface TestServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The real HTTP app on an ephemeral port. */
+export async function startTestServer(db: Database, options: { config?: Config; services?: Services; logger?: Logger } = {}): Promise<TestServer> {
+  const app = createApp({
+    db,
+    config: options.config ?? testConfig(),
+    logger: options.logger ?? createLogger('silent'),
+    ...(options.services && { services: options.services }),
+  });
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
