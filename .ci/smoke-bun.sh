@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Starts the service once on Bun and ingests one event through the plain-JSON face, then reads it
+# back through the database. Runs against $SMOKE_DATABASE_URL if set, else embedded PGlite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+data_dir=$(mktemp -d)
+log=$(mktemp)
+cleanup() {
+  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  rm -rf "$data_dir" "$log"
+}
+trap cleanup EXIT
+
+PORT=$port HOST=127.0.0.1 DATABASE_URL="${SMOKE_DATABASE_URL:-}" PGLITE_DIR="$data_dir" npx bun server/main.ts >"$log" 2>&1 &
+pid=$!
+
+for _ in $(seq 1 60); do
+  if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$pid" 2>/dev/null; then echo "service exited early:"; cat "$log"; exit 1; fi
+  sleep 0.5
+done
+curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "service never became ready:"; cat "$log"; exit 1; }
+
+grep -q '"runtime":"bun"' "$log" || { echo "not running on Bun:"; cat "$log"; exit 1; }
+response=$(curl -fsS -X POST "http://127.0.0.1:$port/api/events" -H 'content-type: application/json' \
+  -d '{"source":"cli","eventType":"custom","name":"smoke.bun"}')
+echo "bun smoke: ingest answered $response"
+echo "$response" | grep -q '"id":"' || { echo "unexpected answer"; cat "$log"; exit 1; }
+echo "bun smoke: ok"

@@ -1,0 +1,14 @@
+/** `npm run db:migrate`: applies migrations and prepares partitions, then exits. */
+import { loadConfig } from '../server/config.ts';
+import { maintainPartitions } from '../server/maintenance.ts';
+import { openDatabase } from './database.ts';
+
+const config = loadConfig();
+const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, connectTimeoutSeconds: config.databaseConnectTimeoutSeconds });
+try {
+  await db.migrate();
+  const created = await maintainPartitions(db, { daysAhead: config.partitionDaysAhead });
+  process.stdout.write(`migrations applied on ${db.kind}; ${created.length} partitions created\n`);
+} finally {
+  await db.close();
+}
