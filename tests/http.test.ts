@@ -22,8 +22,8 @@ afterAll(async () => {
   await testDb?.drop();
 });
 
-function postJson(path: string, body: unknown, headers: Record<string, string> = {}) {
-  return fetch(`${server.url}${path}`, {
+function postJson(path: string, body: unknown, headers: Record<string, string> = {}, baseUrl = server.url) {
+  return fetch(`${baseUrl}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -144,11 +144,7 @@ describe('limits and failures over HTTP', () => {
       services: { events: { ingestEvent: () => Promise.reject(new Error(secret)), ingestBatch: () => Promise.reject(new Error(secret)) } },
     });
     try {
-      const rest = await fetch(`${failing.url}/api/events`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ source: 'web', eventType: 'custom', name: 'x' }),
-      });
+      const rest = await postJson('/api/events', { source: 'web', eventType: 'custom', name: 'x' }, {}, failing.url);
       expect(rest.status).toBe(500);
       const restBody = await rest.text();
       expect(restBody).not.toContain('events_pkey');
@@ -174,18 +170,10 @@ describe('limits and failures over HTTP', () => {
     const unavailable = () => Promise.reject(new DomainError('unavailable', 'The database is unavailable; retry shortly', { retryAfterSeconds: 2 }));
     const down = await startTestServer(testDb.db, { services: { events: { ingestEvent: unavailable, ingestBatch: unavailable } } });
     try {
-      const rest = await fetch(`${down.url}/api/events`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ source: 'web', eventType: 'custom', name: 'x' }),
-      });
+      const rest = await postJson('/api/events', { source: 'web', eventType: 'custom', name: 'x' }, {}, down.url);
       expect(rest.status).toBe(503);
       expect(rest.headers.get('retry-after')).toBe('2');
-      const trpc = await fetch(`${down.url}/trpc/telemetry.ingest`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ json: { source: 'web', eventType: 'custom', name: 'x' } }),
-      });
+      const trpc = await postJson('/trpc/telemetry.ingest', { json: { source: 'web', eventType: 'custom', name: 'x' } }, {}, down.url);
       expect(trpc.status).toBe(503);
       expect(trpc.headers.get('retry-after')).toBe('2');
     } finally {

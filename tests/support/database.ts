@@ -13,11 +13,12 @@ export interface TestDatabase {
  * A fresh, migrated database for one test file: an in-memory PGlite, or on real Postgres a new
  * database created for this file and dropped afterwards, so runs never see each other's data.
  */
-export async function openTestDatabase(): Promise<TestDatabase> {
+export async function openTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+  const migrate = options.migrate ?? true;
   const kind = process.env.TEST_DB_KIND ?? 'pglite';
   if (kind === 'pglite') {
     const db = await openPglite(undefined);
-    await db.migrate();
+    if (migrate) await db.migrate();
     return { db, url: undefined, drop: () => db.close() };
   }
   const adminUrl = process.env.TEST_DATABASE_URL;
@@ -29,7 +30,7 @@ export async function openTestDatabase(): Promise<TestDatabase> {
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const db = openPostgres({ url: url.toString(), maxConnections: 5 });
-  await db.migrate();
+  if (migrate) await db.migrate();
   return {
     db,
     url: url.toString(),
