@@ -1,4 +1,4 @@
-import { index, jsonb, pgSchema, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { index, integer, jsonb, pgSchema, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 export const telemetry = pgSchema('telemetry');
 
@@ -40,3 +40,26 @@ export const eventIds = telemetry.table('event_ids', {
   workspaceId: uuid('workspace_id'),
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
 });
+
+/**
+ * API keys. Only a SHA-256 hash of each secret is stored: keys are 256-bit random strings, so a
+ * fast hash is enough (no password-style stretching needed), and the hash is what requests are
+ * looked up by.
+ */
+export const apiKeys = telemetry.table(
+  'api_keys',
+  {
+    id: uuid('id').primaryKey(),
+    kind: text('kind', { enum: ['ingest', 'read', 'admin'] }).notNull(),
+    workspaceId: uuid('workspace_id'),
+    name: text('name'),
+    /** The first characters of the key (kind prefix and a few more), to recognise it in a list. */
+    displayPrefix: text('display_prefix').notNull(),
+    secretHash: text('secret_hash').notNull(),
+    rateLimitEventsPerSecond: integer('rate_limit_events_per_second'),
+    rateLimitBurst: integer('rate_limit_burst'),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
+  },
+  (table) => [uniqueIndex('api_keys_secret_hash_idx').on(table.secretHash)],
+);

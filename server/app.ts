@@ -3,6 +3,8 @@ import { Scalar } from '@scalar/hono-api-reference';
 import type { TRPCError } from '@trpc/server';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { secureHeaders } from 'hono/secure-headers';
 import { requestId } from 'hono/request-id';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -16,6 +18,8 @@ import { appRouter } from './routers/index.ts';
 import { createServices } from './services/index.ts';
 import type { Context, Services } from './trpc/context.ts';
 import { domainCause } from './trpc/errors.ts';
+import { decompressRequestBody } from './http/request-body.ts';
+import { bearerToken } from './services/keys/keys.ts';
 
 export interface AppDeps {
   db: Database;
@@ -39,14 +43,52 @@ function retryHeaders(errors: readonly TRPCError[]): Record<string, string> | un
   return undefined;
 }
 
-export function createApp({ db, config, logger, services = createServices({ db, config }), version = '0.1.0' }: AppDeps) {
+export function createApp({ db, config, logger, services = createServices({ db, config, logger }), version = '0.1.0' }: AppDeps) {
   const app = new Hono<{ Variables: { requestId: string } }>();
   const openApiDocument = buildOpenApiDocument(appRouter, { version });
   let scalarBundle: Promise<string> | undefined;
 
-  const contextFor = (id: string): Context => ({ db, config, services, logger, requestId: id });
+  const contextFor = (id: string, authorization: string | undefined): Context => ({
+    db,
+    config,
+    services,
+    logger,
+    requestId: id,
+    apiKey: bearerToken(authorization),
+  });
 
   app.use('*', requestId());
+  app.use(
+    '*',
+    secureHeaders({
+      // The explorer's page carries Scalar's inline configuration and styles; everything it loads
+      // comes from this service.
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'", "'unsafe-inline'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'self'"],
+      },
+      crossOriginResourcePolicy: 'cross-origin',
+      crossOriginEmbedderPolicy: false,
+    }),
+  );
+  // Browsers send events from other origins: allow them (all by default, or the configured list).
+  // Keys travel in the Authorization header, never in cookies, so no credentials mode is needed.
+  const corsPolicy = cors({
+    origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
+    allowMethods: ['GET', 'POST', 'OPTIONS'],
+    allowHeaders: ['authorization', 'content-type', 'content-encoding', 'trpc-accept', 'x-trpc-source', 'last-event-id'],
+    exposeHeaders: ['retry-after', 'x-request-id'],
+    maxAge: 600,
+  });
+  app.use('/trpc/*', corsPolicy);
+  app.use('/api/*', corsPolicy);
 
   app.onError((error, c) => {
     logger.error('unhandled request error', { requestId: c.get('requestId'), path: c.req.path, error });
@@ -66,8 +108,10 @@ export function createApp({ db, config, logger, services = createServices({ db, 
       c.json({ error: { code: 'PAYLOAD_TOO_LARGE', message: `Request body exceeds ${config.limits.maxBodyBytes} bytes` } }, 413),
   });
 
+  const inflateBody = decompressRequestBody({ maxBytes: config.limits.maxBodyBytes });
+
   // The typed face: tRPC with superjson.
-  app.use('/trpc/*', limitBody);
+  app.use('/trpc/*', limitBody, inflateBody);
   app.use(
     '/trpc/*',
     trpcServer({
@@ -75,7 +119,10 @@ export function createApp({ db, config, logger, services = createServices({ db, 
       // @hono/trpc-server needs the full path prefix here.
       // @see https://github.com/honojs/middleware/tree/main/packages/trpc-server
       endpoint: '/trpc',
-      createContext: (_options, c) => contextFor(c.get('requestId')) as unknown as Record<string, unknown>,
+      createContext: (_options, c) => contextFor(c.get('requestId'), c.req.header('authorization')) as unknown as Record<string, unknown>,
+      // Each call in an HTTP batch is validated, authorised and rate-limited on its own; this caps
+      // how many one request may carry.
+      maxBatchSize: config.maxTrpcBatchCalls,
       responseMeta: ({ errors }) => {
         const headers = retryHeaders(errors);
         return headers ? { headers } : {};
@@ -87,13 +134,13 @@ export function createApp({ db, config, logger, services = createServices({ db, 
   );
 
   // The plain-JSON face, generated from the same router.
-  app.use(`${OPENAPI_BASE_PATH}/*`, limitBody);
+  app.use(`${OPENAPI_BASE_PATH}/*`, limitBody, inflateBody);
   app.all(`${OPENAPI_BASE_PATH}/*`, (c) =>
     createOpenApiFetchHandler({
       endpoint: OPENAPI_BASE_PATH,
       router: appRouter,
       req: c.req.raw,
-      createContext: () => contextFor(c.get('requestId')),
+      createContext: () => contextFor(c.get('requestId'), c.req.header('authorization')),
       responseMeta: ({ errors }) => {
         const headers = retryHeaders(errors);
         return headers ? { headers } : {};

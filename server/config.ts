@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { KeyKind, RateLimitPolicy } from './services/keys/schemas.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -20,6 +21,20 @@ const EnvironmentSchema = z.object({
   MAX_FUTURE_SKEW_S: z.coerce.number().min(0).max(30 * 86_400).default(600),
   PARTITION_DAYS_AHEAD: z.coerce.number().int().min(1).max(90).default(7),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  TELEMETRY_ADMIN_KEY: z.string().trim().optional().transform((value) => (value ? value : undefined))
+    .refine((value) => value === undefined || (value.length >= 24 && value.length <= 512 && /^\S+$/.test(value)), 'must be 24-512 characters without spaces'),
+  REDIS_URL: z.string().trim().optional().transform((value) => (value ? value : undefined))
+    .refine((value) => value === undefined || /^rediss?:\/\//.test(value), 'must start with redis:// or rediss://'),
+  RATE_LIMIT_INGEST_EPS: z.coerce.number().int().min(1).default(2000),
+  RATE_LIMIT_INGEST_BURST: z.coerce.number().int().min(0).default(10_000),
+  RATE_LIMIT_READ_EPS: z.coerce.number().int().min(1).default(50),
+  RATE_LIMIT_READ_BURST: z.coerce.number().int().min(0).default(200),
+  RATE_LIMIT_ADMIN_EPS: z.coerce.number().int().min(1).default(20),
+  RATE_LIMIT_ADMIN_BURST: z.coerce.number().int().min(0).default(100),
+  MAX_TRPC_BATCH_CALLS: z.coerce.number().int().min(1).max(1000).default(50),
+  CORS_ORIGINS: z.string().trim().default('*'),
+  REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
 });
 
 export interface Config {
@@ -37,6 +52,15 @@ export interface Config {
   };
   partitionDaysAhead: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  adminKey: string | undefined;
+  redisUrl: string | undefined;
+  /** Default rate limits per key kind; a key's own limit overrides its kind's. */
+  rateLimits: Record<KeyKind, RateLimitPolicy>;
+  maxTrpcBatchCalls: number;
+  /** `*` or the exact origins allowed to call from a browser. */
+  corsOrigins: '*' | string[];
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -66,5 +90,16 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     },
     partitionDaysAhead: env.PARTITION_DAYS_AHEAD,
     logLevel: env.LOG_LEVEL,
+    adminKey: env.TELEMETRY_ADMIN_KEY,
+    redisUrl: env.REDIS_URL,
+    rateLimits: {
+      ingest: { eventsPerSecond: env.RATE_LIMIT_INGEST_EPS, burst: env.RATE_LIMIT_INGEST_BURST },
+      read: { eventsPerSecond: env.RATE_LIMIT_READ_EPS, burst: env.RATE_LIMIT_READ_BURST },
+      admin: { eventsPerSecond: env.RATE_LIMIT_ADMIN_EPS, burst: env.RATE_LIMIT_ADMIN_BURST },
+    },
+    maxTrpcBatchCalls: env.MAX_TRPC_BATCH_CALLS,
+    corsOrigins: env.CORS_ORIGINS === '*' ? '*' : env.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean),
+    requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
   };
 }

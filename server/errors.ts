@@ -5,6 +5,7 @@
  */
 export type DomainErrorCode =
   | 'invalid_input'
+  | 'not_found'
   | 'payload_too_large'
   | 'conflict'
   | 'unauthorized'

@@ -21,14 +21,25 @@ async function main() {
 
   let stopServer: () => Promise<void>;
   if (typeof Bun === 'undefined') {
-    const server = serve({ fetch: service.app.fetch, port: config.port, hostname: config.host });
+    const server = serve({
+      fetch: service.app.fetch,
+      port: config.port,
+      hostname: config.host,
+      // Slow or stalled clients are cut off instead of holding a connection forever.
+      serverOptions: { requestTimeout: config.requestTimeoutMs, headersTimeout: config.headersTimeoutMs, connectionsCheckingInterval: 1000 },
+    });
     await new Promise<void>((resolve) => server.once('listening', () => resolve()));
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     logger.info('listening', { runtime, url: `http://${config.host}:${port}`, database: service.db.kind });
     stopServer = () => new Promise((resolve) => server.close(() => resolve()));
   } else {
-    const server = Bun.serve({ fetch: service.app.fetch, port: config.port, hostname: config.host });
+    const server = Bun.serve({
+      fetch: service.app.fetch,
+      port: config.port,
+      hostname: config.host,
+      idleTimeout: Math.max(1, Math.min(255, Math.ceil(config.requestTimeoutMs / 1000))),
+    });
     logger.info('listening', { runtime, url: `http://${config.host}:${server.port}`, database: service.db.kind });
     stopServer = async () => server.stop();
   }

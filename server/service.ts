@@ -1,40 +1,84 @@
+import { Redis } from 'ioredis';
 import { openDatabase, type Database } from '../db/database.ts';
 import { createApp, type App } from './app.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { maintainPartitions, schedulePartitionMaintenance } from './maintenance.ts';
+import { createServices } from './services/index.ts';
+import { createRateLimiter } from './services/limits/rate-limiter.ts';
 
 export interface RunningService {
   app: App;
   db: Database;
-  /** Stops background work and closes the database. */
+  /** Stops background work and closes the database and Redis connections. */
   close(): Promise<void>;
 }
 
-/** Opens the database, applies migrations, prepares partitions and builds the HTTP app. */
-export async function startService(config: Config, logger: Logger): Promise<RunningService> {
+export interface StartOptions {
+  /** Where a generated bootstrap admin key is shown (once). Defaults to stderr. */
+  announceGeneratedAdminKey?: (key: string) => void;
+}
+
+/** Opens the database, applies migrations, prepares partitions and keys, and builds the HTTP app. */
+export async function startService(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningService> {
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     pgliteDir: config.pgliteDir,
     maxConnections: config.databasePoolMax,
     connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
   });
+  const redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
+  const close = async () => {
+    redis?.disconnect();
+    await db.close().catch(() => {});
+  };
+
   try {
     await db.migrate();
     const created = await maintainPartitions(db, { daysAhead: config.partitionDaysAhead });
     logger.info('database ready', { kind: db.kind, partitionsCreated: created.length });
   } catch (error) {
-    await db.close().catch(() => {});
+    await close();
     throw error;
   }
+
+  const services = createServices({ db, config, logger, rateLimiter: createRateLimiter({ logger, ...(redis && { redis }) }) });
+  const { generated } = await services.keys.ensureAdminKey(config.adminKey);
+  if (generated) {
+    const announce = options.announceGeneratedAdminKey ?? ((key: string) => process.stderr.write(bootstrapMessage(key)));
+    announce(generated);
+  }
+
   const stopMaintenance = schedulePartitionMaintenance(db, { daysAhead: config.partitionDaysAhead, logger });
-  const app = createApp({ db, config, logger });
+  const app = createApp({ db, config, logger, services });
   return {
     app,
     db,
     async close() {
       stopMaintenance();
-      await db.close();
+      await services.rateLimiter.close();
+      await close();
     },
   };
+}
+
+function connectRedis(url: string, logger: Logger): Redis {
+  // No offline queue: while Redis is down a command fails at once and the rate limiter answers
+  // from memory, instead of requests waiting for a reconnect.
+  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false });
+  redis.on('error', () => {}); // reported by the rate limiter's own listener; avoid unhandled-error noise
+  logger.info('connecting to Redis for shared rate limits');
+  return redis;
+}
+
+function bootstrapMessage(key: string): string {
+  return [
+    '',
+    'No admin key existed, so one was generated. It is shown only now; store it safely:',
+    '',
+    `    ${key}`,
+    '',
+    'Create ingest and read keys with it (admin.keys.create), or set TELEMETRY_ADMIN_KEY to choose your own.',
+    '',
+  ].join('\n');
 }

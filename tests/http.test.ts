@@ -5,15 +5,17 @@ import { createTelemetryClient, type AppRouter } from '../client/index.ts';
 import { DomainError } from '../server/errors.ts';
 import { maintainPartitions } from '../server/maintenance.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { capturingLogger, startTestServer, testConfig, type TestServer } from './support/app.ts';
+import { capturingLogger, createTestKeys, servicesWith, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
 import { storedEvents } from './support/events.ts';
 
 let testDb: TestDatabase;
 let server: TestServer;
+let keys: TestKeys;
 const BODY_LIMIT = 64 * 1024;
 
 beforeAll(async () => {
   testDb = await openTestDatabase();
+  keys = await createTestKeys(testDb.db);
   await maintainPartitions(testDb.db, { daysAhead: 2 });
   server = await startTestServer(testDb.db, { config: testConfig({ MAX_BODY_BYTES: String(BODY_LIMIT) }) });
 });
@@ -25,7 +27,7 @@ afterAll(async () => {
 function postJson(path: string, body: unknown, headers: Record<string, string> = {}, baseUrl = server.url) {
   return fetch(`${baseUrl}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.ingest}`, ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
 }
@@ -33,7 +35,7 @@ function postJson(path: string, body: unknown, headers: Record<string, string> =
 describe('typed tRPC client over HTTP', () => {
   it('stores an event sent by the typed client, readable back from the database', async () => {
     const workspaceId = randomUUID();
-    const client = createTelemetryClient({ url: server.url });
+    const client = createTelemetryClient({ url: server.url, headers: { authorization: `Bearer ${keys.ingest}` } });
     const receipt = await client.telemetry.ingest.mutate({
       workspaceId,
       source: 'web',
@@ -49,7 +51,7 @@ describe('typed tRPC client over HTTP', () => {
 
   it('sends a batch and gets one receipt per event in input order', async () => {
     const workspaceId = randomUUID();
-    const client = createTelemetryClient({ url: server.url });
+    const client = createTelemetryClient({ url: server.url, headers: { authorization: `Bearer ${keys.ingest}` } });
     const result = await client.telemetry.ingestBatch.mutate({
       sentAt: new Date(),
       events: [
@@ -63,7 +65,7 @@ describe('typed tRPC client over HTTP', () => {
   });
 
   it('reports invalid input as a 400 whose data names the field path', async () => {
-    const client = createTelemetryClient({ url: server.url });
+    const client = createTelemetryClient({ url: server.url, headers: { authorization: `Bearer ${keys.ingest}` } });
     const error = await client.telemetry
       .ingest.mutate({ source: 'web', eventType: 'perf.metric', name: 'LCP', metadata: { value: Number.NaN, unit: 'ms' } })
       .catch((caught: unknown) => caught);
@@ -116,7 +118,7 @@ describe('plain-JSON face', () => {
   });
 
   it('answers a non-JSON content type with 415', async () => {
-    const response = await fetch(`${server.url}/api/events`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' });
+    const response = await fetch(`${server.url}/api/events`, { method: 'POST', headers: { 'content-type': 'text/plain', authorization: `Bearer ${keys.ingest}` }, body: 'hello' });
     expect(response.status).toBe(415);
   });
 });
@@ -141,7 +143,7 @@ describe('limits and failures over HTTP', () => {
     const secret = 'duplicate key value violates unique constraint "events_pkey"';
     const failing = await startTestServer(testDb.db, {
       logger,
-      services: { events: { ingestEvent: () => Promise.reject(new Error(secret)), ingestBatch: () => Promise.reject(new Error(secret)) } },
+      services: servicesWith(testDb.db, { events: { ingestEvent: () => Promise.reject(new Error(secret)), ingestBatch: () => Promise.reject(new Error(secret)) } }),
     });
     try {
       const rest = await postJson('/api/events', { source: 'web', eventType: 'custom', name: 'x' }, {}, failing.url);
@@ -150,7 +152,7 @@ describe('limits and failures over HTTP', () => {
       expect(restBody).not.toContain('events_pkey');
       expect(restBody).not.toMatch(/stack/i);
 
-      const error = await createTelemetryClient({ url: failing.url })
+      const error = await createTelemetryClient({ url: failing.url, headers: { authorization: `Bearer ${keys.ingest}` } })
         .telemetry.ingest.mutate({ source: 'web', eventType: 'custom', name: 'x' })
         .then(
           () => undefined,
@@ -168,7 +170,7 @@ describe('limits and failures over HTTP', () => {
 
   it('answers an outage with 503 and Retry-After on both faces', async () => {
     const unavailable = () => Promise.reject(new DomainError('unavailable', 'The database is unavailable; retry shortly', { retryAfterSeconds: 2 }));
-    const down = await startTestServer(testDb.db, { services: { events: { ingestEvent: unavailable, ingestBatch: unavailable } } });
+    const down = await startTestServer(testDb.db, { services: servicesWith(testDb.db, { events: { ingestEvent: unavailable, ingestBatch: unavailable } }) });
     try {
       const rest = await postJson('/api/events', { source: 'web', eventType: 'custom', name: 'x' }, {}, down.url);
       expect(rest.status).toBe(503);

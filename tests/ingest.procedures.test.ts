@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../server/routers/index.ts';
 import { uuidv7 } from '../server/services/events/uuid7.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { capturingLogger, procedureCaller, testConfig } from './support/app.ts';
+import { capturingLogger, createTestKeys, procedureCaller, servicesWith, testConfig } from './support/app.ts';
 import { countEventsWithId, partitionOf, storedEvents } from './support/events.ts';
 import { maintainPartitions } from '../server/maintenance.ts';
 import { domainCause, summarizeZodIssues, zodCause } from '../server/trpc/errors.ts';
@@ -13,10 +13,17 @@ import { domainCause, summarizeZodIssues, zodCause } from '../server/trpc/errors
 type IngestInput = inferProcedureInput<AppRouter['telemetry']['ingest']>;
 
 let testDb: TestDatabase;
+let ingestKey: string;
 beforeAll(async () => {
   testDb = await openTestDatabase();
   await maintainPartitions(testDb.db, { daysAhead: 3 });
+  ({ ingest: ingestKey } = await createTestKeys(testDb.db));
 });
+
+/** Procedures called as a client holding an unbound ingest key. */
+function ingestCaller(options: Omit<NonNullable<Parameters<typeof procedureCaller>[1]>, 'apiKey'> = {}) {
+  return procedureCaller(testDb.db, { apiKey: ingestKey, ...options });
+}
 afterAll(async () => {
   await testDb?.drop();
 });
@@ -38,7 +45,7 @@ async function expectTrpcError(promise: Promise<unknown>, code: TRPCError['code'
 describe('telemetry.ingest', () => {
   it('stores the event and answers its id and createdAt once it is committed', async () => {
     const workspaceId = newWorkspace();
-    const caller = procedureCaller(testDb.db);
+    const caller = ingestCaller();
     const input: IngestInput = {
       workspaceId,
       userId: randomUUID(),
@@ -69,7 +76,7 @@ describe('telemetry.ingest', () => {
 
   it('stores a retried event once and answers the first receipt again', async () => {
     const workspaceId = newWorkspace();
-    const caller = procedureCaller(testDb.db);
+    const caller = ingestCaller();
     const id = randomUUID();
     const first = await caller.telemetry.ingest({ id, workspaceId, source: 'backend', eventType: 'custom', name: 'job.done' });
     const again = await caller.telemetry.ingest({ id, workspaceId, source: 'backend', eventType: 'custom', name: 'job.done' });
@@ -80,7 +87,7 @@ describe('telemetry.ingest', () => {
 
   it('keeps one copy when a retry carries a createdAt in another day partition', async () => {
     const workspaceId = newWorkspace();
-    const caller = procedureCaller(testDb.db);
+    const caller = ingestCaller();
     const id = randomUUID();
     const today = new Date();
     const yesterday = new Date(today.getTime() - DAY);
@@ -96,20 +103,20 @@ describe('telemetry.ingest', () => {
     const workspaceId = newWorkspace();
     const happenedAt = new Date(Date.now() - 60 * 60_000);
     const id = uuidv7(happenedAt);
-    const result = await procedureCaller(testDb.db).telemetry.ingest({ id, workspaceId, source: 'cli', eventType: 'custom', name: 'x' });
+    const result = await ingestCaller().telemetry.ingest({ id, workspaceId, source: 'cli', eventType: 'custom', name: 'x' });
     expect(result.createdAt.getTime()).toBe(happenedAt.getTime());
   });
 
   it('uses the server clock when neither createdAt nor a UUIDv7 id is given', async () => {
     const pinned = new Date('2026-01-15T10:00:00.000Z');
-    const caller = procedureCaller(testDb.db, { now: () => pinned });
+    const caller = ingestCaller({ now: () => pinned });
     const result = await caller.telemetry.ingest({ workspaceId: newWorkspace(), source: 'cli', eventType: 'custom', name: 'x' });
     expect(result.createdAt.toISOString()).toBe(pinned.toISOString());
   });
 
   it('refuses a createdAt beyond the allowed past or future with a clear code and stores nothing', async () => {
     const workspaceId = newWorkspace();
-    const caller = procedureCaller(testDb.db);
+    const caller = ingestCaller();
     const tooOld = await expectTrpcError(
       caller.telemetry.ingest({ workspaceId, source: 'web', eventType: 'custom', name: 'x', createdAt: new Date(Date.now() - 31 * DAY) }),
       'BAD_REQUEST',
@@ -125,7 +132,7 @@ describe('telemetry.ingest', () => {
 
   it('requires a numeric value and a unit on perf.metric and a message on error events', async () => {
     const workspaceId = newWorkspace();
-    const caller = procedureCaller(testDb.db);
+    const caller = ingestCaller();
     const badMetric = { workspaceId, source: 'web', eventType: 'perf.metric', name: 'LCP', metadata: { value: 'fast' } } as unknown as IngestInput;
     const error = await expectTrpcError(caller.telemetry.ingest(badMetric), 'BAD_REQUEST');
     expect(errorPaths(error)).toContain('metadata.value');
@@ -140,7 +147,7 @@ describe('telemetry.ingest', () => {
 
   it('accepts new dotted event types with free-form metadata without any schema change', async () => {
     const workspaceId = newWorkspace();
-    await procedureCaller(testDb.db).telemetry.ingest({ workspaceId, source: 'extension', eventType: 'checkout.step_completed', name: 'payment', metadata: { step: 3 } });
+    await ingestCaller().telemetry.ingest({ workspaceId, source: 'extension', eventType: 'checkout.step_completed', name: 'payment', metadata: { step: 3 } });
     expect((await storedEvents(testDb.db, workspaceId))[0]?.eventType).toBe('checkout.step_completed');
   });
 
@@ -164,7 +171,7 @@ describe('telemetry.ingest', () => {
   ])('refuses %s with BAD_REQUEST naming the field, and stores nothing', async (_label, override, path) => {
     const workspaceId = newWorkspace();
     const input = { workspaceId, source: 'web', eventType: 'custom', name: 'x', ...override } as unknown as IngestInput;
-    const error = await expectTrpcError(procedureCaller(testDb.db).telemetry.ingest(input), 'BAD_REQUEST');
+    const error = await expectTrpcError(ingestCaller().telemetry.ingest(input), 'BAD_REQUEST');
     expect(errorPaths(error).some((p) => p.startsWith(path))).toBe(true);
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(0);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -172,7 +179,7 @@ describe('telemetry.ingest', () => {
 
   it('refuses an id already used by another workspace without revealing that event', async () => {
     const id = randomUUID();
-    const caller = procedureCaller(testDb.db);
+    const caller = ingestCaller();
     await caller.telemetry.ingest({ id, workspaceId: newWorkspace(), source: 'web', eventType: 'custom', name: 'x' });
     const error = await expectTrpcError(caller.telemetry.ingest({ id, workspaceId: newWorkspace(), source: 'web', eventType: 'custom', name: 'x' }), 'CONFLICT');
     expect(error.message).not.toMatch(/\d{4}-\d\d-\d\d/);
@@ -181,13 +188,13 @@ describe('telemetry.ingest', () => {
 
   it('answers an unexpected failure with a generic message and logs the cause', async () => {
     const { logger, lines } = capturingLogger();
-    const failing = {
+    const failing = servicesWith(testDb.db, {
       events: {
         ingestEvent: () => Promise.reject(new Error('relation "telemetry.events" does not exist at character 42')),
         ingestBatch: () => Promise.reject(new Error('boom')),
       },
-    };
-    const caller = procedureCaller(testDb.db, { services: failing, logger });
+    });
+    const caller = ingestCaller({ services: failing, logger });
     const error = await expectTrpcError(caller.telemetry.ingest({ source: 'web', eventType: 'custom', name: 'x' }), 'INTERNAL_SERVER_ERROR');
     expect(error.message).toBe('Internal server error');
     expect(lines.some((l) => l.level === 'error' && l.line.includes('does not exist'))).toBe(true);
@@ -197,7 +204,7 @@ describe('telemetry.ingest', () => {
 describe('telemetry.ingestBatch', () => {
   it('stores the valid events and reports the invalid ones by index with their field path', async () => {
     const workspaceId = newWorkspace();
-    const result = await procedureCaller(testDb.db).telemetry.ingestBatch({
+    const result = await ingestCaller().telemetry.ingestBatch({
       events: [
         { workspaceId, source: 'web', eventType: 'ui.interaction', name: 'click' },
         { workspaceId, source: 'web', eventType: 'perf.metric', name: 'INP', metadata: { value: 'slow', unit: 'ms' } } as never,
@@ -218,7 +225,7 @@ describe('telemetry.ingestBatch', () => {
     const workspaceId = newWorkspace();
     const id = randomUUID();
     const event = { id, workspaceId, source: 'web', eventType: 'custom', name: 'x' } as const;
-    const result = await procedureCaller(testDb.db).telemetry.ingestBatch({ events: [event, event] });
+    const result = await ingestCaller().telemetry.ingestBatch({ events: [event, event] });
     expect(result.receipts.map((r) => r.status)).toEqual(['accepted', 'duplicate']);
     expect(result.receipts[1]).toMatchObject({ id });
     expect(await countEventsWithId(testDb.db, id)).toBe(1);
@@ -227,7 +234,7 @@ describe('telemetry.ingestBatch', () => {
   it('answers duplicate with the original createdAt when a whole batch is retried', async () => {
     const workspaceId = newWorkspace();
     const events = [0, 1, 2].map((n) => ({ id: randomUUID(), workspaceId, source: 'web' as const, eventType: 'custom' as const, name: `e${n}` }));
-    const caller = procedureCaller(testDb.db);
+    const caller = ingestCaller();
     const first = await caller.telemetry.ingestBatch({ events });
     const retry = await caller.telemetry.ingestBatch({ events });
     expect(retry.receipts.map((r) => r.status)).toEqual(['duplicate', 'duplicate', 'duplicate']);
@@ -241,7 +248,7 @@ describe('telemetry.ingestBatch', () => {
     const workspaceId = newWorkspace();
     const serverNow = new Date('2026-03-01T12:00:00.000Z');
     // The client clock runs 10 minutes fast: it says the event happened at 12:05 and was sent at 12:10.
-    const result = await procedureCaller(testDb.db, { now: () => serverNow }).telemetry.ingestBatch({
+    const result = await ingestCaller({ now: () => serverNow }).telemetry.ingestBatch({
       sentAt: new Date('2026-03-01T12:10:00.000Z'),
       events: [{ workspaceId, source: 'mobile', eventType: 'custom', name: 'x', createdAt: new Date('2026-03-01T12:05:00.000Z') }],
     });
@@ -252,7 +259,7 @@ describe('telemetry.ingestBatch', () => {
 
   it('refuses a batch over the configured event limit as a whole and stores nothing', async () => {
     const workspaceId = newWorkspace();
-    const caller = procedureCaller(testDb.db, { config: testConfig({ MAX_BATCH_EVENTS: '5' }) });
+    const caller = ingestCaller({ config: testConfig({ MAX_BATCH_EVENTS: '5' }) });
     const events = Array.from({ length: 6 }, (_, n) => ({ workspaceId, source: 'web' as const, eventType: 'custom' as const, name: `e${n}` }));
     const error = await expectTrpcError(caller.telemetry.ingestBatch({ events }), 'PAYLOAD_TOO_LARGE');
     expect(error.message).toMatch(/at most 5 events/);
@@ -261,13 +268,13 @@ describe('telemetry.ingestBatch', () => {
   });
 
   it('refuses an empty batch', async () => {
-    await expectTrpcError(procedureCaller(testDb.db).telemetry.ingestBatch({ events: [] }), 'BAD_REQUEST');
+    await expectTrpcError(ingestCaller().telemetry.ingestBatch({ events: [] }), 'BAD_REQUEST');
   });
 });
 
 describe('daily partitions', () => {
   it('stores each event in the partition of its UTC day', async () => {
-    const result = await procedureCaller(testDb.db).telemetry.ingest({ workspaceId: newWorkspace(), source: 'web', eventType: 'custom', name: 'x' });
+    const result = await ingestCaller().telemetry.ingest({ workspaceId: newWorkspace(), source: 'web', eventType: 'custom', name: 'x' });
     const day = result.createdAt.toISOString().slice(0, 10).replaceAll('-', '');
     expect(await partitionOf(testDb.db, result.id)).toBe(`telemetry.events_p${day}`);
   });
@@ -275,7 +282,7 @@ describe('daily partitions', () => {
   it('keeps an event older than the prepared partitions in the default partition, then moves it into its own', async () => {
     const workspaceId = newWorkspace();
     const createdAt = new Date(Date.now() - 20 * DAY);
-    const { id } = await procedureCaller(testDb.db).telemetry.ingest({ workspaceId, source: 'web', eventType: 'custom', name: 'late', createdAt });
+    const { id } = await ingestCaller().telemetry.ingest({ workspaceId, source: 'web', eventType: 'custom', name: 'late', createdAt });
     expect(await partitionOf(testDb.db, id)).toBe('telemetry.events_default');
 
     await maintainPartitions(testDb.db, { daysAhead: 3 });
@@ -287,7 +294,7 @@ describe('daily partitions', () => {
   it('stores events at the exact edges of a day in the right partitions', async () => {
     const workspaceId = newWorkspace();
     const midnight = new Date(Math.floor(Date.now() / DAY) * DAY);
-    const caller = procedureCaller(testDb.db);
+    const caller = ingestCaller();
     const atMidnight = await caller.telemetry.ingest({ workspaceId, source: 'web', eventType: 'custom', name: 'a', createdAt: midnight });
     const justBefore = await caller.telemetry.ingest({ workspaceId, source: 'web', eventType: 'custom', name: 'b', createdAt: new Date(midnight.getTime() - 1) });
     const dayOf = (d: Date) => d.toISOString().slice(0, 10).replaceAll('-', '');

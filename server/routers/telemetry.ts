@@ -1,5 +1,5 @@
-import { ingestProcedure, router } from '../trpc/init.ts';
-import { EventInput, IngestBatchInput, IngestBatchResult, IngestResult } from '../services/events/schemas.ts';
+import { ingestProcedure, readProcedure, router } from '../trpc/init.ts';
+import { EventInput, GetEventInput, IngestBatchInput, IngestBatchResult, IngestResult, StoredEvent } from '../services/events/schemas.ts';
 
 export const telemetryRouter = router({
   ingest: ingestProcedure
@@ -8,14 +8,16 @@ export const telemetryRouter = router({
         method: 'POST',
         path: '/events',
         tags: ['telemetry'],
+        protect: true,
         summary: 'Store one event',
-        description: 'Answers `{ id, createdAt }` once the event is committed. Sending the same `id` again stores it once and answers the same receipt.',
+        description:
+          'Answers `{ id, createdAt }` once the event is committed. Sending the same `id` again stores it once and answers the same receipt. Needs an ingest (or admin) key; a key bound to a workspace stamps it on the event.',
       },
     })
     .input(EventInput)
     .output(IngestResult)
     .mutation(async ({ ctx, input }) => {
-      const { id, createdAt } = await ctx.services.events.ingestEvent(input);
+      const { id, createdAt } = await ctx.services.events.ingestEvent(input, { workspaceBinding: ctx.workspaceBinding });
       return { id, createdAt };
     }),
 
@@ -25,13 +27,32 @@ export const telemetryRouter = router({
         method: 'POST',
         path: '/events/batch',
         tags: ['telemetry'],
+        protect: true,
         summary: 'Store a batch of events',
         description:
-          'Stores every valid event and answers one receipt per input event, in input order: `accepted`, `duplicate` (already stored; same id and createdAt as before) or `rejected` (with code, message and field path). One bad event never loses the others.',
+          'Stores every valid event and answers one receipt per input event, in input order: `accepted`, `duplicate` (already stored; same id and createdAt as before) or `rejected` (with code, message and field path). One bad event never loses the others. Costs one rate-limit unit per event.',
       },
     })
     .input(IngestBatchInput)
     .output(IngestBatchResult)
-    .mutation(({ ctx, input }) => ctx.services.events.ingestBatch(input.events, { sentAt: input.sentAt })),
-});
+    .mutation(({ ctx, input }) =>
+      ctx.services.events.ingestBatch(input.events, { sentAt: input.sentAt, workspaceBinding: ctx.workspaceBinding }),
+    ),
 
+  events: router({
+    get: readProcedure
+      .meta({
+        openapi: {
+          method: 'GET',
+          path: '/events/{id}',
+          tags: ['telemetry'],
+          protect: true,
+          summary: 'Read one event',
+          description: 'Needs a read (or admin) key. An event of another workspace is answered 404, like a missing one.',
+        },
+      })
+      .input(GetEventInput)
+      .output(StoredEvent)
+      .query(({ ctx, input }) => ctx.services.eventReader.getEvent(input.id, ctx.workspaceId)),
+  }),
+});

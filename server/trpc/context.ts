@@ -2,10 +2,16 @@ import type { Database } from '../../db/database.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { EventIngestor } from '../services/events/ingest.ts';
+import type { EventReader } from '../services/events/read.ts';
+import type { KeyService } from '../services/keys/keys.ts';
+import type { RateLimiter } from '../services/limits/rate-limiter.ts';
 
 /** The service verbs procedures may call; built once per app in createServices. */
 export interface Services {
   events: EventIngestor;
+  eventReader: EventReader;
+  keys: KeyService;
+  rateLimiter: RateLimiter;
 }
 
 /** Everything a procedure can reach. Built without HTTP in tests (createContextInner). */
@@ -15,6 +21,8 @@ export interface Context {
   services: Services;
   logger: Logger;
   requestId: string;
+  /** The API key the caller presented (`Authorization: Bearer ...`), not yet verified. */
+  apiKey: string | undefined;
 }
 
 export function createContextInner(context: Context): Context {

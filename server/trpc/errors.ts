@@ -6,6 +6,7 @@ import { formatPath } from '../services/events/schemas.ts';
 
 const TRPC_CODE_BY_DOMAIN_CODE: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   invalid_input: 'BAD_REQUEST',
+  not_found: 'NOT_FOUND',
   payload_too_large: 'PAYLOAD_TOO_LARGE',
   conflict: 'CONFLICT',
   unauthorized: 'UNAUTHORIZED',

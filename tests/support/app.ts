@@ -9,6 +9,7 @@ import type { Services } from '../../server/trpc/context.ts';
 import { createContextInner } from '../../server/trpc/context.ts';
 import { createCallerFactory } from '../../server/trpc/init.ts';
 import { appRouter } from '../../server/routers/index.ts';
+import { createKeyService } from '../../server/services/keys/keys.ts';
 
 export function testConfig(overrides: Partial<Record<string, string>> = {}): Config {
   return loadConfig({ LOG_LEVEL: 'silent', ...overrides });
@@ -29,11 +30,14 @@ export function capturingLogger(): { logger: Logger; lines: LogRecord[] } {
 const createCaller = createCallerFactory(appRouter);
 
 /** Calls procedures directly, without HTTP (the inner context). */
-export function procedureCaller(db: Database, options: { config?: Config; services?: Services; logger?: Logger; now?: () => Date } = {}) {
+export function procedureCaller(
+  db: Database,
+  options: { apiKey?: string; config?: Config; services?: Services; logger?: Logger; now?: () => Date } = {},
+) {
   const config = options.config ?? testConfig();
   const services = options.services ?? createServices({ db, config, ...(options.now && { now: options.now }) });
   return createCaller(
-    createContextInner({ db, config, services, logger: options.logger ?? createLogger('silent'), requestId: 'test' }),
+    createContextInner({ db, config, services, logger: options.logger ?? createLogger('silent'), requestId: 'test', apiKey: options.apiKey }),
   );
 }
 
@@ -50,11 +54,35 @@ export async function startTestServer(db: Database, options: { config?: Config; 
     logger: options.logger ?? createLogger('silent'),
     ...(options.services && { services: options.services }),
   });
-  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+  const config = options.config ?? testConfig();
+  const server = serve({
+    fetch: app.fetch,
+    port: 0,
+    hostname: '127.0.0.1',
+    serverOptions: { requestTimeout: config.requestTimeoutMs, headersTimeout: config.headersTimeoutMs, connectionsCheckingInterval: 200 },
+  });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** The real services with some verbs replaced (to force failures). */
+export function servicesWith(db: Database, overrides: Partial<Services>, config: Config = testConfig()): Services {
+  return { ...createServices({ db, config }), ...overrides };
+}
+
+export interface TestKeys {
+  /** Unbound ingest key: events keep the workspace they name. */
+  ingest: string;
+  /** Unbound admin key. */
+  admin: string;
+}
+
+export async function createTestKeys(db: Database): Promise<TestKeys> {
+  const keys = createKeyService({ db });
+  const [ingest, admin] = await Promise.all([keys.createKey({ kind: 'ingest' }), keys.createKey({ kind: 'admin' })]);
+  return { ingest: ingest.key, admin: admin.key };
 }

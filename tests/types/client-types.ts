@@ -21,7 +21,7 @@ export async function validCalls() {
   for (const r of batch.receipts) {
     if (r.status === 'rejected') {
       const path: string = r.path;
-      const code: 'invalid_event' | 'created_at_out_of_range' | 'id_conflict' = r.code;
+      const code: 'invalid_event' | 'created_at_out_of_range' | 'id_conflict' | 'workspace_forbidden' = r.code;
       void path;
       void code;
     } else {

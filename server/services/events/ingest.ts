@@ -29,6 +29,13 @@ export interface EventIngestorDeps {
   now?: () => Date;
 }
 
+export interface IngestOptions {
+  /** The batch's client send time, for clock-skew correction. */
+  sentAt?: Date | undefined;
+  /** The workspace the caller's key is bound to, if any. */
+  workspaceBinding?: string | null | undefined;
+}
+
 /** An event ready for the insert: id and time resolved. */
 interface PendingEvent {
   index: number;
@@ -66,17 +73,17 @@ export function createEventIngestor({ db, limits, now = () => new Date() }: Even
    * Validates, resolves and stores a batch; answers one receipt per input, in input order. Answers
    * only after the accepted events are committed.
    */
-  async function ingestBatch(rawEvents: readonly unknown[], options: { sentAt?: Date | undefined } = {}): Promise<IngestBatchResult> {
+  async function ingestBatch(rawEvents: readonly unknown[], options: IngestOptions = {}): Promise<IngestBatchResult> {
     if (rawEvents.length > limits.maxBatchEvents) {
       throw new DomainError('payload_too_large', `A batch holds at most ${limits.maxBatchEvents} events; this one has ${rawEvents.length}`, {
         path: 'events',
         reason: 'batch_too_large',
       });
     }
-    return ingestParsed(rawEvents.map(parseEvent), options.sentAt);
+    return ingestParsed(rawEvents.map(parseEvent), options);
   }
 
-  async function ingestParsed(parsedEvents: readonly ParsedEvent[], sentAt: Date | undefined): Promise<IngestBatchResult> {
+  async function ingestParsed(parsedEvents: readonly ParsedEvent[], { sentAt, workspaceBinding }: IngestOptions): Promise<IngestBatchResult> {
     const receivedAt = now();
     const receipts: EventReceipt[] = new Array(parsedEvents.length);
     const pending: PendingEvent[] = [];
@@ -88,6 +95,15 @@ export function createEventIngestor({ db, limits, now = () => new Date() }: Even
       if (!parsed.ok) {
         receipts[index] = reject(index, 'invalid_event', parsed.message, parsed.path);
         return;
+      }
+      if (workspaceBinding) {
+        // A key bound to a workspace writes only there: it stamps its workspace on events that
+        // name none and refuses events that name another.
+        if (parsed.event.workspaceId && parsed.event.workspaceId !== workspaceBinding) {
+          receipts[index] = reject(index, 'workspace_forbidden', 'This key may not write to that workspace', 'workspaceId');
+          return;
+        }
+        parsed = { ok: true, event: { ...parsed.event, workspaceId: workspaceBinding } };
       }
       const createdAt = resolveCreatedAt(parsed.event, receivedAt, sentAt);
       const problem = timeRangeProblem(createdAt, receivedAt);
@@ -145,11 +161,11 @@ export function createEventIngestor({ db, limits, now = () => new Date() }: Even
    * Stores one already-validated event; a rejection becomes a DomainError so the caller gets a 4xx
    * with its path.
    */
-  async function ingestEvent(event: ValidEvent): Promise<IngestResult & { duplicate: boolean }> {
-    const { receipts } = await ingestParsed([{ ok: true, event }], undefined);
+  async function ingestEvent(event: ValidEvent, options: Omit<IngestOptions, 'sentAt'> = {}): Promise<IngestResult & { duplicate: boolean }> {
+    const { receipts } = await ingestParsed([{ ok: true, event }], options);
     const receipt = receipts[0]!;
     if (receipt.status === 'rejected') {
-      const code = receipt.code === 'id_conflict' ? 'conflict' : 'invalid_input';
+      const code = receipt.code === 'id_conflict' ? 'conflict' : receipt.code === 'workspace_forbidden' ? 'forbidden' : 'invalid_input';
       throw new DomainError(code, receipt.message, { path: receipt.path, reason: receipt.code });
     }
     return { id: receipt.id, createdAt: receipt.createdAt, duplicate: receipt.status === 'duplicate' };

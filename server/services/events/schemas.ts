@@ -142,7 +142,7 @@ export type IngestBatchInput = z.input<typeof IngestBatchInput>;
 export const IngestResult = z.object({ id: z.uuid(), createdAt: z.date() });
 export type IngestResult = z.infer<typeof IngestResult>;
 
-export const REJECTION_CODES = ['invalid_event', 'created_at_out_of_range', 'id_conflict'] as const;
+export const REJECTION_CODES = ['invalid_event', 'created_at_out_of_range', 'id_conflict', 'workspace_forbidden'] as const;
 export const RejectionCode = z.enum(REJECTION_CODES);
 export type RejectionCode = z.infer<typeof RejectionCode>;
 
@@ -180,3 +180,27 @@ export function parseEvent(raw: unknown): ParsedEvent {
 export function formatPath(path: readonly PropertyKey[]): string {
   return path.map((segment) => String(segment)).join('.');
 }
+
+// ---- Reading --------------------------------------------------------------------------------
+
+export const StoredEvent = z.object({
+  id: z.uuid(),
+  workspaceId: z.uuid().nullable(),
+  userId: z.uuid().nullable(),
+  source: Source,
+  eventType: z.string(),
+  name: z.string(),
+  targetType: z.string().nullable(),
+  targetId: z.string().nullable(),
+  metadata: z.record(z.string(), z.unknown()).nullable().meta({ type: 'object', additionalProperties: true }) as unknown as z.ZodType<JsonObject | null>,
+  createdAt: z.date(),
+  receivedAt: z.date(),
+});
+export type StoredEvent = z.infer<typeof StoredEvent>;
+
+/** Every read procedure's input starts here: the scoping middleware resolves the workspace. */
+export const WorkspaceScope = z.object({
+  workspaceId: z.uuid().optional().describe('Workspace to read; keys bound to a workspace may omit it (and may name only their own)'),
+});
+
+export const GetEventInput = z.object({ id: z.uuid() });

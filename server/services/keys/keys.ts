@@ -1,0 +1,183 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { and, asc, eq, isNull } from 'drizzle-orm';
+import type { Database } from '../../../db/database.ts';
+import { apiKeys } from '../../../db/schema.ts';
+import { DomainError } from '../../errors.ts';
+import type { CreatedKey, CreateKeyInput, KeyKind, KeySummary, RateLimitPolicy } from './schemas.ts';
+
+/** Who is calling: the key's identity and bindings, never its secret. */
+export interface ApiKeyIdentity {
+  id: string;
+  kind: KeyKind;
+  workspaceId: string | null;
+  rateLimit: RateLimitPolicy | null;
+}
+
+const KEY_PREFIX = 'tlm';
+const DISPLAY_PREFIX_LENGTH = 16;
+
+/** `tlm_ingest_<43 base64url chars>`: 256 random bits behind a prefix that says what the key is. */
+export function generateKeySecret(kind: KeyKind): string {
+  return `${KEY_PREFIX}_${kind}_${randomBytes(32).toString('base64url')}`;
+}
+
+export function hashKeySecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** Reads the key out of an `Authorization: Bearer <key>` header value. */
+export function bearerToken(header: string | null | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}
+
+export type KeyService = ReturnType<typeof createKeyService>;
+
+export function createKeyService({ db }: { db: Database }) {
+  const identityColumns = {
+    id: apiKeys.id,
+    kind: apiKeys.kind,
+    workspaceId: apiKeys.workspaceId,
+    secretHash: apiKeys.secretHash,
+    rateLimitEventsPerSecond: apiKeys.rateLimitEventsPerSecond,
+    rateLimitBurst: apiKeys.rateLimitBurst,
+  };
+
+  /**
+   * The active key a secret belongs to, or undefined. Looked up by hash; the stored hash is then
+   * compared in constant time, so the answer takes the same time whichever bytes differ.
+   */
+  async function authenticate(secret: string): Promise<ApiKeyIdentity | undefined> {
+    if (secret.length > 512) return undefined;
+    const presentedHash = hashKeySecret(secret);
+    const [row] = await db.orm
+      .select(identityColumns)
+      .from(apiKeys)
+      .where(and(eq(apiKeys.secretHash, presentedHash), isNull(apiKeys.revokedAt)))
+      .limit(1);
+    if (!row || !timingSafeEqual(Buffer.from(row.secretHash, 'hex'), Buffer.from(presentedHash, 'hex'))) return undefined;
+    return {
+      id: row.id,
+      kind: row.kind,
+      workspaceId: row.workspaceId,
+      rateLimit:
+        row.rateLimitEventsPerSecond !== null && row.rateLimitBurst !== null
+          ? { eventsPerSecond: row.rateLimitEventsPerSecond, burst: row.rateLimitBurst }
+          : null,
+    };
+  }
+
+  async function createKey(input: CreateKeyInput & { secret?: string }): Promise<CreatedKey> {
+    const secret = input.secret ?? generateKeySecret(input.kind);
+    const id = randomUUID();
+    await db.orm.insert(apiKeys).values({
+      id,
+      kind: input.kind,
+      workspaceId: input.workspaceId ?? null,
+      name: input.name ?? null,
+      displayPrefix: secret.slice(0, DISPLAY_PREFIX_LENGTH),
+      secretHash: hashKeySecret(secret),
+      rateLimitEventsPerSecond: input.rateLimit?.eventsPerSecond ?? null,
+      rateLimitBurst: input.rateLimit?.burst ?? null,
+    });
+    return { id, key: secret, kind: input.kind, workspaceId: input.workspaceId ?? null };
+  }
+
+  async function listKeys(): Promise<KeySummary[]> {
+    const rows = await db.orm
+      .select({
+        id: apiKeys.id,
+        kind: apiKeys.kind,
+        workspaceId: apiKeys.workspaceId,
+        name: apiKeys.name,
+        displayPrefix: apiKeys.displayPrefix,
+        rateLimitEventsPerSecond: apiKeys.rateLimitEventsPerSecond,
+        rateLimitBurst: apiKeys.rateLimitBurst,
+        createdAt: apiKeys.createdAt,
+        revokedAt: apiKeys.revokedAt,
+      })
+      .from(apiKeys)
+      .orderBy(asc(apiKeys.createdAt), asc(apiKeys.id));
+    return rows.map(({ rateLimitEventsPerSecond, rateLimitBurst, ...row }) => ({
+      ...row,
+      rateLimit: rateLimitEventsPerSecond !== null && rateLimitBurst !== null ? { eventsPerSecond: rateLimitEventsPerSecond, burst: rateLimitBurst } : null,
+    }));
+  }
+
+  async function revokeKey(id: string): Promise<{ id: string; revokedAt: Date }> {
+    const [row] = await db.orm
+      .update(apiKeys)
+      .set({ revokedAt: new Date() })
+      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+      .returning({ id: apiKeys.id, revokedAt: apiKeys.revokedAt });
+    if (!row?.revokedAt) throw new DomainError('not_found', 'No active key with this id');
+    return { id: row.id, revokedAt: row.revokedAt };
+  }
+
+  /** Revokes a key and issues a new one with the same kind, workspace, name and rate limit. */
+  async function rotateKey(id: string): Promise<CreatedKey> {
+    const [old] = await db.orm
+      .select({
+        kind: apiKeys.kind,
+        workspaceId: apiKeys.workspaceId,
+        name: apiKeys.name,
+        rateLimitEventsPerSecond: apiKeys.rateLimitEventsPerSecond,
+        rateLimitBurst: apiKeys.rateLimitBurst,
+      })
+      .from(apiKeys)
+      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)));
+    if (!old) throw new DomainError('not_found', 'No active key with this id');
+    await revokeKey(id);
+    return createKey({
+      kind: old.kind,
+      ...(old.workspaceId && { workspaceId: old.workspaceId }),
+      ...(old.name && { name: old.name }),
+      ...(old.rateLimitEventsPerSecond !== null &&
+        old.rateLimitBurst !== null && { rateLimit: { eventsPerSecond: old.rateLimitEventsPerSecond, burst: old.rateLimitBurst } }),
+    });
+  }
+
+  /**
+   * Makes sure an admin key exists at start-up. A configured key is registered (idempotently);
+   * with none configured and no admin key in the database, one is generated and returned so the
+   * caller can print it once.
+   */
+  async function ensureAdminKey(configuredSecret: string | undefined): Promise<{ generated?: string }> {
+    if (configuredSecret) {
+      const existing = await authenticate(configuredSecret);
+      if (!existing) {
+        await createKey({ kind: 'admin', name: 'bootstrap (TELEMETRY_ADMIN_KEY)', secret: configuredSecret }).catch((error: unknown) => {
+          // Another instance registered it at the same moment.
+          if (!isUniqueViolation(error)) throw error;
+        });
+      }
+      return {};
+    }
+    const [anyAdmin] = await db.orm
+      .select({ id: apiKeys.id })
+      .from(apiKeys)
+      .where(and(eq(apiKeys.kind, 'admin'), isNull(apiKeys.revokedAt)))
+      .limit(1);
+    if (anyAdmin) return {};
+    const created = await createKey({ kind: 'admin', name: 'bootstrap (generated)' });
+    return { generated: created.key };
+  }
+
+  /** The workspace a key is bound to (null: unbound); not_found if there is no such key. */
+  async function workspaceOf(id: string): Promise<string | null> {
+    const [row] = await db.orm.select({ workspaceId: apiKeys.workspaceId }).from(apiKeys).where(eq(apiKeys.id, id));
+    if (!row) throw new DomainError('not_found', 'No active key with this id');
+    return row.workspaceId;
+  }
+
+  return { authenticate, createKey, listKeys, revokeKey, rotateKey, ensureAdminKey, workspaceOf };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth += 1) {
+    if ((current as { code?: unknown }).code === '23505') return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}

@@ -1,0 +1,100 @@
+import { Redis } from 'ioredis';
+import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Logger } from '../../logger.ts';
+import type { RateLimitPolicy } from '../keys/schemas.ts';
+
+export type RateLimitDecision =
+  | { allowed: true }
+  /** Over budget now; a retry after `retryAfterSeconds` may pass. */
+  | { allowed: false; reason: 'rate'; retryAfterSeconds: number }
+  /** Costs more than the whole budget: no retry of the same call can ever pass. */
+  | { allowed: false; reason: 'over_budget'; retryAfterSeconds?: undefined };
+
+/** Where budgets are kept right now: this process, Redis, or this process because Redis is down. */
+export type RateLimitStore = 'memory' | 'redis' | 'memory-fallback';
+
+export interface RateLimiter {
+  /** Spends `cost` units (events or calls) of `subject`'s budget under `policy`. */
+  consume(subject: string, cost: number, policy: RateLimitPolicy): Promise<RateLimitDecision>;
+  store(): RateLimitStore;
+  /** How often Redis failed and the in-memory budget answered instead. */
+  fallbackCount(): number;
+  close(): Promise<void>;
+}
+
+// The burst allowance refills over this window, on top of the sustained per-second rate.
+const BURST_WINDOW_SECONDS = 10;
+
+/**
+ * Per-key budgets with rate-limiter-flexible: a sustained rate (`eventsPerSecond` per 1 s window)
+ * plus a burst allowance (`burst` per 10 s window) used only when the sustained budget is spent.
+ * With a Redis client, every instance shares the budgets; if Redis is unreachable each instance
+ * keeps limiting with its own in-memory budget (rate-limiter-flexible's insurance limiter) and the
+ * switch is logged, so ingest never stops because Redis did.
+ * @see https://github.com/animir/node-rate-limiter-flexible/wiki/BurstyRateLimiter
+ */
+export function createRateLimiter(options: { redis?: Redis; logger: Logger; keyPrefix?: string }): RateLimiter {
+  const { redis, logger } = options;
+  const prefix = options.keyPrefix ?? 'telemetry:rl';
+  const limiters = new Map<string, BurstyRateLimiter>();
+  let redisHealthy = redis ? redis.status === 'ready' : false;
+  let fallbacks = 0;
+
+  if (redis) {
+    redis.on('ready', () => {
+      if (!redisHealthy) logger.info('rate limits shared through Redis');
+      redisHealthy = true;
+    });
+    redis.on('error', (error: Error) => {
+      if (redisHealthy) logger.warn('Redis unreachable: rate limits fall back to per-instance memory', { error: error.message });
+      redisHealthy = false;
+    });
+    redis.on('end', () => {
+      redisHealthy = false;
+    });
+  }
+
+  const build = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract => {
+    const memory = new RateLimiterMemory({ keyPrefix, points, duration });
+    if (!redis) return memory;
+    return new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration, insuranceLimiter: memory, rejectIfRedisNotReady: true });
+  };
+
+  const limiterFor = (policy: RateLimitPolicy): BurstyRateLimiter => {
+    const id = `${policy.eventsPerSecond}:${policy.burst}`;
+    let limiter = limiters.get(id);
+    if (!limiter) {
+      limiter = new BurstyRateLimiter(
+        build(`${prefix}:${id}:rate`, policy.eventsPerSecond, 1),
+        // rate-limiter-flexible needs at least one point; a zero burst simply never helps.
+        build(`${prefix}:${id}:burst`, Math.max(1, policy.burst), BURST_WINDOW_SECONDS),
+      );
+      limiters.set(id, limiter);
+    }
+    return limiter;
+  };
+
+  return {
+    async consume(subject, cost, policy) {
+      if (redis && !redisHealthy) fallbacks += 1;
+      // A request larger than the whole budget could never pass; refuse it without spending.
+      if (cost > policy.eventsPerSecond + policy.burst) {
+        return { allowed: false, reason: 'over_budget' };
+      }
+      try {
+        await limiterFor(policy).consume(subject, cost);
+        return { allowed: true };
+      } catch (rejection) {
+        if (rejection instanceof RateLimiterRes) {
+          return { allowed: false, reason: 'rate', retryAfterSeconds: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)) };
+        }
+        throw rejection;
+      }
+    },
+    store: () => (redis ? (redisHealthy ? 'redis' : 'memory-fallback') : 'memory'),
+    fallbackCount: () => fallbacks,
+    async close() {
+      limiters.clear();
+    },
+  };
+}
