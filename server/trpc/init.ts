@@ -74,7 +74,7 @@ const authenticatedProcedure = publicProcedure.use(async ({ ctx, next }) => {
 function allowKinds(...kinds: KeyKind[]) {
   return authenticatedProcedure.use(async ({ ctx, next }) => {
     if (ctx.key.kind !== 'admin' && !kinds.includes(ctx.key.kind)) {
-      throw new TRPCError({ code: 'FORBIDDEN', message: `A ${ctx.key.kind} key may not call this procedure` });
+      throw new TRPCError({ code: 'FORBIDDEN', message: `This ${ctx.key.kind} key may not call this procedure` });
     }
     return next();
   });
