@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from '../../logger.ts';
 import type { RateLimitPolicy } from '../keys/schemas.ts';
 
@@ -27,26 +27,29 @@ const BURST_WINDOW_SECONDS = 10;
 
 /**
  * Per-key budgets with rate-limiter-flexible: a sustained rate (`eventsPerSecond` per 1 s window)
- * plus a burst allowance (`burst` per 10 s window) used only when the sustained budget is spent.
- * With a Redis client, every instance shares the budgets; if Redis is unreachable each instance
- * keeps limiting with its own in-memory budget (rate-limiter-flexible's insurance limiter) and the
- * switch is logged, so ingest never stops because Redis did.
- * @see https://github.com/animir/node-rate-limiter-flexible/wiki/BurstyRateLimiter
+ * plus a burst allowance (`burst` per 10 s window) that pays for whatever a call needs beyond the
+ * sustained budget. With a Redis client every instance shares the budgets; if Redis is unreachable
+ * each instance keeps limiting with its own in-memory budget (rate-limiter-flexible's insurance
+ * limiter) and the switch is logged, so ingest never stops because Redis did.
+ * @see https://github.com/animir/node-rate-limiter-flexible/wiki/Options#insuranceLimiter
  */
 export function createRateLimiter(options: { redis?: Redis; logger: Logger; keyPrefix?: string }): RateLimiter {
   const { redis, logger } = options;
   const prefix = options.keyPrefix ?? 'telemetry:rl';
-  const limiters = new Map<string, BurstyRateLimiter>();
+  const limiters = new Map<string, { sustained: RateLimiterAbstract; burst: RateLimiterAbstract | undefined }>();
   let redisHealthy = redis ? redis.status === 'ready' : false;
   let fallbacks = 0;
+  let inFallback = false;
+  let lastRedisError: string | undefined;
 
   if (redis) {
     redis.on('ready', () => {
-      if (!redisHealthy) logger.info('rate limits shared through Redis');
+      if (inFallback) logger.info('Redis reachable again: rate limits shared across instances');
       redisHealthy = true;
+      inFallback = false;
     });
     redis.on('error', (error: Error) => {
-      if (redisHealthy) logger.warn('Redis unreachable: rate limits fall back to per-instance memory', { error: error.message });
+      lastRedisError = error.message;
       redisHealthy = false;
     });
     redis.on('end', () => {
@@ -60,35 +63,50 @@ export function createRateLimiter(options: { redis?: Redis; logger: Logger; keyP
     return new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration, insuranceLimiter: memory, rejectIfRedisNotReady: true });
   };
 
-  const limiterFor = (policy: RateLimitPolicy): BurstyRateLimiter => {
+  const limitersFor = (policy: RateLimitPolicy) => {
     const id = `${policy.eventsPerSecond}:${policy.burst}`;
-    let limiter = limiters.get(id);
-    if (!limiter) {
-      limiter = new BurstyRateLimiter(
-        build(`${prefix}:${id}:rate`, policy.eventsPerSecond, 1),
-        // rate-limiter-flexible needs at least one point; a zero burst simply never helps.
-        build(`${prefix}:${id}:burst`, Math.max(1, policy.burst), BURST_WINDOW_SECONDS),
-      );
-      limiters.set(id, limiter);
+    let pair = limiters.get(id);
+    if (!pair) {
+      pair = {
+        sustained: build(`${prefix}:${id}:rate`, policy.eventsPerSecond, 1),
+        burst: policy.burst > 0 ? build(`${prefix}:${id}:burst`, policy.burst, BURST_WINDOW_SECONDS) : undefined,
+      };
+      limiters.set(id, pair);
     }
-    return limiter;
+    return pair;
   };
+
+  const retryAfter = (rejection: RateLimiterRes) => Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
 
   return {
     async consume(subject, cost, policy) {
-      if (redis && !redisHealthy) fallbacks += 1;
+      if (redis && !redisHealthy) {
+        fallbacks += 1;
+        if (!inFallback) {
+          inFallback = true;
+          logger.warn('Redis unreachable: rate limits fall back to per-instance memory budgets', { error: lastRedisError });
+        }
+      }
       // A request larger than the whole budget could never pass; refuse it without spending.
       if (cost > policy.eventsPerSecond + policy.burst) {
         return { allowed: false, reason: 'over_budget' };
       }
+      const { sustained, burst } = limitersFor(policy);
       try {
-        await limiterFor(policy).consume(subject, cost);
+        await sustained.consume(subject, cost);
         return { allowed: true };
       } catch (rejection) {
-        if (rejection instanceof RateLimiterRes) {
-          return { allowed: false, reason: 'rate', retryAfterSeconds: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)) };
+        if (!(rejection instanceof RateLimiterRes)) throw rejection;
+        if (!burst) return { allowed: false, reason: 'rate', retryAfterSeconds: retryAfter(rejection) };
+        // The part of this call the sustained budget could not pay for comes out of the burst.
+        const overflow = Math.min(cost, rejection.consumedPoints - policy.eventsPerSecond);
+        try {
+          await burst.consume(subject, overflow);
+          return { allowed: true };
+        } catch (burstRejection) {
+          if (!(burstRejection instanceof RateLimiterRes)) throw burstRejection;
+          return { allowed: false, reason: 'rate', retryAfterSeconds: retryAfter(rejection) };
         }
-        throw rejection;
       }
     },
     store: () => (redis ? (redisHealthy ? 'redis' : 'memory-fallback') : 'memory'),
