@@ -13,7 +13,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORT=$port HOST=127.0.0.1 DATABASE_URL="${SMOKE_DATABASE_URL:-}" PGLITE_DIR="$data_dir" npx bun server/main.ts >"$log" 2>&1 &
+admin_key="smoke-admin-$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')"
+PORT=$port HOST=127.0.0.1 TELEMETRY_ADMIN_KEY="$admin_key" DATABASE_URL="${SMOKE_DATABASE_URL:-}" PGLITE_DIR="$data_dir" npx bun server/main.ts >"$log" 2>&1 &
 pid=$!
 
 for _ in $(seq 1 60); do
@@ -24,7 +25,7 @@ done
 curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "service never became ready:"; cat "$log"; exit 1; }
 
 grep -q '"runtime":"bun"' "$log" || { echo "not running on Bun:"; cat "$log"; exit 1; }
-response=$(curl -fsS -X POST "http://127.0.0.1:$port/api/events" -H 'content-type: application/json' \
+response=$(curl -fsS -X POST "http://127.0.0.1:$port/api/events" -H 'content-type: application/json' -H "authorization: Bearer $admin_key" \
   -d '{"source":"cli","eventType":"custom","name":"smoke.bun"}')
 echo "bun smoke: ingest answered $response"
 echo "$response" | grep -q '"id":"' || { echo "unexpected answer"; cat "$log"; exit 1; }
