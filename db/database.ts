@@ -2,36 +2,38 @@ import { PGlite } from '@electric-sql/pglite';
 import type { SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
-import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import postgres from 'postgres';
+import postgres, { type Sql } from 'postgres';
 import * as schema from './schema.ts';
 
 export type Orm = PgDatabase<PgQueryResultHKT, typeof schema>;
 
-/**
- * The one handle every part of the service gets: Drizzle for typed queries, `rows` for the raw SQL
- * Drizzle cannot build (it hides the two drivers' different result shapes), and `close`.
- */
 export interface SqlRunner {
   rows<Row>(query: SQL): Promise<Row[]>;
 }
 
-export interface Database extends SqlRunner {
-  readonly kind: 'postgres' | 'pglite';
+interface DatabaseBase extends SqlRunner {
   readonly orm: Orm;
   /** Runs `work` in one transaction: committed if it resolves, rolled back if it throws. */
   transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T>;
   /** Applies the committed migrations; safe to call from several instances at once. */
   migrate(): Promise<void>;
+  /** Calls `onPayload` for every NOTIFY on `channel`, from any instance; resolves to an unsubscribe. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  notify(channel: string, payload: string): Promise<void>;
   close(): Promise<void>;
 }
 
-const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
-// Any constant shared by all instances; serialises concurrent start-ups' migrations.
-const MIGRATION_LOCK_ID = 7_316_001;
+/**
+ * The one handle every part of the service gets: Drizzle for typed queries, `rows` for the raw SQL
+ * Drizzle cannot build (it hides the two drivers' different result shapes), and the driver itself
+ * for what only that driver can do (COPY on postgres.js).
+ */
+export type Database = (DatabaseBase & { readonly kind: 'postgres'; readonly client: Sql }) | (DatabaseBase & { readonly kind: 'pglite'; readonly client: PGlite });
 
 export interface PostgresOptions {
   url: string;
@@ -41,16 +43,55 @@ export interface PostgresOptions {
   connectTimeoutSeconds?: number;
 }
 
-export function openPostgres(options: PostgresOptions): Database {
-  const client = postgres(options.url, {
-    max: options.maxConnections ?? 10,
-    connect_timeout: options.connectTimeoutSeconds ?? 5,
+const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
+// Any constant shared by all instances; serialises concurrent start-ups' migrations.
+const MIGRATION_LOCK_ID = 7_316_001;
+
+/**
+ * Connects with TCP_NODELAY. postgres.js leaves Nagle's algorithm on, which delays the last packet
+ * of each COPY (and of some pipelined queries) by about 40 ms, waiting for a delayed ACK.
+ */
+function noDelaySocket(timeoutSeconds: number) {
+  return (options: { host: string[]; port: number[]; path?: string | false }) =>
+    new Promise<net.Socket>((resolve, reject) => {
+      const socket = options.path
+        ? net.connect({ path: options.path })
+        : net.connect({ host: options.host[0] ?? '127.0.0.1', port: options.port[0] ?? 5432, noDelay: true });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(Object.assign(new Error('Connection to the database timed out'), { code: 'CONNECT_TIMEOUT' }));
+      }, timeoutSeconds * 1000);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(socket);
+      });
+      socket.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+}
+
+function postgresClient(options: PostgresOptions, max: number): Sql {
+  const connectTimeout = options.connectTimeoutSeconds ?? 5;
+  const url = new URL(options.url);
+  const wantsTls = ['require', 'verify-ca', 'verify-full', 'prefer'].includes(url.searchParams.get('sslmode') ?? '');
+  return postgres(options.url, {
+    max,
+    connect_timeout: connectTimeout,
     idle_timeout: 30,
     onnotice: () => {},
+    // The custom socket handles plain TCP and Unix sockets; TLS keeps postgres.js's own.
+    ...(!wantsTls && { socket: noDelaySocket(connectTimeout) }),
   });
+}
+
+export function openPostgres(options: PostgresOptions): Database {
+  const client = postgresClient(options, options.maxConnections ?? 10);
   const orm = drizzlePostgres(client, { schema });
   return {
     kind: 'postgres',
+    client,
     orm,
     async rows<Row>(query: SQL) {
       return toRows<Row>(await orm.execute(query));
@@ -59,13 +100,20 @@ export function openPostgres(options: PostgresOptions): Database {
     async migrate() {
       // A dedicated one-connection client, so the session-level advisory lock and the migrator
       // share a connection.
-      const connection = postgres(options.url, { max: 1, connect_timeout: options.connectTimeoutSeconds ?? 5, onnotice: () => {} });
+      const connection = postgresClient(options, 1);
       try {
         await connection`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
         await migratePostgres(drizzlePostgres(connection), { migrationsFolder });
       } finally {
         await connection.end({ timeout: 5 });
       }
+    },
+    async listen(channel, onPayload) {
+      const subscription = await client.listen(channel, onPayload);
+      return () => subscription.unlisten();
+    },
+    async notify(channel, payload) {
+      await client.notify(channel, payload);
     },
     async close() {
       await client.end({ timeout: 5 });
@@ -80,6 +128,7 @@ export async function openPglite(dataDir: string | undefined): Promise<Database>
   const orm = drizzlePglite(client, { schema });
   return {
     kind: 'pglite',
+    client,
     orm,
     async rows<Row>(query: SQL) {
       return toRows<Row>(await orm.execute(query));
@@ -87,6 +136,12 @@ export async function openPglite(dataDir: string | undefined): Promise<Database>
     transaction: (work) => orm.transaction((tx) => work({ rows: async (query) => toRows(await tx.execute(query)) })),
     async migrate() {
       await migratePglite(orm, { migrationsFolder });
+    },
+    async listen(channel, onPayload) {
+      return client.listen(channel, onPayload);
+    },
+    async notify(channel, payload) {
+      await client.query('select pg_notify($1, $2)', [channel, payload]);
     },
     async close() {
       await client.close();

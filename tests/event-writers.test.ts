@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto';
+import postgres, { type Sql } from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createCopyEventWriter,
+  createEventWriter,
+  createJsonEventWriter,
+  createUnnestEventWriter,
+  createValuesEventWriter,
+  type EventRow,
+  type EventWriter,
+} from '../db/event-writers.ts';
+import { maintainPartitions } from '../server/maintenance.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { storedEvents } from './support/events.ts';
+
+let testDb: TestDatabase;
+beforeAll(async () => {
+  testDb = await openTestDatabase();
+  await maintainPartitions(testDb.db, { daysAhead: 1 });
+});
+afterAll(async () => {
+  await testDb?.drop();
+});
+
+let rawClient: Sql | undefined;
+afterAll(async () => {
+  await rawClient?.end();
+});
+
+function writers(): EventWriter[] {
+  const db = testDb.db;
+  if (db.kind === 'pglite') return [createJsonEventWriter(db)];
+  // The array-parameter forms need a client Drizzle has not wrapped.
+  rawClient ??= postgres(testDb.url!, { max: 2, onnotice: () => {} });
+  return [createCopyEventWriter(db.client), createUnnestEventWriter(rawClient), createValuesEventWriter(rawClient), createJsonEventWriter(db)];
+}
+
+function row(workspaceId: string, overrides: Partial<EventRow> = {}): EventRow {
+  return {
+    id: randomUUID(),
+    workspaceId,
+    userId: null,
+    source: 'web',
+    eventType: 'custom',
+    name: 'x',
+    targetType: null,
+    targetId: null,
+    metadata: null,
+    createdAt: new Date(Math.floor(Date.now() / 1000) * 1000),
+    receivedAt: new Date(Math.floor(Date.now() / 1000) * 1000),
+    ...overrides,
+  };
+}
+
+describe('event writers', () => {
+  it('picks COPY on postgres.js and the JSON statement on PGlite', () => {
+    expect(createEventWriter(testDb.db).form).toBe(testDb.db.kind === 'postgres' ? 'copy' : 'json');
+  });
+
+  it('store text with tabs, newlines, backslashes and any Unicode exactly as given, in every insert form', async () => {
+    for (const writer of writers()) {
+      const workspaceId = randomUUID();
+      const tricky = 'tab\there\nnew\\line\r\\N \\t “quotes” 🚀 \u2028 end';
+      const rows = [
+        row(workspaceId, { name: tricky, targetId: '\\N', targetType: '', metadata: { text: tricky, nested: { list: [1, 'a\tb', null] } }, userId: randomUUID() }),
+        row(workspaceId, { metadata: {}, name: 'plain' }),
+      ];
+      const claimed = await writer.write(rows);
+      expect([...claimed].sort(), writer.form).toEqual(rows.map((r) => r.id).sort());
+      const stored = await storedEvents(testDb.db, workspaceId);
+      for (const written of rows) {
+        const found = stored.find((s) => s.id === written.id);
+        expect(found, writer.form).toMatchObject({
+          name: written.name,
+          targetId: written.targetId,
+          targetType: written.targetType,
+          userId: written.userId,
+          metadata: written.metadata,
+          createdAt: written.createdAt,
+        });
+      }
+    }
+  });
+
+  it('claim each id once: a second write of the same ids stores nothing and claims nothing', async () => {
+    for (const writer of writers()) {
+      const workspaceId = randomUUID();
+      const rows = [row(workspaceId), row(workspaceId)];
+      expect((await writer.write(rows)).size).toBe(2);
+      const retried = rows.map((r) => ({ ...r, createdAt: new Date(r.createdAt.getTime() - 86_400_000) }));
+      expect((await writer.write(retried)).size, writer.form).toBe(0);
+      expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(2);
+    }
+  });
+});
