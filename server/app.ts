@@ -96,7 +96,22 @@ export function createApp({ db, config, logger, services = createServices({ db, 
   });
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route for ${c.req.method} ${c.req.path}` } }, 404));
 
+  // One line per request, with its id; errors louder. Never headers: they carry keys.
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    const status = c.res.status;
+    const fields = { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - started) * 10) / 10 };
+    if (status >= 500) logger.warn('request failed', fields);
+    else logger.debug('request', fields);
+  });
+
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/metrics', async (c) => {
+    services.metrics.rateLimitFallback.set(services.rateLimiter.store() === 'memory-fallback' ? 1 : 0);
+    c.header('Content-Type', services.metrics.registry.contentType);
+    return c.body(await services.metrics.registry.metrics());
+  });
   app.get('/readyz', async (c) => {
     const readiness = await checkReadiness(db);
     return readiness.ready ? c.json({ status: 'ready' }) : c.json({ status: 'not_ready', reason: readiness.reason }, 503);

@@ -35,6 +35,11 @@ const EnvironmentSchema = z.object({
   CORS_ORIGINS: z.string().trim().default('*'),
   REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  INGEST_FLUSH_MAX_EVENTS: z.coerce.number().int().min(1).max(100_000).default(2000),
+  INGEST_FLUSH_DELAY_MS: z.coerce.number().min(0).max(1000).default(2),
+  INGEST_CONCURRENT_FLUSHES: z.coerce.number().int().min(1).max(64).default(4),
+  INGEST_QUEUE_MAX_EVENTS: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(20_000),
 });
 
 export interface Config {
@@ -61,6 +66,13 @@ export interface Config {
   corsOrigins: '*' | string[];
   requestTimeoutMs: number;
   headersTimeoutMs: number;
+  groupCommit: {
+    maxFlushEvents: number;
+    maxDelayMs: number;
+    maxConcurrentFlushes: number;
+    maxQueuedEvents: number;
+  };
+  shutdownTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -101,5 +113,12 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     corsOrigins: env.CORS_ORIGINS === '*' ? '*' : env.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean),
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
+    groupCommit: {
+      maxFlushEvents: env.INGEST_FLUSH_MAX_EVENTS,
+      maxDelayMs: env.INGEST_FLUSH_DELAY_MS,
+      maxConcurrentFlushes: env.INGEST_CONCURRENT_FLUSHES,
+      maxQueuedEvents: env.INGEST_QUEUE_MAX_EVENTS,
+    },
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
   };
 }

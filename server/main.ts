@@ -32,7 +32,12 @@ async function main() {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     logger.info('listening', { runtime, url: `http://${config.host}:${port}`, database: service.db.kind });
-    stopServer = () => new Promise((resolve) => server.close(() => resolve()));
+    stopServer = () =>
+      new Promise((resolve) => {
+        // Stop accepting; let requests in progress finish; drop idle keep-alive connections.
+        server.close(() => resolve());
+        if ('closeIdleConnections' in server) server.closeIdleConnections();
+      });
   } else {
     const server = Bun.serve({
       fetch: service.app.fetch,
@@ -41,7 +46,7 @@ async function main() {
       idleTimeout: Math.max(1, Math.min(255, Math.ceil(config.requestTimeoutMs / 1000))),
     });
     logger.info('listening', { runtime, url: `http://${config.host}:${server.port}`, database: service.db.kind });
-    stopServer = async () => server.stop();
+    stopServer = () => server.stop(false);
   }
 
   let stopping = false;
@@ -49,8 +54,14 @@ async function main() {
     if (stopping) return;
     stopping = true;
     logger.info('shutting down', { signal });
+    const deadline = setTimeout(() => {
+      logger.error('shutdown timed out; exiting with work unfinished', { timeoutMs: config.shutdownTimeoutMs });
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
     await stopServer();
     await service.close();
+    clearTimeout(deadline);
+    logger.info('stopped', { signal });
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));

@@ -6,11 +6,12 @@ import type { Logger } from './logger.ts';
 import { maintainPartitions, schedulePartitionMaintenance } from './maintenance.ts';
 import { createServices } from './services/index.ts';
 import { createRateLimiter } from './services/limits/rate-limiter.ts';
+import { createMetrics } from './metrics.ts';
 
 export interface RunningService {
   app: App;
   db: Database;
-  /** Stops background work and closes the database and Redis connections. */
+  /** Refuses new writes, commits what was accepted, stops background work, closes connections. */
   close(): Promise<void>;
 }
 
@@ -42,7 +43,9 @@ export async function startService(config: Config, logger: Logger, options: Star
     throw error;
   }
 
-  const services = createServices({ db, config, logger, rateLimiter: createRateLimiter({ logger, ...(redis && { redis }) }) });
+  const metrics = createMetrics();
+  const services = createServices({ db, config, logger, metrics, rateLimiter: createRateLimiter({ logger, ...(redis && { redis }) }) });
+  const stopFollowingRevocations = await services.keys.followRevocations();
   const { generated } = await services.keys.ensureAdminKey(config.adminKey);
   if (generated) {
     const announce = options.announceGeneratedAdminKey ?? ((key: string) => process.stderr.write(bootstrapMessage(key)));
@@ -56,6 +59,9 @@ export async function startService(config: Config, logger: Logger, options: Star
     db,
     async close() {
       stopMaintenance();
+      // Everything accepted is committed before the database closes.
+      await services.committer.drain();
+      await stopFollowingRevocations().catch(() => {});
       await services.rateLimiter.close();
       await close();
     },

@@ -1,7 +1,10 @@
 import type { Database } from '../../db/database.ts';
+import { createEventWriter } from '../../db/event-writers.ts';
 import type { Config } from '../config.ts';
 import { createLogger, type Logger } from '../logger.ts';
+import { createMetrics, type Metrics } from '../metrics.ts';
 import type { Services } from '../trpc/context.ts';
+import { createGroupCommitter } from './events/group-commit.ts';
 import { createEventIngestor } from './events/ingest.ts';
 import { createEventReader } from './events/read.ts';
 import { createKeyService } from './keys/keys.ts';
@@ -11,17 +14,29 @@ export interface ServiceDeps {
   db: Database;
   config: Config;
   logger?: Logger;
+  metrics?: Metrics;
   /** Defaults to an in-memory limiter; pass a Redis-backed one to share budgets between instances. */
   rateLimiter?: RateLimiter;
   /** The server clock; tests pin it. */
   now?: () => Date;
 }
 
-export function createServices({ db, config, logger = createLogger('silent'), rateLimiter, now }: ServiceDeps): Services {
+export function createServices({ db, config, logger = createLogger('silent'), metrics = createMetrics({ defaultMetrics: false }), rateLimiter, now }: ServiceDeps): Services {
+  const committer = createGroupCommitter(
+    createEventWriter(db),
+    {
+      ...config.groupCommit,
+      // PGlite runs one query at a time: more flushes would only queue inside it.
+      maxConcurrentFlushes: db.kind === 'pglite' ? 1 : Math.min(config.groupCommit.maxConcurrentFlushes, config.databasePoolMax),
+    },
+    metrics,
+  );
   return {
-    events: createEventIngestor({ db, limits: config.limits, ...(now && { now }) }),
+    events: createEventIngestor({ db, limits: config.limits, committer, metrics, ...(now && { now }) }),
     eventReader: createEventReader({ db }),
     keys: createKeyService({ db }),
     rateLimiter: rateLimiter ?? createRateLimiter({ logger }),
+    committer,
+    metrics,
   };
 }

@@ -5,6 +5,8 @@ import type { EventIngestor } from '../services/events/ingest.ts';
 import type { EventReader } from '../services/events/read.ts';
 import type { KeyService } from '../services/keys/keys.ts';
 import type { RateLimiter } from '../services/limits/rate-limiter.ts';
+import type { GroupCommitter } from '../services/events/group-commit.ts';
+import type { Metrics } from '../metrics.ts';
 
 /** The service verbs procedures may call; built once per app in createServices. */
 export interface Services {
@@ -12,6 +14,9 @@ export interface Services {
   eventReader: EventReader;
   keys: KeyService;
   rateLimiter: RateLimiter;
+  /** The shared write queue; drained on shutdown. */
+  committer: GroupCommitter;
+  metrics: Metrics;
 }
 
 /** Everything a procedure can reach. Built without HTTP in tests (createContextInner). */

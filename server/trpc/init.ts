@@ -41,24 +41,31 @@ const t = initTRPC
     },
   });
 
-/** Maps every error once: domain errors to their codes, unknown ones to a logged, generic 500. */
-const errorMapping = t.middleware(async ({ ctx, next, path }) => {
-  const result = await next();
+/**
+ * Around every procedure: maps errors once (domain errors to their codes, unknown ones to a
+ * logged, generic 500) and records the call's duration and outcome.
+ */
+const observeAndMapErrors = t.middleware(async ({ ctx, next, path }) => {
+  const started = performance.now();
+  let result = await next();
   // tRPC wraps anything thrown that is not a TRPCError as INTERNAL_SERVER_ERROR with the original
   // as `cause`: map that cause (a DomainError gets its real code), log what stays internal.
-  if (result.ok || result.error.code !== 'INTERNAL_SERVER_ERROR') return result;
-  const mapped = toTRPCError(result.error.cause ?? result.error);
-  if (mapped.code === 'INTERNAL_SERVER_ERROR') {
-    ctx.logger.error('procedure failed', { path, requestId: ctx.requestId, error: result.error.cause ?? result.error });
+  if (!result.ok && result.error.code === 'INTERNAL_SERVER_ERROR') {
+    const mapped = toTRPCError(result.error.cause ?? result.error);
+    if (mapped.code === 'INTERNAL_SERVER_ERROR') {
+      ctx.logger.error('procedure failed', { path, requestId: ctx.requestId, error: result.error.cause ?? result.error });
+    }
+    result = { ...result, error: mapped };
   }
-  return { ...result, error: mapped };
+  ctx.services.metrics.procedureDuration.observe({ procedure: path, code: result.ok ? 'OK' : result.error.code }, (performance.now() - started) / 1000);
+  return result;
 });
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
 /** Open to every caller (nothing but health-style procedures should use it). */
-export const publicProcedure = t.procedure.use(errorMapping);
+export const publicProcedure = t.procedure.use(observeAndMapErrors);
 
 /** Verifies the presented key: 401 when missing, unknown, revoked or rotated away. */
 const authenticatedProcedure = publicProcedure.use(async ({ ctx, next }) => {
@@ -90,6 +97,7 @@ function rateLimited<P extends ReturnType<typeof allowKinds>>(procedure: P, cost
     const policy = ctx.key.rateLimit ?? ctx.config.rateLimits[ctx.key.kind];
     const decision = await ctx.services.rateLimiter.consume(ctx.key.id, cost, policy);
     if (!decision.allowed) {
+      ctx.services.metrics.rateLimitRefusals.inc({ kind: ctx.key.kind });
       if (decision.reason === 'over_budget') {
         throw new DomainError(
           'payload_too_large',

@@ -1,5 +1,8 @@
 import { sql } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
+import type { EventRow } from '../../../db/event-writers.ts';
+import type { Metrics } from '../../metrics.ts';
+import type { GroupCommitter } from './group-commit.ts';
 import { isDatabaseUnavailable } from '../../../db/errors.ts';
 import { DomainError } from '../../errors.ts';
 import {
@@ -25,6 +28,9 @@ export interface IngestLimits {
 export interface EventIngestorDeps {
   db: Database;
   limits: IngestLimits;
+  /** Where accepted rows are written (group commit). */
+  committer: GroupCommitter;
+  metrics?: Metrics;
   /** The server clock; injected so tests can pin time. */
   now?: () => Date;
 }
@@ -48,7 +54,7 @@ type Rejection = { index: number; status: 'rejected'; code: RejectionCode; messa
 
 export type EventIngestor = ReturnType<typeof createEventIngestor>;
 
-export function createEventIngestor({ db, limits, now = () => new Date() }: EventIngestorDeps) {
+export function createEventIngestor({ db, limits, committer, metrics, now = () => new Date() }: EventIngestorDeps) {
   /**
    * When the event happened. A client time is trusted after correcting the client's clock skew the
    * way Segment does (`receivedAt - (sentAt - createdAt)`); else a UUIDv7 id's time; else now.
@@ -123,7 +129,7 @@ export function createEventIngestor({ db, limits, now = () => new Date() }: Even
       pending.push({ index, id, createdAt, event: parsed.event });
     });
 
-    const inserted = await storeEvents(pending, receivedAt);
+    const inserted = await committer.write(pending.map((p) => toRow(p, receivedAt)));
     const notInserted = pending.filter((p) => !inserted.has(p.id));
     const existing = await findStoredEvents(notInserted.map((p) => p.id));
 
@@ -154,7 +160,13 @@ export function createEventIngestor({ db, limits, now = () => new Date() }: Even
       if (receipt.status === 'accepted') accepted += 1;
       else if (receipt.status === 'duplicate') duplicates += 1;
     }
-    return { accepted, duplicates, rejected: receipts.length - accepted - duplicates, receipts };
+    const rejected = receipts.length - accepted - duplicates;
+    if (metrics) {
+      if (accepted) metrics.eventsIngested.inc({ status: 'accepted' }, accepted);
+      if (duplicates) metrics.eventsIngested.inc({ status: 'duplicate' }, duplicates);
+      if (rejected) metrics.eventsIngested.inc({ status: 'rejected' }, rejected);
+    }
+    return { accepted, duplicates, rejected, receipts };
   }
 
   /**
@@ -169,46 +181,6 @@ export function createEventIngestor({ db, limits, now = () => new Date() }: Even
       throw new DomainError(code, receipt.message, { path: receipt.path, reason: receipt.code });
     }
     return { id: receipt.id, createdAt: receipt.createdAt, duplicate: receipt.status === 'duplicate' };
-  }
-
-  /**
-   * One statement, so it commits atomically: claim each id in the ledger, then insert the events
-   * whose claim succeeded. Returns the ids stored now (not those stored before).
-   */
-  async function storeEvents(pending: readonly PendingEvent[], receivedAt: Date): Promise<Set<string>> {
-    if (pending.length === 0) return new Set();
-    const rows = pending.map(({ id, createdAt, event }) => ({
-      id,
-      workspace_id: event.workspaceId ?? null,
-      user_id: event.userId ?? null,
-      source: event.source,
-      event_type: event.eventType,
-      name: event.name,
-      target_type: event.targetType ?? null,
-      target_id: event.targetId ?? null,
-      metadata: event.metadata ?? null,
-      created_at: createdAt.toISOString(),
-    }));
-    const result = await runQuery(() =>
-      db.rows<{ id: string }>(sql`
-        with input as (
-          select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(
-            id uuid, workspace_id uuid, user_id uuid, source text, event_type text, name text,
-            target_type text, target_id text, metadata jsonb, created_at timestamptz)
-        ), claimed as (
-          insert into telemetry.event_ids (id, workspace_id, created_at)
-          select id, workspace_id, created_at from input
-          on conflict (id) do nothing
-          returning id
-        )
-        insert into telemetry.events
-          (id, workspace_id, user_id, source, event_type, name, target_type, target_id, metadata, created_at, received_at)
-        select i.id, i.workspace_id, i.user_id, i.source, i.event_type, i.name, i.target_type, i.target_id, i.metadata,
-               i.created_at, ${receivedAt.toISOString()}::timestamptz
-        from input i join claimed c on c.id = i.id
-        returning id`),
-    );
-    return new Set(result.map((row) => row.id));
   }
 
   async function findStoredEvents(ids: readonly string[]): Promise<Map<string, { workspaceId: string | null; createdAt: Date }>> {
@@ -236,11 +208,27 @@ async function runQuery<T>(query: () => Promise<T>): Promise<T> {
   }
 }
 
+function toRow({ id, createdAt, event }: PendingEvent, receivedAt: Date): EventRow {
+  return {
+    id,
+    workspaceId: event.workspaceId ?? null,
+    userId: event.userId ?? null,
+    source: event.source,
+    eventType: event.eventType,
+    name: event.name,
+    targetType: event.targetType ?? null,
+    targetId: event.targetId ?? null,
+    metadata: event.metadata ?? null,
+    createdAt,
+    receivedAt,
+  };
+}
+
 function reject(index: number, code: RejectionCode, message: string, path: string): Rejection {
   return { index, status: 'rejected', code, message, path };
 }
 
-/** A Postgres array literal of UUIDs (already validated, so no quoting needed). */
+/** A Postgres array literal of UUIDs (validated as UUIDs already, so no quoting is needed). */
 function toPgArray(values: readonly string[]): string {
   return `{${values.join(',')}}`;
 }

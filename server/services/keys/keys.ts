@@ -34,7 +34,28 @@ export function bearerToken(header: string | null | undefined): string | undefin
 
 export type KeyService = ReturnType<typeof createKeyService>;
 
-export function createKeyService({ db }: { db: Database }) {
+/** NOTIFY channel carrying the id of a revoked key to every instance, so caches drop it at once. */
+export const KEY_REVOKED_CHANNEL = 'telemetry_key_revoked';
+
+export interface KeyServiceOptions {
+  db: Database;
+  /**
+   * How long a verified key is trusted without asking the database again. Revocations reach every
+   * instance at once through NOTIFY; the expiry is the safety net if a notification is lost.
+   */
+  cacheTtlMs?: number;
+  now?: () => number;
+}
+
+export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now }: KeyServiceOptions) {
+  // Verified keys by secret hash. Unknown secrets are not cached, so a key created on another
+  // instance works at once.
+  const cache = new Map<string, { identity: ApiKeyIdentity; expiresAt: number }>();
+  const MAX_CACHED_KEYS = 10_000;
+
+  const forget = (keyId: string) => {
+    for (const [hash, entry] of cache) if (entry.identity.id === keyId) cache.delete(hash);
+  };
   const identityColumns = {
     id: apiKeys.id,
     kind: apiKeys.kind,
@@ -51,6 +72,17 @@ export function createKeyService({ db }: { db: Database }) {
   async function authenticate(secret: string): Promise<ApiKeyIdentity | undefined> {
     if (secret.length > 512) return undefined;
     const presentedHash = hashKeySecret(secret);
+    const cached = cache.get(presentedHash);
+    if (cached && cached.expiresAt > now()) return cached.identity;
+    const identity = await lookUp(presentedHash);
+    if (identity && cacheTtlMs > 0) {
+      if (cache.size >= MAX_CACHED_KEYS) cache.clear();
+      cache.set(presentedHash, { identity, expiresAt: now() + cacheTtlMs });
+    }
+    return identity;
+  }
+
+  async function lookUp(presentedHash: string): Promise<ApiKeyIdentity | undefined> {
     const [row] = await db.orm
       .select(identityColumns)
       .from(apiKeys)
@@ -112,6 +144,8 @@ export function createKeyService({ db }: { db: Database }) {
       .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
       .returning({ id: apiKeys.id, revokedAt: apiKeys.revokedAt });
     if (!row?.revokedAt) throw new DomainError('not_found', 'No active key with this id');
+    forget(id);
+    await db.notify(KEY_REVOKED_CHANNEL, id);
     return { id: row.id, revokedAt: row.revokedAt };
   }
 
@@ -171,7 +205,12 @@ export function createKeyService({ db }: { db: Database }) {
     return row.workspaceId;
   }
 
-  return { authenticate, createKey, listKeys, revokeKey, rotateKey, ensureAdminKey, workspaceOf };
+  /** Drops keys revoked on any instance from this instance's cache; resolves to an unsubscribe. */
+  function followRevocations(): Promise<() => Promise<void>> {
+    return db.listen(KEY_REVOKED_CHANNEL, forget);
+  }
+
+  return { authenticate, createKey, listKeys, revokeKey, rotateKey, ensureAdminKey, workspaceOf, followRevocations };
 }
 
 function isUniqueViolation(error: unknown): boolean {

@@ -1,0 +1,68 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The service's Prometheus metrics, in a registry of its own (one per app, not prom-client's
+ * global), so several apps in one process never share counters.
+ */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'telemetry_process_' });
+
+  return {
+    registry,
+    eventsIngested: new Counter({
+      name: 'telemetry_events_ingested_total',
+      help: 'Events received by ingest procedures, by outcome (accepted, duplicate, rejected)',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+    procedureDuration: new Histogram({
+      name: 'telemetry_procedure_duration_seconds',
+      help: 'Time to answer a procedure call, by procedure and outcome code',
+      labelNames: ['procedure', 'code'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    flushSize: new Histogram({
+      name: 'telemetry_flush_events',
+      help: 'Events written per group-commit flush',
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
+      registers: [registry],
+    }),
+    flushDuration: new Histogram({
+      name: 'telemetry_flush_duration_seconds',
+      help: 'Time of one group-commit flush, from start to commit',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: 'telemetry_ingest_queue_events',
+      help: 'Events accepted for writing and not yet committed (queued or being flushed)',
+      registers: [registry],
+    }),
+    overloadRefusals: new Counter({
+      name: 'telemetry_ingest_overload_refusals_total',
+      help: 'Ingest calls refused because the write queue was full',
+      registers: [registry],
+    }),
+    databaseErrors: new Counter({
+      name: 'telemetry_database_errors_total',
+      help: 'Failed database writes, by kind (unavailable, other)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    rateLimitRefusals: new Counter({
+      name: 'telemetry_rate_limit_refusals_total',
+      help: 'Calls refused by a rate limit, by key kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    rateLimitFallback: new Gauge({
+      name: 'telemetry_rate_limit_memory_fallback',
+      help: '1 while Redis is configured but unreachable and rate limits use per-instance memory',
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,138 @@
+import type { EventRow, EventWriter } from '../../../db/event-writers.ts';
+import { isDatabaseUnavailable } from '../../../db/errors.ts';
+import { DomainError } from '../../errors.ts';
+import type { Metrics } from '../../metrics.ts';
+
+export interface GroupCommitOptions {
+  /** Most events written by one flush. */
+  maxFlushEvents: number;
+  /** How long the first queued event waits for company before its flush starts. */
+  maxDelayMs: number;
+  /** Flushes running at once (each holds one database connection). */
+  maxConcurrentFlushes: number;
+  /** Most events waiting or being written; past it calls are refused at once (backpressure). */
+  maxQueuedEvents: number;
+}
+
+interface PendingWrite {
+  rows: readonly EventRow[];
+  resolve(claimed: Set<string>): void;
+  reject(error: unknown): void;
+}
+
+export type GroupCommitter = ReturnType<typeof createGroupCommitter>;
+
+/**
+ * Group commit: concurrent ingest calls share one database write. Each call's rows join a bounded
+ * queue; a flush starts when the queue holds `maxFlushEvents` or `maxDelayMs` after its first
+ * row, whichever comes first, and each caller is answered only after the flush holding its rows
+ * has committed. A full queue refuses new calls at once with a retryable error, so memory stays
+ * bounded whatever the load.
+ */
+export function createGroupCommitter(writer: EventWriter, options: GroupCommitOptions, metrics?: Metrics) {
+  const queue: PendingWrite[] = [];
+  let queuedEvents = 0;
+  let inFlightEvents = 0;
+  let runningFlushes = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
+  const idleWaiters: (() => void)[] = [];
+
+  const updateDepth = () => metrics?.queueDepth.set(queuedEvents + inFlightEvents);
+
+  /** Stores rows (distinct ids) and resolves with the ids claimed now, after their commit. */
+  function write(rows: readonly EventRow[]): Promise<Set<string>> {
+    if (rows.length === 0) return Promise.resolve(new Set());
+    if (closed) {
+      return Promise.reject(new DomainError('unavailable', 'The service is shutting down; retry on another instance', { retryAfterSeconds: 1, reason: 'shutting_down' }));
+    }
+    if (queuedEvents + inFlightEvents + rows.length > options.maxQueuedEvents) {
+      metrics?.overloadRefusals.inc();
+      return Promise.reject(new DomainError('unavailable', 'The ingest queue is full; retry shortly', { retryAfterSeconds: 1, reason: 'overloaded' }));
+    }
+    return new Promise((resolve, reject) => {
+      queue.push({ rows, resolve, reject });
+      queuedEvents += rows.length;
+      updateDepth();
+      if (queuedEvents >= options.maxFlushEvents) startFlushes();
+      else timer ??= setTimeout(startFlushes, options.maxDelayMs);
+    });
+  }
+
+  function startFlushes() {
+    if (timer) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    while (queue.length > 0 && runningFlushes < options.maxConcurrentFlushes) {
+      void flush(takeBatch());
+    }
+    // Rows left behind (all flush slots busy) go as soon as a slot frees.
+  }
+
+  /** Whole calls, oldest first, up to maxFlushEvents (a larger call goes alone). */
+  function takeBatch(): PendingWrite[] {
+    const batch: PendingWrite[] = [];
+    let size = 0;
+    while (queue.length > 0) {
+      const next = queue[0]!;
+      if (batch.length > 0 && size + next.rows.length > options.maxFlushEvents) break;
+      batch.push(queue.shift()!);
+      size += next.rows.length;
+    }
+    queuedEvents -= size;
+    inFlightEvents += size;
+    return batch;
+  }
+
+  async function flush(batch: PendingWrite[]) {
+    runningFlushes += 1;
+    // The same id from two calls in one flush: the earlier call owns it; the later one is then
+    // answered as a retry (the ledger already holds the id).
+    const owner = new Map<string, PendingWrite>();
+    const rows: EventRow[] = [];
+    for (const pending of batch) {
+      for (const row of pending.rows) {
+        if (owner.has(row.id)) continue;
+        owner.set(row.id, pending);
+        rows.push(row);
+      }
+    }
+    const started = performance.now();
+    try {
+      const claimed = await writer.write(rows);
+      metrics?.flushSize.observe(rows.length);
+      metrics?.flushDuration.observe((performance.now() - started) / 1000);
+      const claimedByCall = new Map<PendingWrite, Set<string>>(batch.map((pending) => [pending, new Set()]));
+      for (const id of claimed) claimedByCall.get(owner.get(id)!)!.add(id);
+      for (const pending of batch) pending.resolve(claimedByCall.get(pending)!);
+    } catch (error) {
+      const unavailable = isDatabaseUnavailable(error);
+      metrics?.databaseErrors.inc({ kind: unavailable ? 'unavailable' : 'other' });
+      const failure = unavailable
+        ? new DomainError('unavailable', 'The database is unavailable; retry shortly', { retryAfterSeconds: 2, cause: error })
+        : error;
+      for (const pending of batch) pending.reject(failure);
+    } finally {
+      inFlightEvents -= rows.length + countSkipped(batch, rows.length);
+      runningFlushes -= 1;
+      updateDepth();
+      if (queue.length > 0) startFlushes();
+      else if (runningFlushes === 0) idleWaiters.splice(0).forEach((wake) => wake());
+    }
+  }
+
+  function countSkipped(batch: PendingWrite[], written: number): number {
+    return batch.reduce((sum, pending) => sum + pending.rows.length, 0) - written;
+  }
+
+  /** Refuses new writes, then resolves once everything already accepted is committed (or failed). */
+  async function drain(): Promise<void> {
+    closed = true;
+    startFlushes();
+    if (queue.length === 0 && runningFlushes === 0) return;
+    await new Promise<void>((resolve) => idleWaiters.push(resolve));
+  }
+
+  return { write, drain, depth: () => queuedEvents + inFlightEvents };
+}
