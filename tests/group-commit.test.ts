@@ -1,0 +1,202 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPostgres } from '../db/database.ts';
+import { createEventWriter, type EventRow, type EventWriter } from '../db/event-writers.ts';
+import { DomainError } from '../server/errors.ts';
+import { maintainPartitions } from '../server/maintenance.ts';
+import { createMetrics } from '../server/metrics.ts';
+import { createGroupCommitter } from '../server/services/events/group-commit.ts';
+import { createServices } from '../server/services/index.ts';
+import { createKeyService } from '../server/services/keys/keys.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { createTestKeys, procedureCaller, startTestServer, testConfig, type TestKeys } from './support/app.ts';
+import { storedEvents } from './support/events.ts';
+
+let testDb: TestDatabase;
+let keys: TestKeys;
+beforeAll(async () => {
+  testDb = await openTestDatabase();
+  await maintainPartitions(testDb.db, { daysAhead: 1 });
+  keys = await createTestKeys(testDb.db);
+});
+afterAll(async () => {
+  await testDb?.drop();
+});
+
+const options = { maxFlushEvents: 1000, maxDelayMs: 5, maxConcurrentFlushes: 2, maxQueuedEvents: 10_000 };
+
+/** Wraps the real writer, counting flushes and optionally holding them until released. */
+function observedWriter(inner: EventWriter) {
+  const flushes: number[] = [];
+  let gate: Promise<void> | undefined;
+  let open: (() => void) | undefined;
+  const writer: EventWriter = {
+    form: inner.form,
+    async write(rows) {
+      flushes.push(rows.length);
+      if (gate) await gate;
+      return inner.write(rows);
+    },
+  };
+  return {
+    writer,
+    flushes,
+    hold() {
+      gate = new Promise((resolve) => (open = resolve));
+    },
+    release() {
+      open?.();
+      gate = undefined;
+    },
+  };
+}
+
+function row(workspaceId: string, id: string = randomUUID()): EventRow {
+  const now = new Date();
+  return { id, workspaceId, userId: null, source: 'web', eventType: 'custom', name: 'x', targetType: null, targetId: null, metadata: null, createdAt: now, receivedAt: now };
+}
+
+describe('group commit', () => {
+  it('writes concurrent calls together and answers each only after the shared commit', async () => {
+    const observed = observedWriter(createEventWriter(testDb.db));
+    const committer = createGroupCommitter(observed.writer, options);
+    const workspaceId = randomUUID();
+    observed.hold();
+    let answered = 0;
+    const calls = Array.from({ length: 40 }, () => committer.write([row(workspaceId)]).then((claimed) => ((answered += 1), claimed)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(answered).toBe(0);
+    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(0);
+    observed.release();
+    const results = await Promise.all(calls);
+    expect(results.every((claimed) => claimed.size === 1)).toBe(true);
+    expect(observed.flushes.length).toBeLessThan(40);
+    expect(observed.flushes.reduce((a, b) => a + b, 0)).toBe(40);
+    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(40);
+  });
+
+  it('gives an id sent by two calls in one flush to the first call only', async () => {
+    const committer = createGroupCommitter(createEventWriter(testDb.db), options);
+    const workspaceId = randomUUID();
+    const id = randomUUID();
+    const [first, second] = await Promise.all([committer.write([row(workspaceId, id)]), committer.write([row(workspaceId, id)])]);
+    expect(first.has(id)).toBe(true);
+    expect(second.has(id)).toBe(false);
+    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(1);
+  });
+
+  it('answers ingest calls racing with the same id as one accepted and the rest duplicates', async () => {
+    const caller = procedureCaller(testDb.db, { apiKey: keys.ingest });
+    const workspaceId = randomUUID();
+    const id = randomUUID();
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => caller.telemetry.ingestBatch({ events: [{ id, workspaceId, source: 'web', eventType: 'custom', name: 'x' }] })),
+    );
+    const statuses = results.map((r) => r.receipts[0]?.status).sort();
+    expect(statuses).toEqual(['accepted', 'duplicate', 'duplicate', 'duplicate', 'duplicate']);
+    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(1);
+  });
+
+  it('refuses at once with a retryable error when the queue is full, and keeps what it accepted', async () => {
+    const observed = observedWriter(createEventWriter(testDb.db));
+    const metrics = createMetrics({ defaultMetrics: false });
+    const committer = createGroupCommitter(observed.writer, { ...options, maxQueuedEvents: 10, maxConcurrentFlushes: 1 }, metrics);
+    const workspaceId = randomUUID();
+    observed.hold();
+    const accepted = committer.write(Array.from({ length: 8 }, () => row(workspaceId)));
+    const started = performance.now();
+    const refused = await committer.write([row(workspaceId), row(workspaceId), row(workspaceId)]).catch((error: unknown) => error);
+    expect(performance.now() - started).toBeLessThan(50);
+    expect(refused).toBeInstanceOf(DomainError);
+    expect(refused).toMatchObject({ code: 'unavailable', reason: 'overloaded', retryAfterSeconds: 1 });
+    expect((await metrics.overloadRefusals.get()).values[0]?.value).toBe(1);
+    observed.release();
+    expect((await accepted).size).toBe(8);
+    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(8);
+  });
+
+  it('answers 503 with Retry-After over HTTP when the queue is full', async () => {
+    const config = testConfig({ INGEST_QUEUE_MAX_EVENTS: '5' });
+    const server = await startTestServer(testDb.db, { config });
+    try {
+      const response = await fetch(`${server.url}/api/events/batch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.ingest}` },
+        body: JSON.stringify({ events: Array.from({ length: 6 }, () => ({ source: 'web', eventType: 'custom', name: 'x' })) }),
+      });
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('1');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('commits everything accepted before drain resolves, and refuses writes after it', async () => {
+    const observed = observedWriter(createEventWriter(testDb.db));
+    const committer = createGroupCommitter(observed.writer, { ...options, maxDelayMs: 50 });
+    const workspaceId = randomUUID();
+    const pending = Array.from({ length: 10 }, () => committer.write([row(workspaceId)]));
+    await committer.drain();
+    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(10);
+    await Promise.all(pending);
+    await expect(committer.write([row(workspaceId)])).rejects.toMatchObject({ code: 'unavailable', reason: 'shutting_down' });
+  });
+});
+
+describe('database outage', () => {
+  it('fails an ingest fast with a retryable 503 when the database cannot be reached', async () => {
+    const unreachable = openPostgres({ url: 'postgres://postgres@127.0.0.1:1/none', connectTimeoutSeconds: 1, maxConnections: 1 });
+    const config = testConfig();
+    const services = { ...createServices({ db: unreachable, config }), keys: createKeyService({ db: testDb.db }) };
+    const caller = procedureCaller(unreachable, { apiKey: keys.ingest, services, config });
+    const started = performance.now();
+    const error = await caller.telemetry.ingest({ source: 'web', eventType: 'custom', name: 'x' }).catch((caught: unknown) => caught);
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(error).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+    await unreachable.close();
+  });
+});
+
+describe('metrics', () => {
+  it('exposes ingest, latency, flush, queue and rate-limit metrics in Prometheus format', async () => {
+    const server = await startTestServer(testDb.db);
+    try {
+      await fetch(`${server.url}/api/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.ingest}` },
+        body: JSON.stringify({ source: 'web', eventType: 'custom', name: 'x' }),
+      });
+      const response = await fetch(`${server.url}/metrics`);
+      expect(response.headers.get('content-type')).toContain('text/plain');
+      const text = await response.text();
+      expect(text).toMatch(/telemetry_events_ingested_total\{status="accepted"\} [1-9]/);
+      expect(text).toMatch(/telemetry_procedure_duration_seconds_count\{procedure="telemetry.ingest",code="OK"\} [1-9]/);
+      expect(text).toMatch(/telemetry_flush_events_count [1-9]/);
+      expect(text).toContain('telemetry_flush_duration_seconds_bucket');
+      expect(text).toContain('telemetry_ingest_queue_events 0');
+      expect(text).toContain('telemetry_database_errors_total');
+      expect(text).toContain('telemetry_rate_limit_refusals_total');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('key cache', () => {
+  it('drops a key revoked by another instance at once', async () => {
+    // Two key services, as two instances would have, each with its own cache.
+    const second = testDb.url ? openPostgres({ url: testDb.url, maxConnections: 2 }) : testDb.db;
+    const instanceA = createKeyService({ db: testDb.db });
+    const instanceB = createKeyService({ db: second, cacheTtlMs: 60_000 });
+    const unlisten = await instanceB.followRevocations();
+    try {
+      const created = await instanceA.createKey({ kind: 'ingest' });
+      expect(await instanceB.authenticate(created.key)).toBeDefined();
+      await instanceA.revokeKey(created.id);
+      await expect.poll(() => instanceB.authenticate(created.key), { timeout: 2000, interval: 20 }).toBeUndefined();
+    } finally {
+      await unlisten();
+      if (second !== testDb.db) await second.close();
+    }
+  });
+});
