@@ -14,7 +14,7 @@ cleanup() {
 trap cleanup EXIT
 
 admin_key="smoke-admin-$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')"
-PORT=$port HOST=127.0.0.1 TELEMETRY_ADMIN_KEY="$admin_key" DATABASE_URL="${SMOKE_DATABASE_URL:-}" PGLITE_DIR="$data_dir" npx bun server/main.ts >"$log" 2>&1 &
+PORT=$port HOST=127.0.0.1 TELEMETRY_ADMIN_KEY="$admin_key" DATABASE_URL="${SMOKE_DATABASE_URL:-}" PGLITE_DIR="$data_dir" node_modules/.bin/bun server/main.ts >"$log" 2>&1 &
 pid=$!
 
 for _ in $(seq 1 60); do

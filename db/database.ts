@@ -33,7 +33,9 @@ interface DatabaseBase extends SqlRunner {
  * Drizzle cannot build (it hides the two drivers' different result shapes), and the driver itself
  * for what only that driver can do (COPY on postgres.js).
  */
-export type Database = (DatabaseBase & { readonly kind: 'postgres'; readonly client: Sql }) | (DatabaseBase & { readonly kind: 'pglite'; readonly client: PGlite });
+export type PostgresDatabase = DatabaseBase & { readonly kind: 'postgres'; readonly client: Sql };
+export type PgliteDatabase = DatabaseBase & { readonly kind: 'pglite'; readonly client: PGlite };
+export type Database = PostgresDatabase | PgliteDatabase;
 
 export interface PostgresOptions {
   url: string;
@@ -86,7 +88,7 @@ function postgresClient(options: PostgresOptions, max: number): Sql {
   });
 }
 
-export function openPostgres(options: PostgresOptions): Database {
+export function openPostgres(options: PostgresOptions): PostgresDatabase {
   const client = postgresClient(options, options.maxConnections ?? 10);
   const orm = drizzlePostgres(client, { schema });
   return {
@@ -121,7 +123,7 @@ export function openPostgres(options: PostgresOptions): Database {
   };
 }
 
-export async function openPglite(dataDir: string | undefined): Promise<Database> {
+export async function openPglite(dataDir: string | undefined): Promise<PgliteDatabase> {
   // An undefined dataDir keeps the database in memory (tests); a path persists it.
   const client = dataDir ? new PGlite(dataDir) : new PGlite();
   await client.waitReady;

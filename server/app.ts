@@ -8,7 +8,6 @@ import { secureHeaders } from 'hono/secure-headers';
 import { requestId } from 'hono/request-id';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createOpenApiFetchHandler } from 'trpc-to-openapi';
 import type { Database } from '../db/database.ts';
 import { checkReadiness } from '../db/readiness.ts';
 import type { Config } from './config.ts';
@@ -19,6 +18,7 @@ import { createServices } from './services/index.ts';
 import type { Context, Services } from './trpc/context.ts';
 import { domainCause } from './trpc/errors.ts';
 import { decompressRequestBody } from './http/request-body.ts';
+import { createOpenApiRequestHandler } from './http/openapi-handler.ts';
 import { bearerToken } from './services/keys/keys.ts';
 
 export interface AppDeps {
@@ -150,21 +150,19 @@ export function createApp({ db, config, logger, services = createServices({ db, 
 
   // The plain-JSON face, generated from the same router.
   app.use(`${OPENAPI_BASE_PATH}/*`, limitBody, inflateBody);
-  app.all(`${OPENAPI_BASE_PATH}/*`, (c) =>
-    createOpenApiFetchHandler({
-      endpoint: OPENAPI_BASE_PATH,
-      router: appRouter,
-      req: c.req.raw,
-      createContext: () => contextFor(c.get('requestId'), c.req.header('authorization')),
-      responseMeta: ({ errors }) => {
-        const headers = retryHeaders(errors);
-        return headers ? { headers } : {};
-      },
-      onError: ({ error, path }) => {
-        if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('openapi error', { path, error: error.cause ?? error });
-      },
-    }),
-  );
+  const openApiHandler = createOpenApiRequestHandler({
+    endpoint: OPENAPI_BASE_PATH,
+    router: appRouter,
+    createContext: ({ requestId: id, authorization }) => contextFor(id, authorization),
+    responseMeta: ({ errors }) => {
+      const headers = retryHeaders(errors);
+      return headers ? { headers } : {};
+    },
+    onError: ({ error, path }) => {
+      if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('openapi error', { path, error: error.cause ?? error });
+    },
+  });
+  app.all(`${OPENAPI_BASE_PATH}/*`, (c) => openApiHandler(c.req.raw, { requestId: c.get('requestId'), authorization: c.req.header('authorization') }));
 
   app.get('/openapi.json', (c) => c.json(openApiDocument));
   app.get('/docs/standalone.js', async (c) => {

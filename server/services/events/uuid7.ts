@@ -1,9 +1,19 @@
 import { randomFillSync } from 'node:crypto';
 
 /** A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits; sorts by creation time. */
+// Random bytes are drawn from the system in blocks: one call per id costs more than the id itself.
+const POOL_SIZE = 16 * 1024;
+const pool = new Uint8Array(POOL_SIZE);
+let poolOffset = POOL_SIZE;
+
 export function uuidv7(at: Date = new Date()): string {
   const bytes = new Uint8Array(16);
-  randomFillSync(bytes, 6);
+  if (poolOffset + 10 > POOL_SIZE) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  bytes.set(pool.subarray(poolOffset, poolOffset + 10), 6);
+  poolOffset += 10;
   let ms = at.getTime();
   for (let i = 5; i >= 0; i -= 1) {
     bytes[i] = ms % 256;

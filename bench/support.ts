@@ -1,0 +1,92 @@
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+
+export type Runtime = 'node' | 'bun';
+
+export interface RunningServer {
+  url: string;
+  process: ChildProcess;
+  /** Peak resident memory so far (VmHWM), in MB. */
+  peakRssMb(): number;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a TypeScript entry point on Node (through tsx) or Bun and waits until `readyPath` answers. */
+export async function startServer(runtime: Runtime, script: string, env: Record<string, string>, readyPath = '/healthz'): Promise<RunningServer> {
+  const port = await freePort();
+  const [command, args] = runtime === 'node' ? [process.execPath, ['--import', 'tsx', script]] : ['node_modules/.bin/bun', [script]];
+  const child = spawn(command, args, { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${script} on ${runtime} exited early:\n${stderr}`);
+    const ready = await fetch(`${url}${readyPath}`, { method: readyPath.startsWith('/trpc') ? 'POST' : 'GET' }).then((r) => r.status < 500, () => false);
+    if (ready) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${script} on ${runtime} never became ready:\n${stderr}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return {
+    url,
+    process: child,
+    peakRssMb() {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      return Math.round(kb / 1024);
+    },
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface LoadResult {
+  requestsPerSecond: number;
+  okRequests: number;
+  failedRequests: number;
+  p50Ms: number;
+  p99Ms: number;
+  seconds: number;
+}
+
+/** Drives `connections` concurrent keep-alive connections posting `body` for `seconds`. */
+export async function runLoad(options: { url: string; path: string; body: string; headers?: Record<string, string>; connections: number; seconds: number }): Promise<LoadResult> {
+  const result = await autocannon({
+    url: `${options.url}${options.path}`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...options.headers },
+    body: options.body,
+    connections: options.connections,
+    duration: options.seconds,
+  });
+  const ok = result['2xx'];
+  return {
+    requestsPerSecond: Math.round(ok / result.duration),
+    okRequests: ok,
+    failedRequests: result.non2xx + result.errors + result.timeouts,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    seconds: result.duration,
+  };
+}
