@@ -3,6 +3,7 @@ import superjson from 'superjson';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { DomainError } from '../errors.ts';
 import type { KeyKind } from '../services/keys/schemas.ts';
+import type { ApiKeyIdentity } from '../services/keys/keys.ts';
 import { WorkspaceScope } from '../services/events/schemas.ts';
 import type { Context } from './context.ts';
 import { domainCause, INTERNAL_ERROR_MESSAGE, summarizeZodIssues, toTRPCError, zodCause } from './errors.ts';
@@ -67,51 +68,38 @@ export const createCallerFactory = t.createCallerFactory;
 /** Open to every caller (nothing but health-style procedures should use it). */
 export const publicProcedure = t.procedure.use(observeAndMapErrors);
 
-/** Verifies the presented key: 401 when missing, unknown, revoked or rotated away. */
-const authenticatedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+/**
+ * Verifies the presented key (401 when missing, unknown, revoked or rotated away), checks its kind
+ * (403; admin keys pass everywhere) and spends its rate-limit budget: one unit per event for ingest
+ * calls (a batch of 500 costs 500), one per call otherwise; each call inside an HTTP batch counts
+ * on its own. One function, so each procedure pays for one middleware, not three.
+ */
+async function authorize(ctx: Context, kinds: readonly KeyKind[], cost: number): Promise<ApiKeyIdentity> {
   if (!ctx.apiKey) {
     throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing API key: send "Authorization: Bearer <key>"' });
   }
   const key = await ctx.services.keys.authenticate(ctx.apiKey);
   if (!key) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Unknown or revoked API key' });
-  return next({ ctx: { key } });
-});
-
-/** Lets through only the given key kinds (403 otherwise); admin keys pass everywhere. */
-function allowKinds(...kinds: KeyKind[]) {
-  return authenticatedProcedure.use(async ({ ctx, next }) => {
-    if (ctx.key.kind !== 'admin' && !kinds.includes(ctx.key.kind)) {
-      throw new TRPCError({ code: 'FORBIDDEN', message: `This ${ctx.key.kind} key may not call this procedure` });
+  if (key.kind !== 'admin' && !kinds.includes(key.kind)) {
+    throw new TRPCError({ code: 'FORBIDDEN', message: `This ${key.kind} key may not call this procedure` });
+  }
+  const policy = key.rateLimit ?? ctx.config.rateLimits[key.kind];
+  const decision = await ctx.services.rateLimiter.consume(key.id, cost, policy);
+  if (!decision.allowed) {
+    ctx.services.metrics.rateLimitRefusals.inc({ kind: key.kind });
+    if (decision.reason === 'over_budget') {
+      throw new DomainError(
+        'payload_too_large',
+        `This call costs ${cost} units, more than this key's whole budget (${policy.eventsPerSecond}/s plus a burst of ${policy.burst}); split it`,
+        { reason: 'over_rate_limit_budget' },
+      );
     }
-    return next();
-  });
-}
-
-/**
- * Spends the key's rate-limit budget: one unit per event for ingest calls (a batch of 500 costs
- * 500), one per call otherwise. Each call inside an HTTP batch is counted on its own.
- */
-function rateLimited<P extends ReturnType<typeof allowKinds>>(procedure: P, costOf: (rawInput: unknown) => number) {
-  return procedure.use(async ({ ctx, next, getRawInput }) => {
-    const cost = costOf(await getRawInput());
-    const policy = ctx.key.rateLimit ?? ctx.config.rateLimits[ctx.key.kind];
-    const decision = await ctx.services.rateLimiter.consume(ctx.key.id, cost, policy);
-    if (!decision.allowed) {
-      ctx.services.metrics.rateLimitRefusals.inc({ kind: ctx.key.kind });
-      if (decision.reason === 'over_budget') {
-        throw new DomainError(
-          'payload_too_large',
-          `This call costs ${cost} units, more than this key's whole budget (${policy.eventsPerSecond}/s plus a burst of ${policy.burst}); split it`,
-          { reason: 'over_rate_limit_budget' },
-        );
-      }
-      throw new DomainError('rate_limited', 'Rate limit exceeded for this key; retry later', {
-        retryAfterSeconds: decision.retryAfterSeconds,
-        reason: 'rate_limited',
-      });
-    }
-    return next();
-  });
+    throw new DomainError('rate_limited', 'Rate limit exceeded for this key; retry later', {
+      retryAfterSeconds: decision.retryAfterSeconds,
+      reason: 'rate_limited',
+    });
+  }
+  return key;
 }
 
 function countEvents(rawInput: unknown): number {
@@ -122,16 +110,18 @@ function countEvents(rawInput: unknown): number {
 }
 
 /** Writes events: ingest keys (and admin). `ctx.workspaceBinding` is the key's workspace, if bound. */
-export const ingestProcedure = rateLimited(allowKinds('ingest'), countEvents).use(({ ctx, next }) =>
-  next({ ctx: { workspaceBinding: ctx.key.workspaceId } }),
-);
+export const ingestProcedure = publicProcedure.use(async ({ ctx, next, getRawInput }) => {
+  const key = await authorize(ctx, ['ingest'], countEvents(await getRawInput()));
+  return next({ ctx: { key, workspaceBinding: key.workspaceId } });
+});
 
 /**
  * Reads events of exactly one workspace, `ctx.workspaceId`, resolved here and nowhere else: a key
  * bound to a workspace reads only that one (naming another is 403); an unbound admin key must name
  * one. Procedures built on it filter by `ctx.workspaceId`, never by their input.
  */
-export const readProcedure = rateLimited(allowKinds('read'), () => 1)
+export const readProcedure = publicProcedure
+  .use(async ({ ctx, next }) => next({ ctx: { key: await authorize(ctx, ['read'], 1) } }))
   .input(WorkspaceScope)
   .use(({ ctx, input, next }) => {
     const bound = ctx.key.workspaceId;
@@ -146,6 +136,7 @@ export const readProcedure = rateLimited(allowKinds('read'), () => 1)
   });
 
 /** Key management and other operator actions: admin keys only. `ctx.adminScope` is null for unbound keys. */
-export const adminProcedure = rateLimited(allowKinds('admin'), () => 1).use(({ ctx, next }) =>
-  next({ ctx: { adminScope: ctx.key.workspaceId } }),
-);
+export const adminProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  const key = await authorize(ctx, ['admin'], 1);
+  return next({ ctx: { key, adminScope: key.workspaceId } });
+});
