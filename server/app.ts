@@ -1,11 +1,9 @@
 import { trpcServer } from '@hono/trpc-server';
 import { Scalar } from '@scalar/hono-api-reference';
 import type { TRPCError } from '@trpc/server';
-import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
-import { requestId } from 'hono/request-id';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Database } from '../db/database.ts';
@@ -17,7 +15,7 @@ import { appRouter } from './routers/index.ts';
 import { createServices } from './services/index.ts';
 import type { Context, Services } from './trpc/context.ts';
 import { domainCause } from './trpc/errors.ts';
-import { decompressRequestBody } from './http/request-body.ts';
+import { decompressRequestBody, limitRequestBody } from './http/request-body.ts';
 import { createOpenApiRequestHandler } from './http/openapi-handler.ts';
 import { bearerToken } from './services/keys/keys.ts';
 
@@ -32,6 +30,11 @@ export interface AppDeps {
 }
 
 const require = createRequire(import.meta.url);
+
+// Unique per process start, then a counter: cheaper than a random UUID on every request.
+const REQUEST_ID_PREFIX = Math.random().toString(36).slice(2, 8);
+let requestCounter = 0;
+const nextRequestId = () => `${REQUEST_ID_PREFIX}-${(requestCounter += 1).toString(36)}`;
 const SCALAR_BUNDLE_PATH = require.resolve('@scalar/api-reference/browser/standalone.js');
 
 /** `Retry-After` for errors that say when a retry may succeed (overload, outage, rate limit). */
@@ -57,29 +60,43 @@ export function createApp({ db, config, logger, services = createServices({ db, 
     apiKey: bearerToken(authorization),
   });
 
-  app.use('*', requestId());
-  app.use(
-    '*',
-    secureHeaders({
-      // The explorer's page carries Scalar's inline configuration and styles; everything it loads
-      // comes from this service.
-      contentSecurityPolicy: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'", "'unsafe-inline'"],
-        styleSrc: ["'self'", "'unsafe-inline'"],
-        imgSrc: ["'self'", 'data:'],
-        fontSrc: ["'self'", 'data:'],
-        connectSrc: ["'self'"],
-        frameAncestors: ["'none'"],
-        objectSrc: ["'none'"],
-        baseUri: ["'self'"],
-      },
-      crossOriginResourcePolicy: 'cross-origin',
-      crossOriginEmbedderPolicy: false,
-    }),
-  );
+  // Request ids: the caller's X-Request-Id when it sent a sane one, else a new one. Returned on
+  // error responses (where support needs it) and in every log line.
+  app.use('*', async (c, next) => {
+    const incoming = c.req.header('x-request-id');
+    c.set('requestId', incoming && incoming.length <= 128 && /^[\w\-=.]+$/.test(incoming) ? incoming : nextRequestId());
+    await next();
+    if (c.res.status >= 400) {
+      c.res.headers.set('X-Request-Id', c.get('requestId'));
+      if (c.res.status >= 500) logger.warn('request failed', { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status });
+    }
+  });
+
+  // Security headers on the HTML pages; JSON answers need none of them, and setting headers on
+  // every ingest response measurably slowed the hot path.
+  const htmlSecurityHeaders = secureHeaders({
+    // The explorer's page carries Scalar's inline configuration and styles; everything it loads
+    // comes from this service.
+    contentSecurityPolicy: {
+      defaultSrc: ["'self'"],
+      scriptSrc: ["'self'", "'unsafe-inline'"],
+      styleSrc: ["'self'", "'unsafe-inline'"],
+      imgSrc: ["'self'", 'data:'],
+      fontSrc: ["'self'", 'data:'],
+      connectSrc: ["'self'"],
+      frameAncestors: ["'none'"],
+      objectSrc: ["'none'"],
+      baseUri: ["'self'"],
+    },
+    crossOriginResourcePolicy: 'same-origin',
+    crossOriginEmbedderPolicy: false,
+  });
+  app.use('/docs', htmlSecurityHeaders);
+  app.use('/docs/*', htmlSecurityHeaders);
+
   // Browsers send events from other origins: allow them (all by default, or the configured list).
   // Keys travel in the Authorization header, never in cookies, so no credentials mode is needed.
+  // Requests without an Origin header are not from a browser and skip the CORS work.
   const corsPolicy = cors({
     origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
     allowMethods: ['GET', 'POST', 'OPTIONS'],
@@ -87,8 +104,9 @@ export function createApp({ db, config, logger, services = createServices({ db, 
     exposeHeaders: ['retry-after', 'x-request-id'],
     maxAge: 600,
   });
-  app.use('/trpc/*', corsPolicy);
-  app.use('/api/*', corsPolicy);
+  const corsForBrowsers: MiddlewareHandler = (c, next) => (c.req.header('origin') ? corsPolicy(c, next) : next());
+  app.use('/trpc/*', corsForBrowsers);
+  app.use('/api/*', corsForBrowsers);
 
   app.onError((error, c) => {
     logger.error('unhandled request error', { requestId: c.get('requestId'), path: c.req.path, error });
@@ -96,15 +114,14 @@ export function createApp({ db, config, logger, services = createServices({ db, 
   });
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route for ${c.req.method} ${c.req.path}` } }, 404));
 
-  // One line per request, with its id; errors louder. Never headers: they carry keys.
-  app.use('*', async (c, next) => {
-    const started = performance.now();
-    await next();
-    const status = c.res.status;
-    const fields = { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - started) * 10) / 10 };
-    if (status >= 500) logger.warn('request failed', fields);
-    else logger.debug('request', fields);
-  });
+  // One line per request, with its id, when debugging; failures always. Never headers: they carry keys.
+  if (config.logLevel === 'debug') {
+    app.use('*', async (c, next) => {
+      const started = performance.now();
+      await next();
+      logger.debug('request', { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 });
+    });
+  }
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/metrics', async (c) => {
@@ -117,9 +134,9 @@ export function createApp({ db, config, logger, services = createServices({ db, 
     return readiness.ready ? c.json({ status: 'ready' }) : c.json({ status: 'not_ready', reason: readiness.reason }, 503);
   });
 
-  const limitBody = bodyLimit({
-    maxSize: config.limits.maxBodyBytes,
-    onError: (c) =>
+  const limitBody = limitRequestBody({
+    maxBytes: config.limits.maxBodyBytes,
+    onTooLarge: (c) =>
       c.json({ error: { code: 'PAYLOAD_TOO_LARGE', message: `Request body exceeds ${config.limits.maxBodyBytes} bytes` } }, 413),
   });
 

@@ -1,0 +1,13 @@
+import { serve } from '@hono/node-server';
+import { openPostgres } from './db/database.ts';
+import { createApp } from './server/app.ts';
+import { loadConfig } from './server/config.ts';
+import { createLogger } from './server/logger.ts';
+import { createServices } from './server/services/index.ts';
+const db = openPostgres({ url: 'postgres://postgres@127.0.0.1:5432/prof1' });
+const config = loadConfig({ LOG_LEVEL: 'warn', RATE_LIMIT_ADMIN_EPS: '100000000' });
+const real = createServices({ db, config });
+const services = { ...real, events: { ...real.events, ingestEvent: async () => ({ id: '01a21bb0-f2ab-7aa2-a4af-f16d06a10435', createdAt: new Date(), duplicate: false }) } };
+await real.keys.ensureAdminKey('profiling-admin-key-0123456789abcdef');
+const app = createApp({ db, config, logger: createLogger('warn'), services });
+serve({ fetch: app.fetch, port: 3302, hostname: '127.0.0.1' });

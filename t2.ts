@@ -1,0 +1,13 @@
+import { Hono } from 'hono';
+import { trpcServer } from '@hono/trpc-server';
+import { initTRPC } from '@trpc/server';
+import superjson from 'superjson';
+import { z } from 'zod';
+import { serve } from '@hono/node-server';
+const t = initTRPC.create({ transformer: superjson, isDev: false });
+const router = t.router({ ingest: t.procedure.input(z.object({ name: z.string() }).passthrough()).mutation(({ input }) => ({ id: 'x', createdAt: new Date() })) });
+const app = new Hono();
+const mode = process.env.MODE;
+if (mode === 'trpc') app.use('/trpc/*', trpcServer({ router, endpoint: '/trpc' }));
+else app.post('/trpc/ingest', async (c) => { const b = await c.req.json(); return c.json({ id: 'x', b: b.json.name }); });
+serve({ fetch: app.fetch, port: 3303, hostname: '127.0.0.1' });
