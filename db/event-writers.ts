@@ -172,9 +172,12 @@ async function claimIds(tx: TransactionSql, rows: readonly EventRow[]): Promise<
 
 // ---- COPY text format -----------------------------------------------------------------------
 
+const COPY_SPECIAL = /[\\\t\n\r]/;
+
 /** Escapes a value for COPY's text format: backslash, tab, newline and carriage return. */
 function copyField(value: string | null): string {
   if (value === null) return '\\N';
+  if (!COPY_SPECIAL.test(value)) return value;
   return value.replace(/[\\\t\n\r]/g, (char) => (char === '\\' ? '\\\\' : char === '\t' ? '\\t' : char === '\n' ? '\\n' : '\\r'));
 }
 
@@ -182,7 +185,8 @@ export function toCopyText(rows: readonly EventRow[]): string {
   let text = '';
   for (const r of rows) {
     text +=
-      `${r.id}\t${copyField(r.workspaceId)}\t${copyField(r.userId)}\t${copyField(r.source)}\t${copyField(r.eventType)}\t` +
+      // Ids are UUIDs, source and event type are validated identifiers: nothing in them to escape.
+      `${r.id}\t${r.workspaceId ?? '\\N'}\t${r.userId ?? '\\N'}\t${r.source}\t${r.eventType}\t` +
       `${copyField(r.name)}\t${copyField(r.targetType)}\t${copyField(r.targetId)}\t` +
       `${copyField(r.metadata === null ? null : JSON.stringify(r.metadata))}\t${r.createdAt.toISOString()}\t${r.receivedAt.toISOString()}\n`;
   }

@@ -25,7 +25,7 @@ export async function validCalls() {
       void path;
       void code;
     } else {
-      const createdAt: Date = r.createdAt;
+      const createdAt: string = r.createdAt;
       void createdAt;
     }
   }

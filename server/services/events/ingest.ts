@@ -135,12 +135,12 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
 
     for (const p of pending) {
       if (inserted.has(p.id)) {
-        receipts[p.index] = { index: p.index, status: 'accepted', id: p.id, createdAt: p.createdAt };
+        receipts[p.index] = { index: p.index, status: 'accepted', id: p.id, createdAt: p.createdAt.toISOString() };
         continue;
       }
       const stored = existing.get(p.id);
       if (stored && stored.workspaceId === (p.event.workspaceId ?? null)) {
-        receipts[p.index] = { index: p.index, status: 'duplicate', id: p.id, createdAt: stored.createdAt };
+        receipts[p.index] = { index: p.index, status: 'duplicate', id: p.id, createdAt: stored.createdAt.toISOString() };
       } else {
         // Another workspace owns this id: refuse without saying anything about that event.
         receipts[p.index] = reject(p.index, 'id_conflict', 'An event with this id already exists', 'id');
@@ -180,7 +180,7 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
       const code = receipt.code === 'id_conflict' ? 'conflict' : receipt.code === 'workspace_forbidden' ? 'forbidden' : 'invalid_input';
       throw new DomainError(code, receipt.message, { path: receipt.path, reason: receipt.code });
     }
-    return { id: receipt.id, createdAt: receipt.createdAt, duplicate: receipt.status === 'duplicate' };
+    return { id: receipt.id, createdAt: new Date(receipt.createdAt), duplicate: receipt.status === 'duplicate' };
   }
 
   async function findStoredEvents(ids: readonly string[]): Promise<Map<string, { workspaceId: string | null; createdAt: Date }>> {
