@@ -27,7 +27,9 @@ export async function freePort(): Promise<number> {
 /** Starts a TypeScript entry point on Node (through tsx) or Bun and waits until `readyPath` answers. */
 export async function startServer(runtime: Runtime, script: string, env: Record<string, string>, readyPath = '/healthz'): Promise<RunningServer> {
   const port = await freePort();
-  const [command, args] = runtime === 'node' ? [process.execPath, ['--import', 'tsx', script]] : ['node_modules/.bin/bun', [script]];
+  // On Node the service runs as `npm start` does, from the esbuild bundle; everything else through tsx.
+  const nodeArgs = script === 'server/main.ts' ? ['dist/server.mjs'] : ['--import', 'tsx', script];
+  const [command, args] = runtime === 'node' ? [process.execPath, nodeArgs] : ['node_modules/.bin/bun', [script]];
   const child = spawn(command, args, { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
