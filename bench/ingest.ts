@@ -154,6 +154,12 @@ async function main() {
       const bare = await runLoad({ url: bareServer.url, path: '/trpc/telemetry.ingest', body: JSON.stringify({ json: sampleEvent(0) }), connections: 64, seconds: SECONDS });
       await bareServer.stop();
 
+      log(`${runtime}: minimal tRPC on Hono…`);
+      const trpcServerProcess = await startServer(runtime, 'bench/servers/trpc-minimal.ts', {}, '/trpc/telemetry.ingest');
+      await runLoad({ url: trpcServerProcess.url, path: '/trpc/telemetry.ingest', body: JSON.stringify({ json: sampleEvent(0) }), connections: 16, seconds: 2 });
+      const trpcMinimal = await runLoad({ url: trpcServerProcess.url, path: '/trpc/telemetry.ingest', body: JSON.stringify({ json: sampleEvent(0) }), connections: 64, seconds: SECONDS });
+      await trpcServerProcess.stop();
+
       const eventsPerSecond = (load: LoadResult, size: number) => load.requestsPerSecond * size;
       runtimes[runtime] = {
         batch100: { ...batch100, eventsPerSecond: eventsPerSecond(batch100, 100) },
@@ -161,12 +167,15 @@ async function main() {
         single,
         naive,
         bare,
+        trpcMinimal,
         peakRssMb,
         ratios: {
           batch1000VsCopy: round(eventsPerSecond(batch1000, 1000) / copyRowsPerSecond),
           batch100VsCopy: round(eventsPerSecond(batch100, 100) / copyRowsPerSecond),
           singleVsNaive: round(single.requestsPerSecond / naive.requestsPerSecond),
           singleVsBare: round(single.requestsPerSecond / bare.requestsPerSecond),
+          singleVsTrpcMinimal: round(single.requestsPerSecond / trpcMinimal.requestsPerSecond),
+          trpcMinimalVsBare: round(trpcMinimal.requestsPerSecond / bare.requestsPerSecond),
         },
       };
     }
@@ -209,6 +218,7 @@ function printTable(results: Record<string, unknown>) {
     row('ingest, 64 conns', data.single!, `${data.ratios.singleVsNaive}x naive (>= 2), ${data.ratios.singleVsBare}x bare (>= 0.4)`);
     row('naive INSERT per call, 64 conns', data.naive!, '');
     row('bare Hono, 64 conns', data.bare!, '');
+    row('minimal tRPC on Hono, 64 conns', data.trpcMinimal!, `${data.ratios.trpcMinimalVsBare}x bare; service = ${data.ratios.singleVsTrpcMinimal}x of it`);
     lines.push(`${runtime.padEnd(8)} peak RSS of the service: ${data.peakRssMb} MB (target < 300)`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
