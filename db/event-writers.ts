@@ -46,15 +46,19 @@ export function createCopyEventWriter(client: Sql): EventWriter {
     form: 'copy',
     async write(rows) {
       if (rows.length === 0) return new Set();
-      return client.begin(async (tx) => {
-        const claimed = await claimIds(tx, rows);
-        const toCopy = rows.filter((row) => claimed.has(row.id));
-        if (toCopy.length > 0) {
-          const writable = await tx.unsafe(`copy telemetry.events (${EVENT_COLUMNS}) from stdin`).writable();
-          await pipeline(Readable.from([toCopyText(toCopy)]), writable);
-        }
-        return claimed;
-      }) as Promise<Set<string>>;
+      return retryOnDeadlock(
+        () =>
+          client.begin(async (tx) => {
+            const claimed = await claimIds(tx, rows);
+            const toCopy = rows.filter((row) => claimed.has(row.id));
+            if (toCopy.length > 0) {
+              const writable = await tx.unsafe(`copy telemetry.events (${EVENT_COLUMNS}) from stdin`).writable();
+              await pipeline(Readable.from([toCopyText(toCopy)]), writable);
+              await addToRollups(tx, toCopy);
+            }
+            return claimed;
+          }) as Promise<Set<string>>,
+      );
     },
   };
 }
@@ -69,7 +73,8 @@ export function createUnnestEventWriter(client: Sql): EventWriter {
     async write(rows) {
       if (rows.length === 0) return new Set();
       const column = <T>(pick: (row: EventRow) => T) => rows.map(pick);
-      const result = await client`
+      return client.begin(async (tx) => {
+      const result = await tx`
         with input as (
           select * from unnest(
             ${column((r) => r.id)}::uuid[], ${column((r) => r.workspaceId)}::uuid[], ${column((r) => r.userId)}::uuid[],
@@ -84,10 +89,13 @@ export function createUnnestEventWriter(client: Sql): EventWriter {
           on conflict (id) do nothing
           returning id
         )
-        insert into telemetry.events (${client.unsafe(EVENT_COLUMNS)})
+        insert into telemetry.events (${tx.unsafe(EVENT_COLUMNS)})
         select i.* from input i join claimed c on c.id = i.id
         returning id`;
-      return new Set(result.map((row) => row.id as string));
+      const stored = new Set(result.map((row) => row.id as string));
+      await addToRollups(tx, rows.filter((row) => stored.has(row.id)));
+      return stored;
+      }) as Promise<Set<string>>;
     },
   };
 }
@@ -102,9 +110,10 @@ export function createValuesEventWriter(client: Sql): EventWriter {
         r.id, r.workspaceId, r.userId, r.source, r.eventType, r.name, r.targetType, r.targetId,
         r.metadata === null ? null : JSON.stringify(r.metadata), r.createdAt.toISOString(), r.receivedAt.toISOString(),
       ]);
-      const result = await client`
+      return client.begin(async (tx) => {
+      const result = await tx`
         with input (id, workspace_id, user_id, source, event_type, name, target_type, target_id, metadata, created_at, received_at) as (
-          values ${client(values as never)}
+          values ${tx(values as never)}
         ), typed as (
           select id::uuid, workspace_id::uuid, user_id::uuid, source, event_type, name, target_type, target_id,
                  metadata::jsonb, created_at::timestamptz, received_at::timestamptz
@@ -115,10 +124,13 @@ export function createValuesEventWriter(client: Sql): EventWriter {
           on conflict (id) do nothing
           returning id
         )
-        insert into telemetry.events (${client.unsafe(EVENT_COLUMNS)})
+        insert into telemetry.events (${tx.unsafe(EVENT_COLUMNS)})
         select t.* from typed t join claimed c on c.id = t.id
         returning id`;
-      return new Set(result.map((row) => row.id as string));
+      const stored = new Set(result.map((row) => row.id as string));
+      await addToRollups(tx, rows.filter((row) => stored.has(row.id)));
+      return stored;
+      }) as Promise<Set<string>>;
     },
   };
 }
@@ -136,7 +148,7 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
           received_at: r.receivedAt.toISOString(),
         })),
       );
-      const result = await db.rows<{ id: string }>(drizzleSql`
+      const result = await retryOnDeadlock(() => db.rows<{ id: string }>(drizzleSql`
         with input as (
           select * from jsonb_to_recordset(${json}::jsonb) as x(
             id uuid, workspace_id uuid, user_id uuid, source text, event_type text, name text,
@@ -146,14 +158,59 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
           select id, workspace_id, created_at from input
           on conflict (id) do nothing
           returning id
+        ), inserted as (
+          insert into telemetry.events (${drizzleSql.raw(EVENT_COLUMNS)})
+          select i.id, i.workspace_id, i.user_id, i.source, i.event_type, i.name, i.target_type, i.target_id, i.metadata, i.created_at, i.received_at
+          from input i join claimed c on c.id = i.id
+          returning id, workspace_id, created_at, event_type, name, source
+        ), counted as (
+          insert into telemetry.event_counts_minute as counts (workspace_id, minute, event_type, name, source, count)
+          select workspace_id, date_trunc('minute', created_at, 'UTC'), event_type, name, source, count(*)
+          from inserted where workspace_id is not null
+          group by 1, 2, 3, 4, 5
+          order by 1, 2, 3, 4, 5
+          on conflict (workspace_id, minute, event_type, name, source) do update set count = counts.count + excluded.count
         )
-        insert into telemetry.events (${drizzleSql.raw(EVENT_COLUMNS)})
-        select i.id, i.workspace_id, i.user_id, i.source, i.event_type, i.name, i.target_type, i.target_id, i.metadata, i.created_at, i.received_at
-        from input i join claimed c on c.id = i.id
-        returning id`);
+        select id from inserted`));
       return new Set(result.map((row) => row.id));
     },
   };
+}
+
+/** Per-minute counts of the stored rows, in one fixed order so concurrent flushes lock rows alike. */
+function rollupRows(rows: readonly EventRow[]) {
+  const counts = new Map<string, { workspace_id: string; minute: string; event_type: string; name: string; source: string; count: number }>();
+  for (const row of rows) {
+    if (!row.workspaceId) continue;
+    const minute = new Date(Math.floor(row.createdAt.getTime() / 60_000) * 60_000).toISOString();
+    const key = `${row.workspaceId}\u0000${minute}\u0000${row.eventType}\u0000${row.name}\u0000${row.source}`;
+    const entry = counts.get(key);
+    if (entry) entry.count += 1;
+    else counts.set(key, { workspace_id: row.workspaceId, minute, event_type: row.eventType, name: row.name, source: row.source, count: 1 });
+  }
+  return [...counts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, value]) => value);
+}
+
+/** Adds stored rows to the per-minute counts, inside the transaction that stored them. */
+async function addToRollups(tx: TransactionSql, rows: readonly EventRow[]): Promise<void> {
+  const counts = rollupRows(rows);
+  if (counts.length === 0) return;
+  await tx`
+    insert into telemetry.event_counts_minute as counts (workspace_id, minute, event_type, name, source, count)
+    select * from jsonb_to_recordset(${JSON.stringify(counts)}::text::jsonb)
+      as x(workspace_id uuid, minute timestamptz, event_type text, name text, source text, count bigint)
+    on conflict (workspace_id, minute, event_type, name, source) do update set count = counts.count + excluded.count`;
+}
+
+/** Concurrent flushes can still deadlock on shared rollup rows; the loser's transaction is safe to rerun. */
+async function retryOnDeadlock<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await work();
+    } catch (error) {
+      if ((error as { code?: string }).code !== '40P01' || attempt >= 3) throw error;
+    }
+  }
 }
 
 /**
@@ -164,7 +221,7 @@ async function claimIds(tx: TransactionSql, rows: readonly EventRow[]): Promise<
   const claims = JSON.stringify(rows.map((r) => ({ id: r.id, workspace_id: r.workspaceId, created_at: r.createdAt.toISOString() })));
   const claimed = await tx`
     insert into telemetry.event_ids (id, workspace_id, created_at)
-    select * from jsonb_to_recordset(${claims}::jsonb) as x(id uuid, workspace_id uuid, created_at timestamptz)
+    select * from jsonb_to_recordset(${claims}::text::jsonb) as x(id uuid, workspace_id uuid, created_at timestamptz)
     on conflict (id) do nothing
     returning id`;
   return new Set(claimed.map((row) => row.id as string));

@@ -1,4 +1,4 @@
-import { index, integer, jsonb, pgSchema, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, index, integer, jsonb, pgSchema, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 export const telemetry = pgSchema('telemetry');
 
@@ -62,4 +62,23 @@ export const apiKeys = telemetry.table(
     revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
   },
   (table) => [uniqueIndex('api_keys_secret_hash_idx').on(table.secretHash)],
+);
+
+/**
+ * Per-minute event counts, written in the same transaction as the events they count, so they
+ * never disagree. Dashboards' counts over time and top lists read these instead of raw events
+ * whenever the filters allow. Events without a workspace are not rolled up (every read is scoped
+ * to a workspace).
+ */
+export const eventCountsMinute = telemetry.table(
+  'event_counts_minute',
+  {
+    workspaceId: uuid('workspace_id').notNull(),
+    minute: timestamp('minute', { withTimezone: true, mode: 'date' }).notNull(),
+    eventType: text('event_type').notNull(),
+    name: text('name').notNull(),
+    source: text('source').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+  },
+  (table) => [primaryKey({ name: 'event_counts_minute_pkey', columns: [table.workspaceId, table.minute, table.eventType, table.name, table.source] })],
 );

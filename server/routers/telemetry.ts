@@ -1,4 +1,6 @@
 import { ingestProcedure, readProcedure, router } from '../trpc/init.ts';
+import { ListEventsInput, ListEventsResult } from '../services/stats/schemas.ts';
+import { statsRouter } from './stats.ts';
 import { EventInput, GetEventInput, IngestBatchInput, IngestBatchResult, IngestResult, StoredEvent } from '../services/events/schemas.ts';
 
 export const telemetryRouter = router({
@@ -40,6 +42,21 @@ export const telemetryRouter = router({
     ),
 
   events: router({
+    list: readProcedure
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/events/list',
+          tags: ['telemetry'],
+          protect: true,
+          summary: 'List events, newest first',
+          description: 'Filters by time range, type, name, source, user, target and metadata containment. Keyset pagination: pass nextCursor back as cursor; pages stay stable while events arrive.',
+        },
+      })
+      .input(ListEventsInput)
+      .output(ListEventsResult)
+      .query(({ ctx, input }) => ctx.services.queries.listEvents(ctx.workspaceId, input)),
+
     get: readProcedure
       .meta({
         openapi: {
@@ -55,4 +72,6 @@ export const telemetryRouter = router({
       .output(StoredEvent)
       .query(({ ctx, input }) => ctx.services.eventReader.getEvent(input.id, ctx.workspaceId)),
   }),
+
+  stats: statsRouter,
 });

@@ -7,6 +7,7 @@ import type { Services } from '../trpc/context.ts';
 import { createGroupCommitter } from './events/group-commit.ts';
 import { createEventIngestor } from './events/ingest.ts';
 import { createEventReader } from './events/read.ts';
+import { createEventQueries } from './stats/queries.ts';
 import { createKeyService } from './keys/keys.ts';
 import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
 
@@ -34,6 +35,7 @@ export function createServices({ db, config, logger = createLogger('silent'), me
   return {
     events: createEventIngestor({ db, limits: config.limits, committer, metrics, ...(now && { now }) }),
     eventReader: createEventReader({ db }),
+    queries: createEventQueries({ db }),
     keys: createKeyService({ db }),
     rateLimiter: rateLimiter ?? createRateLimiter({ logger }),
     committer,

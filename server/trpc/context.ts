@@ -3,6 +3,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { EventIngestor } from '../services/events/ingest.ts';
 import type { EventReader } from '../services/events/read.ts';
+import type { EventQueries } from '../services/stats/queries.ts';
 import type { KeyService } from '../services/keys/keys.ts';
 import type { RateLimiter } from '../services/limits/rate-limiter.ts';
 import type { GroupCommitter } from '../services/events/group-commit.ts';
@@ -12,6 +13,7 @@ import type { Metrics } from '../metrics.ts';
 export interface Services {
   events: EventIngestor;
   eventReader: EventReader;
+  queries: EventQueries;
   keys: KeyService;
   rateLimiter: RateLimiter;
   /** The shared write queue; drained on shutdown. */

@@ -75,7 +75,7 @@ export type FreeFormEventType = StringExcept<TypedEventType>;
 
 // ---- The event ------------------------------------------------------------------------------
 
-const Timestamp = z
+export const Timestamp = z
   .union([z.date(), z.iso.datetime({ offset: true })])
   .transform((value) => (value instanceof Date ? value : new Date(value)))
   .refine((value) => !Number.isNaN(value.getTime()), 'Invalid date');

@@ -1,0 +1,275 @@
+import { and, desc, eq, gte, lt, sql, type SQL } from 'drizzle-orm';
+import type { Database } from '../../../db/database.ts';
+import { events } from '../../../db/schema.ts';
+import { DomainError } from '../../errors.ts';
+import { storedEventColumns } from '../events/read.ts';
+import type { StoredEvent } from '../events/schemas.ts';
+import type { Bucket, Dimension, Distribution, EventFilters } from './schemas.ts';
+
+/** Columns of `telemetry.events` a dimension or `top` key maps to (fixed names, never input). */
+const COLUMN: Record<Dimension | 'targetId' | 'userId', string> = {
+  eventType: 'event_type',
+  name: 'name',
+  source: 'source',
+  targetType: 'target_type',
+  targetId: 'target_id',
+  userId: 'user_id',
+};
+const ROLLUP_DIMENSIONS = new Set<string>(['eventType', 'name', 'source']);
+
+const DAY_AND_WEEK: ReadonlySet<Bucket> = new Set(['day', 'week']);
+
+/** Minute and hour buckets are UTC; day and week follow the caller's time zone (DST included). */
+function bucketZone(bucket: Bucket, timeZone: string): string {
+  return DAY_AND_WEEK.has(bucket) ? timeZone : 'UTC';
+}
+
+function isMinuteAligned(date: Date): boolean {
+  return date.getTime() % 60_000 === 0;
+}
+
+type ListCursor = { t: number; i: string };
+
+function encodeCursor(cursor: ListCursor): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+function decodeCursor(value: string): ListCursor {
+  try {
+    const parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<ListCursor>;
+    if (typeof parsed.t === 'number' && Number.isFinite(parsed.t) && typeof parsed.i === 'string' && /^[0-9a-f-]{36}$/i.test(parsed.i)) {
+      return { t: parsed.t, i: parsed.i };
+    }
+  } catch {
+    // fall through
+  }
+  throw new DomainError('invalid_input', 'Invalid cursor', { path: 'cursor' });
+}
+
+const toNumber = (value: unknown): number => Number(value ?? 0);
+const toDate = (ms: unknown): Date => new Date(Number(ms));
+
+export type EventQueries = ReturnType<typeof createEventQueries>;
+
+export function createEventQueries({ db }: { db: Database }) {
+  /** Raw-event conditions shared by every query: workspace, time range, filters. */
+  type Filters = Omit<Partial<EventFilters>, 'source'> & { source?: string | undefined };
+  function eventConditions(workspaceId: string, range: { from?: Date | undefined; to?: Date | undefined }, filters: Filters): SQL[] {
+    const conditions: SQL[] = [sql`e.workspace_id = ${workspaceId}`];
+    if (range.from) conditions.push(sql`e.created_at >= ${range.from.toISOString()}::timestamptz`);
+    if (range.to) conditions.push(sql`e.created_at < ${range.to.toISOString()}::timestamptz`);
+    if (filters.eventType) conditions.push(sql`e.event_type = ${filters.eventType}`);
+    if (filters.name) conditions.push(sql`e.name = ${filters.name}`);
+    if (filters.source) conditions.push(sql`e.source = ${filters.source}`);
+    if (filters.userId) conditions.push(sql`e.user_id = ${filters.userId}`);
+    if (filters.targetType) conditions.push(sql`e.target_type = ${filters.targetType}`);
+    if (filters.targetId) conditions.push(sql`e.target_id = ${filters.targetId}`);
+    if (filters.metadata) conditions.push(sql`e.metadata @> ${JSON.stringify(filters.metadata)}::text::jsonb`);
+    return conditions;
+  }
+
+  function rollupConditions(workspaceId: string, range: { from: Date; to: Date }, filters: { eventType?: string | undefined; name?: string | undefined; source?: string | undefined }): SQL[] {
+    const conditions: SQL[] = [
+      sql`r.workspace_id = ${workspaceId}`,
+      sql`r.minute >= ${range.from.toISOString()}::timestamptz`,
+      sql`r.minute < ${range.to.toISOString()}::timestamptz`,
+    ];
+    if (filters.eventType) conditions.push(sql`r.event_type = ${filters.eventType}`);
+    if (filters.name) conditions.push(sql`r.name = ${filters.name}`);
+    if (filters.source) conditions.push(sql`r.source = ${filters.source}`);
+    return conditions;
+  }
+
+  /** Newest first, keyset-paginated: a page never repeats or skips events because others arrived. */
+  async function listEvents(
+    workspaceId: string,
+    input: EventFilters & { from?: Date | undefined; to?: Date | undefined; limit: number; cursor?: string | undefined },
+  ): Promise<{ events: StoredEvent[]; nextCursor: string | null }> {
+    const conditions = [eq(events.workspaceId, workspaceId)];
+    if (input.from) conditions.push(gte(events.createdAt, input.from));
+    if (input.to) conditions.push(lt(events.createdAt, input.to));
+    if (input.eventType) conditions.push(eq(events.eventType, input.eventType));
+    if (input.name) conditions.push(eq(events.name, input.name));
+    if (input.source) conditions.push(eq(events.source, input.source));
+    if (input.userId) conditions.push(eq(events.userId, input.userId));
+    if (input.targetType) conditions.push(eq(events.targetType, input.targetType));
+    if (input.targetId) conditions.push(eq(events.targetId, input.targetId));
+    if (input.metadata) conditions.push(sql`${events.metadata} @> ${JSON.stringify(input.metadata)}::text::jsonb`);
+    if (input.cursor) {
+      const cursor = decodeCursor(input.cursor);
+      conditions.push(sql`(${events.createdAt}, ${events.id}) < (${new Date(cursor.t).toISOString()}::timestamptz, ${cursor.i}::uuid)`);
+    }
+    const rows = await db.orm
+      .select(storedEventColumns)
+      .from(events)
+      .where(and(...conditions))
+      .orderBy(desc(events.createdAt), desc(events.id))
+      .limit(input.limit + 1);
+    const page = rows.slice(0, input.limit).map((row) => ({
+      ...row,
+      source: row.source as StoredEvent['source'],
+      metadata: (row.metadata ?? null) as StoredEvent['metadata'],
+    }));
+    const last = page[page.length - 1];
+    return { events: page, nextCursor: rows.length > input.limit && last ? encodeCursor({ t: last.createdAt.getTime(), i: last.id }) : null };
+  }
+
+  /** Bucket starts covering [from, to), generated in the bucket's zone so DST days are 23 or 25 hours long. */
+  async function bucketStarts(from: Date, to: Date, bucket: Bucket, zone: string): Promise<Date[]> {
+    const rows = await db.rows<{ start_ms: number | string }>(sql`
+      select (extract(epoch from (local_start at time zone ${zone})) * 1000)::float8 as start_ms
+      from generate_series(
+        date_trunc(${bucket}, ${from.toISOString()}::timestamptz at time zone ${zone}),
+        (${to.toISOString()}::timestamptz - interval '1 microsecond') at time zone ${zone},
+        ${`1 ${bucket}`}::interval
+      ) as local_start
+      order by local_start`);
+    return rows.map((row) => toDate(row.start_ms));
+  }
+
+  async function timeseries(
+    workspaceId: string,
+    input: {
+      from: Date; to: Date; bucket: Bucket; timeZone: string; uniqueUsers: boolean; breakdown?: Dimension | undefined;
+      eventType?: string | undefined; name?: string | undefined; source?: string | undefined; targetType?: string | undefined;
+    },
+  ) {
+    const zone = bucketZone(input.bucket, input.timeZone);
+    const useRollup =
+      !input.uniqueUsers && !input.targetType && (!input.breakdown || ROLLUP_DIMENSIONS.has(input.breakdown)) && isMinuteAligned(input.from) && isMinuteAligned(input.to);
+    const keyColumn = input.breakdown ? sql.raw(COLUMN[input.breakdown]) : sql`null::text`;
+    const rows = useRollup
+      ? await db.rows<{ start_ms: number | string; key: string | null; count: number | string }>(sql`
+          select (extract(epoch from (date_trunc(${input.bucket}, r.minute at time zone ${zone}) at time zone ${zone})) * 1000)::float8 as start_ms,
+                 ${input.breakdown ? sql`r.${keyColumn}` : keyColumn} as key, sum(r.count) as count
+          from telemetry.event_counts_minute r
+          where ${sql.join(rollupConditions(workspaceId, input, input), sql` and `)}
+          group by 1, 2`)
+      : await db.rows<{ start_ms: number | string; key: string | null; count: number | string; users: number | string }>(sql`
+          select (extract(epoch from (date_trunc(${input.bucket}, e.created_at at time zone ${zone}) at time zone ${zone})) * 1000)::float8 as start_ms,
+                 ${input.breakdown ? sql`e.${keyColumn}` : keyColumn} as key, count(*) as count,
+                 ${input.uniqueUsers ? sql`count(distinct e.user_id)` : sql`0`} as users
+          from telemetry.events e
+          where ${sql.join(eventConditions(workspaceId, input, input), sql` and `)}
+          group by 1, 2`);
+    const starts = await bucketStarts(input.from, input.to, input.bucket, zone);
+    const byKey = new Map<string | null, Map<number, { count: number; users: number }>>();
+    for (const row of rows) {
+      const points = byKey.get(row.key) ?? new Map();
+      points.set(Number(row.start_ms), { count: toNumber(row.count), users: toNumber((row as { users?: unknown }).users) });
+      byKey.set(row.key, points);
+    }
+    if (byKey.size === 0 && !input.breakdown) byKey.set(null, new Map());
+    const series = [...byKey.entries()].map(([key, points]) => {
+      const filled = starts.map((start) => {
+        const found = points.get(start.getTime());
+        return { start, count: found?.count ?? 0, ...(input.uniqueUsers && { uniqueUsers: found?.users ?? 0 }) };
+      });
+      return { key, total: filled.reduce((sum, point) => sum + point.count, 0), points: filled };
+    });
+    series.sort((a, b) => b.total - a.total || String(a.key).localeCompare(String(b.key)));
+    return { bucket: input.bucket, timeZone: zone, source: useRollup ? ('rollup' as const) : ('raw' as const), series };
+  }
+
+  async function top(
+    workspaceId: string,
+    input: { from: Date; to: Date; by: Dimension | 'targetId' | 'userId'; limit: number; eventType?: string | undefined; name?: string | undefined; source?: string | undefined; targetType?: string | undefined },
+  ) {
+    const column = sql.raw(COLUMN[input.by]);
+    const useRollup = ROLLUP_DIMENSIONS.has(input.by) && !input.targetType && isMinuteAligned(input.from) && isMinuteAligned(input.to);
+    const rows = useRollup
+      ? await db.rows<{ key: string; count: number | string }>(sql`
+          select r.${column} as key, sum(r.count) as count
+          from telemetry.event_counts_minute r
+          where ${sql.join(rollupConditions(workspaceId, input, input), sql` and `)}
+          group by 1 order by 2 desc, 1 asc limit ${input.limit}`)
+      : await db.rows<{ key: string; count: number | string }>(sql`
+          select e.${column}::text as key, count(*) as count
+          from telemetry.events e
+          where ${sql.join([...eventConditions(workspaceId, input, input), sql`e.${column} is not null`], sql` and `)}
+          group by 1 order by 2 desc, 1 asc limit ${input.limit}`);
+    return { source: useRollup ? ('rollup' as const) : ('raw' as const), items: rows.map((row) => ({ key: row.key, count: toNumber(row.count) })) };
+  }
+
+  async function percentiles(
+    workspaceId: string,
+    input: { from: Date; to: Date; field: string; eventType: string; name?: string | undefined; source?: string | undefined; bucket?: Bucket | undefined; timeZone: string },
+  ) {
+    // The path is validated as dotted identifiers; it travels as a text[] parameter.
+    const path = `{${input.field.split('.').join(',')}}`;
+    const value = sql`(e.metadata #>> ${path}::text[])::float8`;
+    const conditions = [...eventConditions(workspaceId, input, input), sql`jsonb_typeof(e.metadata #> ${path}::text[]) = 'number'`];
+    const figures = sql`count(*) as count, min(${value}) as min, max(${value}) as max,
+      percentile_cont(array[0.5, 0.75, 0.9, 0.95, 0.99]::float8[]) within group (order by ${value}) as p`;
+    type Row = { count: number | string; min: number | string | null; max: number | string | null; p: (number | string)[] | string | null; start_ms?: number | string };
+    const toDistribution = (row: Row | undefined): Distribution => {
+      const p = parsePercentiles(row?.p ?? null);
+      const count = toNumber(row?.count);
+      const num = (v: unknown) => (count === 0 || v === null || v === undefined ? null : Number(v));
+      return { count, min: num(row?.min), max: num(row?.max), p50: num(p[0]), p75: num(p[1]), p90: num(p[2]), p95: num(p[3]), p99: num(p[4]) };
+    };
+    const [overall] = await db.rows<Row>(sql`select ${figures} from telemetry.events e where ${sql.join(conditions, sql` and `)}`);
+    if (!input.bucket) return { overall: toDistribution(overall) };
+    const zone = bucketZone(input.bucket, input.timeZone);
+    const rows = await db.rows<Row>(sql`
+      select (extract(epoch from (date_trunc(${input.bucket}, e.created_at at time zone ${zone}) at time zone ${zone})) * 1000)::float8 as start_ms, ${figures}
+      from telemetry.events e where ${sql.join(conditions, sql` and `)} group by 1`);
+    const byStart = new Map(rows.map((row) => [Number(row.start_ms), row]));
+    const starts = await bucketStarts(input.from, input.to, input.bucket, zone);
+    return { overall: toDistribution(overall), buckets: starts.map((start) => ({ start, ...toDistribution(byStart.get(start.getTime())) })) };
+  }
+
+  /**
+   * Users reaching each step in order: a user's first step-1 event in the range starts their
+   * funnel; each next step counts if it happens after the previous one and within the window of
+   * the first.
+   */
+  async function funnel(
+    workspaceId: string,
+    input: { from: Date; to: Date; windowSeconds: number; steps: { name: string; eventType?: string | undefined; source?: string | undefined }[] },
+  ) {
+    const stepCondition = (step: { name: string; eventType?: string | undefined; source?: string | undefined }) =>
+      sql.join(
+        [sql`e.name = ${step.name}`, ...(step.eventType ? [sql`e.event_type = ${step.eventType}`] : []), ...(step.source ? [sql`e.source = ${step.source}`] : [])],
+        sql` and `,
+      );
+    const base = sql.join([sql`e.workspace_id = ${workspaceId}`, sql`e.user_id is not null`], sql` and `);
+    const windowEnd = new Date(input.to.getTime() + input.windowSeconds * 1000).toISOString();
+    const ctes: SQL[] = [
+      sql`s0 as (select e.user_id, min(e.created_at) as at, min(e.created_at) as started
+        from telemetry.events e where ${base} and ${stepCondition(input.steps[0]!)}
+          and e.created_at >= ${input.from.toISOString()}::timestamptz and e.created_at < ${input.to.toISOString()}::timestamptz
+        group by e.user_id)`,
+    ];
+    input.steps.slice(1).forEach((step, i) => {
+      const previous = sql.raw(`s${i}`);
+      ctes.push(sql`${sql.raw(`s${i + 1}`)} as (select p.user_id, min(e.created_at) as at, min(p.started) as started
+        from ${previous} p join telemetry.events e on e.user_id = p.user_id
+        where ${base} and ${stepCondition(step)} and e.created_at > p.at
+          and e.created_at <= p.started + ${`${input.windowSeconds} seconds`}::interval
+          and e.created_at >= ${input.from.toISOString()}::timestamptz and e.created_at < ${windowEnd}::timestamptz
+        group by p.user_id)`);
+    });
+    const counts = input.steps.map((_, i) => sql`(select count(*) from ${sql.raw(`s${i}`)}) as ${sql.raw(`c${i}`)}`);
+    const [row] = await db.rows<Record<string, number | string>>(sql`with ${sql.join(ctes, sql`, `)} select ${sql.join(counts, sql`, `)}`);
+    const users = input.steps.map((_, i) => toNumber(row?.[`c${i}`]));
+    return {
+      steps: input.steps.map((step, index) => ({
+        index,
+        name: step.name,
+        users: users[index]!,
+        conversionFromPrevious: index === 0 ? null : users[index - 1] ? users[index]! / users[index - 1]! : null,
+        conversionFromFirst: index === 0 ? null : users[0] ? users[index]! / users[0]! : null,
+      })),
+    };
+  }
+
+  return { listEvents, timeseries, top, percentiles, funnel, bucketStarts };
+}
+
+/** percentile_cont over an array answers a Postgres array: postgres.js parses it, PGlite may give text. */
+function parsePercentiles(value: (number | string)[] | string | null): (number | null)[] {
+  if (value === null) return [];
+  if (Array.isArray(value)) return value.map((v) => (v === null ? null : Number(v)));
+  return value.replace(/[{}]/g, '').split(',').map((v) => (v === 'NULL' ? null : Number(v)));
+}

@@ -1,0 +1,196 @@
+import { z } from 'zod';
+import { JsonObjectSchema, Source, StoredEvent, Timestamp, WorkspaceScope } from '../events/schemas.ts';
+
+const DAY_MS = 86_400_000;
+/** Longest time range a statistics query may cover. */
+export const MAX_RANGE_DAYS = 400;
+/** Most buckets one series may have. */
+export const MAX_BUCKETS = 10_000;
+
+function isTimeZone(value: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: value });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const TimeZone = z.string().min(1).max(64).refine(isTimeZone, 'Unknown IANA time zone').default('UTC').describe('IANA time zone for day and week buckets, e.g. Europe/Berlin');
+
+const Range = z.object({
+  from: Timestamp.describe('Start of the range (inclusive)'),
+  to: Timestamp.describe('End of the range (exclusive)'),
+});
+
+function checkRange(range: { from: Date; to: Date }, ctx: z.RefinementCtx) {
+  if (range.to <= range.from) ctx.addIssue({ code: 'custom', path: ['to'], message: '"to" must be after "from"' });
+  else if (range.to.getTime() - range.from.getTime() > MAX_RANGE_DAYS * DAY_MS) {
+    ctx.addIssue({ code: 'custom', path: ['to'], message: `A range may span at most ${MAX_RANGE_DAYS} days` });
+  }
+}
+
+const EventTypeFilter = z.string().min(1).max(100);
+const NameFilter = z.string().min(1).max(200);
+
+export const EventFilters = z.object({
+  eventType: EventTypeFilter.optional(),
+  name: NameFilter.optional(),
+  source: Source.optional(),
+  userId: z.uuid().optional(),
+  targetType: z.string().min(1).max(100).optional(),
+  targetId: z.string().min(1).max(256).optional(),
+  metadata: JsonObjectSchema.optional().describe('Only events whose metadata contains this JSON object (jsonb @>)'),
+});
+export type EventFilters = z.infer<typeof EventFilters>;
+
+// ---- events.list ----------------------------------------------------------------------------
+
+export const ListEventsInput = EventFilters.extend({
+  from: Timestamp.optional(),
+  to: Timestamp.optional(),
+  limit: z.number().int().min(1).max(500).default(100),
+  cursor: z.string().max(200).optional().describe('nextCursor of the previous page'),
+});
+export type ListEventsInput = z.input<typeof ListEventsInput>;
+
+export const ListEventsResult = z.object({
+  events: z.array(StoredEvent),
+  nextCursor: z.string().nullable().describe('Pass as cursor for the next (older) page; null on the last page'),
+});
+export type ListEventsResult = z.infer<typeof ListEventsResult>;
+
+// ---- stats ----------------------------------------------------------------------------------
+
+export const BUCKETS = ['minute', 'hour', 'day', 'week'] as const;
+export const Bucket = z.enum(BUCKETS);
+export type Bucket = z.infer<typeof Bucket>;
+export const BUCKET_MS: Record<Bucket, number> = { minute: 60_000, hour: 3_600_000, day: DAY_MS, week: 7 * DAY_MS };
+
+export const Dimension = z.enum(['eventType', 'name', 'source', 'targetType']);
+export type Dimension = z.infer<typeof Dimension>;
+
+export const TimeseriesInput = Range.extend({
+  bucket: Bucket,
+  timeZone: TimeZone,
+  eventType: EventTypeFilter.optional(),
+  name: NameFilter.optional(),
+  source: Source.optional(),
+  targetType: z.string().min(1).max(100).optional(),
+  uniqueUsers: z.boolean().default(false).describe('Also count distinct users per bucket'),
+  breakdown: Dimension.optional().describe('One series per value of this dimension'),
+}).superRefine((input, ctx) => {
+  checkRange(input, ctx);
+  if ((input.to.getTime() - input.from.getTime()) / BUCKET_MS[input.bucket] > MAX_BUCKETS) {
+    ctx.addIssue({ code: 'custom', path: ['bucket'], message: `At most ${MAX_BUCKETS} buckets: choose a larger bucket or a shorter range` });
+  }
+});
+export type TimeseriesInput = z.input<typeof TimeseriesInput>;
+export type TimeseriesQuery = z.output<typeof TimeseriesInput>;
+
+export const SeriesPoint = z.object({ start: z.date(), count: z.number().int(), uniqueUsers: z.number().int().optional() });
+export const TimeseriesResult = z.object({
+  bucket: Bucket,
+  timeZone: z.string(),
+  source: z.enum(['rollup', 'raw']).describe('rollup: per-minute counts; raw: the events themselves'),
+  series: z.array(z.object({ key: z.string().nullable(), total: z.number().int(), points: z.array(SeriesPoint) })),
+});
+export type TimeseriesResult = z.infer<typeof TimeseriesResult>;
+
+export const TopInput = Range.extend({
+  by: z.enum(['name', 'eventType', 'source', 'targetType', 'targetId', 'userId']),
+  limit: z.number().int().min(1).max(100).default(10),
+  eventType: EventTypeFilter.optional(),
+  name: NameFilter.optional(),
+  source: Source.optional(),
+  targetType: z.string().min(1).max(100).optional(),
+}).superRefine(checkRange);
+export type TopInput = z.input<typeof TopInput>;
+
+export const TopResult = z.object({
+  source: z.enum(['rollup', 'raw']),
+  items: z.array(z.object({ key: z.string(), count: z.number().int() })),
+});
+
+export const FIELD_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,4}$/;
+export const PercentilesInput = Range.extend({
+  field: z.string().regex(FIELD_PATTERN, 'A dotted path of metadata keys, e.g. value or timing.ttfb').default('value'),
+  eventType: EventTypeFilter.default('perf.metric'),
+  name: NameFilter.optional(),
+  source: Source.optional(),
+  bucket: Bucket.optional().describe('Also give the figures per bucket'),
+  timeZone: TimeZone,
+}).superRefine((input, ctx) => {
+  checkRange(input, ctx);
+  if (input.bucket && (input.to.getTime() - input.from.getTime()) / BUCKET_MS[input.bucket] > MAX_BUCKETS) {
+    ctx.addIssue({ code: 'custom', path: ['bucket'], message: `At most ${MAX_BUCKETS} buckets` });
+  }
+});
+export type PercentilesInput = z.input<typeof PercentilesInput>;
+
+export const Distribution = z.object({
+  count: z.number().int(),
+  min: z.number().nullable(),
+  max: z.number().nullable(),
+  p50: z.number().nullable(),
+  p75: z.number().nullable(),
+  p90: z.number().nullable(),
+  p95: z.number().nullable(),
+  p99: z.number().nullable(),
+});
+export type Distribution = z.infer<typeof Distribution>;
+export const PercentilesResult = z.object({
+  overall: Distribution,
+  buckets: z.array(Distribution.extend({ start: z.date() })).optional(),
+});
+
+export const FunnelInput = Range.extend({
+  steps: z
+    .array(z.object({ name: NameFilter, eventType: EventTypeFilter.optional(), source: Source.optional() }))
+    .min(2)
+    .max(8),
+  windowSeconds: z.number().int().min(1).max(30 * 86_400).default(86_400).describe('Time allowed from the first step to the last'),
+}).superRefine(checkRange);
+export type FunnelInput = z.input<typeof FunnelInput>;
+
+export const FunnelResult = z.object({
+  steps: z.array(
+    z.object({
+      index: z.number().int(),
+      name: z.string(),
+      users: z.number().int(),
+      conversionFromPrevious: z.number().nullable(),
+      conversionFromFirst: z.number().nullable(),
+    }),
+  ),
+});
+
+export const AnomaliesInput = Range.extend({
+  bucket: z.enum(['hour', 'day']),
+  timeZone: TimeZone,
+  eventType: EventTypeFilter.optional(),
+  name: NameFilter.optional(),
+  source: Source.optional(),
+  threshold: z.number().min(1).max(20).default(3.5).describe('Robust z-score from which a bucket is flagged'),
+}).superRefine((input, ctx) => {
+  checkRange(input, ctx);
+  if ((input.to.getTime() - input.from.getTime()) / BUCKET_MS[input.bucket] > 2000) {
+    ctx.addIssue({ code: 'custom', path: ['bucket'], message: 'At most 2000 buckets' });
+  }
+});
+export type AnomaliesInput = z.input<typeof AnomaliesInput>;
+
+export const AnomaliesResult = z.object({
+  points: z.array(
+    z.object({
+      start: z.date(),
+      observed: z.number().int(),
+      expected: z.number().nullable(),
+      score: z.number().nullable(),
+      anomaly: z.boolean(),
+      baseline: z.enum(['hour_of_week', 'trailing', 'insufficient']),
+    }),
+  ),
+});
+
+export { WorkspaceScope };
