@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgres } from '../db/database.ts';
 import { createEventWriter, type EventRow, type EventWriter } from '../db/event-writers.ts';
@@ -140,6 +141,18 @@ describe('group commit', () => {
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(10);
     await Promise.all(pending);
     await expect(committer.write([row(workspaceId)])).rejects.toMatchObject({ code: 'unavailable', reason: 'shutting_down' });
+  });
+});
+
+describe('per-minute rollups', () => {
+  it('stay equal to the raw events when concurrent flushes count the same minutes', async () => {
+    const committer = createGroupCommitter(createEventWriter(testDb.db), { ...options, maxFlushEvents: 10, maxConcurrentFlushes: 4 });
+    const workspaceId = randomUUID();
+    await Promise.all(Array.from({ length: 30 }, () => committer.write(Array.from({ length: 7 }, () => row(workspaceId)))));
+    const [raw] = await testDb.db.rows<{ count: string | number }>(sql`select count(*) as count from telemetry.events where workspace_id = ${workspaceId}`);
+    const [rolled] = await testDb.db.rows<{ count: string | number }>(sql`select coalesce(sum(count), 0) as count from telemetry.event_counts_minute where workspace_id = ${workspaceId}`);
+    expect(Number(raw?.count)).toBe(210);
+    expect(Number(rolled?.count)).toBe(210);
   });
 });
 

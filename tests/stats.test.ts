@@ -1,0 +1,271 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEventWriter, type EventRow } from '../db/event-writers.ts';
+import { ensureDailyPartitions } from '../db/partitions.ts';
+import { createKeyService } from '../server/services/keys/keys.ts';
+import { detectAnomalies, median } from '../server/services/stats/anomalies.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { procedureCaller } from './support/app.ts';
+
+/**
+ * Every answer is checked against one computed here in plain JavaScript over the same seeded
+ * events. The seed spans the end of daylight saving time in New York (2026-11-01) and a partition
+ * edge (UTC midnight).
+ */
+let testDb: TestDatabase;
+const workspaceId = randomUUID();
+const otherWorkspace = randomUUID();
+let readKey: string;
+const seeded: EventRow[] = [];
+const FROM = new Date('2026-10-28T00:00:00Z');
+const TO = new Date('2026-11-05T00:00:00Z');
+const USERS = Array.from({ length: 12 }, () => randomUUID());
+const NAMES = ['page.view', 'signup.start', 'signup.done', 'LCP', 'button.click'];
+
+// A small deterministic generator, so failures reproduce.
+let state = 42;
+const random = () => ((state = (state * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
+
+function event(createdAt: Date, overrides: Partial<EventRow> = {}): EventRow {
+  const name = pick(NAMES);
+  return {
+    id: randomUUID(),
+    workspaceId,
+    userId: pick(USERS),
+    source: pick(['web', 'mobile', 'backend']),
+    eventType: name === 'LCP' ? 'perf.metric' : 'ui.interaction',
+    name,
+    targetType: random() < 0.5 ? 'button' : null,
+    targetId: random() < 0.5 ? pick(['a', 'b', 'c']) : null,
+    metadata: name === 'LCP' ? { value: Math.round(random() * 4000), unit: 'ms' } : { plan: pick(['free', 'pro']) },
+    createdAt,
+    receivedAt: createdAt,
+    ...overrides,
+  };
+}
+
+beforeAll(async () => {
+  testDb = await openTestDatabase();
+  await ensureDailyPartitions(testDb.db, { from: FROM, to: new Date(TO.getTime() - 1) });
+  readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
+  for (let i = 0; i < 700; i += 1) seeded.push(event(new Date(FROM.getTime() + Math.floor(random() * (TO.getTime() - FROM.getTime())))));
+  // Edges: UTC midnight (a partition edge), either side of New York's fall-back hour.
+  seeded.push(event(new Date('2026-11-01T00:00:00.000Z')), event(new Date('2026-10-31T23:59:59.999Z')));
+  seeded.push(event(new Date('2026-11-01T05:30:00Z')), event(new Date('2026-11-01T06:30:00Z')), event(new Date('2026-11-02T04:30:00Z')));
+  // A funnel walked by known users, and noise in another workspace that must never count.
+  const writer = createEventWriter(testDb.db);
+  for (let i = 0; i < seeded.length; i += 200) await writer.write(seeded.slice(i, i + 200));
+  await writer.write(Array.from({ length: 50 }, () => event(new Date('2026-11-01T12:00:00Z'), { workspaceId: otherWorkspace })));
+});
+afterAll(async () => {
+  await testDb?.drop();
+});
+
+const reader = () => procedureCaller(testDb.db, { apiKey: readKey });
+const inRange = (e: EventRow, from: Date, to: Date) => e.createdAt >= from && e.createdAt < to;
+
+/** The local calendar day of an instant in a time zone, e.g. 2026-11-01. */
+function localDay(instant: Date, timeZone: string): string {
+  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(instant);
+}
+
+describe('stats.timeseries', () => {
+  it('counts per local day across a DST change, with 25-hour days where the clocks go back', async () => {
+    const result = await reader().telemetry.stats.timeseries({ from: FROM, to: TO, bucket: 'day', timeZone: 'America/New_York' });
+    const points = result.series[0]!.points;
+    const expected = new Map<string, number>();
+    for (const e of seeded.filter((e) => inRange(e, FROM, TO))) expected.set(localDay(e.createdAt, 'America/New_York'), (expected.get(localDay(e.createdAt, 'America/New_York')) ?? 0) + 1);
+    for (const point of points) expect(point.count, localDay(point.start, 'America/New_York')).toBe(expected.get(localDay(point.start, 'America/New_York')) ?? 0);
+    expect(points.reduce((sum, p) => sum + p.count, 0)).toBe(seeded.filter((e) => inRange(e, FROM, TO)).length);
+    const nov1 = points.find((p) => localDay(p.start, 'America/New_York') === '2026-11-01')!;
+    const nov2 = points[points.indexOf(nov1) + 1]!;
+    expect(nov1.start.toISOString()).toBe('2026-11-01T04:00:00.000Z');
+    expect(nov2.start.toISOString()).toBe('2026-11-02T05:00:00.000Z');
+  });
+
+  it('gives the same numbers from rollups and from raw events, including a breakdown', async () => {
+    const query = { from: FROM, to: TO, bucket: 'hour' as const, breakdown: 'name' as const };
+    const fromRollups = await reader().telemetry.stats.timeseries(query);
+    // Asking for unique users forces the raw path.
+    const fromRaw = await reader().telemetry.stats.timeseries({ ...query, uniqueUsers: true });
+    expect(fromRollups.source).toBe('rollup');
+    expect(fromRaw.source).toBe('raw');
+    const strip = (r: typeof fromRollups) => r.series.map((s) => ({ key: s.key, points: s.points.map((p) => [p.start.getTime(), p.count]) }));
+    expect(strip(fromRollups)).toEqual(strip(fromRaw));
+    for (const series of fromRaw.series) {
+      expect(series.total).toBe(seeded.filter((e) => e.name === series.key && inRange(e, FROM, TO)).length);
+    }
+  });
+
+  it('fills empty buckets with zero and counts unique users per bucket', async () => {
+    const from = new Date('2026-11-01T00:00:00Z');
+    const to = new Date('2026-11-01T06:00:00Z');
+    const result = await reader().telemetry.stats.timeseries({ from, to, bucket: 'hour', uniqueUsers: true, source: 'web' });
+    expect(result.series[0]!.points).toHaveLength(6);
+    for (const point of result.series[0]!.points) {
+      const inBucket = seeded.filter((e) => e.source === 'web' && inRange(e, point.start, new Date(point.start.getTime() + 3_600_000)));
+      expect(point.count).toBe(inBucket.length);
+      expect(point.uniqueUsers).toBe(new Set(inBucket.map((e) => e.userId)).size);
+    }
+  });
+
+  it('answers an empty range with zeros', async () => {
+    const result = await reader().telemetry.stats.timeseries({ from: new Date('2025-01-01T00:00:00Z'), to: new Date('2025-01-01T00:10:00Z'), bucket: 'minute' });
+    expect(result.series[0]!.points.map((p) => p.count)).toEqual(Array(10).fill(0));
+  });
+
+  it('refuses too many buckets and an inverted range with 400', async () => {
+    await expect(reader().telemetry.stats.timeseries({ from: FROM, to: new Date(FROM.getTime() + 30 * 86_400_000), bucket: 'minute' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(reader().telemetry.stats.timeseries({ from: TO, to: FROM, bucket: 'day' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(reader().telemetry.stats.timeseries({ from: FROM, to: TO, bucket: 'day', timeZone: 'Mars/Olympus' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+});
+
+describe('stats.top', () => {
+  it.each(['name', 'targetId', 'userId', 'source'] as const)('ranks %s by count like a plain count does', async (by) => {
+    const field = { name: 'name', targetId: 'targetId', userId: 'userId', source: 'source' }[by] as keyof EventRow;
+    const result = await reader().telemetry.stats.top({ from: FROM, to: TO, by, limit: 3 });
+    const counts = new Map<string, number>();
+    for (const e of seeded) if (e[field] !== null) counts.set(String(e[field]), (counts.get(String(e[field])) ?? 0) + 1);
+    const expected = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 3).map(([key, count]) => ({ key, count }));
+    expect(result.items).toEqual(expected);
+  });
+});
+
+describe('stats.percentiles', () => {
+  /** percentile_cont: linear interpolation between the closest ranks. */
+  function percentile(sorted: number[], p: number): number {
+    const rank = p * (sorted.length - 1);
+    const low = Math.floor(rank);
+    return sorted[low]! + (sorted[Math.min(low + 1, sorted.length - 1)]! - sorted[low]!) * (rank - low);
+  }
+
+  it('matches percentiles computed over the same perf.metric values, overall and per day', async () => {
+    const result = await reader().telemetry.stats.percentiles({ from: FROM, to: TO, name: 'LCP', bucket: 'day' });
+    const values = seeded.filter((e) => e.name === 'LCP').map((e) => (e.metadata as { value: number }).value).sort((a, b) => a - b);
+    expect(result.overall.count).toBe(values.length);
+    expect(result.overall.min).toBe(values[0]);
+    expect(result.overall.max).toBe(values[values.length - 1]);
+    expect(result.overall.p50).toBeCloseTo(percentile(values, 0.5), 6);
+    expect(result.overall.p95).toBeCloseTo(percentile(values, 0.95), 6);
+    expect(result.overall.p99).toBeCloseTo(percentile(values, 0.99), 6);
+    expect(result.buckets).toHaveLength(8);
+    const day = result.buckets![2]!;
+    const dayValues = seeded.filter((e) => e.name === 'LCP' && inRange(e, day.start, new Date(day.start.getTime() + 86_400_000))).map((e) => (e.metadata as { value: number }).value).sort((a, b) => a - b);
+    expect(day.count).toBe(dayValues.length);
+    expect(day.p90).toBeCloseTo(percentile(dayValues, 0.9), 6);
+  });
+
+  it('answers count 0 and nulls for a range without values', async () => {
+    const result = await reader().telemetry.stats.percentiles({ from: new Date('2025-01-01T00:00:00Z'), to: new Date('2025-01-02T00:00:00Z') });
+    expect(result.overall).toEqual({ count: 0, min: null, max: null, p50: null, p75: null, p90: null, p95: null, p99: null });
+  });
+});
+
+describe('stats.funnel', () => {
+  it('counts users who did each step in order within the window, like a plain walk over their events', async () => {
+    const steps = ['page.view', 'signup.start', 'signup.done'];
+    const windowSeconds = 6 * 3_600;
+    const result = await reader().telemetry.stats.funnel({ from: FROM, to: TO, windowSeconds, steps: steps.map((name) => ({ name })) });
+    const expected = steps.map(() => 0);
+    for (const user of USERS) {
+      const mine = seeded.filter((e) => e.userId === user).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+      const first = mine.find((e) => e.name === steps[0] && inRange(e, FROM, TO));
+      if (!first) continue;
+      expected[0]! += 1;
+      let at = first.createdAt;
+      for (let s = 1; s < steps.length; s += 1) {
+        const next = mine.find((e) => e.name === steps[s] && e.createdAt > at && e.createdAt.getTime() <= first.createdAt.getTime() + windowSeconds * 1000);
+        if (!next) break;
+        expected[s]! += 1;
+        at = next.createdAt;
+      }
+    }
+    expect(result.steps.map((s) => s.users)).toEqual(expected);
+    // The window must actually cut some users off, or this test proves little.
+    expect(expected[2]).toBeLessThan(expected[0]!);
+    expect(expected[2]).toBeGreaterThan(0);
+    expect(result.steps[1]!.conversionFromPrevious).toBeCloseTo(expected[1]! / expected[0]!, 9);
+  });
+});
+
+describe('stats.anomalies', () => {
+  it('flags a spike against a robust trailing baseline and leaves ordinary buckets alone', () => {
+    const start = Date.parse('2026-01-01T00:00:00Z');
+    const counts = [10, 12, 9, 11, 10, 13, 11, 10, 12, 95, 11, 10];
+    const series = counts.map((count, i) => ({ start: new Date(start + i * 86_400_000), count }));
+    const points = detectAnomalies(series.slice(0, 8), series.slice(8), 'day', 3.5);
+    expect(points.map((p) => p.anomaly)).toEqual([false, true, false, false]);
+    expect(points[1]!.expected).toBe(median(counts.slice(0, 9)));
+    expect(points[1]!.baseline).toBe('trailing');
+  });
+
+  it('uses the same hour of the week once three weeks of history exist', () => {
+    const start = Date.parse('2026-01-05T00:00:00Z');
+    // A strong daily rhythm: busy at 12:00, quiet at night. A normal busy noon is no anomaly.
+    const hourly = Array.from({ length: 4 * 168 }, (_, i) => ({ start: new Date(start + i * 3_600_000), count: i % 24 === 12 ? 100 : 5 }));
+    const points = detectAnomalies(hourly.slice(0, 3 * 168), hourly.slice(3 * 168), 'hour', 3.5);
+    expect(points.every((p) => p.baseline === 'hour_of_week')).toBe(true);
+    expect(points.some((p) => p.anomaly)).toBe(false);
+  });
+
+  it('answers through the procedure with one point per bucket', async () => {
+    const result = await reader().telemetry.stats.anomalies({ from: new Date('2026-11-03T00:00:00Z'), to: TO, bucket: 'hour' });
+    expect(result.points).toHaveLength(48);
+    expect(result.points.reduce((sum, p) => sum + p.observed, 0)).toBe(seeded.filter((e) => inRange(e, new Date('2026-11-03T00:00:00Z'), TO)).length);
+  });
+});
+
+describe('telemetry.events.list', () => {
+  it('pages through every matching event newest first, with no repeats and no gaps', async () => {
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await reader().telemetry.events.list({ from: FROM, to: TO, source: 'web', limit: 37, ...(cursor && { cursor }) });
+      seen.push(...page.events.map((e) => e.id));
+      expect(page.events.every((e) => e.workspaceId === workspaceId && e.source === 'web')).toBe(true);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    const expected = seeded
+      .filter((e) => e.source === 'web' && inRange(e, FROM, TO))
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1))
+      .map((e) => e.id);
+    expect(seen).toEqual(expected);
+  });
+
+  it('filters by user, target and metadata containment', async () => {
+    const user = USERS[3]!;
+    const page = await reader().telemetry.events.list({ userId: user, metadata: { plan: 'pro' }, limit: 500 });
+    const expected = seeded.filter((e) => e.userId === user && (e.metadata as { plan?: string }).plan === 'pro');
+    expect(page.events.map((e) => e.id).sort()).toEqual(expected.map((e) => e.id).sort());
+    const targeted = await reader().telemetry.events.list({ targetType: 'button', targetId: 'a', limit: 500 });
+    expect(targeted.events).toHaveLength(seeded.filter((e) => e.targetType === 'button' && e.targetId === 'a').length);
+  });
+
+  it('refuses a forged cursor with 400', async () => {
+    await expect(reader().telemetry.events.list({ cursor: 'not-a-cursor' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+});
+
+describe('workspace scoping of statistics', () => {
+  it('never counts another workspace, and refuses to name it', async () => {
+    const result = await reader().telemetry.stats.top({ from: FROM, to: TO, by: 'name', limit: 100 });
+    expect(result.items.reduce((sum, i) => sum + i.count, 0)).toBe(seeded.length);
+    await expect(reader().telemetry.stats.top({ workspaceId: otherWorkspace, from: FROM, to: TO, by: 'name' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+  });
+});
+
+describe('partition pruning', () => {
+  it('reads only the partitions a time-bounded query touches', async () => {
+    const plan = await testDb.db.rows<Record<string, string>>(sql`
+      explain select count(*) from telemetry.events e
+      where e.workspace_id = ${workspaceId} and e.created_at >= ${'2026-11-01T00:00:00Z'}::timestamptz and e.created_at < ${'2026-11-02T00:00:00Z'}::timestamptz`);
+    const text = plan.map((row) => Object.values(row).join(' ')).join('\n');
+    expect(text).toContain('events_p20261101');
+    expect(text).not.toContain('events_p20261031');
+    expect(text).not.toContain('events_p20261102');
+    expect(text).not.toContain('events_default');
+  });
+});
