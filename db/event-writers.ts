@@ -170,6 +170,13 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
           group by 1, 2, 3, 4, 5
           order by 1, 2, 3, 4, 5
           on conflict (workspace_id, minute, event_type, name, source) do update set count = counts.count + excluded.count
+        ), counted_hours as (
+          insert into telemetry.event_counts_hour as counts (workspace_id, hour, event_type, name, source, count)
+          select workspace_id, date_trunc('hour', created_at, 'UTC'), event_type, name, source, count(*)
+          from inserted where workspace_id is not null
+          group by 1, 2, 3, 4, 5
+          order by 1, 2, 3, 4, 5
+          on conflict (workspace_id, hour, event_type, name, source) do update set count = counts.count + excluded.count
         )
         select id from inserted`));
       return new Set(result.map((row) => row.id));
@@ -177,29 +184,38 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
   };
 }
 
-/** Per-minute counts of the stored rows, in one fixed order so concurrent flushes lock rows alike. */
-function rollupRows(rows: readonly EventRow[]) {
-  const counts = new Map<string, { workspace_id: string; minute: string; event_type: string; name: string; source: string; count: number }>();
+const ROLLUPS = [
+  { table: 'event_counts_minute', column: 'minute', unitMs: 60_000 },
+  { table: 'event_counts_hour', column: 'hour', unitMs: 3_600_000 },
+] as const;
+
+/** Counts of the stored rows per time unit, in one fixed order so concurrent flushes lock rows alike. */
+function rollupRows(rows: readonly EventRow[], unitMs: number) {
+  const counts = new Map<string, { workspace_id: string; at: string; event_type: string; name: string; source: string; count: number }>();
   for (const row of rows) {
     if (!row.workspaceId) continue;
-    const minute = new Date(Math.floor(row.createdAt.getTime() / 60_000) * 60_000).toISOString();
-    const key = `${row.workspaceId}\u0000${minute}\u0000${row.eventType}\u0000${row.name}\u0000${row.source}`;
+    const at = new Date(Math.floor(row.createdAt.getTime() / unitMs) * unitMs).toISOString();
+    const key = `${row.workspaceId}\u0000${at}\u0000${row.eventType}\u0000${row.name}\u0000${row.source}`;
     const entry = counts.get(key);
     if (entry) entry.count += 1;
-    else counts.set(key, { workspace_id: row.workspaceId, minute, event_type: row.eventType, name: row.name, source: row.source, count: 1 });
+    else counts.set(key, { workspace_id: row.workspaceId, at, event_type: row.eventType, name: row.name, source: row.source, count: 1 });
   }
   return [...counts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, value]) => value);
 }
 
-/** Adds stored rows to the per-minute counts, inside the transaction that stored them. */
+/** Adds stored rows to the per-minute and per-hour counts, inside the transaction that stored them. */
 async function addToRollups(tx: TransactionSql, rows: readonly EventRow[]): Promise<void> {
-  const counts = rollupRows(rows);
-  if (counts.length === 0) return;
-  await tx`
-    insert into telemetry.event_counts_minute as counts (workspace_id, minute, event_type, name, source, count)
-    select * from jsonb_to_recordset(${JSON.stringify(counts)}::text::jsonb)
-      as x(workspace_id uuid, minute timestamptz, event_type text, name text, source text, count bigint)
-    on conflict (workspace_id, minute, event_type, name, source) do update set count = counts.count + excluded.count`;
+  for (const rollup of ROLLUPS) {
+    const counts = rollupRows(rows, rollup.unitMs);
+    if (counts.length === 0) return;
+    await tx.unsafe(
+      `insert into telemetry.${rollup.table} as counts (workspace_id, ${rollup.column}, event_type, name, source, count)
+       select * from jsonb_to_recordset($1::text::jsonb)
+         as x(workspace_id uuid, at timestamptz, event_type text, name text, source text, count bigint)
+       on conflict (workspace_id, ${rollup.column}, event_type, name, source) do update set count = counts.count + excluded.count`,
+      [JSON.stringify(counts)],
+    );
+  }
 }
 
 /** Concurrent flushes can still deadlock on shared rollup rows; the loser's transaction is safe to rerun. */

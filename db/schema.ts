@@ -82,3 +82,20 @@ export const eventCountsMinute = telemetry.table(
   },
   (table) => [primaryKey({ name: 'event_counts_minute_pkey', columns: [table.workspaceId, table.minute, table.eventType, table.name, table.source] })],
 );
+
+/**
+ * The same counts per UTC hour: a month of hourly buckets reads about 60 times fewer rows here than
+ * in the per-minute table. Written in the same transaction as the events.
+ */
+export const eventCountsHour = telemetry.table(
+  'event_counts_hour',
+  {
+    workspaceId: uuid('workspace_id').notNull(),
+    hour: timestamp('hour', { withTimezone: true, mode: 'date' }).notNull(),
+    eventType: text('event_type').notNull(),
+    name: text('name').notNull(),
+    source: text('source').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+  },
+  (table) => [primaryKey({ name: 'event_counts_hour_pkey', columns: [table.workspaceId, table.hour, table.eventType, table.name, table.source] })],
+);

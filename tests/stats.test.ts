@@ -85,8 +85,13 @@ describe('stats.timeseries', () => {
     expect(nov2.start.toISOString()).toBe('2026-11-02T05:00:00.000Z');
   });
 
-  it('gives the same numbers from rollups and from raw events, including a breakdown', async () => {
-    const query = { from: FROM, to: TO, bucket: 'hour' as const, breakdown: 'name' as const };
+  it.each([
+    ['hourly rollups, hour buckets', { from: FROM, to: TO, bucket: 'hour' as const }],
+    ['minute rollups, minute buckets', { from: new Date('2026-11-01T00:07:00Z'), to: new Date('2026-11-01T03:07:00Z'), bucket: 'minute' as const }],
+    ['minute rollups, days in a half-hour time zone', { from: FROM, to: TO, bucket: 'day' as const, timeZone: 'Asia/Kolkata' }],
+    ['hourly rollups, weeks in New York', { from: FROM, to: TO, bucket: 'week' as const, timeZone: 'America/New_York' }],
+  ])('gives the same numbers from %s as from raw events, with a breakdown', async (_label, range) => {
+    const query = { ...range, breakdown: 'name' as const };
     const fromRollups = await reader().telemetry.stats.timeseries(query);
     // Asking for unique users forces the raw path.
     const fromRaw = await reader().telemetry.stats.timeseries({ ...query, uniqueUsers: true });
@@ -95,7 +100,7 @@ describe('stats.timeseries', () => {
     const strip = (r: typeof fromRollups) => r.series.map((s) => ({ key: s.key, points: s.points.map((p) => [p.start.getTime(), p.count]) }));
     expect(strip(fromRollups)).toEqual(strip(fromRaw));
     for (const series of fromRaw.series) {
-      expect(series.total).toBe(seeded.filter((e) => e.name === series.key && inRange(e, FROM, TO)).length);
+      expect(series.total).toBe(seeded.filter((e) => e.name === series.key && inRange(e, range.from, range.to)).length);
     }
   });
 

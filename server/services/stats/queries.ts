@@ -24,8 +24,20 @@ function bucketZone(bucket: Bucket, timeZone: string): string {
   return DAY_AND_WEEK.has(bucket) ? timeZone : 'UTC';
 }
 
-function isMinuteAligned(date: Date): boolean {
-  return date.getTime() % 60_000 === 0;
+const alignedTo = (unitMs: number) => (date: Date) => date.getTime() % unitMs === 0;
+const ROLLUP_TABLES = [
+  // Coarsest first: the hourly table reads about 60 times fewer rows when it can answer.
+  { table: sql.raw('telemetry.event_counts_hour'), column: sql.raw('hour'), aligned: alignedTo(3_600_000), finest: 'hour' as Bucket },
+  { table: sql.raw('telemetry.event_counts_minute'), column: sql.raw('minute'), aligned: alignedTo(60_000), finest: 'minute' as Bucket },
+];
+const BUCKET_RANK: Record<Bucket, number> = { minute: 0, hour: 1, day: 2, week: 3 };
+
+/** The coarsest rollup whose units add up exactly to the range and to every bucket. */
+function pickRollup(from: Date, to: Date, bucket: Bucket | undefined, starts: readonly Date[]) {
+  return ROLLUP_TABLES.find(
+    (rollup) =>
+      (!bucket || BUCKET_RANK[bucket] >= BUCKET_RANK[rollup.finest]) && rollup.aligned(from) && rollup.aligned(to) && starts.every(rollup.aligned),
+  );
 }
 
 type ListCursor = { t: number; i: string };
@@ -68,11 +80,11 @@ export function createEventQueries({ db }: { db: Database }) {
     return conditions;
   }
 
-  function rollupConditions(workspaceId: string, range: { from: Date; to: Date }, filters: { eventType?: string | undefined; name?: string | undefined; source?: string | undefined }): SQL[] {
+  function rollupConditions(workspaceId: string, column: SQL, range: { from: Date; to: Date }, filters: { eventType?: string | undefined; name?: string | undefined; source?: string | undefined }): SQL[] {
     const conditions: SQL[] = [
       sql`r.workspace_id = ${workspaceId}`,
-      sql`r.minute >= ${range.from.toISOString()}::timestamptz`,
-      sql`r.minute < ${range.to.toISOString()}::timestamptz`,
+      sql`r.${column} >= ${range.from.toISOString()}::timestamptz`,
+      sql`r.${column} < ${range.to.toISOString()}::timestamptz`,
     ];
     if (filters.eventType) conditions.push(sql`r.event_type = ${filters.eventType}`);
     if (filters.name) conditions.push(sql`r.name = ${filters.name}`);
@@ -135,15 +147,18 @@ export function createEventQueries({ db }: { db: Database }) {
     },
   ) {
     const zone = bucketZone(input.bucket, input.timeZone);
-    const useRollup =
-      !input.uniqueUsers && !input.targetType && (!input.breakdown || ROLLUP_DIMENSIONS.has(input.breakdown)) && isMinuteAligned(input.from) && isMinuteAligned(input.to);
+    const starts = await bucketStarts(input.from, input.to, input.bucket, zone);
+    const rollup =
+      !input.uniqueUsers && !input.targetType && (!input.breakdown || ROLLUP_DIMENSIONS.has(input.breakdown))
+        ? pickRollup(input.from, input.to, input.bucket, starts)
+        : undefined;
     const keyColumn = input.breakdown ? sql.raw(COLUMN[input.breakdown]) : sql`null::text`;
-    const rows = useRollup
+    const rows = rollup
       ? await db.rows<{ start_ms: number | string; key: string | null; count: number | string }>(sql`
-          select (extract(epoch from (date_trunc(${input.bucket}, r.minute at time zone ${zone}) at time zone ${zone})) * 1000)::float8 as start_ms,
+          select (extract(epoch from (date_trunc(${input.bucket}, r.${rollup.column} at time zone ${zone}) at time zone ${zone})) * 1000)::float8 as start_ms,
                  ${input.breakdown ? sql`r.${keyColumn}` : keyColumn} as key, sum(r.count) as count
-          from telemetry.event_counts_minute r
-          where ${sql.join(rollupConditions(workspaceId, input, input), sql` and `)}
+          from ${rollup.table} r
+          where ${sql.join(rollupConditions(workspaceId, rollup.column, input, input), sql` and `)}
           group by 1, 2`)
       : await db.rows<{ start_ms: number | string; key: string | null; count: number | string; users: number | string }>(sql`
           select (extract(epoch from (date_trunc(${input.bucket}, e.created_at at time zone ${zone}) at time zone ${zone})) * 1000)::float8 as start_ms,
@@ -152,7 +167,6 @@ export function createEventQueries({ db }: { db: Database }) {
           from telemetry.events e
           where ${sql.join(eventConditions(workspaceId, input, input), sql` and `)}
           group by 1, 2`);
-    const starts = await bucketStarts(input.from, input.to, input.bucket, zone);
     const byKey = new Map<string | null, Map<number, { count: number; users: number }>>();
     for (const row of rows) {
       const points = byKey.get(row.key) ?? new Map();
@@ -168,7 +182,7 @@ export function createEventQueries({ db }: { db: Database }) {
       return { key, total: filled.reduce((sum, point) => sum + point.count, 0), points: filled };
     });
     series.sort((a, b) => b.total - a.total || String(a.key).localeCompare(String(b.key)));
-    return { bucket: input.bucket, timeZone: zone, source: useRollup ? ('rollup' as const) : ('raw' as const), series };
+    return { bucket: input.bucket, timeZone: zone, source: rollup ? ('rollup' as const) : ('raw' as const), series };
   }
 
   async function top(
@@ -176,19 +190,19 @@ export function createEventQueries({ db }: { db: Database }) {
     input: { from: Date; to: Date; by: Dimension | 'targetId' | 'userId'; limit: number; eventType?: string | undefined; name?: string | undefined; source?: string | undefined; targetType?: string | undefined },
   ) {
     const column = sql.raw(COLUMN[input.by]);
-    const useRollup = ROLLUP_DIMENSIONS.has(input.by) && !input.targetType && isMinuteAligned(input.from) && isMinuteAligned(input.to);
-    const rows = useRollup
+    const rollup = ROLLUP_DIMENSIONS.has(input.by) && !input.targetType ? pickRollup(input.from, input.to, undefined, []) : undefined;
+    const rows = rollup
       ? await db.rows<{ key: string; count: number | string }>(sql`
           select r.${column} as key, sum(r.count) as count
-          from telemetry.event_counts_minute r
-          where ${sql.join(rollupConditions(workspaceId, input, input), sql` and `)}
+          from ${rollup.table} r
+          where ${sql.join(rollupConditions(workspaceId, rollup.column, input, input), sql` and `)}
           group by 1 order by 2 desc, 1 asc limit ${input.limit}`)
       : await db.rows<{ key: string; count: number | string }>(sql`
           select e.${column}::text as key, count(*) as count
           from telemetry.events e
           where ${sql.join([...eventConditions(workspaceId, input, input), sql`e.${column} is not null`], sql` and `)}
           group by 1 order by 2 desc, 1 asc limit ${input.limit}`);
-    return { source: useRollup ? ('rollup' as const) : ('raw' as const), items: rows.map((row) => ({ key: row.key, count: toNumber(row.count) })) };
+    return { source: rollup ? ('rollup' as const) : ('raw' as const), items: rows.map((row) => ({ key: row.key, count: toNumber(row.count) })) };
   }
 
   async function percentiles(
