@@ -249,6 +249,24 @@ describe('telemetry.events.list', () => {
     expect(targeted.events).toHaveLength(seeded.filter((e) => e.targetType === 'button' && e.targetId === 'a').length);
   });
 
+  it('pages and reads events whose times carry microseconds (written by other tools) exactly once', async () => {
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    for (const [i, id] of ids.entries()) {
+      const at = `2025-06-01T12:00:00.000${i}01Z`;
+      await testDb.db.rows(sql`insert into telemetry.event_ids (id, workspace_id, created_at) values (${id}, ${workspaceId}, ${at}::timestamptz)`);
+      await testDb.db.rows(sql`insert into telemetry.events (id, workspace_id, source, event_type, name, created_at) values (${id}, ${workspaceId}, 'web', 'custom', 'micro', ${at}::timestamptz)`);
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await reader().telemetry.events.list({ name: 'micro', limit: 1, ...(cursor && { cursor }) });
+      seen.push(...page.events.map((e) => e.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(seen).toEqual([...ids].reverse());
+    expect((await reader().telemetry.events.get({ id: ids[1]! })).name).toBe('micro');
+  });
+
   it('refuses a forged cursor with 400', async () => {
     await expect(reader().telemetry.events.list({ cursor: 'not-a-cursor' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
   });

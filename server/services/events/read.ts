@@ -28,16 +28,13 @@ export function createEventReader({ db }: { db: Database }) {
    * cannot be probed.
    */
   async function getEvent(id: string, workspaceId: string): Promise<StoredEvent> {
-    const [ledger] = await db.orm
-      .select({ createdAt: eventIds.createdAt })
+    // Joined on the ledger's exact created_at (microseconds included), so Postgres prunes the
+    // lookup to the one partition that holds the event.
+    const [row] = await db.orm
+      .select(storedEventColumns)
       .from(eventIds)
-      .where(and(eq(eventIds.id, id), eq(eventIds.workspaceId, workspaceId)));
-    const [row] = ledger
-      ? await db.orm
-          .select(storedEventColumns)
-          .from(events)
-          .where(and(eq(events.createdAt, ledger.createdAt), eq(events.id, id), eq(events.workspaceId, workspaceId)))
-      : [];
+      .innerJoin(events, and(eq(events.id, eventIds.id), eq(events.createdAt, eventIds.createdAt)))
+      .where(and(eq(eventIds.id, id), eq(eventIds.workspaceId, workspaceId), eq(events.workspaceId, workspaceId)));
     if (!row) throw new DomainError('not_found', 'No event with this id in this workspace');
     return { ...row, source: row.source as StoredEvent['source'], metadata: (row.metadata ?? null) as StoredEvent['metadata'] };
   }

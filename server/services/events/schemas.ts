@@ -190,9 +190,10 @@ export function formatPath(path: readonly PropertyKey[]): string {
 // ---- Reading --------------------------------------------------------------------------------
 
 export const StoredEvent = z.object({
-  id: z.uuid(),
-  workspaceId: z.uuid().nullable(),
-  userId: z.uuid().nullable(),
+  // Any 8-4-4-4-12 hex id: rows written by other tools need not follow RFC 9562's version bits.
+  id: z.guid(),
+  workspaceId: z.guid().nullable(),
+  userId: z.guid().nullable(),
   source: Source,
   eventType: z.string(),
   name: z.string(),

@@ -40,7 +40,8 @@ function pickRollup(from: Date, to: Date, bucket: Bucket | undefined, starts: re
   );
 }
 
-type ListCursor = { t: number; i: string };
+/** Position after the last event of a page: its created_at in microseconds (exact) and id. */
+type ListCursor = { t: string; i: string };
 
 function encodeCursor(cursor: ListCursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
@@ -49,7 +50,7 @@ function encodeCursor(cursor: ListCursor): string {
 function decodeCursor(value: string): ListCursor {
   try {
     const parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<ListCursor>;
-    if (typeof parsed.t === 'number' && Number.isFinite(parsed.t) && typeof parsed.i === 'string' && /^[0-9a-f-]{36}$/i.test(parsed.i)) {
+    if (typeof parsed.t === 'string' && /^-?\d{1,20}$/.test(parsed.t) && typeof parsed.i === 'string' && /^[0-9a-f-]{36}$/i.test(parsed.i)) {
       return { t: parsed.t, i: parsed.i };
     }
   } catch {
@@ -109,21 +110,22 @@ export function createEventQueries({ db }: { db: Database }) {
     if (input.metadata) conditions.push(sql`${events.metadata} @> ${JSON.stringify(input.metadata)}::text::jsonb`);
     if (input.cursor) {
       const cursor = decodeCursor(input.cursor);
-      conditions.push(sql`(${events.createdAt}, ${events.id}) < (${new Date(cursor.t).toISOString()}::timestamptz, ${cursor.i}::uuid)`);
+      conditions.push(sql`(${events.createdAt}, ${events.id}) < ('epoch'::timestamptz + ${cursor.t}::bigint * interval '1 microsecond', ${cursor.i}::uuid)`);
     }
     const rows = await db.orm
-      .select(storedEventColumns)
+      .select({ ...storedEventColumns, positionMicros: sql<string>`(extract(epoch from ${events.createdAt}) * 1000000)::bigint::text` })
       .from(events)
       .where(and(...conditions))
       .orderBy(desc(events.createdAt), desc(events.id))
       .limit(input.limit + 1);
-    const page = rows.slice(0, input.limit).map((row) => ({
+    const pageRows = rows.slice(0, input.limit);
+    const page = pageRows.map(({ positionMicros: _position, ...row }) => ({
       ...row,
       source: row.source as StoredEvent['source'],
       metadata: (row.metadata ?? null) as StoredEvent['metadata'],
     }));
-    const last = page[page.length - 1];
-    return { events: page, nextCursor: rows.length > input.limit && last ? encodeCursor({ t: last.createdAt.getTime(), i: last.id }) : null };
+    const last = pageRows[pageRows.length - 1];
+    return { events: page, nextCursor: rows.length > input.limit && last ? encodeCursor({ t: last.positionMicros, i: last.id }) : null };
   }
 
   /** Bucket starts covering [from, to), generated in the bucket's zone so DST days are 23 or 25 hours long. */
