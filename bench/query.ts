@@ -26,18 +26,23 @@ const DAY_MS = 86_400_000;
 const log = (message: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${message}\n`);
 
 async function main() {
-  const name = `telemetry_qbench_${Date.now()}`;
+  // BENCH_DATABASE reuses a database a previous run kept (BENCH_KEEP_DB=1): no seeding.
+  const reuse = process.env.BENCH_DATABASE;
+  const name = reuse ?? `telemetry_qbench_${Date.now()}`;
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database "${name}"`);
+  if (!reuse) await admin.unsafe(`create database "${name}"`);
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
   const databaseUrl = url.toString();
   const db = openPostgres({ url: databaseUrl, maxConnections: 4 });
   const now = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000);
+  let seedSeconds = 0;
   const start = new Date(now.getTime() - 30 * DAY_MS);
   let service: Awaited<ReturnType<typeof startServer>> | undefined;
   try {
     await db.migrate();
+    if (!reuse) seedSeconds = await seed();
+    async function seed(): Promise<number> {
     await ensureDailyPartitions(db, { from: start, to: new Date(now.getTime() + DAY_MS) });
 
     log(`seeding ${EVENTS.toLocaleString('en')} events…`);
@@ -71,8 +76,10 @@ async function main() {
         select workspace_id, date_trunc('${unit}', created_at, 'UTC'), event_type, name, source, count(*) from telemetry.events group by 1, 2, 3, 4, 5`);
     }
     await db.client.unsafe('vacuum analyze');
-    const seedSeconds = Math.round((performance.now() - seedStarted) / 1000);
-    log(`seeded in ${seedSeconds} s`);
+    const seconds = Math.round((performance.now() - seedStarted) / 1000);
+    log(`seeded in ${seconds} s`);
+    return seconds;
+    }
 
     const workspaceId = '00000000-0000-4000-8000-000000000001';
     const readKey = (await createKeyService({ db }).createKey({ kind: 'read', workspaceId, rateLimit: { eventsPerSecond: 100_000, burst: 0 } })).key;
@@ -128,7 +135,7 @@ async function main() {
   } finally {
     await service?.stop();
     await db.close();
-    if (process.env.BENCH_KEEP_DB === '1') log(`kept database ${name}`);
+    if (process.env.BENCH_KEEP_DB === '1' || reuse) log(`kept database ${name}`);
     else await admin.unsafe(`drop database if exists "${name}" with (force)`);
     await admin.end();
   }

@@ -1,6 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
 import type { SQL } from 'drizzle-orm';
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { PgDialect, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
@@ -45,6 +45,9 @@ export interface PostgresOptions {
   connectTimeoutSeconds?: number;
 }
 
+// Turns Drizzle's sql`` fragments into text and parameters for the driver.
+const dialect = new PgDialect();
+
 const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
 // Any constant shared by all instances; serialises concurrent start-ups' migrations.
 const MIGRATION_LOCK_ID = 7_316_001;
@@ -83,6 +86,10 @@ function postgresClient(options: PostgresOptions, max: number): Sql {
     connect_timeout: connectTimeout,
     idle_timeout: 30,
     onnotice: () => {},
+    // Statements are prepared once per connection; a generic plan is then reused with run-time
+    // partition pruning. Custom plans re-plan every execution, which across 40 daily partitions
+    // cost about 13 ms of planning for a 2 ms query.
+    connection: { plan_cache_mode: 'force_generic_plan' },
     // The custom socket handles plain TCP and Unix sockets; TLS keeps postgres.js's own.
     ...(!wantsTls && { socket: noDelaySocket(connectTimeout) }),
   });
@@ -96,7 +103,10 @@ export function openPostgres(options: PostgresOptions): PostgresDatabase {
     client,
     orm,
     async rows<Row>(query: SQL) {
-      return toRows<Row>(await orm.execute(query));
+      // Named prepared statements, cached per connection: with a generic plan the statement is
+      // planned once, not on every call (Drizzle's own execute never prepares).
+      const { sql: text, params } = dialect.sqlToQuery(query);
+      return (await client.unsafe(text, params as never[], { prepare: true })) as unknown as Row[];
     },
     transaction: (work) => orm.transaction((tx) => work({ rows: async (query) => toRows(await tx.execute(query)) })),
     async migrate() {

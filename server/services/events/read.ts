@@ -1,6 +1,6 @@
-import { and, eq } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { eventIds, events } from '../../../db/schema.ts';
+import { events } from '../../../db/schema.ts';
 import { DomainError } from '../../errors.ts';
 import type { StoredEvent } from './schemas.ts';
 
@@ -19,6 +19,40 @@ export const storedEventColumns = {
   receivedAt: events.receivedAt,
 };
 
+/** The same columns for raw SQL over `telemetry.events e`; times as epoch milliseconds. */
+export const STORED_EVENT_SELECT = sql`e.id, e.workspace_id, e.user_id, e.source, e.event_type, e.name, e.target_type, e.target_id, e.metadata,
+  (extract(epoch from e.created_at) * 1000)::float8 as created_ms, (extract(epoch from e.received_at) * 1000)::float8 as received_ms`;
+
+export interface StoredEventRow {
+  id: string;
+  workspace_id: string | null;
+  user_id: string | null;
+  source: string;
+  event_type: string;
+  name: string;
+  target_type: string | null;
+  target_id: string | null;
+  metadata: Record<string, unknown> | null;
+  created_ms: number | string;
+  received_ms: number | string;
+}
+
+export function toStoredEvent(row: StoredEventRow): StoredEvent {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    userId: row.user_id,
+    source: row.source as StoredEvent['source'],
+    eventType: row.event_type,
+    name: row.name,
+    targetType: row.target_type,
+    targetId: row.target_id,
+    metadata: (row.metadata ?? null) as StoredEvent['metadata'],
+    createdAt: new Date(Number(row.created_ms)),
+    receivedAt: new Date(Number(row.received_ms)),
+  };
+}
+
 export type EventReader = ReturnType<typeof createEventReader>;
 
 export function createEventReader({ db }: { db: Database }) {
@@ -30,13 +64,12 @@ export function createEventReader({ db }: { db: Database }) {
   async function getEvent(id: string, workspaceId: string): Promise<StoredEvent> {
     // Joined on the ledger's exact created_at (microseconds included), so Postgres prunes the
     // lookup to the one partition that holds the event.
-    const [row] = await db.orm
-      .select(storedEventColumns)
-      .from(eventIds)
-      .innerJoin(events, and(eq(events.id, eventIds.id), eq(events.createdAt, eventIds.createdAt)))
-      .where(and(eq(eventIds.id, id), eq(eventIds.workspaceId, workspaceId), eq(events.workspaceId, workspaceId)));
+    const [row] = await db.rows<StoredEventRow>(sql`
+      select ${STORED_EVENT_SELECT}
+      from telemetry.event_ids l join telemetry.events e on e.id = l.id and e.created_at = l.created_at
+      where l.id = ${id} and l.workspace_id = ${workspaceId} and e.workspace_id = ${workspaceId}`);
     if (!row) throw new DomainError('not_found', 'No event with this id in this workspace');
-    return { ...row, source: row.source as StoredEvent['source'], metadata: (row.metadata ?? null) as StoredEvent['metadata'] };
+    return toStoredEvent(row);
   }
 
   return { getEvent };

@@ -1,8 +1,7 @@
-import { and, desc, eq, gte, lt, sql, type SQL } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { events } from '../../../db/schema.ts';
 import { DomainError } from '../../errors.ts';
-import { storedEventColumns } from '../events/read.ts';
+import { STORED_EVENT_SELECT, toStoredEvent, type StoredEventRow } from '../events/read.ts';
 import type { StoredEvent } from '../events/schemas.ts';
 import type { Bucket, Dimension, Distribution, EventFilters } from './schemas.ts';
 
@@ -98,34 +97,20 @@ export function createEventQueries({ db }: { db: Database }) {
     workspaceId: string,
     input: EventFilters & { from?: Date | undefined; to?: Date | undefined; limit: number; cursor?: string | undefined },
   ): Promise<{ events: StoredEvent[]; nextCursor: string | null }> {
-    const conditions = [eq(events.workspaceId, workspaceId)];
-    if (input.from) conditions.push(gte(events.createdAt, input.from));
-    if (input.to) conditions.push(lt(events.createdAt, input.to));
-    if (input.eventType) conditions.push(eq(events.eventType, input.eventType));
-    if (input.name) conditions.push(eq(events.name, input.name));
-    if (input.source) conditions.push(eq(events.source, input.source));
-    if (input.userId) conditions.push(eq(events.userId, input.userId));
-    if (input.targetType) conditions.push(eq(events.targetType, input.targetType));
-    if (input.targetId) conditions.push(eq(events.targetId, input.targetId));
-    if (input.metadata) conditions.push(sql`${events.metadata} @> ${JSON.stringify(input.metadata)}::text::jsonb`);
+    const conditions = eventConditions(workspaceId, input, input);
     if (input.cursor) {
       const cursor = decodeCursor(input.cursor);
-      conditions.push(sql`(${events.createdAt}, ${events.id}) < ('epoch'::timestamptz + ${cursor.t}::bigint * interval '1 microsecond', ${cursor.i}::uuid)`);
+      conditions.push(sql`(e.created_at, e.id) < ('epoch'::timestamptz + ${cursor.t}::bigint * interval '1 microsecond', ${cursor.i}::uuid)`);
     }
-    const rows = await db.orm
-      .select({ ...storedEventColumns, positionMicros: sql<string>`(extract(epoch from ${events.createdAt}) * 1000000)::bigint::text` })
-      .from(events)
-      .where(and(...conditions))
-      .orderBy(desc(events.createdAt), desc(events.id))
-      .limit(input.limit + 1);
+    const rows = await db.rows<StoredEventRow & { position_micros: string }>(sql`
+      select ${STORED_EVENT_SELECT}, (extract(epoch from e.created_at) * 1000000)::bigint::text as position_micros
+      from telemetry.events e
+      where ${sql.join(conditions, sql` and `)}
+      order by e.created_at desc, e.id desc
+      limit ${input.limit + 1}`);
     const pageRows = rows.slice(0, input.limit);
-    const page = pageRows.map(({ positionMicros: _position, ...row }) => ({
-      ...row,
-      source: row.source as StoredEvent['source'],
-      metadata: (row.metadata ?? null) as StoredEvent['metadata'],
-    }));
     const last = pageRows[pageRows.length - 1];
-    return { events: page, nextCursor: rows.length > input.limit && last ? encodeCursor({ t: last.positionMicros, i: last.id }) : null };
+    return { events: pageRows.map(toStoredEvent), nextCursor: rows.length > input.limit && last ? encodeCursor({ t: last.position_micros, i: last.id }) : null };
   }
 
   /** Bucket starts covering [from, to), generated in the bucket's zone so DST days are 23 or 25 hours long. */
