@@ -53,9 +53,10 @@ export const statsRouter = router({
         ctx.services.queries.timeseries(ctx.workspaceId, { ...query, from: historyFrom, to: input.from }),
         ctx.services.queries.timeseries(ctx.workspaceId, { ...query, from: input.from, to: input.to }),
       ]);
-      const points = (series: typeof current) => series.series[0]?.points ?? [];
+      const points = (series: typeof current) => (series.series[0]?.points ?? []).map((p) => ({ start: new Date(p.start), count: p.count }));
       // A bucket split by `from` would appear in both: keep it once, in the current range.
       const currentStarts = new Set(points(current).map((p) => p.start.getTime()));
-      return { points: detectAnomalies(points(history).filter((p) => !currentStarts.has(p.start.getTime())), points(current), input.bucket, input.threshold) };
+      const flagged = detectAnomalies(points(history).filter((p) => !currentStarts.has(p.start.getTime())), points(current), input.bucket, input.threshold);
+      return { points: flagged.map((point) => ({ ...point, start: point.start.toISOString() })) };
     }),
 });

@@ -16,6 +16,7 @@ const COLUMN: Record<Dimension | 'targetId' | 'userId', string> = {
 };
 const ROLLUP_DIMENSIONS = new Set<string>(['eventType', 'name', 'source']);
 
+const DAY_MS = 86_400_000;
 const DAY_AND_WEEK: ReadonlySet<Bucket> = new Set(['day', 'week']);
 
 /** Minute and hour buckets are UTC; day and week follow the caller's time zone (DST included). */
@@ -97,20 +98,35 @@ export function createEventQueries({ db }: { db: Database }) {
     workspaceId: string,
     input: EventFilters & { from?: Date | undefined; to?: Date | undefined; limit: number; cursor?: string | undefined },
   ): Promise<{ events: StoredEvent[]; nextCursor: string | null }> {
-    const conditions = eventConditions(workspaceId, input, input);
-    if (input.cursor) {
-      const cursor = decodeCursor(input.cursor);
-      conditions.push(sql`(e.created_at, e.id) < ('epoch'::timestamptz + ${cursor.t}::bigint * interval '1 microsecond', ${cursor.i}::uuid)`);
+    const cursor = input.cursor ? decodeCursor(input.cursor) : undefined;
+    const upper = cursor ? new Date(Number(BigInt(cursor.t) / 1000n)) : input.to;
+    // Newest first without a lower bound would open every daily partition. Look back one day,
+    // then a week, a month, then everything, until a page fills: each step reads few partitions,
+    // and a full page from a narrower window is exactly the page the whole range would give.
+    const windows = [DAY_MS, 8 * DAY_MS, 32 * DAY_MS, Number.POSITIVE_INFINITY];
+    // Without an upper bound, count back from a little after now (events may carry times a few
+    // minutes ahead of the server clock).
+    const reference = upper ?? new Date(Date.now() + DAY_MS);
+    for (const span of windows) {
+      const windowStart = Number.isFinite(span) ? new Date(reference.getTime() - span) : undefined;
+      const lower = windowStart && input.from && input.from > windowStart ? input.from : (windowStart ?? input.from);
+      const conditions = eventConditions(workspaceId, { from: lower, to: input.to }, input);
+      if (cursor) {
+        conditions.push(sql`(e.created_at, e.id) < ('epoch'::timestamptz + ${cursor.t}::bigint * interval '1 microsecond', ${cursor.i}::uuid)`);
+      }
+      const rows = await db.rows<StoredEventRow & { position_micros: string }>(sql`
+        select ${STORED_EVENT_SELECT}, (extract(epoch from e.created_at) * 1000000)::bigint::text as position_micros
+        from telemetry.events e
+        where ${sql.join(conditions, sql` and `)}
+        order by e.created_at desc, e.id desc
+        limit ${input.limit + 1}`);
+      const complete = rows.length > input.limit || !windowStart || (input.from !== undefined && lower === input.from);
+      if (!complete) continue;
+      const pageRows = rows.slice(0, input.limit);
+      const last = pageRows[pageRows.length - 1];
+      return { events: pageRows.map(toStoredEvent), nextCursor: rows.length > input.limit && last ? encodeCursor({ t: last.position_micros, i: last.id }) : null };
     }
-    const rows = await db.rows<StoredEventRow & { position_micros: string }>(sql`
-      select ${STORED_EVENT_SELECT}, (extract(epoch from e.created_at) * 1000000)::bigint::text as position_micros
-      from telemetry.events e
-      where ${sql.join(conditions, sql` and `)}
-      order by e.created_at desc, e.id desc
-      limit ${input.limit + 1}`);
-    const pageRows = rows.slice(0, input.limit);
-    const last = pageRows[pageRows.length - 1];
-    return { events: pageRows.map(toStoredEvent), nextCursor: rows.length > input.limit && last ? encodeCursor({ t: last.position_micros, i: last.id }) : null };
+    throw new Error('unreachable: the last window is unbounded');
   }
 
   /** Bucket starts covering [from, to), generated in the bucket's zone so DST days are 23 or 25 hours long. */
@@ -164,7 +180,7 @@ export function createEventQueries({ db }: { db: Database }) {
     const series = [...byKey.entries()].map(([key, points]) => {
       const filled = starts.map((start) => {
         const found = points.get(start.getTime());
-        return { start, count: found?.count ?? 0, ...(input.uniqueUsers && { uniqueUsers: found?.users ?? 0 }) };
+        return { start: start.toISOString(), count: found?.count ?? 0, ...(input.uniqueUsers && { uniqueUsers: found?.users ?? 0 }) };
       });
       return { key, total: filled.reduce((sum, point) => sum + point.count, 0), points: filled };
     });
@@ -217,7 +233,7 @@ export function createEventQueries({ db }: { db: Database }) {
       from telemetry.events e where ${sql.join(conditions, sql` and `)} group by 1`);
     const byStart = new Map(rows.map((row) => [Number(row.start_ms), row]));
     const starts = await bucketStarts(input.from, input.to, input.bucket, zone);
-    return { overall: toDistribution(overall), buckets: starts.map((start) => ({ start, ...toDistribution(byStart.get(start.getTime())) })) };
+    return { overall: toDistribution(overall), buckets: starts.map((start) => ({ start: start.toISOString(), ...toDistribution(byStart.get(start.getTime())) })) };
   }
 
   /**

@@ -88,7 +88,12 @@ export const TimeseriesInput = Range.extend({
 export type TimeseriesInput = z.input<typeof TimeseriesInput>;
 export type TimeseriesQuery = z.output<typeof TimeseriesInput>;
 
-export const SeriesPoint = z.object({ start: z.date(), count: z.number().int(), uniqueUsers: z.number().int().optional() });
+/**
+ * Bucket starts are ISO-8601 strings rather than Dates: a month of hourly points is 720 of them,
+ * and superjson's Date encoding cost more than the query.
+ */
+const BucketStart = z.string().describe('Start of the bucket, ISO 8601 (UTC)');
+export const SeriesPoint = z.object({ start: BucketStart, count: z.number().int(), uniqueUsers: z.number().int().optional() });
 export const TimeseriesResult = z.object({
   bucket: Bucket,
   timeZone: z.string(),
@@ -141,7 +146,7 @@ export const Distribution = z.object({
 export type Distribution = z.infer<typeof Distribution>;
 export const PercentilesResult = z.object({
   overall: Distribution,
-  buckets: z.array(Distribution.extend({ start: z.date() })).optional(),
+  buckets: z.array(Distribution.extend({ start: BucketStart })).optional(),
 });
 
 export const FunnelInput = Range.extend({
@@ -183,7 +188,7 @@ export type AnomaliesInput = z.input<typeof AnomaliesInput>;
 export const AnomaliesResult = z.object({
   points: z.array(
     z.object({
-      start: z.date(),
+      start: BucketStart,
       observed: z.number().int(),
       expected: z.number().nullable(),
       score: z.number().nullable(),
