@@ -1,25 +1,12 @@
 import { sql } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { events } from '../../../db/schema.ts';
 import { DomainError } from '../../errors.ts';
 import type { StoredEvent } from './schemas.ts';
 
-/** Columns a reader gets, selected explicitly so a new column never leaks by accident. */
-export const storedEventColumns = {
-  id: events.id,
-  workspaceId: events.workspaceId,
-  userId: events.userId,
-  source: events.source,
-  eventType: events.eventType,
-  name: events.name,
-  targetType: events.targetType,
-  targetId: events.targetId,
-  metadata: events.metadata,
-  createdAt: events.createdAt,
-  receivedAt: events.receivedAt,
-};
-
-/** The same columns for raw SQL over `telemetry.events e`; times as epoch milliseconds. */
+/**
+ * Columns a reader gets, named explicitly so a new column never leaks by accident; times as epoch
+ * milliseconds.
+ */
 export const STORED_EVENT_SELECT = sql`e.id, e.workspace_id, e.user_id, e.source, e.event_type, e.name, e.target_type, e.target_id, e.metadata,
   (extract(epoch from e.created_at) * 1000)::float8 as created_ms, (extract(epoch from e.received_at) * 1000)::float8 as received_ms`;
 
@@ -48,8 +35,8 @@ export function toStoredEvent(row: StoredEventRow): StoredEvent {
     targetType: row.target_type,
     targetId: row.target_id,
     metadata: (row.metadata ?? null) as StoredEvent['metadata'],
-    createdAt: new Date(Number(row.created_ms)),
-    receivedAt: new Date(Number(row.received_ms)),
+    createdAt: new Date(Number(row.created_ms)).toISOString(),
+    receivedAt: new Date(Number(row.received_ms)).toISOString(),
   };
 }
 

@@ -200,8 +200,10 @@ export const StoredEvent = z.object({
   targetType: z.string().nullable(),
   targetId: z.string().nullable(),
   metadata: z.record(z.string(), z.unknown()).nullable().meta({ type: 'object', additionalProperties: true }) as unknown as z.ZodType<JsonObject | null>,
-  createdAt: z.date(),
-  receivedAt: z.date(),
+  // ISO-8601 strings, not Dates: a page of events carries hundreds of times, and superjson's Date
+  // encoding cost more than reading the page.
+  createdAt: z.string().describe('When the event happened, ISO 8601 (UTC)'),
+  receivedAt: z.string().describe('When the service received it, ISO 8601 (UTC)'),
 });
 export type StoredEvent = z.infer<typeof StoredEvent>;
 
