@@ -86,10 +86,6 @@ function postgresClient(options: PostgresOptions, max: number): Sql {
     connect_timeout: connectTimeout,
     idle_timeout: 30,
     onnotice: () => {},
-    // Statements are prepared once per connection; a generic plan is then reused with run-time
-    // partition pruning. Custom plans re-plan every execution, which across 40 daily partitions
-    // cost about 13 ms of planning for a 2 ms query.
-    connection: { plan_cache_mode: 'force_generic_plan' },
     // The custom socket handles plain TCP and Unix sockets; TLS keeps postgres.js's own.
     ...(!wantsTls && { socket: noDelaySocket(connectTimeout) }),
   });
@@ -103,8 +99,10 @@ export function openPostgres(options: PostgresOptions): PostgresDatabase {
     client,
     orm,
     async rows<Row>(query: SQL) {
-      // Named prepared statements, cached per connection: with a generic plan the statement is
-      // planned once, not on every call (Drizzle's own execute never prepares).
+      // Named prepared statements, cached per connection (Drizzle's own execute never prepares):
+      // parsing is done once. Postgres still plans with the actual values while that is cheaper
+      // (plan_cache_mode auto), which keeps plan-time partition pruning; forcing generic plans
+      // turned a 7-day funnel over 10 million events from 0.2 s into minutes.
       const { sql: text, params } = dialect.sqlToQuery(query);
       return (await client.unsafe(text, params as never[], { prepare: true })) as unknown as Row[];
     },

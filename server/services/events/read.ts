@@ -49,12 +49,15 @@ export function createEventReader({ db }: { db: Database }) {
    * cannot be probed.
    */
   async function getEvent(id: string, workspaceId: string): Promise<StoredEvent> {
-    // Joined on the ledger's exact created_at (microseconds included), so Postgres prunes the
-    // lookup to the one partition that holds the event.
-    const [row] = await db.rows<StoredEventRow>(sql`
-      select ${STORED_EVENT_SELECT}
-      from telemetry.event_ids l join telemetry.events e on e.id = l.id and e.created_at = l.created_at
-      where l.id = ${id} and l.workspace_id = ${workspaceId} and e.workspace_id = ${workspaceId}`);
+    // The ledger gives the exact created_at (microseconds included); with it as a value, Postgres
+    // prunes the lookup to the one partition that holds the event when it plans the query.
+    const [ledger] = await db.rows<{ created_at_text: string }>(sql`
+      select created_at::text as created_at_text from telemetry.event_ids where id = ${id} and workspace_id = ${workspaceId}`);
+    const [row] = ledger
+      ? await db.rows<StoredEventRow>(sql`
+          select ${STORED_EVENT_SELECT} from telemetry.events e
+          where e.created_at = ${ledger.created_at_text}::timestamptz and e.id = ${id} and e.workspace_id = ${workspaceId}`)
+      : [];
     if (!row) throw new DomainError('not_found', 'No event with this id in this workspace');
     return toStoredEvent(row);
   }
