@@ -257,21 +257,24 @@ export function createEventQueries({ db }: { db: Database }) {
         [sql`e.name = ${step.name}`, ...(step.eventType ? [sql`e.event_type = ${step.eventType}`] : []), ...(step.source ? [sql`e.source = ${step.source}`] : [])],
         sql` and `,
       );
-    const base = sql.join([sql`e.workspace_id = ${workspaceId}`, sql`e.user_id is not null`], sql` and `);
     const windowEnd = new Date(input.to.getTime() + input.windowSeconds * 1000).toISOString();
+    // One scan of the workspace's range for all steps; every step then joins this set in memory
+    // (a scan per step read the same week of events once per step).
     const ctes: SQL[] = [
+      sql`ev as materialized (select e.user_id, e.created_at, e.name, e.event_type, e.source
+        from telemetry.events e
+        where e.workspace_id = ${workspaceId} and e.user_id is not null
+          and e.created_at >= ${input.from.toISOString()}::timestamptz and e.created_at < ${windowEnd}::timestamptz
+          and (${sql.join(input.steps.map(stepCondition), sql` or `)}))`,
       sql`s0 as (select e.user_id, min(e.created_at) as at, min(e.created_at) as started
-        from telemetry.events e where ${base} and ${stepCondition(input.steps[0]!)}
-          and e.created_at >= ${input.from.toISOString()}::timestamptz and e.created_at < ${input.to.toISOString()}::timestamptz
+        from ev e where ${stepCondition(input.steps[0]!)} and e.created_at < ${input.to.toISOString()}::timestamptz
         group by e.user_id)`,
     ];
     input.steps.slice(1).forEach((step, i) => {
       const previous = sql.raw(`s${i}`);
       ctes.push(sql`${sql.raw(`s${i + 1}`)} as (select p.user_id, min(e.created_at) as at, min(p.started) as started
-        from ${previous} p join telemetry.events e on e.user_id = p.user_id
-        where ${base} and ${stepCondition(step)} and e.created_at > p.at
-          and e.created_at <= p.started + ${`${input.windowSeconds} seconds`}::interval
-          and e.created_at >= ${input.from.toISOString()}::timestamptz and e.created_at < ${windowEnd}::timestamptz
+        from ${previous} p join ev e on e.user_id = p.user_id
+        where ${stepCondition(step)} and e.created_at > p.at and e.created_at <= p.started + ${`${input.windowSeconds} seconds`}::interval
         group by p.user_id)`);
     });
     const counts = input.steps.map((_, i) => sql`(select count(*) from ${sql.raw(`s${i}`)}) as ${sql.raw(`c${i}`)}`);
