@@ -99,3 +99,15 @@ export const eventCountsHour = telemetry.table(
   },
   (table) => [primaryKey({ name: 'event_counts_hour_pkey', columns: [table.workspaceId, table.hour, table.eventType, table.name, table.source] })],
 );
+
+/** One row per erasure request (GDPR right to erasure): who asked, when, and how many events went. */
+export const erasureRequests = telemetry.table('erasure_requests', {
+  id: uuid('id').primaryKey(),
+  userId: uuid('user_id').notNull(),
+  /** Null: every workspace. */
+  workspaceId: uuid('workspace_id'),
+  requestedByKeyId: uuid('requested_by_key_id').notNull(),
+  requestedAt: timestamp('requested_at', { withTimezone: true, mode: 'date' }).notNull(),
+  completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }).notNull(),
+  deletedCount: bigint('deleted_count', { mode: 'number' }).notNull(),
+});

@@ -2,6 +2,7 @@ import { adminProcedure, router } from '../trpc/init.ts';
 import { z } from 'zod';
 import { CreatedKey, CreateKeyInput, KeyIdInput, KeySummary, RevokedKey } from '../services/keys/schemas.ts';
 import { DomainError } from '../errors.ts';
+import { EraseUserInput, ErasureReceipt, ErasureStatusInput } from '../services/erasure/schemas.ts';
 
 /**
  * A key bound to a workspace manages only keys of that workspace; an unbound admin key manages all.
@@ -13,6 +14,33 @@ function assertInScope(adminScope: string | null, workspaceId: string | null | u
 }
 
 export const adminRouter = router({
+  erasure: router({
+    request: adminProcedure
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/admin/erasure',
+          tags: ['admin'],
+          protect: true,
+          summary: "Delete every event of a user (GDPR right to erasure)",
+          description: 'Deletes the events in every partition, corrects the rollups and records an audit row, in one transaction. Events of that user arriving later are stored as usual; retries of erased events (same id) are answered duplicate and not stored again.',
+        },
+      })
+      .input(EraseUserInput)
+      .output(ErasureReceipt)
+      .mutation(({ ctx, input }) => {
+        const workspaceId = input.workspaceId ?? ctx.adminScope;
+        assertInScope(ctx.adminScope, workspaceId);
+        return ctx.services.erasure.eraseUser({ userId: input.userId, workspaceId, requestedByKeyId: ctx.key.id });
+      }),
+
+    status: adminProcedure
+      .meta({ openapi: { method: 'GET', path: '/admin/erasure/{requestId}', tags: ['admin'], protect: true, summary: 'An erasure request and how many events it deleted' } })
+      .input(ErasureStatusInput)
+      .output(ErasureReceipt)
+      .query(({ ctx, input }) => ctx.services.erasure.status(input.requestId, ctx.adminScope)),
+  }),
+
   keys: router({
     create: adminProcedure
       .meta({ openapi: { method: 'POST', path: '/admin/keys', tags: ['admin'], protect: true, summary: 'Create an API key (the secret is shown only in this answer)' } })

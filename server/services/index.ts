@@ -9,6 +9,7 @@ import { createEventIngestor } from './events/ingest.ts';
 import { createEventReader } from './events/read.ts';
 import { createEventQueries } from './stats/queries.ts';
 import { createKeyService } from './keys/keys.ts';
+import { createErasureService } from './erasure/erase-user.ts';
 import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
 
 export interface ServiceDeps {
@@ -37,6 +38,7 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     eventReader: createEventReader({ db }),
     queries: createEventQueries({ db }),
     keys: createKeyService({ db }),
+    erasure: createErasureService({ db }),
     rateLimiter: rateLimiter ?? createRateLimiter({ logger }),
     committer,
     metrics,

@@ -5,6 +5,7 @@ import type { EventIngestor } from '../services/events/ingest.ts';
 import type { EventReader } from '../services/events/read.ts';
 import type { EventQueries } from '../services/stats/queries.ts';
 import type { KeyService } from '../services/keys/keys.ts';
+import type { ErasureService } from '../services/erasure/erase-user.ts';
 import type { RateLimiter } from '../services/limits/rate-limiter.ts';
 import type { GroupCommitter } from '../services/events/group-commit.ts';
 import type { Metrics } from '../metrics.ts';
@@ -15,6 +16,7 @@ export interface Services {
   eventReader: EventReader;
   queries: EventQueries;
   keys: KeyService;
+  erasure: ErasureService;
   rateLimiter: RateLimiter;
   /** The shared write queue; drained on shutdown. */
   committer: GroupCommitter;

@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { Database } from '../../../db/database.ts';
+import { DomainError } from '../../errors.ts';
+import type { ErasureReceipt } from './schemas.ts';
+
+export type ErasureService = ReturnType<typeof createErasureService>;
+
+/**
+ * GDPR erasure: deletes every stored event of a user (all partitions), subtracts them from the
+ * rollups, and records who asked and how many rows went, all in one transaction. The id ledger
+ * keeps the erased ids (ids carry no personal data), so a client retrying an erased event is
+ * answered `duplicate` and the event does not come back. Events of that user arriving later are
+ * stored as usual.
+ */
+export function createErasureService({ db }: { db: Database }) {
+  async function eraseUser(input: { userId: string; workspaceId: string | null; requestedByKeyId: string }): Promise<ErasureReceipt> {
+    const requestId = randomUUID();
+    const requestedAt = new Date();
+    const workspaceFilter = input.workspaceId ? sql`and workspace_id = ${input.workspaceId}` : sql``;
+    const deletedCount = await db.transaction(async (tx) => {
+      // No index leads from user_id: erasure is rare, and one scan of the table is its whole cost.
+      const [row] = await tx.rows<{ deleted: number | string }>(sql`
+        with deleted as (
+          delete from telemetry.events where user_id = ${input.userId} ${workspaceFilter}
+          returning workspace_id, created_at, event_type, name, source
+        ), minutes as (
+          update telemetry.event_counts_minute c set count = c.count - d.n
+          from (select workspace_id, date_trunc('minute', created_at, 'UTC') as at, event_type, name, source, count(*) as n
+                from deleted where workspace_id is not null group by 1, 2, 3, 4, 5) d
+          where c.workspace_id = d.workspace_id and c.minute = d.at and c.event_type = d.event_type and c.name = d.name and c.source = d.source
+        ), hours as (
+          update telemetry.event_counts_hour c set count = c.count - d.n
+          from (select workspace_id, date_trunc('hour', created_at, 'UTC') as at, event_type, name, source, count(*) as n
+                from deleted where workspace_id is not null group by 1, 2, 3, 4, 5) d
+          where c.workspace_id = d.workspace_id and c.hour = d.at and c.event_type = d.event_type and c.name = d.name and c.source = d.source
+        )
+        select count(*) as deleted from deleted`);
+      const deleted = Number(row?.deleted ?? 0);
+      await tx.rows(sql`
+        insert into telemetry.erasure_requests (id, user_id, workspace_id, requested_by_key_id, requested_at, completed_at, deleted_count)
+        values (${requestId}, ${input.userId}, ${input.workspaceId}, ${input.requestedByKeyId}, ${requestedAt.toISOString()}::timestamptz, now(), ${deleted})`);
+      return deleted;
+    });
+    return status(requestId, null).then((receipt) => ({ ...receipt, deletedCount }));
+  }
+
+  /** A past request; `scope` limits a workspace-bound admin to its own workspace's requests. */
+  async function status(requestId: string, scope: string | null): Promise<ErasureReceipt> {
+    const [row] = await db.rows<{ id: string; user_id: string; workspace_id: string | null; deleted_count: number | string; requested_ms: number | string; completed_ms: number | string }>(sql`
+      select id, user_id, workspace_id, deleted_count,
+             (extract(epoch from requested_at) * 1000)::float8 as requested_ms, (extract(epoch from completed_at) * 1000)::float8 as completed_ms
+      from telemetry.erasure_requests where id = ${requestId}`);
+    if (!row || (scope && row.workspace_id !== scope)) throw new DomainError('not_found', 'No erasure request with this id');
+    return {
+      requestId: row.id,
+      userId: row.user_id,
+      workspaceId: row.workspace_id,
+      deletedCount: Number(row.deleted_count),
+      requestedAt: new Date(Number(row.requested_ms)),
+      completedAt: new Date(Number(row.completed_ms)),
+    };
+  }
+
+  return { eraseUser, status };
+}
