@@ -78,8 +78,7 @@ export function createUnnestEventWriter(client: Sql): EventWriter {
     async write(rows) {
       if (rows.length === 0) return new Set();
       const column = <T>(pick: (row: EventRow) => T) => rows.map(pick);
-      return client.begin(async (tx) => {
-      const result = await tx`
+      return claimInsertAndRollUp(client, rows, (tx) => tx`
         with input as (
           select * from unnest(
             ${column((r) => r.id)}::uuid[], ${column((r) => r.workspaceId)}::uuid[], ${column((r) => r.userId)}::uuid[],
@@ -96,11 +95,7 @@ export function createUnnestEventWriter(client: Sql): EventWriter {
         )
         insert into telemetry.events (${tx.unsafe(EVENT_COLUMNS)})
         select i.* from input i join claimed c on c.id = i.id
-        returning id`;
-      const stored = new Set(result.map((row) => row.id as string));
-      await addToRollups(tx, rows.filter((row) => stored.has(row.id)));
-      return stored;
-      }) as Promise<Set<string>>;
+        returning id`);
     },
   };
 }
@@ -115,8 +110,7 @@ export function createValuesEventWriter(client: Sql): EventWriter {
         r.id, r.workspaceId, r.userId, r.source, r.eventType, r.name, r.targetType, r.targetId,
         r.metadata === null ? null : JSON.stringify(r.metadata), r.createdAt.toISOString(), r.receivedAt.toISOString(),
       ]);
-      return client.begin(async (tx) => {
-      const result = await tx`
+      return claimInsertAndRollUp(client, rows, (tx) => tx`
         with input (id, workspace_id, user_id, source, event_type, name, target_type, target_id, metadata, created_at, received_at) as (
           values ${tx(values as never)}
         ), typed as (
@@ -131,16 +125,15 @@ export function createValuesEventWriter(client: Sql): EventWriter {
         )
         insert into telemetry.events (${tx.unsafe(EVENT_COLUMNS)})
         select t.* from typed t join claimed c on c.id = t.id
-        returning id`;
-      const stored = new Set(result.map((row) => row.id as string));
-      await addToRollups(tx, rows.filter((row) => stored.has(row.id)));
-      return stored;
-      }) as Promise<Set<string>>;
+        returning id`);
     },
   };
 }
 
-/** Any driver (the PGlite path): the rows travel as one JSON document, expanded in SQL. */
+/**
+ * Any driver: the rows travel as one JSON document, expanded in SQL; one statement claims the ids,
+ * inserts the events and adds them to both rollups.
+ */
 export function createJsonEventWriter(db: SqlRunner): EventWriter {
   return {
     form: 'json',
@@ -221,6 +214,19 @@ async function addToRollups(tx: TransactionSql, rows: readonly EventRow[]): Prom
       [JSON.stringify(counts)],
     );
   }
+}
+
+/** Runs one claim-and-insert statement and the rollup upserts in a transaction; answers the ids stored. */
+function claimInsertAndRollUp(
+  client: Sql,
+  rows: readonly EventRow[],
+  claimAndInsert: (tx: TransactionSql) => Promise<readonly { id?: unknown }[]>,
+): Promise<Set<string>> {
+  return client.begin(async (tx) => {
+    const stored = new Set((await claimAndInsert(tx)).map((row) => String(row.id)));
+    await addToRollups(tx, rows.filter((row) => stored.has(row.id)));
+    return stored;
+  }) as Promise<Set<string>>;
 }
 
 /** Concurrent flushes can still deadlock on shared rollup rows; the loser's transaction is safe to rerun. */
