@@ -35,3 +35,8 @@ export class DomainError extends Error {
     this.retryAfterSeconds = details.retryAfterSeconds;
   }
 }
+
+/** The one answer to "the database cannot be reached": retryable, with a hint when to retry. */
+export function databaseUnavailable(cause: unknown): DomainError {
+  return new DomainError('unavailable', 'The database is unavailable; retry shortly', { retryAfterSeconds: 2, cause });
+}

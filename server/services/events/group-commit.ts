@@ -1,6 +1,6 @@
 import type { EventRow, EventWriter } from '../../../db/event-writers.ts';
 import { isDatabaseUnavailable } from '../../../db/errors.ts';
-import { DomainError } from '../../errors.ts';
+import { databaseUnavailable, DomainError } from '../../errors.ts';
 import type { Metrics } from '../../metrics.ts';
 
 export interface GroupCommitOptions {
@@ -109,9 +109,7 @@ export function createGroupCommitter(writer: EventWriter, options: GroupCommitOp
     } catch (error) {
       const unavailable = isDatabaseUnavailable(error);
       metrics?.databaseErrors.inc({ kind: unavailable ? 'unavailable' : 'other' });
-      const failure = unavailable
-        ? new DomainError('unavailable', 'The database is unavailable; retry shortly', { retryAfterSeconds: 2, cause: error })
-        : error;
+      const failure = unavailable ? databaseUnavailable(error) : error;
       for (const pending of batch) pending.reject(failure);
     } finally {
       inFlightEvents -= rows.length + countSkipped(batch, rows.length);

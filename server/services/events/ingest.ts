@@ -4,7 +4,7 @@ import type { EventRow } from '../../../db/event-writers.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { GroupCommitter } from './group-commit.ts';
 import { isDatabaseUnavailable } from '../../../db/errors.ts';
-import { DomainError } from '../../errors.ts';
+import { databaseUnavailable, DomainError } from '../../errors.ts';
 import {
   parseEvent,
   type ParsedEvent,
@@ -202,7 +202,7 @@ async function runQuery<T>(query: () => Promise<T>): Promise<T> {
     return await query();
   } catch (error) {
     if (isDatabaseUnavailable(error)) {
-      throw new DomainError('unavailable', 'The database is unavailable; retry shortly', { retryAfterSeconds: 2, cause: error });
+      throw databaseUnavailable(error);
     }
     throw error;
   }

@@ -291,7 +291,7 @@ export function createEventQueries({ db }: { db: Database }) {
     };
   }
 
-  return { listEvents, timeseries, top, percentiles, funnel, bucketStarts };
+  return { listEvents, timeseries, top, percentiles, funnel };
 }
 
 /** percentile_cont over an array answers a Postgres array: postgres.js parses it, PGlite may give text. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { JsonObjectSchema, Source, StoredEvent, Timestamp, WorkspaceScope } from '../events/schemas.ts';
+import { JsonObjectSchema, Source, StoredEvent, Timestamp } from '../events/schemas.ts';
 
 const DAY_MS = 86_400_000;
 /** Longest time range a statistics query may cover. */
@@ -198,4 +198,3 @@ export const AnomaliesResult = z.object({
   ),
 });
 
-export { WorkspaceScope };
