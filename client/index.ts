@@ -17,7 +17,12 @@ export type TelemetryOutputs = inferRouterOutputs<AppRouter>;
 export interface TelemetryClientOptions {
   /** Base URL of the service, e.g. `http://localhost:3000` (the client adds `/trpc`). */
   url: string;
-  /** Extra headers for every request (for example `authorization`), or a function returning them. */
+  /**
+   * The API key: sent as `Authorization: Bearer` on calls, and in the live stream's
+   * connectionParams (an EventSource cannot send headers).
+   */
+  apiKey?: string;
+  /** Extra headers for every call (not for live streams), or a function returning them. */
   headers?: HTTPHeaders | (() => HTTPHeaders | Promise<HTTPHeaders>);
   /** A fetch implementation; defaults to the global one. */
   fetch?: typeof globalThis.fetch;
@@ -32,6 +37,11 @@ export interface TelemetryClientOptions {
 
 export function createTelemetryClient(options: TelemetryClientOptions) {
   const url = `${options.url.replace(/\/+$/, '')}/trpc`;
+  const { apiKey } = options;
+  const headers = async (): Promise<HTTPHeaders> => {
+    const extra = typeof options.headers === 'function' ? await options.headers() : options.headers;
+    return { ...(apiKey && { authorization: `Bearer ${apiKey}` }), ...extra };
+  };
   return createTRPCClient<AppRouter>({
     links: [
       splitLink({
@@ -40,13 +50,14 @@ export function createTelemetryClient(options: TelemetryClientOptions) {
           url,
           // tRPC v11: the transformer goes on each link.
           transformer: superjson,
+          ...(apiKey && { connectionParams: { apiKey } }),
           ...(options.EventSource && { EventSource: options.EventSource }),
         }),
         false: httpBatchLink({
           url,
           transformer: superjson,
           maxItems: options.maxBatchItems ?? 20,
-          ...(options.headers && { headers: options.headers }),
+          headers,
           ...(options.fetch && { fetch: options.fetch }),
         }),
       }),

@@ -37,6 +37,11 @@ let requestCounter = 0;
 const nextRequestId = () => `${REQUEST_ID_PREFIX}-${(requestCounter += 1).toString(36)}`;
 const SCALAR_BUNDLE_PATH = require.resolve('@scalar/api-reference/browser/standalone.js');
 
+function connectionParamsAuthorization(params: Record<string, string | undefined> | null): string | undefined {
+  const key = params?.['apiKey'];
+  return key ? `Bearer ${key}` : undefined;
+}
+
 /** `Retry-After` for errors that say when a retry may succeed (overload, outage, rate limit). */
 function retryHeaders(errors: readonly TRPCError[]): Record<string, string> | undefined {
   for (const error of errors) {
@@ -151,7 +156,10 @@ export function createApp({ db, config, logger, services = createServices({ db, 
       // @hono/trpc-server needs the full path prefix here.
       // @see https://github.com/honojs/middleware/tree/main/packages/trpc-server
       endpoint: '/trpc',
-      createContext: (_options, c) => contextFor(c.get('requestId'), c.req.header('authorization')) as unknown as Record<string, unknown>,
+      // Browsers' EventSource cannot send headers, so a live stream may carry its key in the
+      // subscription link's connectionParams ({ apiKey }) instead.
+      createContext: (options, c) =>
+        contextFor(c.get('requestId'), c.req.header('authorization') ?? connectionParamsAuthorization(options.info.connectionParams)) as unknown as Record<string, unknown>,
       // Each call in an HTTP batch is validated, authorised and rate-limited on its own; this caps
       // how many one request may carry.
       maxBatchSize: config.maxTrpcBatchCalls,

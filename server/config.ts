@@ -20,6 +20,9 @@ const EnvironmentSchema = z.object({
   MAX_EVENT_AGE_DAYS: z.coerce.number().min(0).max(3650).default(30),
   MAX_FUTURE_SKEW_S: z.coerce.number().min(0).max(30 * 86_400).default(600),
   PARTITION_DAYS_AHEAD: z.coerce.number().int().min(1).max(90).default(7),
+  RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
+  RETENTION_INTERVAL_MINUTES: z.coerce.number().int().min(0).max(10_080).default(60),
+  ARCHIVE_DIR: z.string().trim().optional().transform((value) => (value ? value : undefined)),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   TELEMETRY_ADMIN_KEY: z.string().trim().optional().transform((value) => (value ? value : undefined))
     .refine((value) => value === undefined || (value.length >= 24 && value.length <= 512 && /^\S+$/.test(value)), 'must be 24-512 characters without spaces'),
@@ -40,6 +43,12 @@ const EnvironmentSchema = z.object({
   INGEST_CONCURRENT_FLUSHES: z.coerce.number().int().min(1).max(64).default(4),
   INGEST_QUEUE_MAX_EVENTS: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(20_000),
+  LIVE_BUS: z.enum(['auto', 'memory', 'redis']).default('auto'),
+  LIVE_REDIS_STREAM: z.string().trim().min(1).max(200).default('telemetry:events'),
+  LIVE_REPLAY_EVENTS: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
+  LIVE_MAX_STREAMS_PER_KEY: z.coerce.number().int().min(1).max(10_000).default(5),
+  LIVE_MAX_DURATION_S: z.coerce.number().int().min(1).max(86_400).default(3600),
+  LIVE_SUBSCRIBER_BUFFER: z.coerce.number().int().min(10).max(1_000_000).default(10_000),
 });
 
 export interface Config {
@@ -56,6 +65,14 @@ export interface Config {
     maxFutureSkewMs: number;
   };
   partitionDaysAhead: number;
+  retention: {
+    /** Days events are kept in workspaces without their own override (admin.retention.set). */
+    defaultDays: number;
+    /** How often the service runs the retention job; 0: never (run `npm run retention` instead). */
+    intervalMs: number;
+    /** Where expiring events are archived (gzipped NDJSON) before they are deleted; unset: no archive. */
+    archiveDir: string | undefined;
+  };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   adminKey: string | undefined;
   redisUrl: string | undefined;
@@ -73,6 +90,17 @@ export interface Config {
     maxQueuedEvents: number;
   };
   shutdownTimeoutMs: number;
+  live: {
+    /** Where committed events are published: Redis Streams when `redis`, this process only when `memory`. */
+    bus: 'memory' | 'redis';
+    redisStream: string;
+    /** Events kept for reconnecting subscribers (also the Redis stream's approximate MAXLEN). */
+    replayEvents: number;
+    maxStreamsPerKey: number;
+    maxDurationMs: number;
+    /** Events one slow subscriber may have waiting before its stream is ended (it resumes with lastEventId). */
+    subscriberBuffer: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -101,6 +129,11 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       maxFutureSkewMs: env.MAX_FUTURE_SKEW_S * 1000,
     },
     partitionDaysAhead: env.PARTITION_DAYS_AHEAD,
+    retention: {
+      defaultDays: env.RETENTION_DAYS,
+      intervalMs: env.RETENTION_INTERVAL_MINUTES * 60_000,
+      archiveDir: env.ARCHIVE_DIR,
+    },
     logLevel: env.LOG_LEVEL,
     adminKey: env.TELEMETRY_ADMIN_KEY,
     redisUrl: env.REDIS_URL,
@@ -120,5 +153,13 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       maxQueuedEvents: env.INGEST_QUEUE_MAX_EVENTS,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    live: {
+      bus: env.LIVE_BUS === 'auto' ? (env.REDIS_URL ? 'redis' : 'memory') : env.LIVE_BUS,
+      redisStream: env.LIVE_REDIS_STREAM,
+      replayEvents: env.LIVE_REPLAY_EVENTS,
+      maxStreamsPerKey: env.LIVE_MAX_STREAMS_PER_KEY,
+      maxDurationMs: env.LIVE_MAX_DURATION_S * 1000,
+      subscriberBuffer: env.LIVE_SUBSCRIBER_BUFFER,
+    },
   };
 }

@@ -62,6 +62,26 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: '1 while Redis is configured but unreachable and rate limits use per-instance memory',
       registers: [registry],
     }),
+    liveStreams: new Gauge({
+      name: 'telemetry_live_streams',
+      help: 'Live (SSE) streams open on this instance',
+      registers: [registry],
+    }),
+    livePublished: new Counter({
+      name: 'telemetry_live_events_published_total',
+      help: 'Committed events published to the live bus',
+      registers: [registry],
+    }),
+    livePublishFailures: new Counter({
+      name: 'telemetry_live_publish_failures_total',
+      help: 'Committed events the live bus failed to take (stored, but not streamed)',
+      registers: [registry],
+    }),
+    liveReplayTruncated: new Counter({
+      name: 'telemetry_live_replay_truncated_total',
+      help: 'Resumed streams whose last event id was older than the replay window',
+      registers: [registry],
+    }),
   };
 }
 

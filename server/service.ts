@@ -1,16 +1,19 @@
 import { Redis } from 'ioredis';
 import { openDatabase, type Database } from '../db/database.ts';
 import { createApp, type App } from './app.ts';
-import type { Config } from './config.ts';
+import { ConfigError, type Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { maintainPartitions, schedulePartitionMaintenance } from './maintenance.ts';
 import { createServices } from './services/index.ts';
 import { createRateLimiter } from './services/limits/rate-limiter.ts';
 import { createMetrics } from './metrics.ts';
+import { createRedisBus } from './services/live/redis-bus.ts';
 
 export interface RunningService {
   app: App;
   db: Database;
+  /** Ends open live streams (their clients reconnect and resume elsewhere), so the HTTP server can close. */
+  endStreams(): void;
   /** Refuses new writes, commits what was accepted, stops background work, closes connections. */
   close(): Promise<void>;
 }
@@ -22,6 +25,7 @@ export interface StartOptions {
 
 /** Opens the database, applies migrations, prepares partitions and keys, and builds the HTTP app. */
 export async function startService(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningService> {
+  if (config.live.bus === 'redis' && !config.redisUrl) throw new ConfigError('Invalid configuration:\n  LIVE_BUS: "redis" needs REDIS_URL');
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     pgliteDir: config.pgliteDir,
@@ -44,7 +48,11 @@ export async function startService(config: Config, logger: Logger, options: Star
   }
 
   const metrics = createMetrics();
-  const services = createServices({ db, config, logger, metrics, rateLimiter: createRateLimiter({ logger, ...(redis && { redis }) }) });
+  const bus =
+    config.live.bus === 'redis' && redis
+      ? createRedisBus({ redis, stream: config.live.redisStream, replayEvents: config.live.replayEvents, logger })
+      : undefined;
+  const services = createServices({ db, config, logger, metrics, rateLimiter: createRateLimiter({ logger, ...(redis && { redis }) }), ...(bus && { bus }) });
   const stopFollowingRevocations = await services.keys.followRevocations();
   const { generated } = await services.keys.ensureAdminKey(config.adminKey);
   if (generated) {
@@ -57,12 +65,15 @@ export async function startService(config: Config, logger: Logger, options: Star
   return {
     app,
     db,
+    endStreams: () => services.live.endAll(),
     async close() {
       stopMaintenance();
+      services.live.endAll();
       // Everything accepted is committed before the database closes.
       await services.committer.drain();
       await stopFollowingRevocations().catch(() => {});
       await services.rateLimiter.close();
+      await services.live.close();
       await close();
     },
   };
@@ -73,7 +84,7 @@ function connectRedis(url: string, logger: Logger): Redis {
   // from memory, instead of requests waiting for a reconnect.
   const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false });
   redis.on('error', () => {}); // reported by the rate limiter's own listener; avoid unhandled-error noise
-  logger.info('connecting to Redis for shared rate limits');
+  logger.info('connecting to Redis for shared rate limits and the live bus');
   return redis;
 }
 

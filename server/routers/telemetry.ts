@@ -1,4 +1,6 @@
-import { ingestProcedure, readProcedure, router } from '../trpc/init.ts';
+import { tracked } from '@trpc/server';
+import { ingestProcedure, mapStreamErrors, readProcedure, router } from '../trpc/init.ts';
+import { LiveInput } from '../services/live/schemas.ts';
 import { ListEventsInput, ListEventsResult } from '../services/stats/schemas.ts';
 import { statsRouter } from './stats.ts';
 import { EventInput, GetEventInput, IngestBatchInput, IngestBatchResult, IngestResult, StoredEvent } from '../services/events/schemas.ts';
@@ -74,4 +76,17 @@ export const telemetryRouter = router({
   }),
 
   stats: statsRouter,
+
+  /**
+   * Newly committed events of one workspace, as Server-Sent Events. Each event carries its stream
+   * id; a client that reconnects with it (`lastEventId`, sent automatically) first receives what it
+   * missed while the bus still holds it, then new events, each once.
+   */
+  live: readProcedure.input(LiveInput).subscription(async function* ({ ctx, input, signal }) {
+    const { lastEventId, workspaceId: _scope, ...filter } = input;
+    const stream = ctx.services.live.open({ keyId: ctx.key.id, workspaceId: ctx.workspaceId, filter, lastEventId, signal });
+    for await (const record of mapStreamErrors(ctx, 'telemetry.live', stream)) {
+      yield tracked(record.streamId, record.event);
+    }
+  }),
 });

@@ -11,6 +11,8 @@ import { createEventQueries } from './stats/queries.ts';
 import { createKeyService } from './keys/keys.ts';
 import { createErasureService } from './erasure/erase-user.ts';
 import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
+import { createMemoryBus, type EventBus } from './live/bus.ts';
+import { createLiveStreams } from './live/live-streams.ts';
 
 export interface ServiceDeps {
   db: Database;
@@ -19,11 +21,19 @@ export interface ServiceDeps {
   metrics?: Metrics;
   /** Defaults to an in-memory limiter; pass a Redis-backed one to share budgets between instances. */
   rateLimiter?: RateLimiter;
+  /** Carries committed events to live streams; defaults to this process's memory (pass the Redis bus to span instances). */
+  bus?: EventBus;
   /** The server clock; tests pin it. */
   now?: () => Date;
 }
 
-export function createServices({ db, config, logger = createLogger('silent'), metrics = createMetrics({ defaultMetrics: false }), rateLimiter, now }: ServiceDeps): Services {
+export function createServices({ db, config, logger = createLogger('silent'), metrics = createMetrics({ defaultMetrics: false }), rateLimiter, bus, now }: ServiceDeps): Services {
+  const live = createLiveStreams({
+    bus: bus ?? createMemoryBus({ replayEvents: config.live.replayEvents }),
+    options: { maxStreamsPerKey: config.live.maxStreamsPerKey, maxDurationMs: config.live.maxDurationMs, subscriberBuffer: config.live.subscriberBuffer },
+    metrics,
+    logger,
+  });
   const committer = createGroupCommitter(
     createEventWriter(db),
     {
@@ -32,6 +42,7 @@ export function createServices({ db, config, logger = createLogger('silent'), me
       maxConcurrentFlushes: db.kind === 'pglite' ? 1 : Math.min(config.groupCommit.maxConcurrentFlushes, config.databasePoolMax),
     },
     metrics,
+    live.publishCommitted,
   );
   return {
     events: createEventIngestor({ db, limits: config.limits, committer, metrics, ...(now && { now }) }),
@@ -41,6 +52,7 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     erasure: createErasureService({ db }),
     rateLimiter: rateLimiter ?? createRateLimiter({ logger }),
     committer,
+    live,
     metrics,
   };
 }

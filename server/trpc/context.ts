@@ -9,6 +9,7 @@ import type { ErasureService } from '../services/erasure/erase-user.ts';
 import type { RateLimiter } from '../services/limits/rate-limiter.ts';
 import type { GroupCommitter } from '../services/events/group-commit.ts';
 import type { Metrics } from '../metrics.ts';
+import type { LiveStreams } from '../services/live/live-streams.ts';
 
 /** The service verbs procedures may call; built once per app in createServices. */
 export interface Services {
@@ -20,6 +21,8 @@ export interface Services {
   rateLimiter: RateLimiter;
   /** The shared write queue; drained on shutdown. */
   committer: GroupCommitter;
+  /** Live streams of committed events (telemetry.live). */
+  live: LiveStreams;
   metrics: Metrics;
 }
 

@@ -16,6 +16,13 @@ const t = initTRPC
     // Never send stack traces, whatever NODE_ENV says.
     // @see https://trpc.io/docs/server/error-formatting
     isDev: false,
+    // Live streams (SSE): a ping every 10 s keeps idle streams open through proxies, and tells the
+    // client to reconnect (resuming from its last event id) after 30 s without a byte.
+    // @see https://trpc.io/docs/server/subscriptions#configuring-sse
+    sse: {
+      ping: { enabled: true, intervalMs: 10_000 },
+      client: { reconnectAfterInactivityMs: 30_000 },
+    },
     errorFormatter({ shape, error }) {
       const zod = zodCause(error);
       const domain = domainCause(error);
@@ -61,6 +68,22 @@ const observeAndMapErrors = t.middleware(async ({ ctx, next, path }) => {
   ctx.services.metrics.procedureDuration.observe({ procedure: path, code: result.ok ? 'OK' : result.error.code }, (performance.now() - started) / 1000);
   return result;
 });
+
+/**
+ * Errors thrown while a subscription streams happen after the middleware above has returned, so
+ * they are mapped here, the same way. An AbortError passes as it is: tRPC then ends the stream
+ * without a "done" message and the client reconnects.
+ */
+export async function* mapStreamErrors<T>(ctx: Context, path: string, stream: AsyncIterable<T>): AsyncGenerator<T, void, undefined> {
+  try {
+    yield* stream;
+  } catch (error) {
+    if (error instanceof Error && error.name === 'AbortError') throw error;
+    const mapped = toTRPCError(error);
+    if (mapped.code === 'INTERNAL_SERVER_ERROR') ctx.logger.error('stream failed', { path, requestId: ctx.requestId, error });
+    throw mapped;
+  }
+}
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;

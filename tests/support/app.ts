@@ -65,7 +65,12 @@ export async function startTestServer(db: Database, options: { config?: Config; 
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Open live streams would hold the server open until their maximum duration.
+        if ('closeAllConnections' in server) server.closeAllConnections();
+      }),
   };
 }
 

@@ -29,7 +29,13 @@ export type GroupCommitter = ReturnType<typeof createGroupCommitter>;
  * has committed. A full queue refuses new calls at once with a retryable error, so memory stays
  * bounded whatever the load.
  */
-export function createGroupCommitter(writer: EventWriter, options: GroupCommitOptions, metrics?: Metrics) {
+export function createGroupCommitter(
+  writer: EventWriter,
+  options: GroupCommitOptions,
+  metrics?: Metrics,
+  /** Called after each commit with the flushed rows and the ids stored now (not retries). */
+  onCommitted?: (rows: readonly EventRow[], claimed: ReadonlySet<string>) => void,
+) {
   const queue: PendingWrite[] = [];
   let queuedEvents = 0;
   let inFlightEvents = 0;
@@ -106,6 +112,7 @@ export function createGroupCommitter(writer: EventWriter, options: GroupCommitOp
       const claimedByCall = new Map<PendingWrite, Set<string>>(batch.map((pending) => [pending, new Set()]));
       for (const id of claimed) claimedByCall.get(owner.get(id)!)!.add(id);
       for (const pending of batch) pending.resolve(claimedByCall.get(pending)!);
+      onCommitted?.(rows, claimed);
     } catch (error) {
       const unavailable = isDatabaseUnavailable(error);
       metrics?.databaseErrors.inc({ kind: unavailable ? 'unavailable' : 'other' });

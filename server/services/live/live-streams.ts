@@ -1,0 +1,183 @@
+import type { EventRow } from '../../../db/event-writers.ts';
+import { DomainError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import type { Metrics } from '../../metrics.ts';
+import type { StoredEvent } from '../events/schemas.ts';
+import { compareStreamIds, type EventBus, type LiveRecord } from './bus.ts';
+import type { LiveFilter } from './schemas.ts';
+
+export interface LiveStreamOptions {
+  maxStreamsPerKey: number;
+  maxDurationMs: number;
+  /** Matching events one subscriber may have waiting; past it the stream ends so the client resumes. */
+  subscriberBuffer: number;
+}
+
+export interface OpenStream {
+  keyId: string;
+  workspaceId: string;
+  filter: LiveFilter;
+  /** Resume after this stream id: everything newer still in the bus's window comes first. */
+  lastEventId: string | undefined;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal | undefined;
+}
+
+/** Thrown to end a stream without a "done" message, so the client's EventSource reconnects and resumes. */
+export class StreamExpired extends Error {
+  override name = 'AbortError';
+}
+
+export type LiveStreams = ReturnType<typeof createLiveStreams>;
+
+/**
+ * Live streams of committed events. `publishCommitted` is called by the write queue after each
+ * commit; `open` yields the matching records for one subscriber: first what it missed (when it
+ * resumes), then new records, each once, in stream order.
+ */
+export function createLiveStreams({ bus, options, metrics, logger }: { bus: EventBus; options: LiveStreamOptions; metrics: Metrics; logger: Logger }) {
+  const streamsByKey = new Map<string, number>();
+  /** Ends each open stream the way its maximum duration does (the client reconnects elsewhere). */
+  const expireOpenStreams = new Set<() => void>();
+  let publishWarnedAt = 0;
+
+  function acquireSlot(keyId: string): () => void {
+    const open = streamsByKey.get(keyId) ?? 0;
+    if (open >= options.maxStreamsPerKey) {
+      throw new DomainError('rate_limited', `This key already has ${open} live streams open on this instance, the most allowed; close one first`, {
+        reason: 'too_many_streams',
+        retryAfterSeconds: 5,
+      });
+    }
+    streamsByKey.set(keyId, open + 1);
+    metrics.liveStreams.inc();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (streamsByKey.get(keyId) ?? 1) - 1;
+      if (left === 0) streamsByKey.delete(keyId);
+      else streamsByKey.set(keyId, left);
+      metrics.liveStreams.dec();
+    };
+  }
+
+  async function* open(request: OpenStream): AsyncGenerator<LiveRecord, void, undefined> {
+    const release = acquireSlot(request.keyId);
+    const matches = matcher(request.workspaceId, request.filter);
+    const pending: LiveRecord[] = [];
+    let overflowed = false;
+    let expired = false;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      const resume = wake;
+      wake = undefined;
+      resume?.();
+    };
+    const unsubscribe = bus.subscribe((records) => {
+      for (const record of records) {
+        if (!matches(record.event)) continue;
+        if (pending.length >= options.subscriberBuffer) {
+          overflowed = true;
+          break;
+        }
+        pending.push(record);
+      }
+      notify();
+    });
+    const expire = () => {
+      expired = true;
+      notify();
+    };
+    const deadline = setTimeout(expire, options.maxDurationMs);
+    expireOpenStreams.add(expire);
+    request.signal?.addEventListener('abort', notify);
+
+    try {
+      let last = request.lastEventId;
+      if (last !== undefined) {
+        const replay = await bus.replay(last);
+        if (replay.truncated) metrics.liveReplayTruncated.inc();
+        for (const record of replay.records) {
+          last = record.streamId;
+          if (matches(record.event)) yield record;
+        }
+      }
+      for (;;) {
+        if (request.signal?.aborted) return;
+        if (pending.length > 0) {
+          for (const record of pending.splice(0)) {
+            // Records that arrived while the replay ran may be in both; stream ids only grow.
+            if (last !== undefined && compareStreamIds(record.streamId, last) <= 0) continue;
+            last = record.streamId;
+            yield record;
+          }
+          continue;
+        }
+        if (overflowed) {
+          throw new DomainError('unavailable', 'This stream fell too far behind; it resumes from the last event received', { reason: 'slow_consumer', retryAfterSeconds: 1 });
+        }
+        if (expired) throw new StreamExpired('The stream reached its maximum duration');
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      clearTimeout(deadline);
+      expireOpenStreams.delete(expire);
+      request.signal?.removeEventListener('abort', notify);
+      unsubscribe();
+      release();
+    }
+  }
+
+  /** Publishes the rows a flush just committed (claimed ones only: retries are not new events). */
+  function publishCommitted(rows: readonly EventRow[], claimed: ReadonlySet<string>): void {
+    const events = rows.filter((row) => claimed.has(row.id)).map(toStoredEvent);
+    if (events.length === 0) return;
+    bus.publish(events).then(
+      () => metrics.livePublished.inc(events.length),
+      (error: unknown) => {
+        // The events are committed; only their live delivery is lost. Warn at most once a minute.
+        metrics.livePublishFailures.inc(events.length);
+        if (Date.now() - publishWarnedAt > 60_000) {
+          publishWarnedAt = Date.now();
+          logger.warn('live bus: publishing committed events failed; live subscribers miss them', { error, events: events.length });
+        }
+      },
+    );
+  }
+
+  return {
+    open,
+    publishCommitted,
+    openStreams: () => [...streamsByKey.values()].reduce((sum, count) => sum + count, 0),
+    /** Ends every open stream (on shutdown, so the server can close; clients resume on another instance). */
+    endAll: () => expireOpenStreams.forEach((expire) => expire()),
+    close: () => bus.close(),
+  };
+}
+
+function matcher(workspaceId: string, filter: LiveFilter): (event: StoredEvent) => boolean {
+  return (event) =>
+    event.workspaceId === workspaceId &&
+    (filter.eventType === undefined || event.eventType === filter.eventType) &&
+    (filter.name === undefined || event.name === filter.name) &&
+    (filter.source === undefined || event.source === filter.source) &&
+    (filter.userId === undefined || event.userId === filter.userId) &&
+    (filter.targetType === undefined || event.targetType === filter.targetType);
+}
+
+function toStoredEvent(row: EventRow): StoredEvent {
+  return {
+    id: row.id,
+    workspaceId: row.workspaceId,
+    userId: row.userId,
+    source: row.source as StoredEvent['source'],
+    eventType: row.eventType,
+    name: row.name,
+    targetType: row.targetType,
+    targetId: row.targetId,
+    metadata: row.metadata as StoredEvent['metadata'],
+    createdAt: row.createdAt.toISOString(),
+    receivedAt: row.receivedAt.toISOString(),
+  };
+}

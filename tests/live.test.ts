@@ -1,0 +1,301 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { EventSource } from 'eventsource';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTelemetryClient, type TelemetryClient } from '../client/index.ts';
+import { createLogger } from '../server/logger.ts';
+import { createServices } from '../server/services/index.ts';
+import { createKeyService } from '../server/services/keys/keys.ts';
+import { createRedisBus } from '../server/services/live/redis-bus.ts';
+import type { StoredEvent } from '../server/services/events/schemas.ts';
+import type { Services } from '../server/trpc/context.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+
+let testDb: TestDatabase;
+let keys: TestKeys;
+beforeAll(async () => {
+  testDb = await openTestDatabase();
+  keys = await createTestKeys(testDb.db);
+});
+afterAll(async () => {
+  await testDb?.drop();
+});
+
+interface Received {
+  id: string;
+  event: StoredEvent;
+}
+
+/** A typed live subscription that records what it receives. */
+function subscribe(client: TelemetryClient, input: Parameters<TelemetryClient['telemetry']['live']['subscribe']>[0]) {
+  const received: Received[] = [];
+  const errors: unknown[] = [];
+  const subscription = client.telemetry.live.subscribe(input, {
+    onData: (envelope) => received.push({ id: envelope.id, event: envelope.data }),
+    onError: (error) => errors.push(error),
+  });
+  return { received, errors, stop: () => subscription.unsubscribe() };
+}
+
+let debugState = () => '';
+async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what} (${debugState()})`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function event(workspaceId: string, name: string, eventType: 'custom' | 'ui.click' = 'custom') {
+  return { id: randomUUID(), workspaceId, source: 'web' as const, eventType, name };
+}
+
+interface Instance {
+  services: Services;
+  server: TestServer;
+  client(apiKey: string): TelemetryClient;
+  close(): Promise<void>;
+}
+
+async function startInstance(overrides: Record<string, string> = {}, bus?: Parameters<typeof createServices>[0]['bus']): Promise<Instance> {
+  const config = testConfig(overrides);
+  const services = createServices({ db: testDb.db, config, ...(bus && { bus }) });
+  const server = await startTestServer(testDb.db, { config, services });
+  return {
+    services,
+    server,
+    client: (apiKey) => createTelemetryClient({ url: server.url, apiKey, EventSource }),
+    async close() {
+      services.live.endAll();
+      await server.close();
+      await services.live.close();
+    },
+  };
+}
+
+describe('telemetry.live', () => {
+  let instance: Instance;
+  let readKey: string;
+  let workspaceId: string;
+  beforeAll(async () => {
+    instance = await startInstance({ LIVE_MAX_STREAMS_PER_KEY: '2' });
+    debugState = () => `open streams: ${instance.services.live.openStreams()}`;
+    workspaceId = randomUUID();
+    readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
+  });
+  afterAll(async () => {
+    await instance?.close();
+  });
+  afterEach(async () => {
+    // A client that went away frees its stream on the server.
+    await waitFor(() => instance.services.live.openStreams() === 0, 'every stream to be freed');
+  });
+
+  it('streams newly committed events of its workspace that match the filters, each with a stream id', async () => {
+    const reader = instance.client(readKey);
+    const ingest = instance.client(keys.ingest);
+    const all = subscribe(reader, {});
+    const clicks = subscribe(reader, { eventType: 'ui.click' });
+    await waitFor(() => instance.services.live.openStreams() === 2, 'two open streams');
+
+    await ingest.telemetry.ingestBatch.mutate({
+      events: [event(workspaceId, 'a', 'ui.click'), event(workspaceId, 'b'), event(randomUUID(), 'other workspace', 'ui.click')],
+    });
+    await waitFor(() => all.received.length === 2 && clicks.received.length === 1, 'the workspace’s two events');
+    all.stop();
+    clicks.stop();
+
+    expect(all.received.map((r) => r.event.name)).toEqual(['a', 'b']);
+    expect(clicks.received.map((r) => r.event.name)).toEqual(['a']);
+    expect(all.received.every((r) => /^\d+-\d+$/.test(r.id) && r.event.workspaceId === workspaceId)).toBe(true);
+    await waitFor(() => instance.services.live.openStreams() === 0, 'streams freed after unsubscribing');
+  });
+
+  it('streams a retried event once: a duplicate is not a new event', async () => {
+    const reader = instance.client(readKey);
+    const ingest = instance.client(keys.ingest);
+    const stream = subscribe(reader, {});
+    await waitFor(() => instance.services.live.openStreams() === 1, 'an open stream');
+    const once = event(workspaceId, 'retried');
+    await ingest.telemetry.ingest.mutate(once);
+    await ingest.telemetry.ingest.mutate(once);
+    await ingest.telemetry.ingest.mutate(event(workspaceId, 'marker'));
+    await waitFor(() => stream.received.some((r) => r.event.name === 'marker'), 'the marker event');
+    stream.stop();
+    expect(stream.received.map((r) => r.event.name)).toEqual(['retried', 'marker']);
+  });
+
+  it('resumes from lastEventId with every event it missed and no duplicates', async () => {
+    const reader = instance.client(readKey);
+    const ingest = instance.client(keys.ingest);
+    const first = subscribe(reader, {});
+    await waitFor(() => instance.services.live.openStreams() === 1, 'an open stream');
+    await ingest.telemetry.ingestBatch.mutate({ events: [1, 2, 3].map((n) => event(workspaceId, `before-${n}`)) });
+    await waitFor(() => first.received.length === 3, 'three events');
+    first.stop();
+    await waitFor(() => instance.services.live.openStreams() === 0, 'the stream to close');
+
+    // Events committed while the client was away, some of another workspace.
+    await ingest.telemetry.ingestBatch.mutate({ events: [event(workspaceId, 'missed-1'), event(randomUUID(), 'elsewhere'), event(workspaceId, 'missed-2')] });
+
+    const resumed = subscribe(reader, { lastEventId: first.received.at(-1)!.id });
+    await waitFor(() => resumed.received.length === 2, 'the missed events');
+    await waitFor(() => instance.services.live.openStreams() === 1, 'the resumed stream');
+    await ingest.telemetry.ingest.mutate(event(workspaceId, 'after'));
+    await waitFor(() => resumed.received.length === 3, 'the new event');
+    resumed.stop();
+
+    expect(resumed.received.map((r) => r.event.name)).toEqual(['missed-1', 'missed-2', 'after']);
+    const ids = [...first.received, ...resumed.received].map((r) => r.id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('refuses a key more concurrent streams than allowed with TOO_MANY_REQUESTS (429), and frees a slot when a client leaves', async () => {
+    const reader = instance.client(readKey);
+    const one = subscribe(reader, {});
+    const two = subscribe(reader, {});
+    await waitFor(() => instance.services.live.openStreams() === 2, 'two open streams');
+    const three = subscribe(reader, {});
+    await waitFor(() => three.errors.length === 1, 'the third stream to be refused');
+    expect(three.errors[0]).toMatchObject({ data: { code: 'TOO_MANY_REQUESTS', httpStatus: 429, reason: 'too_many_streams' } });
+
+    one.stop();
+    await waitFor(() => instance.services.live.openStreams() === 1, 'the first stream’s slot to be freed');
+    const four = subscribe(reader, {});
+    await waitFor(() => instance.services.live.openStreams() === 2, 'a new stream in the freed slot');
+    expect(four.errors).toEqual([]);
+    two.stop();
+    three.stop();
+    four.stop();
+    await waitFor(() => instance.services.live.openStreams() === 0, 'every slot freed');
+  });
+
+  it('is scoped like every read: no key is 401, an ingest key 403, another workspace 403', async () => {
+    const anonymous = subscribe(createTelemetryClient({ url: instance.server.url, EventSource }), { workspaceId });
+    const ingestKey = subscribe(instance.client(keys.ingest), { workspaceId });
+    const otherWorkspace = subscribe(instance.client(readKey), { workspaceId: randomUUID() });
+    await waitFor(() => anonymous.errors.length + ingestKey.errors.length + otherWorkspace.errors.length === 3, 'three refusals');
+    expect(anonymous.errors[0]).toMatchObject({ data: { code: 'UNAUTHORIZED' } });
+    expect(ingestKey.errors[0]).toMatchObject({ data: { code: 'FORBIDDEN' } });
+    expect(otherWorkspace.errors[0]).toMatchObject({ data: { code: 'FORBIDDEN' } });
+    expect(instance.services.live.openStreams()).toBe(0);
+  });
+
+  it('rejects a malformed lastEventId with the field path', async () => {
+    const stream = subscribe(instance.client(readKey), { lastEventId: 'not-an-id' });
+    await waitFor(() => stream.errors.length === 1, 'the refusal');
+    expect(stream.errors[0]).toMatchObject({ data: { code: 'BAD_REQUEST', issues: [{ path: 'lastEventId' }] } });
+  });
+
+  it('serves plain SSE to any HTTP client: the key in connectionParams, an id on every event', async () => {
+    const controller = new AbortController();
+    const input = encodeURIComponent(JSON.stringify({ json: {} }));
+    const params = encodeURIComponent(JSON.stringify({ apiKey: readKey }));
+    const response = await fetch(`${instance.server.url}/trpc/telemetry.live?input=${input}&connectionParams=${params}`, {
+      headers: { accept: 'text/event-stream' },
+      signal: controller.signal,
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    await waitFor(() => instance.services.live.openStreams() === 1, 'the raw stream');
+    await instance.client(keys.ingest).telemetry.ingest.mutate(event(workspaceId, 'raw'));
+
+    const reader = response.body!.getReader();
+    let text = '';
+    while (!text.includes('"raw"')) text += new TextDecoder().decode((await reader.read()).value);
+    controller.abort();
+    expect(text).toMatch(/event: connected/);
+    expect(text).toMatch(/data: .*"raw".*\nid: \d+-\d+\n/);
+    await waitFor(() => instance.services.live.openStreams() === 0, 'the aborted stream to be freed');
+  });
+});
+
+describe('telemetry.live maximum duration', () => {
+  it('ends a stream at its maximum duration; the client reconnects on its own and loses nothing across the boundary', async () => {
+    const instance = await startInstance({ LIVE_MAX_DURATION_S: '1' });
+    try {
+      const workspaceId = randomUUID();
+      const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
+      const stream = subscribe(instance.client(readKey), {});
+      const ingest = instance.client(keys.ingest);
+      await waitFor(() => instance.services.live.openStreams() === 1, 'an open stream');
+      const names: string[] = [];
+      // Events every 100 ms for 2.5 s: the stream is cut at least twice meanwhile.
+      for (let n = 0; n < 25; n += 1) {
+        names.push(`tick-${n}`);
+        await ingest.telemetry.ingest.mutate(event(workspaceId, `tick-${n}`));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await waitFor(() => stream.received.length >= names.length, 'every tick', 15_000);
+      stream.stop();
+      expect(stream.received.map((r) => r.event.name)).toEqual(names);
+      expect(stream.errors).toEqual([]);
+    } finally {
+      await instance.close();
+    }
+  });
+});
+
+const redisUrl = process.env.TEST_REDIS_URL;
+
+describe.runIf(redisUrl)('telemetry.live across instances (Redis Streams)', () => {
+  const stream = `telemetry:test:${randomUUID()}`;
+  let redis: Redis;
+  let first: Instance;
+  let second: Instance;
+  beforeAll(async () => {
+    redis = new Redis(redisUrl!, { enableOfflineQueue: true });
+    first = await startInstance({}, createRedisBus({ redis, stream, replayEvents: 1000, logger: createLogger('silent') }));
+    second = await startInstance({}, createRedisBus({ redis, stream, replayEvents: 1000, logger: createLogger('silent') }));
+  });
+  afterAll(async () => {
+    await first?.close();
+    await second?.close();
+    await redis?.del(stream);
+    redis?.disconnect();
+  });
+
+  it('delivers an event ingested on one instance to subscribers on every instance, and resumes across instances', async () => {
+    const workspaceId = randomUUID();
+    const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
+    const onFirst = subscribe(first.client(readKey), {});
+    const onSecond = subscribe(second.client(readKey), {});
+    await waitFor(() => first.services.live.openStreams() === 1 && second.services.live.openStreams() === 1, 'a stream on each instance');
+
+    await first.client(keys.ingest).telemetry.ingest.mutate(event(workspaceId, 'from-first'));
+    await second.client(keys.ingest).telemetry.ingest.mutate(event(workspaceId, 'from-second'));
+    await waitFor(() => onFirst.received.length === 2 && onSecond.received.length === 2, 'both events on both instances');
+    expect(onFirst.received.map((r) => r.event.name).sort()).toEqual(['from-first', 'from-second']);
+    expect(onSecond.received.map((r) => r.id)).toEqual(onFirst.received.map((r) => r.id));
+    onFirst.stop();
+
+    // Missed on the first instance, resumed on the second: stream ids are shared.
+    await first.client(keys.ingest).telemetry.ingest.mutate(event(workspaceId, 'while-away'));
+    await waitFor(() => onSecond.received.length === 3, 'the third event');
+    const resumed = subscribe(second.client(readKey), { lastEventId: onFirst.received.at(-1)!.id });
+    await waitFor(() => resumed.received.length === 1, 'the missed event');
+    expect(resumed.received[0]!.event.name).toBe('while-away');
+    resumed.stop();
+    onSecond.stop();
+  });
+
+  it('writes records other services can read with a consumer group, in the documented format', async () => {
+    const group = `test-${randomUUID()}`;
+    await redis.xgroup('CREATE', stream, group, '$', 'MKSTREAM');
+    const workspaceId = randomUUID();
+    const sent = event(workspaceId, 'for-consumers', 'ui.click');
+    await first.client(keys.ingest).telemetry.ingest.mutate(sent);
+    const deadline = Date.now() + 5000;
+    let entries: [string, string[]][] = [];
+    while (entries.length === 0 && Date.now() < deadline) {
+      const result = (await redis.xreadgroup('GROUP', group, 'consumer-1', 'COUNT', 10, 'BLOCK', 500, 'STREAMS', stream, '>')) as [string, [string, string[]][]][] | null;
+      entries = result?.[0]?.[1] ?? [];
+    }
+    expect(entries).toHaveLength(1);
+    const fields = Object.fromEntries(entries[0]![1].flatMap((value, index, all) => (index % 2 === 0 ? [[value, all[index + 1]]] : [])));
+    expect(fields).toMatchObject({ v: '1', workspaceId, eventType: 'ui.click', name: 'for-consumers', source: 'web' });
+    expect(JSON.parse(fields.event as string)).toMatchObject({ id: sent.id, workspaceId, name: 'for-consumers' });
+    await redis.xack(stream, group, entries[0]![0]);
+  });
+});
