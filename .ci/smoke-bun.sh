@@ -29,4 +29,20 @@ response=$(curl -fsS -X POST "http://127.0.0.1:$port/api/events" -H 'content-typ
   -d '{"source":"cli","eventType":"custom","name":"smoke.bun"}')
 echo "bun smoke: ingest answered $response"
 echo "$response" | grep -q '"id":"' || { echo "unexpected answer"; cat "$log"; exit 1; }
+
+# The live stream (SSE) on Bun: subscribe with plain curl, ingest, see the event arrive with an id.
+workspace=$(node -e 'console.log(require("crypto").randomUUID())')
+input=$(node -e 'console.log(encodeURIComponent(JSON.stringify({json:{workspaceId:process.argv[1]}})))' "$workspace")
+params=$(node -e 'console.log(encodeURIComponent(JSON.stringify({apiKey:process.argv[1]})))' "$admin_key")
+stream_out=$(mktemp)
+curl -sSN --max-time 8 -H 'accept: text/event-stream' "http://127.0.0.1:$port/trpc/telemetry.live?input=$input&connectionParams=$params" >"$stream_out" 2>/dev/null &
+curl_pid=$!
+sleep 1.5
+curl -fsS -X POST "http://127.0.0.1:$port/api/events" -H 'content-type: application/json' -H "authorization: Bearer $admin_key" \
+  -d "{\"source\":\"cli\",\"eventType\":\"custom\",\"name\":\"smoke.live\",\"workspaceId\":\"$workspace\"}" >/dev/null
+for _ in $(seq 1 30); do grep -q 'smoke.live' "$stream_out" && break; sleep 0.2; done
+kill "$curl_pid" 2>/dev/null || true
+grep -q 'smoke.live' "$stream_out" && grep -qE '^id: [0-9]+-[0-9]+' "$stream_out" || { echo "live stream did not deliver:"; cat "$stream_out"; cat "$log"; exit 1; }
+rm -f "$stream_out"
+echo "bun smoke: live stream delivered the event"
 echo "bun smoke: ok"
