@@ -14,6 +14,8 @@ export type { JsonObject, JsonValue } from '../server/services/events/json.ts';
 export type TelemetryInputs = inferRouterInputs<AppRouter>;
 export type TelemetryOutputs = inferRouterOutputs<AppRouter>;
 
+export type FetchFunction = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+
 export interface TelemetryClientOptions {
   /** Base URL of the service, e.g. `http://localhost:3000` (the client adds `/trpc`). */
   url: string;
@@ -25,7 +27,7 @@ export interface TelemetryClientOptions {
   /** Extra headers for every call (not for live streams), or a function returning them. */
   headers?: HTTPHeaders | (() => HTTPHeaders | Promise<HTTPHeaders>);
   /** A fetch implementation; defaults to the global one. */
-  fetch?: typeof globalThis.fetch;
+  fetch?: FetchFunction;
   /**
    * An EventSource implementation for subscriptions, where the runtime has none (Node.js 20: pass
    * the `eventsource` package's export).

@@ -4,6 +4,9 @@
  * valid call fails it too.
  */
 import { createTelemetryClient, type EventInput, type FreeFormEventType, type TelemetryInputs } from '../../client/index.ts';
+import * as webVitals from 'web-vitals';
+import { createTracker } from '../../client/tracker.ts';
+import { reportWebVitals } from '../../client/web-vitals.ts';
 
 const client = createTelemetryClient({ url: 'http://localhost:3000' });
 
@@ -69,3 +72,17 @@ export async function invalidCalls() {
   // @ts-expect-error batch items are typed too
   await client.telemetry.ingestBatch.mutate({ events: [{ source: 'web', eventType: 'perf.metric', name: 'LCP', metadata: { value: '1', unit: 'ms' } }] });
 }
+
+// ---- The tracker takes the router's event shapes ----------------------------------------------
+
+const tracker = createTracker({ url: 'http://localhost:3000', apiKey: 'key', source: 'web', storage: null });
+tracker.track({ eventType: 'ui.click', name: 'signup.button' });
+tracker.track({ eventType: 'perf.metric', name: 'LCP', metadata: { value: 1200, unit: 'ms' } });
+// @ts-expect-error perf.metric needs a numeric value
+tracker.track({ eventType: 'perf.metric', name: 'LCP', metadata: { value: 'slow', unit: 'ms' } });
+// @ts-expect-error perf.metric needs metadata with value and unit
+tracker.track({ eventType: 'perf.metric', name: 'LCP' });
+// @ts-expect-error error events need a message
+tracker.track({ eventType: 'error', name: 'TypeError', metadata: { stack: '' } });
+// The web-vitals library's reporters fit the adapter as they are.
+reportWebVitals(tracker, webVitals);

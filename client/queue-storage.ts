@@ -1,0 +1,107 @@
+import type { EventInput } from './index.ts';
+import { uuidv7 } from './uuid7.ts';
+
+/** One event waiting to be sent: complete (id, source, createdAt set), as it will be sent. */
+export interface QueuedEvent {
+  event: EventInput;
+}
+
+/** Keeps the tracker's queue across reloads. */
+export interface QueueStorage {
+  load(): QueuedEvent[];
+  save(queue: readonly QueuedEvent[]): void;
+}
+
+interface StoredQueue {
+  updatedAt: number;
+  events: readonly QueuedEvent[];
+}
+
+const PREFIX = 'telemetry-tracker:queue:';
+const TAB_KEY = 'telemetry-tracker:tab';
+/** A queue not written for this long belongs to a closed tab; the next tab to start adopts it. */
+const ABANDONED_AFTER_MS = 30_000;
+/** Open tabs touch their queue this often, so other tabs never adopt it. */
+const HEARTBEAT_MS = 10_000;
+
+/**
+ * The queue in `localStorage`, one entry per tab: a tab's id lives in `sessionStorage`, which
+ * survives its reloads, so a reloaded page finds its own queue. Entries of tabs closed with events
+ * still waiting are adopted by the next tab that starts; the service drops any event that was in
+ * fact delivered (same id), so adoption never duplicates. Absent outside browsers (undefined).
+ */
+export function createBrowserQueueStorage(options: { onError?: (message: string) => void } = {}): QueueStorage | undefined {
+  const local = storageOrUndefined('localStorage');
+  if (!local) return undefined;
+  const session = storageOrUndefined('sessionStorage');
+  let tabId = session?.getItem(TAB_KEY) ?? undefined;
+  if (!tabId) {
+    tabId = uuidv7();
+    session?.setItem(TAB_KEY, tabId);
+  }
+  const ownKey = PREFIX + tabId;
+  let latest: readonly QueuedEvent[] = [];
+  let warned = false;
+
+  function write(queue: readonly QueuedEvent[]) {
+    latest = queue;
+    try {
+      if (queue.length === 0) local!.removeItem(ownKey);
+      else local!.setItem(ownKey, JSON.stringify({ updatedAt: Date.now(), events: queue } satisfies StoredQueue));
+    } catch (error) {
+      if (!warned) options.onError?.(error instanceof Error ? error.message : String(error));
+      warned = true;
+    }
+  }
+
+  const heartbeat = setInterval(() => {
+    if (latest.length > 0) write(latest);
+  }, HEARTBEAT_MS);
+  (heartbeat as { unref?: () => void }).unref?.();
+
+  return {
+    load() {
+      const events: QueuedEvent[] = [];
+      const seen = new Set<string>();
+      const now = Date.now();
+      for (let index = local.length - 1; index >= 0; index -= 1) {
+        const key = local.key(index);
+        if (!key?.startsWith(PREFIX)) continue;
+        const stored = parse(local.getItem(key));
+        if (key !== ownKey && stored && now - stored.updatedAt < ABANDONED_AFTER_MS) continue; // another open tab's
+        for (const item of stored?.events ?? []) {
+          if (item.event.id && !seen.has(item.event.id)) {
+            seen.add(item.event.id);
+            events.push(item);
+          }
+        }
+        if (key !== ownKey) local.removeItem(key);
+      }
+      events.sort((a, b) => String(a.event.createdAt).localeCompare(String(b.event.createdAt)));
+      write(events);
+      return events;
+    },
+    save: write,
+  };
+}
+
+function parse(text: string | null): StoredQueue | undefined {
+  if (!text) return undefined;
+  try {
+    const value = JSON.parse(text) as StoredQueue;
+    return Array.isArray(value.events) && typeof value.updatedAt === 'number' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function storageOrUndefined(name: 'localStorage' | 'sessionStorage'): Storage | undefined {
+  try {
+    const storage = (globalThis as { [key: string]: unknown })[name] as Storage | undefined;
+    // Reading it can throw (disabled cookies, sandboxed frames).
+    storage?.getItem(TAB_KEY);
+    return storage;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,370 @@
+/**
+ * The tracker: what apps use instead of calling `ingest` for every click. `track()` never blocks
+ * and never throws; events wait in a bounded queue (persisted in browsers) and go out in batches
+ * with `ingestBatch`, retried until the service has them. Each event gets its UUIDv7 id and its
+ * `createdAt` when it is tracked, so a retry is stored once and clock skew is corrected from the
+ * batch's `sentAt`.
+ */
+import { TRPCClientError } from '@trpc/client';
+import { createTelemetryClient, type EventInput, type FetchFunction, type JsonObject, type Source, type TelemetryClient } from './index.ts';
+import { createBrowserQueueStorage, type QueueStorage, type QueuedEvent } from './queue-storage.ts';
+import { uuidv7 } from './uuid7.ts';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * What `track()` takes: an event as the router types it (so `perf.metric` needs a numeric `value`
+ * and a `unit`), with `source`, `id` and `createdAt` filled in by the tracker unless given.
+ */
+export type TrackInput = DistributiveOmit<EventInput, 'source' | 'id' | 'createdAt'> & {
+  source?: Source;
+  id?: string;
+  createdAt?: Date | string;
+};
+
+export type TrackerProblem =
+  /** The service refused these events for good (a 4xx, or a per-event rejection); they are not retried. */
+  | { kind: 'rejected'; events: EventInput[]; code: string; message: string; path?: string }
+  /** The queue was full: the oldest waiting events were dropped. `total` counts every drop so far. */
+  | { kind: 'dropped'; count: number; total: number }
+  /** A send failed and will be retried (network, 429, 5xx). */
+  | { kind: 'retrying'; attempt: number; delayMs: number; message: string }
+  /** The browser's storage refused to keep the queue (quota, privacy mode); it stays in memory only. */
+  | { kind: 'storage'; message: string };
+
+export interface TrackerOptions {
+  /** Base URL of the service, e.g. `https://telemetry.example.com`. */
+  url: string;
+  /** An ingest key. */
+  apiKey: string;
+  /** Where events come from: `web`, `mobile`, `backend`, `cli` or `extension`. */
+  source: Source;
+  /** Fields added to every event unless it sets them; `metadata` is merged under the event's own. */
+  defaults?: { workspaceId?: string | null; userId?: string | null; metadata?: JsonObject };
+  /** Send when this many events wait (default 20). */
+  flushAt?: number;
+  /** Send at most this long after an event is tracked (default 5000 ms). */
+  flushIntervalMs?: number;
+  /** Most events per request (default 100; the service accepts up to its MAX_BATCH_EVENTS). */
+  maxBatchSize?: number;
+  /** Most events waiting; past it the oldest are dropped and reported (default 1000). */
+  maxQueueSize?: number;
+  /** Share of events kept, 0..1 (default 1). Error events are always kept. */
+  sampleRate?: number;
+  /** Retry delays: exponential from `baseDelayMs` to `maxDelayMs`, with full jitter; Retry-After wins when longer. */
+  retry?: { baseDelayMs?: number; maxDelayMs?: number };
+  /** Where the queue survives reloads. Defaults to localStorage in browsers, nothing in Node.js. */
+  storage?: QueueStorage | null;
+  /** Told about dropped, rejected and retried events. Never throws into the app. */
+  onError?: (problem: TrackerProblem) => void;
+  /** A fetch implementation (defaults to the global one). */
+  fetch?: FetchFunction;
+  /** Flush on `pagehide` / hidden `visibilitychange` with keepalive requests (default true in browsers). */
+  flushOnPageHide?: boolean;
+  /** Random numbers for sampling and jitter (tests pin it). */
+  random?: () => number;
+}
+
+export interface FlushResult {
+  /** Events still waiting (the service was unreachable until the deadline). */
+  remaining: number;
+}
+
+/**
+ * Keepalive requests may carry at most 64 KiB in all, for the whole page; stay well under it so
+ * several batches fit.
+ */
+const KEEPALIVE_BATCH_BYTES = 48 * 1024;
+
+export type Tracker = ReturnType<typeof createTracker>;
+
+export function createTracker(options: TrackerOptions) {
+  const flushAt = options.flushAt ?? 20;
+  const flushIntervalMs = options.flushIntervalMs ?? 5000;
+  const maxBatchSize = options.maxBatchSize ?? 100;
+  const maxQueueSize = options.maxQueueSize ?? 1000;
+  const sampleRate = options.sampleRate ?? 1;
+  const baseDelayMs = options.retry?.baseDelayMs ?? 1000;
+  const maxDelayMs = options.retry?.maxDelayMs ?? 60_000;
+  const random = options.random ?? Math.random;
+  const report = (problem: TrackerProblem) => {
+    try {
+      options.onError?.(problem);
+    } catch {
+      // A faulty hook must not break tracking.
+    }
+  };
+
+  const storage = options.storage === undefined ? createBrowserQueueStorage({ onError: (message) => report({ kind: 'storage', message }) }) : options.storage;
+  /** Oldest first. An event leaves only when the service answered for it. */
+  const queue: QueuedEvent[] = storage?.load() ?? [];
+  const inFlight = new Set<string>();
+  let droppedTotal = 0;
+  let attempt = 0;
+  let retryAt = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let sendLoop: Promise<void> | undefined;
+  let stopped = false;
+
+  const fetchImpl: FetchFunction = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const client: TelemetryClient = createTelemetryClient({ url: options.url, apiKey: options.apiKey, fetch: fetchImpl, maxBatchItems: 1 });
+  // While the page goes away, requests must outlive it: keepalive.
+  const keepaliveClient: TelemetryClient = createTelemetryClient({
+    url: options.url,
+    apiKey: options.apiKey,
+    fetch: (input, init) => fetchImpl(input, { ...init, keepalive: true }),
+    maxBatchItems: 1,
+  });
+
+  function persist() {
+    storage?.save(queue);
+  }
+
+  function track(input: TrackInput): string | undefined {
+    if (stopped) return undefined;
+    if (input.eventType !== 'error' && sampleRate < 1 && random() >= sampleRate) return undefined;
+    const now = Date.now();
+    const { defaults } = options;
+    const metadata = defaults?.metadata ? { ...defaults.metadata, ...(input.metadata ?? {}) } : input.metadata;
+    const event = {
+      ...(defaults?.workspaceId !== undefined && { workspaceId: defaults.workspaceId }),
+      ...(defaults?.userId !== undefined && { userId: defaults.userId }),
+      ...input,
+      ...(metadata !== undefined && { metadata }),
+      source: input.source ?? options.source,
+      id: input.id ?? uuidv7(now),
+      createdAt: toIso(input.createdAt ?? new Date(now)),
+    } as EventInput;
+    queue.push({ event });
+    dropOverflow();
+    persist();
+    if (queue.length - inFlight.size >= flushAt) void flushNow();
+    else schedule(flushIntervalMs);
+    return event.id;
+  }
+
+  /** Reports an error (an Error, or anything thrown) as an `error` event. */
+  function trackError(error: unknown, extra: { name?: string; metadata?: JsonObject } = {}): string | undefined {
+    const asError = error instanceof Error ? error : new Error(typeof error === 'string' ? error : safeJson(error));
+    return track({
+      eventType: 'error',
+      name: extra.name ?? (asError.name || 'Error'),
+      metadata: {
+        ...extra.metadata,
+        message: (asError.message || 'Unknown error').slice(0, 4096),
+        ...(asError.stack && { stack: asError.stack.slice(0, 16_384) }),
+        kind: asError.name || 'Error',
+      },
+    });
+  }
+
+  /** Reports a performance measurement as a `perf.metric` event. */
+  function trackMetric(name: string, value: number, unit: string, metadata: JsonObject = {}): string | undefined {
+    if (!Number.isFinite(value)) return undefined;
+    return track({ eventType: 'perf.metric', name, metadata: { ...metadata, value, unit } });
+  }
+
+  function dropOverflow() {
+    let dropped = 0;
+    while (queue.length > maxQueueSize) {
+      // Oldest first, but never one being sent (its answer is on the way).
+      const index = queue.findIndex((item) => !inFlight.has(item.event.id!));
+      if (index < 0) break;
+      queue.splice(index, 1);
+      dropped += 1;
+    }
+    if (dropped > 0) {
+      droppedTotal += dropped;
+      report({ kind: 'dropped', count: dropped, total: droppedTotal });
+    }
+  }
+
+  function schedule(delayMs: number) {
+    if (timer || stopped) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void flushNow();
+    }, delayMs);
+    // In Node.js a pending send must not keep the process alive; shutdown() flushes explicitly.
+    (timer as { unref?: () => void }).unref?.();
+  }
+
+  /** Sends what waits, batch after batch, until the queue is empty or a send must be retried later. */
+  function flushNow(): Promise<void> {
+    sendLoop ??= (async () => {
+      try {
+        while (!stopped && Date.now() >= retryAt) {
+          const batch = queue.filter((item) => !inFlight.has(item.event.id!)).slice(0, maxBatchSize);
+          if (batch.length === 0) return;
+          const retryInMs = await send(batch);
+          if (retryInMs !== undefined) {
+            retryAt = Date.now() + retryInMs;
+            schedule(retryInMs);
+            return;
+          }
+        }
+      } finally {
+        sendLoop = undefined;
+      }
+    })();
+    return sendLoop;
+  }
+
+  /** One request; answers the delay before a retry, or undefined when the batch is settled. */
+  async function send(batch: QueuedEvent[], keepalive = false): Promise<number | undefined> {
+    const events = batch.map((item) => item.event);
+    for (const event of events) inFlight.add(event.id!);
+    try {
+      const result = await (keepalive ? keepaliveClient : client).telemetry.ingestBatch.mutate({ events, sentAt: new Date() });
+      attempt = 0;
+      for (const receipt of result.receipts) {
+        if (receipt.status === 'rejected') {
+          report({ kind: 'rejected', events: [events[receipt.index]!], code: receipt.code, message: receipt.message, path: receipt.path });
+        }
+      }
+      settle(events);
+      return undefined;
+    } catch (error) {
+      const failure = classify(error);
+      if (!failure.retryable) {
+        report({ kind: 'rejected', events, code: failure.code, message: failure.message });
+        settle(events);
+        return undefined;
+      }
+      attempt += 1;
+      const backoff = random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
+      const delayMs = Math.max(backoff, failure.retryAfterMs ?? 0);
+      report({ kind: 'retrying', attempt, delayMs, message: failure.message });
+      return delayMs;
+    } finally {
+      for (const event of events) inFlight.delete(event.id!);
+    }
+  }
+
+  function settle(events: readonly EventInput[]) {
+    const done = new Set(events.map((event) => event.id));
+    for (let index = queue.length - 1; index >= 0; index -= 1) if (done.has(queue[index]!.event.id)) queue.splice(index, 1);
+    persist();
+  }
+
+  /**
+   * Sends everything waiting and resolves once the queue is empty, or at the deadline with what is
+   * left (it stays queued, and persisted where storage exists). Retries keep their backoff.
+   */
+  async function flush({ timeoutMs = 10_000 }: { timeoutMs?: number } = {}): Promise<FlushResult> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await flushNow();
+      if (queue.length === 0 || stopped) break;
+      const now = Date.now();
+      if (now >= deadline) break;
+      // In flight elsewhere, or waiting for a retry: look again shortly.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(deadline, retryAt > now ? retryAt : now + 20) - now)));
+    }
+    return { remaining: queue.length };
+  }
+
+  /** Flushes (within `timeoutMs`), then stops: later `track()` calls are ignored. For clean exits in Node.js. */
+  async function shutdown({ timeoutMs = 10_000 }: { timeoutMs?: number } = {}): Promise<FlushResult> {
+    const result = await flush({ timeoutMs });
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    detachPageListeners();
+    persist();
+    return result;
+  }
+
+  /**
+   * The page is going away: send everything waiting now, in keepalive requests small enough for the
+   * browser's limit. Events stay queued (and persisted) until answered, so if the page dies first
+   * the next load sends them again and the service stores them once.
+   */
+  function flushOnPageHide() {
+    const waiting = queue.filter((item) => !inFlight.has(item.event.id!));
+    if (waiting.length === 0) return;
+    let batch: QueuedEvent[] = [];
+    let bytes = 0;
+    for (const item of waiting) {
+      const size = safeJson(item.event).length + 1;
+      if (batch.length > 0 && (bytes + size > KEEPALIVE_BATCH_BYTES || batch.length >= maxBatchSize)) {
+        void send(batch, true);
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(item);
+      bytes += size;
+    }
+    if (batch.length > 0) void send(batch, true);
+  }
+
+  const onVisibilityChange = () => {
+    if (globalThis.document?.visibilityState === 'hidden') flushOnPageHide();
+  };
+  const onOnline = () => {
+    retryAt = 0;
+    void flushNow();
+  };
+  const browser = typeof globalThis.addEventListener === 'function' && typeof globalThis.document !== 'undefined';
+  if (browser && (options.flushOnPageHide ?? true)) {
+    globalThis.addEventListener('pagehide', flushOnPageHide);
+    globalThis.document.addEventListener('visibilitychange', onVisibilityChange);
+  }
+  if (browser) globalThis.addEventListener('online', onOnline);
+  function detachPageListeners() {
+    if (!browser) return;
+    globalThis.removeEventListener('pagehide', flushOnPageHide);
+    globalThis.document.removeEventListener('visibilitychange', onVisibilityChange);
+    globalThis.removeEventListener('online', onOnline);
+  }
+
+  // Events restored from storage go out soon after start.
+  if (queue.length > 0) schedule(0);
+
+  return {
+    track,
+    trackError,
+    trackMetric,
+    flush,
+    shutdown,
+    /** Events waiting or being sent. */
+    queueSize: () => queue.length,
+    /** Events dropped because the queue was full, since start. */
+    droppedCount: () => droppedTotal,
+  };
+}
+
+interface Failure {
+  retryable: boolean;
+  code: string;
+  message: string;
+  retryAfterMs?: number;
+}
+
+/**
+ * Network errors, timeouts, 429 and 5xx are worth retrying; any other 4xx will fail the same way
+ * again, so those events are reported and dropped.
+ */
+function classify(error: unknown): Failure {
+  if (error instanceof TRPCClientError) {
+    const data = error.data as { httpStatus?: number; code?: string; retryAfterSeconds?: number } | undefined;
+    const status = data?.httpStatus;
+    const retryAfterMs = data?.retryAfterSeconds !== undefined ? data.retryAfterSeconds * 1000 : undefined;
+    if (status === undefined) return { retryable: true, code: 'NETWORK', message: error.message };
+    const retryable = status === 408 || status === 429 || status >= 500;
+    return { retryable, code: data?.code ?? String(status), message: error.message, ...(retryAfterMs !== undefined && { retryAfterMs }) };
+  }
+  return { retryable: true, code: 'NETWORK', message: error instanceof Error ? error.message : String(error) };
+}
+
+function toIso(value: Date | string): string {
+  return value instanceof Date ? value.toISOString() : value;
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
