@@ -6,9 +6,13 @@
  * batch's `sentAt`.
  */
 import { TRPCClientError } from '@trpc/client';
-import { createTelemetryClient, type EventInput, type FetchFunction, type JsonObject, type Source, type TelemetryClient } from './index.ts';
+import superjson, { type SuperJSONResult } from 'superjson';
+import { createTelemetryClient, type EventInput, type FetchFunction, type TelemetryInputs, type TelemetryOutputs, type JsonObject, type Source, type TelemetryClient } from './index.ts';
 import { createBrowserQueueStorage, type QueueStorage, type QueuedEvent } from './queue-storage.ts';
 import { uuidv7 } from './uuid7.ts';
+
+type IngestBatchInput = TelemetryInputs['telemetry']['ingestBatch'];
+type IngestBatchResult = TelemetryOutputs['telemetry']['ingestBatch'];
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -108,13 +112,23 @@ export function createTracker(options: TrackerOptions) {
 
   const fetchImpl: FetchFunction = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const client: TelemetryClient = createTelemetryClient({ url: options.url, apiKey: options.apiKey, fetch: fetchImpl, maxBatchItems: 1 });
-  // While the page goes away, requests must outlive it: keepalive.
-  const keepaliveClient: TelemetryClient = createTelemetryClient({
-    url: options.url,
-    apiKey: options.apiKey,
-    fetch: (input, init) => fetchImpl(input, { ...init, keepalive: true }),
-    maxBatchItems: 1,
-  });
+  const batchEndpoint = `${options.url.replace(/\/+$/, '')}/trpc/telemetry.ingestBatch`;
+
+  /**
+   * `ingestBatch` as one plain keepalive POST, started synchronously: while a page goes away there
+   * is no later tick for the typed client's batching to send in. Same procedure, same wire format.
+   */
+  async function postWithKeepalive(input: IngestBatchInput): Promise<IngestBatchResult> {
+    const response = await fetchImpl(batchEndpoint, {
+      method: 'POST',
+      keepalive: true,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${options.apiKey}` },
+      body: JSON.stringify(superjson.serialize(input)),
+    });
+    const body = (await response.json()) as { result?: { data: SuperJSONResult }; error?: SuperJSONResult };
+    if (body.result) return superjson.deserialize<IngestBatchResult>(body.result.data);
+    throw TRPCClientError.from({ error: superjson.deserialize(body.error ?? { json: { message: `HTTP ${response.status}`, code: -32603 } }) });
+  }
 
   function persist() {
     storage?.save(queue);
@@ -191,23 +205,31 @@ export function createTracker(options: TrackerOptions) {
 
   /** Sends what waits, batch after batch, until the queue is empty or a send must be retried later. */
   function flushNow(): Promise<void> {
-    sendLoop ??= (async () => {
-      try {
-        while (!stopped && Date.now() >= retryAt) {
-          const batch = queue.filter((item) => !inFlight.has(item.event.id!)).slice(0, maxBatchSize);
-          if (batch.length === 0) return;
-          const retryInMs = await send(batch);
-          if (retryInMs !== undefined) {
-            retryAt = Date.now() + retryInMs;
-            schedule(retryInMs);
-            return;
-          }
-        }
-      } finally {
-        sendLoop = undefined;
+    if (sendLoop) return sendLoop;
+    // `.finally` runs after this assignment even when the loop ends without awaiting anything.
+    const loop = sendWaiting().finally(() => {
+      if (sendLoop === loop) sendLoop = undefined;
+    });
+    sendLoop = loop;
+    return loop;
+  }
+
+  async function sendWaiting(): Promise<void> {
+    while (!stopped) {
+      if (Date.now() < retryAt) {
+        // Backing off: come back when the retry is due.
+        schedule(retryAt - Date.now());
+        return;
       }
-    })();
-    return sendLoop;
+      const batch = queue.filter((item) => !inFlight.has(item.event.id!)).slice(0, maxBatchSize);
+      if (batch.length === 0) return;
+      const retryInMs = await send(batch);
+      if (retryInMs !== undefined) {
+        retryAt = Date.now() + retryInMs;
+        schedule(retryInMs);
+        return;
+      }
+    }
   }
 
   /** One request; answers the delay before a retry, or undefined when the batch is settled. */
@@ -215,7 +237,8 @@ export function createTracker(options: TrackerOptions) {
     const events = batch.map((item) => item.event);
     for (const event of events) inFlight.add(event.id!);
     try {
-      const result = await (keepalive ? keepaliveClient : client).telemetry.ingestBatch.mutate({ events, sentAt: new Date() });
+      const input = { events, sentAt: new Date() };
+      const result = keepalive ? await postWithKeepalive(input) : await client.telemetry.ingestBatch.mutate(input);
       attempt = 0;
       for (const receipt of result.receipts) {
         if (receipt.status === 'rejected') {
