@@ -7,6 +7,7 @@ import { createLogger } from '../server/logger.ts';
 import { createServices } from '../server/services/index.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { createRedisBus } from '../server/services/live/redis-bus.ts';
+import { createMemoryBus } from '../server/services/live/bus.ts';
 import type { StoredEvent } from '../server/services/events/schemas.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
@@ -50,6 +51,33 @@ async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): 
 function event(workspaceId: string, name: string, eventType: 'custom' | 'ui.click' = 'custom') {
   return { id: randomUUID(), workspaceId, source: 'web' as const, eventType, name };
 }
+
+function storedEvent(workspaceId: string, name: string): StoredEvent {
+  const at = new Date().toISOString();
+  return { id: randomUUID(), workspaceId, userId: null, source: 'web', eventType: 'custom', name, targetType: null, targetId: null, metadata: null, createdAt: at, receivedAt: at };
+}
+
+describe('the in-process bus', () => {
+  it('keeps the newest replayEvents records and replays those after a stream id, flagging a gap it cannot cover', async () => {
+    const bus = createMemoryBus({ replayEvents: 100 });
+    const workspaceId = randomUUID();
+    const ids: string[] = [];
+    const unsubscribe = bus.subscribe((records) => ids.push(...records.map((record) => record.streamId)));
+    await bus.publish(Array.from({ length: 150 }, (_, n) => storedEvent(workspaceId, `e${n}`)));
+    unsubscribe();
+    const collect = async (after: string) => {
+      const replay = await bus.replay(after);
+      const names: string[] = [];
+      for await (const page of replay.pages) names.push(...page.map((record) => record.event.name));
+      return { names, truncated: replay.truncated };
+    };
+    expect(new Set(ids).size).toBe(150);
+    expect(await collect(ids[119]!)).toEqual({ names: Array.from({ length: 30 }, (_, n) => `e${120 + n}`), truncated: false });
+    const tooOld = await collect(ids[10]!);
+    expect(tooOld.truncated).toBe(true);
+    expect(tooOld.names).toHaveLength(100);
+  });
+});
 
 interface Instance {
   services: Services;
@@ -278,6 +306,33 @@ describe.runIf(redisUrl)('telemetry.live across instances (Redis Streams)', () =
     expect(resumed.received[0]!.event.name).toBe('while-away');
     resumed.stop();
     onSecond.stop();
+  });
+
+  it('replays a long gap page by page, in order, and says when the window no longer reaches back far enough', async () => {
+    const replayStream = `telemetry:test:${randomUUID()}`;
+    const bus = createRedisBus({ redis, stream: replayStream, replayEvents: 1000, logger: createLogger('silent') });
+    try {
+      const workspaceId = randomUUID();
+      const events = Array.from({ length: 2500 }, (_, n) => storedEvent(workspaceId, `e${n}`));
+      await bus.publish(events.slice(0, 1));
+      const [first] = (await redis.xrange(replayStream, '-', '+', 'COUNT', 1)) as [string, string[]][];
+      await bus.publish(events.slice(1));
+      const replay = await bus.replay(first![0]);
+      const names: string[] = [];
+      let pages = 0;
+      for await (const page of replay.pages) {
+        pages += 1;
+        names.push(...page.map((record) => record.event.name));
+      }
+      // MAXLEN ~ 1000 trims in whole nodes: more than 1000 may remain, never fewer.
+      expect(replay.truncated).toBe(true);
+      expect(names.length).toBeGreaterThanOrEqual(1000);
+      expect(names).toEqual(events.slice(2500 - names.length).map((event) => event.name));
+      expect(pages).toBeGreaterThan(1);
+    } finally {
+      await bus.close();
+      await redis.del(replayStream);
+    }
   });
 
   it('writes records other services can read with a consumer group, in the documented format', async () => {

@@ -10,8 +10,8 @@ export interface LiveRecord {
 }
 
 export interface ReplayResult {
-  /** Records after the given id, oldest first, as far as the bus still holds them. */
-  records: LiveRecord[];
+  /** Records after the given id, oldest first, in pages, as far as the bus still holds them. */
+  pages: AsyncIterable<readonly LiveRecord[]>;
   /** True when records after the id may already have left the window (the id is older than its start). */
   truncated: boolean;
 }
@@ -92,7 +92,8 @@ export function createMemoryBus(options: { replayEvents: number; now?: () => num
       const oldest = all[0];
       // Full ring and an id older than its oldest record: something between them was overwritten.
       const truncated = ring.length === capacity && oldest !== undefined && compareStreamIds(afterStreamId, oldest.streamId) < 0;
-      return { records: all.filter((record) => compareStreamIds(record.streamId, afterStreamId) > 0), truncated };
+      const records = all.filter((record) => compareStreamIds(record.streamId, afterStreamId) > 0);
+      return { pages: (async function* () { yield records; })(), truncated };
     },
     async close() {
       listeners.clear();

@@ -98,9 +98,11 @@ export function createLiveStreams({ bus, options, metrics, logger }: { bus: Even
       if (last !== undefined) {
         const replay = await bus.replay(last);
         if (replay.truncated) metrics.liveReplayTruncated.inc();
-        for (const record of replay.records) {
-          last = record.streamId;
-          if (matches(record.event)) yield record;
+        for await (const page of replay.pages) {
+          for (const record of page) {
+            last = record.streamId;
+            if (matches(record.event)) yield record;
+          }
         }
       }
       for (;;) {

@@ -8,6 +8,8 @@ export const LIVE_RECORD_VERSION = '1';
 
 type StreamEntry = [id: string, fields: string[]];
 
+const REPLAY_PAGE = 1000;
+
 /**
  * The bus shared by every instance: one Redis stream (default `telemetry:events`), trimmed to about
  * `replayEvents` entries. Each entry has the fields
@@ -97,16 +99,18 @@ export function createRedisBus(options: {
     async replay(afterStreamId) {
       const [oldest] = (await redis.xrange(stream, '-', '+', 'COUNT', 1)) as StreamEntry[];
       const truncated = oldest !== undefined && compareStreamIds(afterStreamId, oldest[0]) < 0;
-      const records: LiveRecord[] = [];
-      let cursor = afterStreamId;
-      // Pages of 1000; the stream's own trimming bounds the total.
-      for (;;) {
-        const page = (await redis.xrange(stream, `(${cursor}`, '+', 'COUNT', 1000)) as StreamEntry[];
-        records.push(...toRecords(page));
-        if (page.length < 1000) break;
-        cursor = page[page.length - 1]![0];
+      // Pages of 1000, read as the subscriber consumes them: a resume over a long window never
+      // holds the whole window in memory.
+      async function* pages() {
+        let cursor = afterStreamId;
+        for (;;) {
+          const page = (await redis.xrange(stream, `(${cursor}`, '+', 'COUNT', REPLAY_PAGE)) as StreamEntry[];
+          if (page.length > 0) yield toRecords(page);
+          if (page.length < REPLAY_PAGE) return;
+          cursor = page[page.length - 1]![0];
+        }
       }
-      return { records, truncated };
+      return { pages: pages(), truncated };
     },
     async close() {
       closed = true;
