@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { Database } from './database.ts';
+import type { Database, SqlRunner } from './database.ts';
 
 const DAY_MS = 86_400_000;
 // Serialises partition maintenance across instances sharing one database.
@@ -81,4 +81,26 @@ async function createDailyPartition(db: Database, day: Date): Promise<boolean> {
     await tx.rows(sql`alter table telemetry.events attach partition ${table} for values ${bounds}`);
     return true;
   });
+}
+
+const PARTITION_NAME = /^events_p(\d{4})(\d{2})(\d{2})$/;
+
+/** The UTC day a daily partition holds (`events_p20261127` → 2026-11-27T00:00Z), or undefined for another name. */
+export function partitionDay(name: string): Date | undefined {
+  const match = PARTITION_NAME.exec(name);
+  if (!match) return undefined;
+  const day = new Date(`${match[1]}-${match[2]}-${match[3]}T00:00:00Z`);
+  return Number.isNaN(day.getTime()) || partitionName(day) !== name ? undefined : day;
+}
+
+/**
+ * Drops one daily partition, inside the caller's transaction (so whatever else goes with it, such
+ * as its ledger and rollup rows, goes atomically). Takes the partition-maintenance lock so it never
+ * races a concurrent create of the same day.
+ */
+export async function dropDailyPartition(tx: SqlRunner, name: string): Promise<void> {
+  // The name comes from the catalog (listPartitions), but it becomes DDL: accept only our pattern.
+  if (!partitionDay(name)) throw new Error(`Not a daily partition name: ${name}`);
+  await tx.rows(sql`select pg_advisory_xact_lock(${PARTITION_LOCK_ID})`);
+  await tx.rows(sql`drop table if exists ${sql.raw(`telemetry."${name}"`)}`);
 }

@@ -1,4 +1,5 @@
-import { bigint, index, integer, jsonb, pgSchema, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
+import { bigint, check, index, integer, jsonb, pgSchema, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 export const telemetry = pgSchema('telemetry');
 
@@ -111,3 +112,20 @@ export const erasureRequests = telemetry.table('erasure_requests', {
   completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }).notNull(),
   deletedCount: bigint('deleted_count', { mode: 'number' }).notNull(),
 });
+
+/**
+ * Per-workspace retention overrides (admin.retention.set); workspaces without a row keep events
+ * for the default `RETENTION_DAYS`. Read by the retention job (server/services/retention).
+ */
+export const workspaceRetention = telemetry.table(
+  'workspace_retention',
+  {
+    workspaceId: uuid('workspace_id').primaryKey(),
+    days: integer('days').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /** The admin key that last set it; kept after the key is revoked, for the audit trail. */
+    updatedByKeyId: uuid('updated_by_key_id'),
+  },
+  // The same bounds as the admin procedure's input, so a hand-written row cannot break the job.
+  (table) => [check('workspace_retention_days_range', sql`days between 1 and 3650`)],
+);

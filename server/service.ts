@@ -5,6 +5,7 @@ import { ConfigError, type Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { maintainPartitions, schedulePartitionMaintenance } from './maintenance.ts';
 import { createServices } from './services/index.ts';
+import { scheduleRetention } from './services/retention/schedule.ts';
 import { createRateLimiter } from './services/limits/rate-limiter.ts';
 import { createMetrics } from './metrics.ts';
 import { createRedisBus } from './services/live/redis-bus.ts';
@@ -61,6 +62,7 @@ export async function startService(config: Config, logger: Logger, options: Star
   }
 
   const stopMaintenance = schedulePartitionMaintenance(db, { daysAhead: config.partitionDaysAhead, logger });
+  const stopRetention = scheduleRetention(services.retention, { intervalMs: config.retention.intervalMs, logger });
   const app = createApp({ db, config, logger, services });
   return {
     app,
@@ -68,6 +70,8 @@ export async function startService(config: Config, logger: Logger, options: Star
     endStreams: () => services.live.endAll(),
     async close() {
       stopMaintenance();
+      // Interrupts a retention run between two steps and waits for it: it must not outlive the database.
+      await stopRetention();
       services.live.endAll();
       // Everything accepted is committed before the database closes.
       await services.committer.drain();

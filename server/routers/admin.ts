@@ -3,17 +3,79 @@ import { z } from 'zod';
 import { CreatedKey, CreateKeyInput, KeyIdInput, KeySummary, RevokedKey } from '../services/keys/schemas.ts';
 import { DomainError } from '../errors.ts';
 import { EraseUserInput, ErasureReceipt, ErasureStatusInput } from '../services/erasure/schemas.ts';
+import {
+  ClearedRetention,
+  ClearRetentionInput,
+  RetentionOverride,
+  RetentionPolicies,
+  RetentionReport,
+  RunRetentionInput,
+  SetRetentionInput,
+} from '../services/retention/schemas.ts';
 
 /**
- * A key bound to a workspace manages only keys of that workspace; an unbound admin key manages all.
+ * A key bound to a workspace manages only that workspace (its keys, erasures, retention); an unbound admin key manages all.
  */
 function assertInScope(adminScope: string | null, workspaceId: string | null | undefined) {
   if (adminScope && workspaceId !== adminScope) {
-    throw new DomainError('forbidden', 'This admin key manages only keys of its own workspace');
+    throw new DomainError('forbidden', 'This admin key manages only its own workspace');
   }
 }
 
 export const adminRouter = router({
+  retention: router({
+    set: adminProcedure
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/admin/retention',
+          tags: ['admin'],
+          protect: true,
+          summary: "Set a workspace's retention (days), overriding the default",
+          description: 'Events of the workspace older than this are removed by the next retention run (archived first when ARCHIVE_DIR is set).',
+        },
+      })
+      .input(SetRetentionInput)
+      .output(RetentionOverride)
+      .mutation(({ ctx, input }) => {
+        assertInScope(ctx.adminScope, input.workspaceId);
+        return ctx.services.retention.setOverride({ ...input, updatedByKeyId: ctx.key.id });
+      }),
+
+    clear: adminProcedure
+      .meta({ openapi: { method: 'POST', path: '/admin/retention/{workspaceId}/clear', tags: ['admin'], protect: true, summary: "Remove a workspace's retention override (back to the default)" } })
+      .input(ClearRetentionInput)
+      .output(ClearedRetention)
+      .mutation(({ ctx, input }) => {
+        assertInScope(ctx.adminScope, input.workspaceId);
+        return ctx.services.retention.clearOverride(input.workspaceId);
+      }),
+
+    list: adminProcedure
+      .meta({ openapi: { method: 'GET', path: '/admin/retention', tags: ['admin'], protect: true, summary: 'The default retention and the per-workspace overrides' } })
+      .input(z.object({}).optional())
+      .output(RetentionPolicies)
+      .query(({ ctx }) => ctx.services.retention.listPolicies(ctx.adminScope)),
+
+    run: adminProcedure
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/admin/retention/run',
+          tags: ['admin'],
+          protect: true,
+          summary: 'Run the retention job now (or a dry run) and answer its report',
+          description: 'Unbound admin keys only: the job spans every workspace. Answers 409 while another run (scheduled or on demand, in any instance) is in progress.',
+        },
+      })
+      .input(RunRetentionInput)
+      .output(RetentionReport)
+      .mutation(({ ctx, input }) => {
+        if (ctx.adminScope) throw new DomainError('forbidden', 'The retention job spans every workspace: it needs an admin key not bound to one');
+        return ctx.services.retention.run({ dryRun: input.dryRun });
+      }),
+  }),
+
   erasure: router({
     request: adminProcedure
       .meta({

@@ -10,6 +10,7 @@ import { createEventReader } from './events/read.ts';
 import { createEventQueries } from './stats/queries.ts';
 import { createKeyService } from './keys/keys.ts';
 import { createErasureService } from './erasure/erase-user.ts';
+import { createRetentionService } from './retention/retention.ts';
 import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
 import { createMemoryBus, type EventBus } from './live/bus.ts';
 import { createLiveStreams } from './live/live-streams.ts';
@@ -50,6 +51,7 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     queries: createEventQueries({ db }),
     keys: createKeyService({ db }),
     erasure: createErasureService({ db }),
+    retention: createRetentionService({ db, config, logger, ...(now && { now }) }),
     rateLimiter: rateLimiter ?? createRateLimiter({ logger }),
     committer,
     live,

@@ -6,6 +6,7 @@ import type { EventReader } from '../services/events/read.ts';
 import type { EventQueries } from '../services/stats/queries.ts';
 import type { KeyService } from '../services/keys/keys.ts';
 import type { ErasureService } from '../services/erasure/erase-user.ts';
+import type { RetentionService } from '../services/retention/retention.ts';
 import type { RateLimiter } from '../services/limits/rate-limiter.ts';
 import type { GroupCommitter } from '../services/events/group-commit.ts';
 import type { Metrics } from '../metrics.ts';
@@ -18,6 +19,8 @@ export interface Services {
   queries: EventQueries;
   keys: KeyService;
   erasure: ErasureService;
+  /** Retention overrides and the expiry job (admin.retention). */
+  retention: RetentionService;
   rateLimiter: RateLimiter;
   /** The shared write queue; drained on shutdown. */
   committer: GroupCommitter;

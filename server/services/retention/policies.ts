@@ -1,0 +1,71 @@
+import { asc, eq } from 'drizzle-orm';
+import type { Database } from '../../../db/database.ts';
+import { workspaceRetention } from '../../../db/schema.ts';
+import type { ClearedRetention, RetentionOverride, RetentionPolicies } from './schemas.ts';
+
+const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+
+/** Per-workspace retention overrides, stored in telemetry.workspace_retention. */
+export function createRetentionPolicies({ db, defaultDays, now }: { db: Database; defaultDays: number; now: () => Date }) {
+  const columns = {
+    workspaceId: workspaceRetention.workspaceId,
+    days: workspaceRetention.days,
+    updatedAt: workspaceRetention.updatedAt,
+    updatedByKeyId: workspaceRetention.updatedByKeyId,
+  };
+
+  async function setOverride(input: { workspaceId: string; days: number; updatedByKeyId: string | null }): Promise<RetentionOverride> {
+    const values = { workspaceId: input.workspaceId, days: input.days, updatedAt: now(), updatedByKeyId: input.updatedByKeyId };
+    const [row] = await db.orm
+      .insert(workspaceRetention)
+      .values(values)
+      .onConflictDoUpdate({ target: workspaceRetention.workspaceId, set: { days: values.days, updatedAt: values.updatedAt, updatedByKeyId: values.updatedByKeyId } })
+      .returning(columns);
+    if (!row) throw new Error('The retention override was not stored');
+    return row;
+  }
+
+  async function clearOverride(workspaceId: string): Promise<ClearedRetention> {
+    const removed = await db.orm.delete(workspaceRetention).where(eq(workspaceRetention.workspaceId, workspaceId)).returning({ workspaceId: workspaceRetention.workspaceId });
+    return { workspaceId, cleared: removed.length > 0, days: defaultDays };
+  }
+
+  /** The default and the overrides; `scope` limits a workspace-bound admin to its own workspace. */
+  async function listPolicies(scope: string | null): Promise<RetentionPolicies> {
+    const query = db.orm.select(columns).from(workspaceRetention);
+    const overrides = await (scope ? query.where(eq(workspaceRetention.workspaceId, scope)) : query).orderBy(asc(workspaceRetention.workspaceId));
+    return { defaultDays, overrides };
+  }
+
+  return { setOverride, clearOverride, listPolicies };
+}
+
+export interface RetentionPlan {
+  now: Date;
+  defaultDays: number;
+  defaultCutoff: Date;
+  longestDays: number;
+  /** Daily partitions whose day ends at or before this are dropped whole (a UTC midnight). */
+  partitionCutoff: Date;
+  overrides: { workspaceId: string; days: number; cutoff: Date }[];
+}
+
+/**
+ * When events expire. A workspace keeps `days` days: its cutoff is `now - days`, rounded down to the
+ * hour, so every per-minute and per-hour rollup bucket lies wholly before or after it and the
+ * rollups stay exact when the events before it go. Whole partitions go once their day has ended
+ * before the longest retention in effect (rounded down to UTC midnight): no workspace needs them.
+ */
+export function planRetention(input: { now: Date; defaultDays: number; overrides: readonly { workspaceId: string; days: number }[] }): RetentionPlan {
+  const cutoff = (days: number) => new Date(Math.floor((input.now.getTime() - days * DAY_MS) / HOUR_MS) * HOUR_MS);
+  const longestDays = Math.max(input.defaultDays, ...input.overrides.map((override) => override.days));
+  return {
+    now: input.now,
+    defaultDays: input.defaultDays,
+    defaultCutoff: cutoff(input.defaultDays),
+    longestDays,
+    partitionCutoff: new Date(Math.floor((input.now.getTime() - longestDays * DAY_MS) / DAY_MS) * DAY_MS),
+    overrides: input.overrides.map((override) => ({ workspaceId: override.workspaceId, days: override.days, cutoff: cutoff(override.days) })),
+  };
+}
