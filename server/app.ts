@@ -17,6 +17,7 @@ import type { Context, Services } from './trpc/context.ts';
 import { domainCause } from './trpc/errors.ts';
 import { decompressRequestBody, limitRequestBody } from './http/request-body.ts';
 import { createOpenApiRequestHandler } from './http/openapi-handler.ts';
+import { dashboardRoutes } from './http/dashboard.ts';
 import { bearerToken } from './services/keys/keys.ts';
 
 export interface AppDeps {
@@ -188,6 +189,9 @@ export function createApp({ db, config, logger, services = createServices({ db, 
     },
   });
   app.all(`${OPENAPI_BASE_PATH}/*`, (c) => openApiHandler(c.req.raw, { requestId: c.get('requestId'), authorization: c.req.header('authorization') }));
+
+  // The dashboard: its own CSP (no inline code) and bundled assets, built on first request.
+  app.route('/dashboard', dashboardRoutes({ logger }));
 
   app.get('/openapi.json', (c) => c.json(openApiDocument));
   app.get('/docs/standalone.js', async (c) => {

@@ -1,0 +1,187 @@
+/**
+ * The dashboard page: sign-in with a read key (or an admin key and a workspace), then the views,
+ * all read through the typed client over this service's own origin.
+ */
+import { createTelemetryClient, type TelemetryClient } from '../client/index.ts';
+import { byId, element } from './dom.ts';
+import { describeProblem } from './errors.ts';
+import { funnelView } from './funnel-view.ts';
+import { liveView } from './live-view.ts';
+import { percentilesView } from './percentiles-view.ts';
+import { clearSession, loadSession, saveSession, type Session } from './session.ts';
+import { isRangeName, queryWindow, type RangeName } from './time-range.ts';
+import { topView } from './top-view.ts';
+import type { ViewContext } from './view-context.ts';
+import { BREAKDOWNS, volumeView, type Breakdown } from './volume-view.ts';
+
+const REFRESH_EVERY_MS = 60_000;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const signInView = byId('sign-in-view', HTMLElement);
+const signInForm = byId('sign-in-form', HTMLFormElement);
+const signInError = byId('sign-in-error', HTMLElement);
+const signInButton = byId('sign-in-submit', HTMLButtonElement);
+const apiKeyInput = byId('api-key', HTMLInputElement);
+const workspaceInput = byId('workspace-id', HTMLInputElement);
+const dashboardView = byId('dashboard-view', HTMLElement);
+const controls = byId('controls', HTMLElement);
+const errorBanner = byId('error-banner', HTMLElement);
+const breakdownSelect = byId('volume-breakdown', HTMLSelectElement);
+const rangeButtons = [...document.querySelectorAll<HTMLButtonElement>('[data-range]')];
+const selectedBreakdown = (): Breakdown | undefined => BREAKDOWNS.find((breakdown) => breakdown === breakdownSelect.value);
+
+let client: TelemetryClient | undefined;
+let scope: { workspaceId?: string } = {};
+let range: RangeName = '24h';
+/** Bumped by every refresh, so answers of an older one (slower, other range) are dropped. */
+let refreshGeneration = 0;
+let refreshTimer: ReturnType<typeof setInterval> | undefined;
+const problems = new Map<string, string>();
+
+function showProblems() {
+  errorBanner.replaceChildren(...[...problems].map(([view, message]) => element('p', {}, `${view}: ${message}`)));
+  errorBanner.hidden = problems.size === 0;
+}
+
+/** A failed call: a rejected key ends the session; anything else is shown beside the data. */
+function reportProblem(view: string, error: unknown): string | undefined {
+  const problem = describeProblem(error);
+  if (problem.signInAgain) {
+    signOut(problem.message);
+    return undefined;
+  }
+  problems.set(view, problem.message);
+  showProblems();
+  return problem.message;
+}
+
+const volume = volumeView();
+const top = topView();
+const percentiles = percentilesView(() => void runView('Performance', percentiles, (context) => percentiles.load(context)));
+const funnel = funnelView(() => void runView('Funnel', funnel, () => funnel.reload()));
+const live = liveView((error) => reportProblem('Live', error));
+
+function currentContext(): ViewContext | undefined {
+  return client && { client, scope, window: queryWindow(range) };
+}
+
+/**
+ * Runs one view's load; its failure is shown in that view (and the banner) without stopping the
+ * others. A refresh passes one context to all its views, so they cover the same window.
+ */
+async function runView<T>(
+  name: string,
+  view: { showProblem(message: string): void },
+  load: (context: ViewContext) => Promise<T>,
+  context = currentContext(),
+): Promise<T | undefined> {
+  if (!context) return undefined;
+  const generation = refreshGeneration;
+  try {
+    const result = await load(context);
+    if (generation === refreshGeneration) {
+      problems.delete(name);
+      showProblems();
+    }
+    return result;
+  } catch (error) {
+    if (generation !== refreshGeneration) return undefined;
+    const message = reportProblem(name, error);
+    if (message) view.showProblem(message);
+    return undefined;
+  }
+}
+
+async function refresh() {
+  refreshGeneration += 1;
+  document.body.dataset['loading'] = 'true';
+  const breakdown = selectedBreakdown();
+  const generation = refreshGeneration;
+  const context = currentContext();
+  await Promise.all([
+    runView('Event volume', volume, (loaded) => volume.load(loaded, breakdown), context),
+    runView('Performance', percentiles, (loaded) => percentiles.load(loaded), context),
+    runView('Top events', top, (loaded) => top.load(loaded), context).then((names) =>
+      runView('Funnel', funnel, (loaded) => funnel.load(loaded, names ?? []), context),
+    ),
+  ]);
+  // Says whether the figures on screen are final: the styles dim charts meanwhile, and automation can wait on it.
+  if (generation === refreshGeneration) document.body.dataset['loading'] = 'false';
+}
+
+function showSignIn(message?: string) {
+  dashboardView.hidden = true;
+  controls.hidden = true;
+  signInView.hidden = false;
+  signInError.textContent = message ?? '';
+  signInError.hidden = !message;
+  apiKeyInput.focus();
+}
+
+function showDashboard(session: Session) {
+  client = createTelemetryClient({ url: location.origin, apiKey: session.apiKey });
+  scope = session.workspaceId ? { workspaceId: session.workspaceId } : {};
+  signInView.hidden = true;
+  dashboardView.hidden = false;
+  controls.hidden = false;
+  live.start(client, scope);
+  void refresh();
+  clearInterval(refreshTimer);
+  refreshTimer = setInterval(() => {
+    if (document.visibilityState === 'visible') void refresh();
+  }, REFRESH_EVERY_MS);
+}
+
+function signOut(message?: string) {
+  clearSession();
+  clearInterval(refreshTimer);
+  live.stop();
+  client = undefined;
+  refreshGeneration += 1;
+  problems.clear();
+  showProblems();
+  showSignIn(message);
+}
+
+signInForm.addEventListener('submit', async (submitted) => {
+  submitted.preventDefault();
+  const apiKey = apiKeyInput.value.trim();
+  const workspaceId = workspaceInput.value.trim();
+  if (workspaceId && !UUID_PATTERN.test(workspaceId)) {
+    showSignIn('The workspace id is a UUID, like 6f1c2b9e-8a3d-4c55-9b1e-2f7a0c4d5e61.');
+    return;
+  }
+  const session: Session = { apiKey, ...(workspaceId && { workspaceId }) };
+  // One cheap read proves the key can read this workspace before the dashboard opens.
+  const probe = createTelemetryClient({ url: location.origin, apiKey });
+  const now = Date.now();
+  signInButton.disabled = true;
+  try {
+    await probe.telemetry.stats.top.query({ ...(workspaceId && { workspaceId }), by: 'name', limit: 1, from: new Date(now - 60_000), to: new Date(now) });
+  } catch (error) {
+    showSignIn(describeProblem(error).message);
+    return;
+  } finally {
+    signInButton.disabled = false;
+  }
+  saveSession(session);
+  apiKeyInput.value = '';
+  showDashboard(session);
+});
+
+for (const button of rangeButtons) {
+  button.addEventListener('click', () => {
+    const chosen = button.dataset['range'];
+    if (!isRangeName(chosen) || chosen === range) return;
+    range = chosen;
+    for (const other of rangeButtons) other.setAttribute('aria-pressed', String(other === button));
+    void refresh();
+  });
+}
+breakdownSelect.addEventListener('change', () => void runView('Event volume', volume, (context) => volume.load(context, selectedBreakdown())));
+byId('refresh', HTMLButtonElement).addEventListener('click', () => void refresh());
+byId('sign-out', HTMLButtonElement).addEventListener('click', () => signOut());
+
+const restored = loadSession();
+if (restored) showDashboard(restored);
+else showSignIn();

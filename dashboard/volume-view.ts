@@ -1,0 +1,113 @@
+import type { TelemetryOutputs } from '../client/index.ts';
+import { chartArea, seriesColor, type ChartSeries } from './charts.ts';
+import { byId, formatBucketStart, formatCount, formatNumber, renderTable, type TableColumn } from './dom.ts';
+import { BUCKET_MS } from './time-range.ts';
+import type { ViewContext } from './view-context.ts';
+
+type Timeseries = TelemetryOutputs['telemetry']['stats']['timeseries'];
+type AnomalyPoint = TelemetryOutputs['telemetry']['stats']['anomalies']['points'][number];
+export const BREAKDOWNS = ['eventType', 'name', 'source'] as const;
+export type Breakdown = (typeof BREAKDOWNS)[number];
+
+/** More lines than this are unreadable: the smallest series are summed into one "other" line. */
+const MAX_BREAKDOWN_SERIES = 8;
+
+interface VolumeSeries {
+  label: string;
+  counts: number[];
+  total: number;
+}
+
+function volumeSeries(result: Timeseries, breakdown: Breakdown | undefined): VolumeSeries[] {
+  const all = result.series
+    .map((series) => ({ label: breakdown ? (series.key ?? '(none)') : 'events', counts: series.points.map((point) => point.count), total: series.total }))
+    .sort((a, b) => b.total - a.total);
+  if (all.length <= MAX_BREAKDOWN_SERIES) return all;
+  const kept = all.slice(0, MAX_BREAKDOWN_SERIES - 1);
+  const rest = all.slice(MAX_BREAKDOWN_SERIES - 1);
+  const other = {
+    label: `other (${rest.length})`,
+    counts: rest[0]!.counts.map((_, index) => rest.reduce((sum, series) => sum + (series.counts[index] ?? 0), 0)),
+    total: rest.reduce((sum, series) => sum + series.total, 0),
+  };
+  return [...kept, other];
+}
+
+/** Event counts per bucket, optionally split by a dimension, with anomalous buckets shaded. */
+export function volumeView() {
+  const chart = chartArea(byId('volume-chart', HTMLDivElement));
+  const totalOutput = byId('volume-total', HTMLElement);
+  const anomalyCount = byId('anomaly-count', HTMLElement);
+  const anomalyBucket = byId('anomaly-bucket', HTMLElement);
+  const bucketNote = byId('volume-bucket', HTMLElement);
+  const dataTable = byId('volume-table', HTMLTableElement);
+  const anomalyTable = byId('anomaly-table', HTMLTableElement);
+
+  return {
+    async load({ client, scope, window }: ViewContext, breakdown: Breakdown | undefined) {
+      const [timeseries, anomalies] = await Promise.all([
+        client.telemetry.stats.timeseries.query({
+          ...scope,
+          from: window.from,
+          to: window.to,
+          bucket: window.bucket,
+          timeZone: window.timeZone,
+          ...(breakdown && { breakdown }),
+        }),
+        client.telemetry.stats.anomalies.query({ ...scope, from: window.from, to: window.to, bucket: window.anomalyBucket, timeZone: window.timeZone }),
+      ]);
+
+      const series = volumeSeries(timeseries, breakdown);
+      const total = timeseries.series.reduce((sum, one) => sum + one.total, 0);
+      // Every series has the same buckets; without any event there may be no series at all.
+      const starts = timeseries.series[0]?.points.map((point) => point.start) ?? [];
+      totalOutput.textContent = formatCount(total);
+      totalOutput.dataset['value'] = String(total);
+      bucketNote.textContent = `per ${timeseries.bucket}`;
+
+      const flagged = anomalies.points.filter((point) => point.anomaly);
+      anomalyCount.textContent = formatCount(flagged.length);
+      anomalyCount.dataset['value'] = String(flagged.length);
+      anomalyBucket.textContent = flagged.length === 1 ? window.anomalyBucket : `${window.anomalyBucket}s`;
+
+      if (total === 0) chart.showNote('No events in this range.');
+      else {
+        chart.render({
+          times: starts.map((start) => new Date(start)),
+          window,
+          series: series.map<ChartSeries>((one, index) => ({
+            label: one.label,
+            values: one.counts,
+            color: seriesColor(index),
+            style: series.length === 1 ? 'bars' : 'line',
+          })),
+          marked: flagged.map((point) => ({ from: new Date(point.start), to: new Date(new Date(point.start).getTime() + BUCKET_MS[window.anomalyBucket]) })),
+          yLabel: 'events',
+        });
+      }
+
+      const columns: TableColumn<number>[] = [
+        { header: timeseries.bucket === 'day' || timeseries.bucket === 'week' ? 'Day' : 'Time', cell: (index) => formatBucketStart(starts[index]!, timeseries.bucket) },
+        ...series.map<TableColumn<number>>((one) => ({ header: one.label, numeric: true, cell: (index) => formatCount(one.counts[index] ?? 0) })),
+      ];
+      // Newest bucket first, like the live tail; only buckets with events, so the table stays short.
+      const rows = starts.map((_, index) => index).filter((index) => series.some((one) => (one.counts[index] ?? 0) > 0)).reverse();
+      renderTable(dataTable, columns, rows, `Events per ${timeseries.bucket}`);
+
+      renderTable<AnomalyPoint>(
+        anomalyTable,
+        [
+          { header: window.anomalyBucket === 'day' ? 'Day' : 'Hour', cell: (point) => formatBucketStart(point.start, window.anomalyBucket) },
+          { header: 'Observed', numeric: true, cell: (point) => formatCount(point.observed) },
+          { header: 'Expected', numeric: true, cell: (point) => formatNumber(point.expected) },
+          { header: 'Score', numeric: true, cell: (point) => formatNumber(point.score) },
+        ],
+        [...flagged].reverse(),
+        'Buckets whose count is far from their baseline (robust z-score)',
+      );
+    },
+    showProblem(message: string) {
+      chart.showNote(message);
+    },
+  };
+}

@@ -1,0 +1,279 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTelemetryClient } from '../client/index.ts';
+import { createEventWriter, type EventRow } from '../db/event-writers.ts';
+import { ensureDailyPartitions } from '../db/partitions.ts';
+import { createServices } from '../server/services/index.ts';
+import { createKeyService } from '../server/services/keys/keys.ts';
+import type { Services } from '../server/trpc/context.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+
+/**
+ * The dashboard in a real Chromium (Debian's, never a downloaded one) against a real server:
+ * seeded events with known counts must appear as exact numbers in the page, a new event in the
+ * live tail, and a phone-sized screen must not scroll sideways.
+ */
+const CHROMIUM_PATH = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM_PATH);
+const ARTIFACTS = new URL('./artifacts/', import.meta.url);
+const databaseKind = process.env.TEST_DB_KIND ?? 'pglite';
+const HOUR_MS = 3_600_000;
+
+// The seed, oldest first: 2 events an hour for 18 hours, a spike of 40 two hours ago (the one
+// anomaly), 2 events in the last full hour. Names are handed out in this order, so every
+// signup.start comes before the signup.done of the same user.
+const NAME_COUNTS = [
+  ['page.view', 30],
+  ['button.click', 20],
+  ['signup.start', 10],
+  ['signup.done', 4],
+  ['LCP', 8],
+  ['INP', 6],
+] as const;
+const TOTAL_EVENTS = NAME_COUNTS.reduce((sum, [, count]) => sum + count, 0);
+const LCP_VALUES = [1000, 1100, 1200, 1300, 1400, 1500, 1600, 1700];
+/** Events the live-tail checks ingest while the page is open, on top of the seed. */
+const LIVE_EVENTS = 2;
+
+function seedTimes(now: Date): Date[] {
+  const hourStart = Math.floor(now.getTime() / HOUR_MS) * HOUR_MS;
+  const times: number[] = [];
+  for (let hoursBack = 20; hoursBack >= 3; hoursBack -= 1) times.push(hourStart - hoursBack * HOUR_MS + 10 * 60_000, hourStart - hoursBack * HOUR_MS + 40 * 60_000);
+  for (let minute = 0; minute < 40; minute += 1) times.push(hourStart - 2 * HOUR_MS + minute * 60_000 + 5_000);
+  times.push(hourStart - HOUR_MS + 10 * 60_000, hourStart - HOUR_MS + 40 * 60_000);
+  return times.map((time) => new Date(time));
+}
+
+function seedEvents(workspaceId: string, users: readonly string[], now: Date): EventRow[] {
+  const names = NAME_COUNTS.flatMap(([name, count]) => Array.from({ length: count }, () => name));
+  const times = seedTimes(now);
+  if (times.length !== names.length) throw new Error(`seed has ${times.length} times for ${names.length} events`);
+  const ordinal = new Map<string, number>();
+  return names.map((name, index) => {
+    // The nth event of each name, so funnel users and metric values are known.
+    const nth = ordinal.get(name) ?? 0;
+    ordinal.set(name, nth + 1);
+    const createdAt = times[index]!;
+    const perf = name === 'LCP' || name === 'INP';
+    return {
+      id: randomUUID(),
+      workspaceId,
+      userId: name.startsWith('signup.') ? users[nth]! : users[index % users.length]!,
+      source: index % 3 === 0 ? 'mobile' : 'web',
+      eventType: perf ? 'perf.metric' : 'ui.interaction',
+      name,
+      targetType: null,
+      targetId: null,
+      metadata: name === 'LCP' ? { value: LCP_VALUES[nth]!, unit: 'ms' } : name === 'INP' ? { value: 80 + nth * 10, unit: 'ms' } : null,
+      createdAt,
+      receivedAt: createdAt,
+    };
+  });
+}
+
+const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: no Chromium at ${CHROMIUM_PATH}; install Debian's chromium package)`, () => {
+  let testDb: TestDatabase;
+  let keys: TestKeys;
+  let services: Services;
+  let server: TestServer;
+  let browser: Browser;
+  let readKey: string;
+  const workspaceId = randomUUID();
+  /** Content Security Policy violations and uncaught page errors, from every page. */
+  const pageProblems: string[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const now = new Date();
+    const [database, launched] = await Promise.all([
+      openTestDatabase(),
+      chromium.launch({ executablePath: CHROMIUM_PATH, args: chromiumArgs }),
+    ]);
+    testDb = database;
+    browser = launched;
+    await ensureDailyPartitions(testDb.db, { from: new Date(now.getTime() - 2 * 86_400_000), to: new Date(now.getTime() + 86_400_000) });
+    keys = await createTestKeys(testDb.db);
+    readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
+    const users = Array.from({ length: 10 }, () => randomUUID());
+    const writer = createEventWriter(testDb.db);
+    await writer.write(seedEvents(workspaceId, users, now));
+    // Another workspace's events must never show.
+    await writer.write(seedEvents(randomUUID(), users, now).slice(0, 12));
+
+    const config = testConfig();
+    services = createServices({ db: testDb.db, config });
+    server = await startTestServer(testDb.db, { config, services });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    services?.live.endAll();
+    await server?.close();
+    await services?.live.close();
+    await testDb?.drop();
+  });
+
+  async function openPage(context: BrowserContext): Promise<Page> {
+    const page = await context.newPage();
+    page.on('pageerror', (error) => pageProblems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (/Content.Security.Policy/i.test(message.text())) pageProblems.push(`CSP: ${message.text()}`);
+    });
+    await page.goto(`${server.url}/dashboard`);
+    return page;
+  }
+
+  async function signIn(page: Page, apiKey: string, workspace?: string) {
+    await page.fill('#api-key', apiKey);
+    if (workspace) await page.fill('#workspace-id', workspace);
+    await page.click('#sign-in-form button[type=submit]');
+  }
+
+  const waitForData = (page: Page) => page.waitForSelector('body[data-loading="false"]', { timeout: 15_000 });
+
+  const tableRows = (page: Page, selector: string) =>
+    page.$$eval(`${selector} tbody tr`, (rows) => rows.map((row) => [...row.querySelectorAll('td')].map((cell) => cell.textContent?.trim() ?? '')));
+
+  it('serves its page and bundled assets from this service, with a strict CSP and cacheable versioned assets', async () => {
+    const page = await fetch(`${server.url}/dashboard`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(page.headers.get('cache-control')).toBe('no-cache');
+    const csp = page.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    const html = await page.text();
+    const scriptUrl = /<script type="module" src="([^"]+)"/.exec(html)?.[1];
+    const stylesheetUrl = /<link rel="stylesheet" href="([^"]+)"/.exec(html)?.[1];
+    expect(scriptUrl).toMatch(/^\/dashboard\/app\.js\?v=/);
+    expect(stylesheetUrl).toMatch(/^\/dashboard\/app\.css\?v=/);
+
+    const script = await fetch(`${server.url}${scriptUrl}`);
+    expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(script.headers.get('cache-control')).toContain('immutable');
+    expect((await script.text()).length).toBeGreaterThan(10_000);
+    const stylesheet = await fetch(`${server.url}${stylesheetUrl}`);
+    expect(stylesheet.headers.get('content-type')).toBe('text/css; charset=utf-8');
+    // uPlot's stylesheet is bundled in, not fetched from a CDN.
+    expect(await stylesheet.text()).toContain('.uplot');
+    const revalidated = await fetch(`${server.url}${scriptUrl}`, { headers: { 'if-none-match': script.headers.get('etag') ?? '' } });
+    expect(revalidated.status).toBe(304);
+  });
+
+  it('shows the seeded counts, top events, percentiles, anomaly and funnel, and tails new events live', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const requestedHosts = new Set<string>();
+    context.on('request', (request) => requestedHosts.add(new URL(request.url()).host));
+    const page = await openPage(context);
+
+    // A key the service does not know keeps the sign-in form up, with the reason.
+    await signIn(page, 'tlm_read_not-a-real-key-000000000000000000');
+    await expect.poll(() => page.textContent('#sign-in-error')).toContain('not accepted');
+    await page.screenshot({ path: new URL(`dashboard-sign-in-${databaseKind}.png`, ARTIFACTS).pathname });
+
+    await signIn(page, readKey);
+    await waitForData(page);
+    expect(await page.getAttribute('#volume-total', 'data-value')).toBe(String(TOTAL_EVENTS));
+    expect(await page.getAttribute('#anomaly-count', 'data-value')).toBe('1');
+    expect(await page.locator('#volume-chart canvas').count()).toBeGreaterThan(0);
+    expect(await tableRows(page, '#top-table')).toEqual(
+      [...NAME_COUNTS].sort((a, b) => b[1] - a[1]).map(([name, count]) => [name, String(count), expect.any(String)]),
+    );
+
+    // The busiest perf.metric name is chosen: LCP, whose 8 values have a median of 1350.
+    expect(await page.inputValue('#perf-metric')).toBe('LCP');
+    expect(await page.getAttribute('#perf-table [data-field=count]', 'data-value')).toBe('8');
+    expect(await page.getAttribute('#perf-table [data-field=p50]', 'data-value')).toBe('1350');
+
+    // The funnel starts from the top names; the user's own steps replace them.
+    expect(await page.inputValue('#funnel-steps')).toBe('page.view, button.click, signup.start');
+    await page.fill('#funnel-steps', 'signup.start, signup.done');
+    await page.click('#funnel-form button[type=submit]');
+    await expect.poll(() => page.$$eval('#funnel-table .count', (cells) => cells.map((cell) => cell.getAttribute('data-value')))).toEqual(['10', '4']);
+
+    // Split by name: one column per name in the data table, the same total.
+    await page.selectOption('#volume-breakdown', 'name');
+    await expect.poll(() => page.$$eval('#volume-table thead th', (cells) => cells.map((cell) => cell.textContent).slice(1).sort())).toEqual(
+      NAME_COUNTS.map(([name]) => name).sort(),
+    );
+
+    // Live: an event ingested while the page is open appears in the tail.
+    await expect.poll(() => services.live.openStreams(), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => page.textContent('#live-status')).toBe('live');
+    const ingest = createTelemetryClient({ url: server.url, apiKey: keys.ingest });
+    await ingest.telemetry.ingest.mutate({ workspaceId, source: 'web', eventType: 'ui.interaction', name: 'live.tail.check' });
+    await page.waitForSelector('#live-list li:has-text("live.tail.check")', { timeout: 10_000 });
+    expect(await page.textContent('#live-count')).toBe('1');
+    // Paused, the stream is closed; resumed, it replays what was committed meanwhile.
+    await page.click('#live-pause');
+    await expect.poll(() => services.live.openStreams()).toBe(0);
+    await ingest.telemetry.ingest.mutate({ workspaceId, source: 'web', eventType: 'ui.interaction', name: 'while.paused' });
+    await page.click('#live-pause');
+    await page.waitForSelector('#live-list li:has-text("while.paused")', { timeout: 10_000 });
+    expect(await page.$$eval('#live-list .live-name', (names) => names.map((name) => name.textContent))).toEqual(['while.paused', 'live.tail.check']);
+
+    await page.screenshot({ path: new URL(`dashboard-desktop-${databaseKind}.png`, ARTIFACTS).pathname, fullPage: true });
+
+    // Every range loads without an error; the longer ones hold the whole seed and the live event.
+    for (const range of ['7d', '30d', '1h']) {
+      await page.click(`[data-range="${range}"]`);
+      await waitForData(page);
+      expect(await page.isVisible('#error-banner'), `error banner for ${range}: ${await page.textContent('#error-banner')}`).toBe(false);
+      if (range !== '1h') expect(await page.getAttribute('#volume-total', 'data-value'), range).toBe(String(TOTAL_EVENTS + LIVE_EVENTS));
+    }
+
+    // Nothing was loaded from anywhere but this service.
+    expect([...requestedHosts]).toEqual([new URL(server.url).host]);
+    await context.close();
+  });
+
+  it('sends a key revoked while the page is open back to the sign-in form, with the reason', async () => {
+    const revocable = await services.keys.createKey({ kind: 'read', workspaceId });
+    const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+    const page = await openPage(context);
+    await signIn(page, revocable.key);
+    await waitForData(page);
+    await services.keys.revokeKey(revocable.id);
+    await page.click('#refresh');
+    await page.waitForSelector('#sign-in-form', { state: 'visible' });
+    expect(await page.textContent('#sign-in-error')).toContain('not accepted');
+    // The rejected key is forgotten: a reload does not try it again.
+    await page.reload();
+    expect(await page.isVisible('#dashboard-view')).toBe(false);
+    await context.close();
+  });
+
+  it('fits a phone screen without sideways scrolling, signed in with an admin key and a workspace id', async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    const page = await openPage(context);
+    await signIn(page, keys.admin, workspaceId);
+    await waitForData(page);
+    // The seed plus the events the first browser test sent through the live tail.
+    expect(await page.getAttribute('#volume-total', 'data-value')).toBe(String(TOTAL_EVENTS + LIVE_EVENTS));
+
+    const widths = await page.evaluate(() => ({
+      viewport: window.innerWidth,
+      document: document.documentElement.scrollWidth,
+      widestChart: Math.max(...[...document.querySelectorAll('.uplot')].map((chart) => chart.getBoundingClientRect().right)),
+    }));
+    expect(widths.document).toBeLessThanOrEqual(widths.viewport);
+    expect(widths.widestChart).toBeLessThanOrEqual(widths.viewport);
+    await page.screenshot({ path: new URL(`dashboard-phone-${databaseKind}.png`, ARTIFACTS).pathname, fullPage: true });
+
+    // Signing out forgets the key: a reload shows the sign-in form again.
+    await page.click('#sign-out');
+    await page.reload();
+    expect(await page.isVisible('#sign-in-form')).toBe(true);
+    await context.close();
+  });
+
+  it('raised no Content Security Policy violation or script error on any page', () => {
+    expect(pageProblems).toEqual([]);
+  });
+});
