@@ -52,26 +52,16 @@ const MIGRATION_LOCK_ID = 7_316_001;
 /**
  * Connects with TCP_NODELAY. postgres.js leaves Nagle's algorithm on, which delays the last packet
  * of each COPY (and of some pipelined queries) by about 40 ms, waiting for a delayed ACK.
+ *
+ * The socket is handed over at once, still connecting: postgres.js then owns its errors, close and
+ * connect timeout. A factory that waited for the connection and rejected on failure left the pool
+ * slot stuck forever (postgres.js never closes a connection whose socket factory threw), so after
+ * a database outage under load every query waited for a connection that never came.
  */
-function noDelaySocket(timeoutSeconds: number) {
-  return (options: { host: string[]; port: number[]; path?: string | false }) =>
-    new Promise<net.Socket>((resolve, reject) => {
-      const socket = options.path
-        ? net.connect({ path: options.path })
-        : net.connect({ host: options.host[0] ?? '127.0.0.1', port: options.port[0] ?? 5432, noDelay: true });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(Object.assign(new Error('Connection to the database timed out'), { code: 'CONNECT_TIMEOUT' }));
-      }, timeoutSeconds * 1000);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        resolve(socket);
-      });
-      socket.once('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-    });
+function noDelaySocket(options: { host: string[]; port: number[]; path?: string | false }): net.Socket {
+  return options.path
+    ? net.connect({ path: options.path })
+    : net.connect({ host: options.host[0] ?? '127.0.0.1', port: options.port[0] ?? 5432, noDelay: true });
 }
 
 function postgresClient(options: PostgresOptions, max: number): Sql {
@@ -84,7 +74,7 @@ function postgresClient(options: PostgresOptions, max: number): Sql {
     idle_timeout: 30,
     onnotice: () => {},
     // The custom socket handles plain TCP and Unix sockets; TLS keeps postgres.js's own.
-    ...(!wantsTls && { socket: noDelaySocket(connectTimeout) }),
+    ...(!wantsTls && { socket: noDelaySocket }),
   });
 }
 

@@ -15,12 +15,22 @@ function shippedMigrationCount(): number {
 
 export type Readiness = { ready: true } | { ready: false; reason: 'database_unreachable' | 'migrations_pending' };
 
-/** Ready means: the database answers, and every shipped migration has been applied. */
-export async function checkReadiness(db: Database): Promise<Readiness> {
+/**
+ * Ready means: the database answers within `timeoutMs`, and every shipped migration has been
+ * applied. A database that does not answer in time counts as unreachable, so a load balancer's
+ * probe never hangs on a stalled connection.
+ */
+export async function checkReadiness(db: Database, options: { timeoutMs?: number } = {}): Promise<Readiness> {
   let applied: number;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const [row] = await db.rows<{ count: number | string }>(sql`
-      select count(*)::int as count from drizzle.__drizzle_migrations`);
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('readiness check timed out')), options.timeoutMs ?? 2000);
+    });
+    const [row] = await Promise.race([
+      db.rows<{ count: number | string }>(sql`select count(*)::int as count from drizzle.__drizzle_migrations`),
+      deadline,
+    ]);
     applied = Number(row?.count ?? 0);
   } catch (error) {
     // 42P01: the migrations table does not exist yet.
@@ -28,6 +38,8 @@ export async function checkReadiness(db: Database): Promise<Readiness> {
       return { ready: false, reason: 'migrations_pending' };
     }
     return { ready: false, reason: 'database_unreachable' };
+  } finally {
+    clearTimeout(timer);
   }
   return applied >= shippedMigrationCount() ? { ready: true } : { ready: false, reason: 'migrations_pending' };
 }

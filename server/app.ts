@@ -136,7 +136,7 @@ export function createApp({ db, config, logger, services = createServices({ db, 
     return c.body(await services.metrics.registry.metrics());
   });
   app.get('/readyz', async (c) => {
-    const readiness = await checkReadiness(db);
+    const readiness = await checkReadiness(db, { timeoutMs: config.readyCheckTimeoutMs });
     return readiness.ready ? c.json({ status: 'ready' }) : c.json({ status: 'not_ready', reason: readiness.reason }, 503);
   });
 

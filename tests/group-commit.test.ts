@@ -132,6 +132,30 @@ describe('group commit', () => {
     }
   });
 
+  it('answers a stalled write with a retryable error at the write deadline, holds its slot until the database answers, and a retry is a duplicate', async () => {
+    const observed = observedWriter(createEventWriter(testDb.db));
+    const committer = createGroupCommitter(observed.writer, { ...options, maxConcurrentFlushes: 1, writeTimeoutMs: 100 });
+    const workspaceId = randomUUID();
+    const stalled = row(workspaceId);
+    observed.hold();
+    const started = Date.now();
+    const failure = await committer.write([stalled]).catch((error: unknown) => error);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(failure).toBeInstanceOf(DomainError);
+    expect(failure).toMatchObject({ code: 'unavailable', retryAfterSeconds: expect.any(Number) });
+
+    // The stalled flush still holds the only slot: the next call waits for it.
+    let nextAnswered = false;
+    const next = committer.write([row(workspaceId)]).then(() => (nextAnswered = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(nextAnswered).toBe(false);
+    observed.release();
+    await next;
+    // The stalled write did commit in the end; the client's retry stores nothing new.
+    expect((await committer.write([stalled])).size).toBe(0);
+    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(2);
+  });
+
   it('commits everything accepted before drain resolves, and refuses writes after it', async () => {
     const observed = observedWriter(createEventWriter(testDb.db));
     const committer = createGroupCommitter(observed.writer, { ...options, maxDelayMs: 50 });

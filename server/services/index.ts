@@ -39,6 +39,7 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     createEventWriter(db),
     {
       ...config.groupCommit,
+      writeTimeoutMs: config.ingestWriteTimeoutMs,
       // PGlite runs one query at a time: more flushes would only queue inside it.
       maxConcurrentFlushes: db.kind === 'pglite' ? 1 : Math.min(config.groupCommit.maxConcurrentFlushes, config.databasePoolMax),
     },

@@ -24,8 +24,9 @@ export async function freePort(): Promise<number> {
 
 /** Runs the real service (server/main.ts) in a child process, as `npm start` would, and waits until it is ready. */
 export async function startChildService(env: Record<string, string>): Promise<ChildService> {
-  const port = await freePort();
-  const adminKey = `child-admin-${randomBytes(16).toString('hex')}`;
+  // A caller restarting "the same" service passes its PORT and TELEMETRY_ADMIN_KEY again.
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const adminKey = env.TELEMETRY_ADMIN_KEY ?? `child-admin-${randomBytes(16).toString('hex')}`;
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', TELEMETRY_ADMIN_KEY: adminKey, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,6 +12,12 @@ export interface GroupCommitOptions {
   maxConcurrentFlushes: number;
   /** Most events waiting or being written; past it calls are refused at once (backpressure). */
   maxQueuedEvents: number;
+  /**
+   * Longest wait for one flush's commit. Past it the flush's callers are answered with a retryable
+   * error (the write may still commit: their retries are answered `duplicate`); the flush keeps its
+   * slot until the database answers, so a stalled database cannot pile up connections.
+   */
+  writeTimeoutMs?: number;
 }
 
 interface PendingWrite {
@@ -21,6 +27,13 @@ interface PendingWrite {
 }
 
 export type GroupCommitter = ReturnType<typeof createGroupCommitter>;
+
+class WriteTimedOut extends Error {
+  override name = 'WriteTimedOut';
+  constructor() {
+    super('The database did not commit within the write deadline');
+  }
+}
 
 /**
  * Group commit: concurrent ingest calls share one database write. Each call's rows join a bounded
@@ -105,8 +118,17 @@ export function createGroupCommitter(
       }
     }
     const started = performance.now();
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    const written = writer.write(rows);
     try {
-      const claimed = await writer.write(rows);
+      const claimed = options.writeTimeoutMs
+        ? await Promise.race([
+            written,
+            new Promise<never>((_, reject) => {
+              deadline = setTimeout(() => reject(new WriteTimedOut()), options.writeTimeoutMs);
+            }),
+          ])
+        : await written;
       metrics?.flushSize.observe(rows.length);
       metrics?.flushDuration.observe((performance.now() - started) / 1000);
       const claimedByCall = new Map<PendingWrite, Set<string>>(batch.map((pending) => [pending, new Set()]));
@@ -114,11 +136,19 @@ export function createGroupCommitter(
       for (const pending of batch) pending.resolve(claimedByCall.get(pending)!);
       onCommitted?.(rows, claimed);
     } catch (error) {
-      const unavailable = isDatabaseUnavailable(error);
-      metrics?.databaseErrors.inc({ kind: unavailable ? 'unavailable' : 'other' });
+      const unavailable = error instanceof WriteTimedOut || isDatabaseUnavailable(error);
+      metrics?.databaseErrors.inc({ kind: error instanceof WriteTimedOut ? 'timeout' : unavailable ? 'unavailable' : 'other' });
       const failure = unavailable ? databaseUnavailable(error) : error;
       for (const pending of batch) pending.reject(failure);
+      if (error instanceof WriteTimedOut) {
+        // Hold the slot until the database answers one way or the other.
+        await written.then(
+          (claimed) => onCommitted?.(rows, claimed),
+          () => {},
+        );
+      }
     } finally {
+      clearTimeout(deadline);
       inFlightEvents -= rows.length + countSkipped(batch, rows.length);
       runningFlushes -= 1;
       updateDepth();
