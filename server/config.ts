@@ -16,6 +16,7 @@ const EnvironmentSchema = z.object({
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(500).default(10),
   DATABASE_CONNECT_TIMEOUT_S: z.coerce.number().int().min(1).max(120).default(5),
   INGEST_WRITE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  PROCEDURE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
   READY_CHECK_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
   MAX_BATCH_EVENTS: z.coerce.number().int().min(1).max(10_000).default(1000),
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
@@ -62,6 +63,8 @@ export interface Config {
   databaseConnectTimeoutSeconds: number;
   /** Longest wait for a group-commit write before its callers get a retryable 503 (the outcome is then unknown; retries dedupe). */
   ingestWriteTimeoutMs: number;
+  /** Longest a query or mutation may take before the caller gets a retryable 503 (live streams excepted). */
+  procedureTimeoutMs: number;
   /** Longest /readyz database check; slower counts as unreachable. */
   readyCheckTimeoutMs: number;
   limits: {
@@ -130,6 +133,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     databaseConnectTimeoutSeconds: env.DATABASE_CONNECT_TIMEOUT_S,
     ingestWriteTimeoutMs: env.INGEST_WRITE_TIMEOUT_MS,
     readyCheckTimeoutMs: env.READY_CHECK_TIMEOUT_MS,
+    procedureTimeoutMs: env.PROCEDURE_TIMEOUT_MS,
     limits: {
       maxBatchEvents: env.MAX_BATCH_EVENTS,
       maxBodyBytes: env.MAX_BODY_BYTES,

@@ -51,6 +51,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['kind'] as const,
       registers: [registry],
     }),
+    databaseDown: new Gauge({
+      name: 'telemetry_database_down',
+      help: '1 while ingest refuses calls because the database was found unavailable (it is probed until it answers)',
+      registers: [registry],
+    }),
     rateLimitRefusals: new Counter({
       name: 'telemetry_rate_limit_refusals_total',
       help: 'Calls refused by a rate limit, by key kind',

@@ -156,6 +156,39 @@ describe('group commit', () => {
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(2);
   });
 
+  it('once the database is found unavailable, refuses calls at once until a probe finds it answering again', async () => {
+    let databaseUp = false;
+    let writes = 0;
+    const inner = createEventWriter(testDb.db);
+    const writer: EventWriter = {
+      form: inner.form,
+      async write(rows) {
+        writes += 1;
+        if (!databaseUp) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+        return inner.write(rows);
+      },
+    };
+    const probe = async () => {
+      if (!databaseUp) throw new Error('still down');
+    };
+    const committer = createGroupCommitter(writer, { ...options, probe, probeIntervalMs: 20 });
+    const workspaceId = randomUUID();
+    await expect(committer.write([row(workspaceId)])).rejects.toMatchObject({ code: 'unavailable' });
+    const started = Date.now();
+    await expect(committer.write([row(workspaceId)])).rejects.toMatchObject({ code: 'unavailable' });
+    expect(Date.now() - started).toBeLessThan(20);
+    expect(writes).toBe(1); // the second call never reached the database
+
+    databaseUp = true;
+    const deadline = Date.now() + 2000;
+    let stored = false;
+    while (!stored && Date.now() < deadline) {
+      stored = await committer.write([row(workspaceId)]).then(() => true, () => false);
+      if (!stored) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(stored).toBe(true);
+  });
+
   it('commits everything accepted before drain resolves, and refuses writes after it', async () => {
     const observed = observedWriter(createEventWriter(testDb.db));
     const committer = createGroupCommitter(observed.writer, { ...options, maxDelayMs: 50 });

@@ -184,6 +184,26 @@ describe('limits and failures over HTTP', () => {
   });
 });
 
+describe('deadlines', () => {
+  it('answers a call that cannot finish within PROCEDURE_TIMEOUT_MS with a retryable 503, never a hang', async () => {
+    const config = testConfig({ PROCEDURE_TIMEOUT_MS: '200' });
+    const stalled = () => new Promise<never>(() => {});
+    const slow = await startTestServer(testDb.db, { config, services: servicesWith(testDb.db, { events: { ingestEvent: stalled, ingestBatch: stalled } }, config) });
+    try {
+      const started = Date.now();
+      const response = await postJson('/api/events', { source: 'web', eventType: 'custom', name: 'x' }, {}, slow.url);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('1');
+      const trpc = await postJson('/trpc/telemetry.ingest', { json: { source: 'web', eventType: 'custom', name: 'x' } }, {}, slow.url);
+      expect(trpc.status).toBe(503);
+      expect(JSON.stringify(await trpc.json())).toContain('deadline_exceeded');
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
 describe('health, readiness and docs', () => {
   it('answers /healthz and /readyz when the database is migrated', async () => {
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);

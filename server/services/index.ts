@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import type { Database } from '../../db/database.ts';
 import { createEventWriter } from '../../db/event-writers.ts';
 import type { Config } from '../config.ts';
@@ -40,6 +41,9 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     {
       ...config.groupCommit,
       writeTimeoutMs: config.ingestWriteTimeoutMs,
+      probe: async () => {
+        await db.rows(sql`select 1`);
+      },
       // PGlite runs one query at a time: more flushes would only queue inside it.
       maxConcurrentFlushes: db.kind === 'pglite' ? 1 : Math.min(config.groupCommit.maxConcurrentFlushes, config.databasePoolMax),
     },

@@ -53,9 +53,17 @@ const t = initTRPC
  * Around every procedure: maps errors once (domain errors to their codes, unknown ones to a
  * logged, generic 500) and records the call's duration and outcome.
  */
-const observeAndMapErrors = t.middleware(async ({ ctx, next, path }) => {
+const observeAndMapErrors = t.middleware(async ({ ctx, next, path, type }) => {
   const started = performance.now();
-  let result = await next();
+  let result: Awaited<ReturnType<typeof next>>;
+  try {
+    // A deadline for every call but live streams: a stalled database (or anything else) answers
+    // a retryable 503 instead of holding the caller. The work itself is not cancelled.
+    result = type === 'subscription' ? await next() : await withDeadline(next(), ctx.config.procedureTimeoutMs);
+  } catch (error) {
+    ctx.services.metrics.procedureDuration.observe({ procedure: path, code: 'SERVICE_UNAVAILABLE' }, (performance.now() - started) / 1000);
+    throw toTRPCError(error);
+  }
   // tRPC wraps anything thrown that is not a TRPCError as INTERNAL_SERVER_ERROR with the original
   // as `cause`: map that cause (a DomainError gets its real code), log what stays internal.
   if (!result.ok && result.error.code === 'INTERNAL_SERVER_ERROR') {
@@ -83,6 +91,17 @@ export async function* mapStreamErrors<T>(ctx: Context, path: string, stream: As
     if (mapped.code === 'INTERNAL_SERVER_ERROR') ctx.logger.error('stream failed', { path, requestId: ctx.requestId, error });
     throw mapped;
   }
+}
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new DomainError('unavailable', 'The service could not answer in time; retry shortly', { retryAfterSeconds: 1, reason: 'deadline_exceeded' })),
+      ms,
+    );
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 export const router = t.router;

@@ -18,6 +18,13 @@ export interface GroupCommitOptions {
    * slot until the database answers, so a stalled database cannot pile up connections.
    */
   writeTimeoutMs?: number;
+  /**
+   * Checks that the database answers (e.g. `select 1`). Once a flush finds the database
+   * unavailable, new calls are refused at once (fast 503s instead of queueing behind a dead
+   * connection pool) and this probe runs every `probeIntervalMs` until it succeeds.
+   */
+  probe?: () => Promise<void>;
+  probeIntervalMs?: number;
 }
 
 interface PendingWrite {
@@ -56,6 +63,38 @@ export function createGroupCommitter(
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
   const idleWaiters: (() => void)[] = [];
+  let databaseDown = false;
+  let probing = false;
+
+  /** Marks the database down and probes it until it answers; then calls are taken again. */
+  function markDatabaseDown() {
+    if (!options.probe) return;
+    databaseDown = true;
+    metrics?.databaseDown.set(1);
+    if (probing) return;
+    probing = true;
+    const interval = options.probeIntervalMs ?? 500;
+    const probeOnce = async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        await Promise.race([
+          options.probe!(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('probe timed out')), Math.max(interval, 1000));
+          }),
+        ]);
+        databaseDown = false;
+        probing = false;
+        metrics?.databaseDown.set(0);
+      } catch {
+        if (closed) probing = false;
+        else setTimeout(probeOnce, interval).unref();
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    setTimeout(probeOnce, interval).unref();
+  }
 
   const updateDepth = () => metrics?.queueDepth.set(queuedEvents + inFlightEvents);
 
@@ -64,6 +103,9 @@ export function createGroupCommitter(
     if (rows.length === 0) return Promise.resolve(new Set());
     if (closed) {
       return Promise.reject(new DomainError('unavailable', 'The service is shutting down; retry on another instance', { retryAfterSeconds: 1, reason: 'shutting_down' }));
+    }
+    if (databaseDown) {
+      return Promise.reject(databaseUnavailable(new Error('the database was found unavailable; waiting for it to answer again')));
     }
     if (queuedEvents + inFlightEvents + rows.length > options.maxQueuedEvents) {
       metrics?.overloadRefusals.inc();
@@ -140,6 +182,7 @@ export function createGroupCommitter(
       metrics?.databaseErrors.inc({ kind: error instanceof WriteTimedOut ? 'timeout' : unavailable ? 'unavailable' : 'other' });
       const failure = unavailable ? databaseUnavailable(error) : error;
       for (const pending of batch) pending.reject(failure);
+      if (unavailable) markDatabaseDown();
       if (error instanceof WriteTimedOut) {
         // Hold the slot until the database answers one way or the other.
         await written.then(

@@ -1,0 +1,74 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startChildService, type ChildService } from '../support/child-service.ts';
+import { createPgCluster, type PgCluster } from './support/pg-cluster.ts';
+import { reconcile, startLoad } from './support/load.ts';
+import { waitUntil } from './support/wait.ts';
+
+let cluster: PgCluster;
+let service: ChildService;
+beforeAll(async () => {
+  cluster = await createPgCluster();
+  service = await startChildService({
+    TELEMETRY_ADMIN_KEY: `fault-admin-${randomBytes(16).toString('hex')}`,
+    DATABASE_URL: cluster.url,
+    DATABASE_CONNECT_TIMEOUT_S: '2',
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_ADMIN_EPS: '100000000',
+    RATE_LIMIT_ADMIN_BURST: '100000000',
+  });
+});
+afterAll(async () => {
+  service?.process.kill('SIGKILL');
+  await cluster?.destroy();
+});
+
+async function readyStatus(): Promise<number> {
+  return fetch(`${service.url}/readyz`).then((response) => response.status, () => 0);
+}
+
+describe('PostgreSQL stopped under load, then started again', () => {
+  it('fails calls fast with a retryable 503 and fails /readyz while it is down, serves again within seconds of its return, and loses nothing acknowledged', async () => {
+    const workspaceId = randomUUID();
+    const load = startLoad({ url: service.url, key: service.adminKey, workspaceId, env: { LOAD_RETRY_DELAY_MS: '200' } });
+    try {
+      await waitUntil(() => load.acknowledgedCount() >= 3000, 'events acknowledged before the outage');
+      await cluster.stop('fast');
+      const acknowledgedWhenDown = load.acknowledgedCount();
+
+      // While it is down: readiness fails, and a call fails fast with 503 and Retry-After.
+      await waitUntil(async () => (await readyStatus()) === 503, '/readyz to fail', 10_000);
+      const started = Date.now();
+      const response = await fetch(`${service.url}/api/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${service.adminKey}` },
+        body: JSON.stringify({ workspaceId, source: 'backend', eventType: 'probe', name: 'during-outage' }),
+      });
+      const failedInMs = Date.now() - started;
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(JSON.stringify(await response.json())).not.toMatch(/ECONNREFUSED|postgres|stack/i);
+      expect(failedInMs).toBeLessThan(3000);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      expect(load.acknowledgedCount()).toBe(acknowledgedWhenDown);
+
+      const restarted = Date.now();
+      await cluster.start();
+      await waitUntil(async () => (await readyStatus()) === 200, '/readyz to pass again', 15_000);
+      await waitUntil(() => load.acknowledgedCount() >= acknowledgedWhenDown + 2000, 'ingestion to resume', 15_000);
+      const recoveredInMs = Date.now() - restarted;
+
+      const summary = await load.stop();
+      const result = await reconcile(cluster.url, workspaceId, load);
+      console.log(`postgres outage: ${JSON.stringify({ ...result, lost: result.lost.length, failedInMs, recoveredInMs, failures: summary.failures, slowestFailureMs: summary.slowestFailureMs })}`);
+      expect(result.lost).toEqual([]);
+      expect(result.duplicateRows).toBe(0);
+      expect(result.unknown).toBe(0);
+      expect(summary.failures['http_503'] ?? 0).toBeGreaterThan(0);
+      expect(summary.slowestFailureMs).toBeLessThan(5000);
+      expect(recoveredInMs).toBeLessThan(15_000);
+    } finally {
+      load.dispose();
+    }
+  });
+});
