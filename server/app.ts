@@ -28,6 +28,8 @@ export interface AppDeps {
   services?: Services;
   /** Version shown in the OpenAPI document. */
   version?: string;
+  /** True once shutdown has begun: new requests are turned away and connections not kept alive. */
+  isDraining?: () => boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -52,8 +54,22 @@ function retryHeaders(errors: readonly TRPCError[]): Record<string, string> | un
   return undefined;
 }
 
-export function createApp({ db, config, logger, services = createServices({ db, config, logger }), version = '0.1.0' }: AppDeps) {
+export function createApp({ db, config, logger, services = createServices({ db, config, logger }), version = '0.1.0', isDraining = () => false }: AppDeps) {
   const app = new Hono<{ Variables: { requestId: string } }>();
+
+  // Shutting down: requests already running finish; a request arriving on a kept-alive connection
+  // is answered 503 (retry elsewhere) and every response closes its connection, so the server can
+  // close instead of serving busy keep-alive clients until the shutdown timeout.
+  app.use('*', async (c, next) => {
+    if (isDraining()) {
+      return c.json({ error: { code: 'SERVICE_UNAVAILABLE', message: 'The service is shutting down; retry on another instance' } }, 503, {
+        'Retry-After': '1',
+        Connection: 'close',
+      });
+    }
+    await next();
+    if (isDraining()) c.header('Connection', 'close');
+  });
   const openApiDocument = buildOpenApiDocument(appRouter, { version });
   let scalarBundle: Promise<string> | undefined;
 

@@ -58,7 +58,7 @@ async function main() {
       logger.error('shutdown timed out; exiting with work unfinished', { timeoutMs: config.shutdownTimeoutMs });
       process.exit(1);
     }, config.shutdownTimeoutMs);
-    service.endStreams();
+    service.beginShutdown();
     await stopServer();
     await service.close();
     clearTimeout(deadline);

@@ -13,8 +13,11 @@ import { createRedisBus } from './services/live/redis-bus.ts';
 export interface RunningService {
   app: App;
   db: Database;
-  /** Ends open live streams (their clients reconnect and resume elsewhere), so the HTTP server can close. */
-  endStreams(): void;
+  /**
+   * Starts a graceful shutdown: new requests are turned away (503, connection closed), open live
+   * streams end (their clients reconnect and resume elsewhere), so the HTTP server can close.
+   */
+  beginShutdown(): void;
   /** Refuses new writes, commits what was accepted, stops background work, closes connections. */
   close(): Promise<void>;
 }
@@ -63,11 +66,15 @@ export async function startService(config: Config, logger: Logger, options: Star
 
   const stopMaintenance = schedulePartitionMaintenance(db, { daysAhead: config.partitionDaysAhead, logger });
   const stopRetention = scheduleRetention(services.retention, { intervalMs: config.retention.intervalMs, logger });
-  const app = createApp({ db, config, logger, services });
+  let draining = false;
+  const app = createApp({ db, config, logger, services, isDraining: () => draining });
   return {
     app,
     db,
-    endStreams: () => services.live.endAll(),
+    beginShutdown() {
+      draining = true;
+      services.live.endAll();
+    },
     async close() {
       stopMaintenance();
       // Interrupts a retention run between two steps and waits for it: it must not outlive the database.
