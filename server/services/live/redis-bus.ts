@@ -41,6 +41,19 @@ export function createRedisBus(options: {
     let lastId: string | undefined;
     while (!closed) {
       try {
+        // Commands fail at once while the connection is not ready (no offline queue): wait for it.
+        if (reader.status !== 'ready') {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              clearTimeout(timer);
+              reader.off('ready', done);
+              resolve();
+            };
+            const timer = setTimeout(done, 1000);
+            reader.once('ready', done);
+          });
+          if ((reader.status as string) !== 'ready') continue; // not yet: wait again
+        }
         if (lastId === undefined) {
           // Start after the newest entry: subscribers see what is committed from now on.
           const newest = (await reader.xrevrange(stream, '+', '-', 'COUNT', 1)) as StreamEntry[];
