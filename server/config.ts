@@ -12,6 +12,12 @@ const EnvironmentSchema = z.object({
     .optional()
     .transform((value) => (value ? value : undefined))
     .refine((value) => value === undefined || /^postgres(ql)?:\/\//.test(value), 'must start with postgres:// or postgresql://'),
+  DATABASE_READ_URL: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value) => (value ? value : undefined))
+    .refine((value) => value === undefined || /^postgres(ql)?:\/\//.test(value), 'must start with postgres:// or postgresql://'),
   PGLITE_DIR: z.string().min(1).default('./.data'),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(500).default(10),
   DATABASE_CONNECT_TIMEOUT_S: z.coerce.number().int().min(1).max(120).default(5),
@@ -58,6 +64,8 @@ export interface Config {
   port: number;
   host: string;
   databaseUrl: string | undefined;
+  /** A streaming replica for read procedures (lists, statistics, live replay excepted); unset: the primary. */
+  databaseReadUrl: string | undefined;
   pgliteDir: string;
   databasePoolMax: number;
   databaseConnectTimeoutSeconds: number;
@@ -128,6 +136,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     port: env.PORT,
     host: env.HOST,
     databaseUrl: env.DATABASE_URL,
+    databaseReadUrl: env.DATABASE_READ_URL,
     pgliteDir: env.PGLITE_DIR,
     databasePoolMax: env.DATABASE_POOL_MAX,
     databaseConnectTimeoutSeconds: env.DATABASE_CONNECT_TIMEOUT_S,

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { openDatabase, type Database } from '../db/database.ts';
+import { openDatabase, openPostgres, type Database } from '../db/database.ts';
 import { createApp, type App } from './app.ts';
 import { ConfigError, type Config } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -30,15 +30,21 @@ export interface StartOptions {
 /** Opens the database, applies migrations, prepares partitions and keys, and builds the HTTP app. */
 export async function startService(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningService> {
   if (config.live.bus === 'redis' && !config.redisUrl) throw new ConfigError('Invalid configuration:\n  LIVE_BUS: "redis" needs REDIS_URL');
+  if (config.databaseReadUrl && !config.databaseUrl) throw new ConfigError('Invalid configuration:\n  DATABASE_READ_URL: a read replica needs DATABASE_URL (its primary)');
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     pgliteDir: config.pgliteDir,
     maxConnections: config.databasePoolMax,
     connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
   });
+  // Reads may go to a streaming replica; it is never migrated (it replays the primary).
+  const readReplica = config.databaseReadUrl
+    ? openPostgres({ url: config.databaseReadUrl, maxConnections: config.databasePoolMax, connectTimeoutSeconds: config.databaseConnectTimeoutSeconds })
+    : undefined;
   const redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
   const close = async () => {
     redis?.disconnect();
+    await readReplica?.close().catch(() => {});
     await db.close().catch(() => {});
   };
 
@@ -56,7 +62,10 @@ export async function startService(config: Config, logger: Logger, options: Star
     config.live.bus === 'redis' && redis
       ? createRedisBus({ redis, stream: config.live.redisStream, replayEvents: config.live.replayEvents, logger })
       : undefined;
-  const services = createServices({ db, config, logger, metrics, rateLimiter: createRateLimiter({ logger, ...(redis && { redis }) }), ...(bus && { bus }) });
+  const services = createServices({ db, config, logger, metrics, rateLimiter: createRateLimiter({ logger, ...(redis && { redis }) }),
+    ...(bus && { bus }),
+    ...(readReplica && { readReplica }),
+  });
   const stopFollowingRevocations = await services.keys.followRevocations();
   const { generated } = await services.keys.ensureAdminKey(config.adminKey);
   if (generated) {

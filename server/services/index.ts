@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import type { Database } from '../../db/database.ts';
+import type { Database, SqlRunner } from '../../db/database.ts';
+import { createReadRouting } from '../../db/read-routing.ts';
 import { createEventWriter } from '../../db/event-writers.ts';
 import type { Config } from '../config.ts';
 import { createLogger, type Logger } from '../logger.ts';
@@ -23,13 +24,20 @@ export interface ServiceDeps {
   metrics?: Metrics;
   /** Defaults to an in-memory limiter; pass a Redis-backed one to share budgets between instances. */
   rateLimiter?: RateLimiter;
+  /** A streaming replica for reads (events.list/get, statistics); writes and keys stay on `db`. */
+  readReplica?: SqlRunner;
   /** Carries committed events to live streams; defaults to this process's memory (pass the Redis bus to span instances). */
   bus?: EventBus;
   /** The server clock; tests pin it. */
   now?: () => Date;
 }
 
-export function createServices({ db, config, logger = createLogger('silent'), metrics = createMetrics({ defaultMetrics: false }), rateLimiter, bus, now }: ServiceDeps): Services {
+export function createServices({ db, config, logger = createLogger('silent'), metrics = createMetrics({ defaultMetrics: false }), rateLimiter, bus, readReplica, now }: ServiceDeps): Services {
+  const reads = createReadRouting({
+    primary: db,
+    ...(readReplica && { replica: readReplica }),
+    onBypass: (error) => logger.warn('read replica unavailable; reading from the primary for a few seconds', { error }),
+  });
   const live = createLiveStreams({
     bus: bus ?? createMemoryBus({ replayEvents: config.live.replayEvents }),
     options: { maxStreamsPerKey: config.live.maxStreamsPerKey, maxDurationMs: config.live.maxDurationMs, subscriberBuffer: config.live.subscriberBuffer },
@@ -52,8 +60,8 @@ export function createServices({ db, config, logger = createLogger('silent'), me
   );
   return {
     events: createEventIngestor({ db, limits: config.limits, committer, metrics, ...(now && { now }) }),
-    eventReader: createEventReader({ db }),
-    queries: createEventQueries({ db }),
+    eventReader: createEventReader({ db: reads }),
+    queries: createEventQueries({ db: reads }),
     keys: createKeyService({ db }),
     erasure: createErasureService({ db }),
     retention: createRetentionService({ db, config, logger, ...(now && { now }) }),

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { Database } from '../../../db/database.ts';
+import type { SqlRunner } from '../../../db/database.ts';
 import { DomainError } from '../../errors.ts';
 import type { StoredEvent } from './schemas.ts';
 
@@ -42,7 +42,7 @@ export function toStoredEvent(row: StoredEventRow): StoredEvent {
 
 export type EventReader = ReturnType<typeof createEventReader>;
 
-export function createEventReader({ db }: { db: Database }) {
+export function createEventReader({ db }: { db: SqlRunner }) {
   /**
    * One event of one workspace. The ledger gives the event's time, so the lookup touches only the
    * partition that holds it. Another workspace's event is "not found", never "forbidden", so ids

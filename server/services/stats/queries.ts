@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
-import type { Database } from '../../../db/database.ts';
+import type { SqlRunner } from '../../../db/database.ts';
 import { DomainError } from '../../errors.ts';
 import { STORED_EVENT_SELECT, toStoredEvent, type StoredEventRow } from '../events/read.ts';
 import type { StoredEvent } from '../events/schemas.ts';
@@ -64,7 +64,7 @@ const toDate = (ms: unknown): Date => new Date(Number(ms));
 
 export type EventQueries = ReturnType<typeof createEventQueries>;
 
-export function createEventQueries({ db }: { db: Database }) {
+export function createEventQueries({ db }: { db: SqlRunner }) {
   /** Raw-event conditions shared by every query: workspace, time range, filters. */
   type Filters = Omit<Partial<EventFilters>, 'source'> & { source?: string | undefined };
   function eventConditions(workspaceId: string, range: { from?: Date | undefined; to?: Date | undefined }, filters: Filters): SQL[] {

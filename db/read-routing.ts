@@ -1,0 +1,51 @@
+import type { SQL } from 'drizzle-orm';
+import type { SqlRunner } from './database.ts';
+import { isDatabaseUnavailable } from './errors.ts';
+
+// 40001 on a hot standby: "canceling statement due to conflict with recovery". The primary answers.
+const REPLICA_CONFLICT = '40001';
+/** After the replica fails to answer, reads go to the primary for this long before trying it again. */
+const REPLICA_BACKOFF_MS = 5000;
+
+export interface ReadRouting extends SqlRunner {
+  /** True while reads fall back to the primary because the replica did not answer. */
+  replicaBypassed(): boolean;
+}
+
+/**
+ * Where read queries go: to the streaming replica when one is configured, else to the primary.
+ * A replica that is unreachable, or cancels a query for a recovery conflict, is bypassed: the
+ * query runs on the primary, and the replica is tried again after a few seconds. A replica lags
+ * the primary by its replication delay (usually milliseconds), so an event just ingested may not
+ * be readable at once.
+ */
+export function createReadRouting(options: { primary: SqlRunner; replica?: SqlRunner; onBypass?: (error: unknown) => void }): ReadRouting {
+  const { primary, replica } = options;
+  let bypassUntil = 0;
+  return {
+    async rows<Row>(query: SQL): Promise<Row[]> {
+      if (replica && Date.now() >= bypassUntil) {
+        try {
+          return await replica.rows<Row>(query);
+        } catch (error) {
+          const conflict = hasCode(error, REPLICA_CONFLICT);
+          if (!conflict && !isDatabaseUnavailable(error)) throw error;
+          if (!conflict) {
+            bypassUntil = Date.now() + REPLICA_BACKOFF_MS;
+            options.onBypass?.(error);
+          }
+        }
+      }
+      return primary.rows<Row>(query);
+    },
+    replicaBypassed: () => replica !== undefined && Date.now() < bypassUntil,
+  };
+}
+
+function hasCode(error: unknown, code: string): boolean {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth += 1) {
+    if ((current as { code?: unknown }).code === code) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
