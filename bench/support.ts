@@ -10,6 +10,8 @@ export interface RunningServer {
   process: ChildProcess;
   /** Peak resident memory so far (VmHWM), in MB. */
   peakRssMb(): number;
+  /** Resident memory now (VmRSS), in MB. */
+  rssMb(): number;
   stop(): Promise<void>;
 }
 
@@ -48,6 +50,10 @@ export async function startServer(runtime: Runtime, script: string, env: Record<
   return {
     url,
     process: child,
+    rssMb() {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
+    },
     peakRssMb() {
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -73,8 +79,9 @@ export interface LoadResult {
 }
 
 /** Drives `connections` concurrent keep-alive connections posting `body` for `seconds`. */
-export async function runLoad(options: { url: string; path: string; body: string; headers?: Record<string, string>; connections: number; seconds: number }): Promise<LoadResult> {
+export async function runLoad(options: { url: string; path: string; body: string; headers?: Record<string, string>; connections: number; seconds: number; overallRate?: number }): Promise<LoadResult> {
   const result = await autocannon({
+    ...(options.overallRate && { overallRate: options.overallRate }),
     url: `${options.url}${options.path}`,
     method: 'POST',
     headers: { 'content-type': 'application/json', ...options.headers },
