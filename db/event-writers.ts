@@ -1,4 +1,4 @@
-import { sql as drizzleSql } from 'drizzle-orm';
+import { sql as drizzleSql, type SQL } from 'drizzle-orm';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Sql, TransactionSql } from 'postgres';
@@ -146,40 +146,50 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
           received_at: r.receivedAt.toISOString(),
         })),
       );
-      const result = await retryOnDeadlock(() => db.rows<{ id: string }>(drizzleSql`
-        with input as (
-          select * from jsonb_to_recordset(${json}::jsonb) as x(
-            id uuid, workspace_id uuid, user_id uuid, source text, event_type text, name text,
-            target_type text, target_id text, metadata jsonb, created_at timestamptz, received_at timestamptz)
-        ), claimed as (
-          insert into telemetry.event_ids (id, workspace_id, created_at)
-          select id, workspace_id, created_at from input
-          on conflict (id) do nothing
-          returning id
-        ), inserted as (
-          insert into telemetry.events (${drizzleSql.raw(EVENT_COLUMNS)})
-          select i.id, i.workspace_id, i.user_id, i.source, i.event_type, i.name, i.target_type, i.target_id, i.metadata, i.created_at, i.received_at
-          from input i join claimed c on c.id = i.id
-          returning id, workspace_id, created_at, event_type, name, source
-        ), counted as (
-          insert into telemetry.event_counts_minute as counts (workspace_id, minute, event_type, name, source, count)
-          select workspace_id, date_trunc('minute', created_at, 'UTC'), event_type, name, source, count(*)
-          from inserted where workspace_id is not null
-          group by 1, 2, 3, 4, 5
-          order by 1, 2, 3, 4, 5
-          on conflict (workspace_id, minute, event_type, name, source) do update set count = counts.count + excluded.count
-        ), counted_hours as (
-          insert into telemetry.event_counts_hour as counts (workspace_id, hour, event_type, name, source, count)
-          select workspace_id, date_trunc('hour', created_at, 'UTC'), event_type, name, source, count(*)
-          from inserted where workspace_id is not null
-          group by 1, 2, 3, 4, 5
-          order by 1, 2, 3, 4, 5
-          on conflict (workspace_id, hour, event_type, name, source) do update set count = counts.count + excluded.count
-        )
-        select id from inserted`));
+      const result = await retryOnDeadlock(() => db.rows<{ id: string }>(storeJsonEventsStatement(json)));
       return new Set(result.map((row) => row.id));
     },
   };
+}
+
+/**
+ * One statement that stores a JSON document of events (an array of objects with the column
+ * names) exactly once: claims the ids in the ledger, inserts the events whose claim succeeded and
+ * adds them to the per-minute and per-hour rollups. Answers the ids stored now. Used by the write
+ * path and by the archive loader, so both keep the ledger and rollups the same way.
+ */
+export function storeJsonEventsStatement(document: string): SQL {
+  return drizzleSql`
+    with input as (
+      select * from jsonb_to_recordset(${document}::jsonb) as x(
+        id uuid, workspace_id uuid, user_id uuid, source text, event_type text, name text,
+        target_type text, target_id text, metadata jsonb, created_at timestamptz, received_at timestamptz)
+    ), claimed as (
+      insert into telemetry.event_ids (id, workspace_id, created_at)
+      select id, workspace_id, created_at from input
+      on conflict (id) do nothing
+      returning id
+    ), inserted as (
+      insert into telemetry.events (${drizzleSql.raw(EVENT_COLUMNS)})
+      select i.id, i.workspace_id, i.user_id, i.source, i.event_type, i.name, i.target_type, i.target_id, i.metadata, i.created_at, i.received_at
+      from input i join claimed c on c.id = i.id
+      returning id, workspace_id, created_at, event_type, name, source
+    ), counted as (
+      insert into telemetry.event_counts_minute as counts (workspace_id, minute, event_type, name, source, count)
+      select workspace_id, date_trunc('minute', created_at, 'UTC'), event_type, name, source, count(*)
+      from inserted where workspace_id is not null
+      group by 1, 2, 3, 4, 5
+      order by 1, 2, 3, 4, 5
+      on conflict (workspace_id, minute, event_type, name, source) do update set count = counts.count + excluded.count
+    ), counted_hours as (
+      insert into telemetry.event_counts_hour as counts (workspace_id, hour, event_type, name, source, count)
+      select workspace_id, date_trunc('hour', created_at, 'UTC'), event_type, name, source, count(*)
+      from inserted where workspace_id is not null
+      group by 1, 2, 3, 4, 5
+      order by 1, 2, 3, 4, 5
+      on conflict (workspace_id, hour, event_type, name, source) do update set count = counts.count + excluded.count
+    )
+    select id from inserted`;
 }
 
 const ROLLUPS = [

@@ -8,10 +8,8 @@
  * Loaded events older than their workspace's retention are removed again by the next retention run.
  */
 import { stat } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { openDatabase } from '../db/database.ts';
-import { checkReadiness } from '../db/readiness.ts';
+import { openServiceDatabase } from './cli-database.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { ArchiveVerificationError, findManifests, MANIFEST_SUFFIX, verifyArchive } from './services/retention/archive.ts';
 import { loadArchive } from './services/retention/archive-load.ts';
@@ -71,22 +69,9 @@ async function main(): Promise<number> {
     }
   }
 
-  // PGlite would create an empty database in a directory that does not exist: say so instead.
-  if (!config.databaseUrl && !existsSync(config.pgliteDir)) {
-    process.stderr.write(`archive:load: no database at ${config.pgliteDir}; set DATABASE_URL, or PGLITE_DIR to the service's data directory\n`);
-    return 1;
-  }
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, maxConnections: 2, connectTimeoutSeconds: config.databaseConnectTimeoutSeconds });
+  const db = await openServiceDatabase(config, 'archive:load');
+  if (!db) return 1;
   try {
-    const readiness = await checkReadiness(db);
-    if (!readiness.ready) {
-      process.stderr.write(
-        readiness.reason === 'migrations_pending'
-          ? 'archive:load: the database is not migrated to this version; run `npm run db:migrate` first\n'
-          : 'archive:load: the database cannot be reached\n',
-      );
-      return 1;
-    }
     let inserted = 0;
     let duplicates = 0;
     for (const manifest of manifests) {

@@ -4,10 +4,8 @@
  * it finished, 1 when it failed or left something in place (the report says what), 2 for bad usage
  * or configuration. On PGlite, stop the service first: its data directory takes one process at a time.
  */
-import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { openDatabase } from '../db/database.ts';
-import { checkReadiness } from '../db/readiness.ts';
+import { openServiceDatabase } from './cli-database.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { DomainError } from './errors.ts';
 import { createLogger } from './logger.ts';
@@ -38,23 +36,9 @@ async function main(): Promise<number> {
     return 2;
   }
 
-  // Two connections: one holds the job's lock while the other works.
-  // PGlite would create an empty database in a directory that does not exist: say so instead.
-  if (!config.databaseUrl && !existsSync(config.pgliteDir)) {
-    process.stderr.write(`retention: no database at ${config.pgliteDir}; set DATABASE_URL, or PGLITE_DIR to the service's data directory\n`);
-    return 1;
-  }
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, maxConnections: 2, connectTimeoutSeconds: config.databaseConnectTimeoutSeconds });
+  const db = await openServiceDatabase(config, 'retention');
+  if (!db) return 1;
   try {
-    const readiness = await checkReadiness(db);
-    if (!readiness.ready) {
-      process.stderr.write(
-        readiness.reason === 'migrations_pending'
-          ? 'retention: the database is not migrated to this version; run `npm run db:migrate` (or start the service) first\n'
-          : 'retention: the database cannot be reached\n',
-      );
-      return 1;
-    }
     // Warnings (an archive that failed) go to stderr as JSON lines; the report goes to stdout.
     const retention = createRetentionService({ db, config, logger: createLogger('warn') });
     const report = await retention.run({ dryRun });

@@ -1,6 +1,6 @@
-import { sql } from 'drizzle-orm';
 import type { Database, SqlRunner } from '../../../db/database.ts';
 import { ensureDailyPartitions } from '../../../db/partitions.ts';
+import { storeJsonEventsStatement } from '../../../db/event-writers.ts';
 import { ArchiveVerificationError, readArchivePages, verifyArchive } from './archive.ts';
 import type { ArchiveManifest } from './schemas.ts';
 
@@ -50,38 +50,9 @@ export async function loadArchive(db: Database, manifestPath: string, options: {
 async function insertArchivedEvents(tx: SqlRunner, lines: readonly string[]): Promise<number> {
   if (lines.length === 0) return 0;
   const document = `[${lines.join(',')}]`;
-  const [row] = await tx.rows<{ inserted: number | string | bigint }>(sql`
-    with input as (
-      select * from jsonb_to_recordset(${document}::text::jsonb) as x(
-        id uuid, workspace_id uuid, user_id uuid, source text, event_type text, name text,
-        target_type text, target_id text, metadata jsonb, created_at timestamptz, received_at timestamptz)
-    ), claimed as (
-      insert into telemetry.event_ids (id, workspace_id, created_at)
-      select id, workspace_id, created_at from input
-      on conflict (id) do nothing
-      returning id
-    ), inserted as (
-      insert into telemetry.events (id, workspace_id, user_id, source, event_type, name, target_type, target_id, metadata, created_at, received_at)
-      select i.id, i.workspace_id, i.user_id, i.source, i.event_type, i.name, i.target_type, i.target_id, i.metadata, i.created_at, i.received_at
-      from input i join claimed c on c.id = i.id
-      returning workspace_id, created_at, event_type, name, source
-    ), counted as (
-      insert into telemetry.event_counts_minute as counts (workspace_id, minute, event_type, name, source, count)
-      select workspace_id, date_trunc('minute', created_at, 'UTC'), event_type, name, source, count(*)
-      from inserted where workspace_id is not null
-      group by 1, 2, 3, 4, 5
-      order by 1, 2, 3, 4, 5
-      on conflict (workspace_id, minute, event_type, name, source) do update set count = counts.count + excluded.count
-    ), counted_hours as (
-      insert into telemetry.event_counts_hour as counts (workspace_id, hour, event_type, name, source, count)
-      select workspace_id, date_trunc('hour', created_at, 'UTC'), event_type, name, source, count(*)
-      from inserted where workspace_id is not null
-      group by 1, 2, 3, 4, 5
-      order by 1, 2, 3, 4, 5
-      on conflict (workspace_id, hour, event_type, name, source) do update set count = counts.count + excluded.count
-    )
-    select count(*) as inserted from inserted`);
-  return Number(row?.inserted ?? 0);
+  // The write path's own statement: the same ledger claims and rollup counts as live ingestion.
+  const stored = await tx.rows<{ id: string }>(storeJsonEventsStatement(document));
+  return stored.length;
 }
 
 function utcDay(isoTime: string): Date {

@@ -11,6 +11,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { uuidv7 } from '../../../client/uuid7.ts';
+import type { LoadSummary } from './load.ts';
 
 const url = required('LOAD_URL');
 const key = required('LOAD_KEY');
@@ -29,19 +30,8 @@ function required(name: string): string {
   return value;
 }
 
-interface Summary {
-  acknowledged: number;
-  attempted: number;
-  batches: number;
-  failures: Record<string, number>;
-  /** Longest time a failing call took to fail (ms): "fails fast" is checked against it. */
-  slowestFailureMs: number;
-  /** Longest call of any kind (ms). */
-  slowestCallMs: number;
-  gaveUp: number;
-}
 
-const summary: Summary = { acknowledged: 0, attempted: 0, batches: 0, failures: {}, slowestFailureMs: 0, slowestCallMs: 0, gaveUp: 0 };
+const summary: LoadSummary = { acknowledged: 0, attempted: 0, batches: 0, failures: {}, slowestFailureMs: 0, slowestCallMs: 0, gaveUp: 0 };
 let stopping = false;
 process.once('SIGTERM', () => (stopping = true));
 process.once('SIGINT', () => (stopping = true));

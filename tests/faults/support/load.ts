@@ -4,12 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 
+/** What the load client prints when it stops. */
 export interface LoadSummary {
   acknowledged: number;
   attempted: number;
   batches: number;
   failures: Record<string, number>;
+  /** Longest time a failing call took to fail (ms): "fails fast" is checked against it. */
   slowestFailureMs: number;
+  /** Longest call of any kind (ms). */
   slowestCallMs: number;
   gaveUp: number;
 }
