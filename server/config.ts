@@ -54,7 +54,7 @@ const EnvironmentSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(20_000),
   LIVE_BUS: z.enum(['auto', 'memory', 'redis']).default('auto'),
   LIVE_REDIS_STREAM: z.string().trim().min(1).max(200).default('telemetry:events'),
-  LIVE_REPLAY_EVENTS: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
+  LIVE_REPLAY_EVENTS: z.coerce.number().int().min(100).max(10_000_000).optional(),
   LIVE_MAX_STREAMS_PER_KEY: z.coerce.number().int().min(1).max(10_000).default(5),
   LIVE_MAX_DURATION_S: z.coerce.number().int().min(1).max(86_400).default(3600),
   LIVE_SUBSCRIBER_BUFFER: z.coerce.number().int().min(10).max(1_000_000).default(10_000),
@@ -132,6 +132,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const env = result.data;
+  const liveBus = env.LIVE_BUS === 'auto' ? (env.REDIS_URL ? 'redis' : 'memory') : env.LIVE_BUS;
   return {
     port: env.PORT,
     host: env.HOST,
@@ -175,9 +176,10 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     live: {
-      bus: env.LIVE_BUS === 'auto' ? (env.REDIS_URL ? 'redis' : 'memory') : env.LIVE_BUS,
+      bus: liveBus,
       redisStream: env.LIVE_REDIS_STREAM,
-      replayEvents: env.LIVE_REPLAY_EVENTS,
+      // Redis keeps the window outside the process; in memory it costs the service's own heap.
+      replayEvents: env.LIVE_REPLAY_EVENTS ?? (liveBus === 'redis' ? 100_000 : 10_000),
       maxStreamsPerKey: env.LIVE_MAX_STREAMS_PER_KEY,
       maxDurationMs: env.LIVE_MAX_DURATION_S * 1000,
       subscriberBuffer: env.LIVE_SUBSCRIBER_BUFFER,
