@@ -67,6 +67,32 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: '1 while Redis is configured but unreachable and rate limits use per-instance memory',
       registers: [registry],
     }),
+    retentionRuns: new Counter({
+      name: 'telemetry_retention_runs_total',
+      help: 'Retention runs by outcome (ok, partial: some archive failed, interrupted, skipped: another instance held the lock, failed)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    retentionEventsExpired: new Counter({
+      name: 'telemetry_retention_events_expired_total',
+      help: 'Events removed by retention (dropped partitions and deleted rows)',
+      registers: [registry],
+    }),
+    retentionPartitionsDropped: new Counter({
+      name: 'telemetry_retention_partitions_dropped_total',
+      help: 'Daily partitions dropped by retention',
+      registers: [registry],
+    }),
+    retentionArchiveErrors: new Counter({
+      name: 'telemetry_retention_archive_errors_total',
+      help: 'Partitions or days kept because archiving them failed (retried by the next run)',
+      registers: [registry],
+    }),
+    retentionLastSuccess: new Gauge({
+      name: 'telemetry_retention_last_success_timestamp_seconds',
+      help: 'When the last complete retention run finished (Unix seconds); alert when it grows old',
+      registers: [registry],
+    }),
     liveStreams: new Gauge({
       name: 'telemetry_live_streams',
       help: 'Live (SSE) streams open on this instance',

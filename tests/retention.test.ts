@@ -8,6 +8,7 @@ import { createLogger } from '../server/logger.ts';
 import { createErasureService } from '../server/services/erasure/erase-user.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { createRetentionService } from '../server/services/retention/retention.ts';
+import { createMetrics, type Metrics } from '../server/metrics.ts';
 import type { RetentionReport } from '../server/services/retention/schemas.ts';
 import { scheduleRetention } from '../server/services/retention/schedule.ts';
 import { createTestKeys, procedureCaller, testConfig, type TestKeys } from './support/app.ts';
@@ -109,8 +110,14 @@ function comparable(report: RetentionReport) {
   return rest;
 }
 
-function retentionService(env: Record<string, string> = {}) {
-  return createRetentionService({ db, config: testConfig({ RETENTION_DAYS: '30', ...env }), now: () => NOW });
+function retentionService(env: Record<string, string> = {}, metrics?: Metrics) {
+  return createRetentionService({ db, config: testConfig({ RETENTION_DAYS: '30', ...env }), now: () => NOW, ...(metrics && { metrics }) });
+}
+
+async function metricValue(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = (await metrics.registry.getMetricsAsJSON()).find((candidate) => candidate.name === name);
+  const value = metric?.values.find((entry) => Object.entries(labels).every(([key, wanted]) => entry.labels[key] === wanted));
+  return Number(value?.value ?? 0);
 }
 
 // Default retention 30 days at NOW (2026-06-15T10:30Z): events before 2026-05-16T10:00Z expire, so
@@ -132,7 +139,8 @@ const PARTITION_DAYS = ['2026-05-01', '2026-05-15', '2026-05-16', '2026-06-07', 
 describe('retention job', () => {
   it('a dry run over several partitions reports what a real run then does, and changes nothing', async () => {
     await seed([A, B, C, null], TIMES, PARTITION_DAYS);
-    const retention = retentionService();
+    const metrics = createMetrics({ defaultMetrics: false });
+    const retention = retentionService({}, metrics);
     await retention.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null });
     const before = await snapshot();
 
@@ -175,7 +183,8 @@ describe('retention job', () => {
     await createEventWriter(db).write(erased);
     await createErasureService({ db }).eraseUser({ userId: erasedUser, workspaceId: null, requestedByKeyId: randomUUID() });
     expect(await count(sql`select count(*) as n from telemetry.event_counts_minute where count = 0`)).toBe(2);
-    const retention = retentionService();
+    const metrics = createMetrics({ defaultMetrics: false });
+    const retention = retentionService({}, metrics);
     await retention.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null });
     const before = await snapshot();
 
@@ -208,6 +217,12 @@ describe('retention job', () => {
     expect(report.ledgerRowsDeleted).toBe(removed);
     expect(report.rollupRowsDeleted).toEqual({ minute: before.minutes.length - after.minutes.length, hour: before.hours.length - after.hours.length });
     expect(report.rollupRowsDeleted.minute).toBeGreaterThan(0);
+
+    // Operators see it in /metrics.
+    expect(await metricValue(metrics, 'telemetry_retention_runs_total', { outcome: 'ok' })).toBe(1);
+    expect(await metricValue(metrics, 'telemetry_retention_events_expired_total')).toBe(removed);
+    expect(await metricValue(metrics, 'telemetry_retention_partitions_dropped_total')).toBe(report.partitionsDropped.length);
+    expect(await metricValue(metrics, 'telemetry_retention_last_success_timestamp_seconds')).toBe(report.finishedAt.getTime() / 1000);
 
     // A second run at the same time finds nothing more to remove.
     const again = await retention.run();

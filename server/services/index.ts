@@ -64,7 +64,7 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     queries: createEventQueries({ db: reads }),
     keys: createKeyService({ db }),
     erasure: createErasureService({ db }),
-    retention: createRetentionService({ db, config, logger, ...(now && { now }) }),
+    retention: createRetentionService({ db, config, logger, metrics, ...(now && { now }) }),
     rateLimiter: rateLimiter ?? createRateLimiter({ logger }),
     committer,
     live,

@@ -6,6 +6,8 @@ import { expireEvents } from './expire-events.ts';
 import { withRetentionLock } from './lock.ts';
 import { createRetentionPolicies, planRetention } from './policies.ts';
 import type { RetentionReport } from './schemas.ts';
+import { DomainError } from '../../errors.ts';
+import type { Metrics } from '../../metrics.ts';
 
 export type RetentionService = ReturnType<typeof createRetentionService>;
 
@@ -19,6 +21,8 @@ export interface RetentionDeps {
   onArchiveWritten?: (archive: WrittenArchive) => Promise<void>;
   /** Events per archive read; bounds the memory a run needs. */
   archivePageSize?: number;
+  /** Where real runs are counted (scheduled, admin and CLI alike). */
+  metrics?: Metrics;
 }
 
 /**
@@ -26,7 +30,7 @@ export interface RetentionDeps {
  * events (whole partitions, or rows for shorter retentions) with their ledger ids and rollups,
  * archiving them first when an archive directory is configured.
  */
-export function createRetentionService({ db, config, logger = createLogger('silent'), now = () => new Date(), onArchiveWritten, archivePageSize = 5000 }: RetentionDeps) {
+export function createRetentionService({ db, config, logger = createLogger('silent'), now = () => new Date(), onArchiveWritten, archivePageSize = 5000, metrics }: RetentionDeps) {
   const policies = createRetentionPolicies({ db, defaultDays: config.retention.defaultDays, now });
 
   /**
@@ -50,8 +54,27 @@ export function createRetentionService({ db, config, logger = createLogger('sile
         pageSize: archivePageSize,
       });
     };
-    return dryRun ? work() : withRetentionLock(db, work);
+    if (dryRun) return work();
+    try {
+      const report = await withRetentionLock(db, work);
+      if (metrics) recordRun(metrics, report);
+      return report;
+    } catch (error) {
+      metrics?.retentionRuns.inc({ outcome: error instanceof DomainError && error.code === 'conflict' ? 'skipped' : 'failed' });
+      throw error;
+    }
   }
 
   return { ...policies, run };
+}
+
+function recordRun(metrics: Metrics, report: RetentionReport) {
+  const outcome = report.interrupted ? 'interrupted' : report.errors.length > 0 ? 'partial' : 'ok';
+  metrics.retentionRuns.inc({ outcome });
+  const partitionRows = report.partitionsDropped.reduce((sum, partition) => sum + partition.rows, 0);
+  const deletedRows = report.rowsDeleted.reduce((sum, entry) => sum + entry.rows, 0);
+  metrics.retentionEventsExpired.inc(partitionRows + deletedRows);
+  metrics.retentionPartitionsDropped.inc(report.partitionsDropped.length);
+  metrics.retentionArchiveErrors.inc(report.errors.length);
+  if (outcome === 'ok') metrics.retentionLastSuccess.set(report.finishedAt.getTime() / 1000);
 }
