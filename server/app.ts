@@ -208,6 +208,8 @@ export function createApp({ db, config, logger, services = createServices({ db, 
 
   // The dashboard: its own CSP (no inline code) and bundled assets, built on first request.
   app.route('/dashboard', dashboardRoutes({ logger }));
+  // Routing is strict about the trailing slash; people type it anyway.
+  app.get('/dashboard/', (c) => c.redirect('/dashboard', 301));
 
   app.get('/openapi.json', (c) => c.json(openApiDocument));
   app.get('/docs/standalone.js', async (c) => {

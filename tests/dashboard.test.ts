@@ -164,6 +164,9 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     expect(await stylesheet.text()).toContain('.uplot');
     const revalidated = await fetch(`${server.url}${scriptUrl}`, { headers: { 'if-none-match': script.headers.get('etag') ?? '' } });
     expect(revalidated.status).toBe(304);
+    const withSlash = await fetch(`${server.url}/dashboard/`, { redirect: 'manual' });
+    expect(withSlash.status).toBe(301);
+    expect(withSlash.headers.get('location')).toBe('/dashboard');
   });
 
   it('shows the seeded counts, top events, percentiles, anomaly and funnel, and tails new events live', async () => {
