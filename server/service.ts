@@ -9,6 +9,7 @@ import { scheduleRetention } from './services/retention/schedule.ts';
 import { createRateLimiter } from './services/limits/rate-limiter.ts';
 import { createMetrics } from './metrics.ts';
 import { createRedisBus } from './services/live/redis-bus.ts';
+import { createRedisStreamSlots } from './services/live/stream-slots.ts';
 
 export interface RunningService {
   app: App;
@@ -64,6 +65,7 @@ export async function startService(config: Config, logger: Logger, options: Star
       : undefined;
   const services = createServices({ db, config, logger, metrics, rateLimiter: createRateLimiter({ logger, ...(redis && { redis }) }),
     ...(bus && { bus }),
+    ...(redis && { streamSlots: createRedisStreamSlots({ redis }) }),
     ...(readReplica && { readReplica }),
   });
   const stopFollowingRevocations = await services.keys.followRevocations();

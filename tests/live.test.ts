@@ -8,6 +8,7 @@ import { createServices } from '../server/services/index.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { createRedisBus } from '../server/services/live/redis-bus.ts';
 import { createMemoryBus } from '../server/services/live/bus.ts';
+import { createRedisStreamSlots } from '../server/services/live/stream-slots.ts';
 import type { StoredEvent } from '../server/services/events/schemas.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
@@ -86,9 +87,11 @@ interface Instance {
   close(): Promise<void>;
 }
 
-async function startInstance(overrides: Record<string, string> = {}, bus?: Parameters<typeof createServices>[0]['bus']): Promise<Instance> {
+type ServiceDeps = Parameters<typeof createServices>[0];
+
+async function startInstance(overrides: Record<string, string> = {}, bus?: ServiceDeps['bus'], streamSlots?: ServiceDeps['streamSlots']): Promise<Instance> {
   const config = testConfig(overrides);
-  const services = createServices({ db: testDb.db, config, ...(bus && { bus }) });
+  const services = createServices({ db: testDb.db, config, ...(bus && { bus }), ...(streamSlots && { streamSlots }) });
   const server = await startTestServer(testDb.db, { config, services });
   return {
     services,
@@ -306,6 +309,52 @@ describe.runIf(redisUrl)('telemetry.live across instances (Redis Streams)', () =
     expect(resumed.received[0]!.event.name).toBe('while-away');
     resumed.stop();
     onSecond.stop();
+  });
+
+  it('bounds a key’s live streams across instances, not per instance, and frees a slot when a stream ends', async () => {
+    const slotPrefix = `telemetry:test:slots:${randomUUID()}:`;
+    const config = { LIVE_MAX_STREAMS_PER_KEY: '2' };
+    const one = await startInstance(config, undefined, createRedisStreamSlots({ redis, prefix: slotPrefix }));
+    const two = await startInstance(config, undefined, createRedisStreamSlots({ redis, prefix: slotPrefix }));
+    try {
+      const workspaceId = randomUUID();
+      const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
+      const onOne = subscribe(one.client(readKey), {});
+      const onTwo = subscribe(two.client(readKey), {});
+      await waitFor(() => one.services.live.openStreams() === 1 && two.services.live.openStreams() === 1, 'a stream on each instance');
+      const third = subscribe(one.client(readKey), {});
+      await waitFor(() => third.errors.length === 1, 'the third stream to be refused');
+      expect(third.errors[0]).toMatchObject({ data: { code: 'TOO_MANY_REQUESTS', reason: 'too_many_streams' } });
+      onTwo.stop();
+      await waitFor(() => two.services.live.openStreams() === 0, 'the second instance’s stream to end');
+      const fourth = subscribe(one.client(readKey), {});
+      await waitFor(() => one.services.live.openStreams() === 2, 'a new stream in the freed slot');
+      expect(fourth.errors).toEqual([]);
+      onOne.stop();
+      third.stop();
+      fourth.stop();
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
+  it('counts streams on each instance when the shared slots cannot answer', async () => {
+    const unreachable = { acquire: () => Promise.reject(new Error('Redis is down')) };
+    const instance = await startInstance({ LIVE_MAX_STREAMS_PER_KEY: '1' }, undefined, unreachable);
+    try {
+      const workspaceId = randomUUID();
+      const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
+      const first = subscribe(instance.client(readKey), {});
+      await waitFor(() => instance.services.live.openStreams() === 1, 'the first stream');
+      const second = subscribe(instance.client(readKey), {});
+      await waitFor(() => second.errors.length === 1, 'the second stream to be refused');
+      expect(second.errors[0]).toMatchObject({ data: { code: 'TOO_MANY_REQUESTS' } });
+      first.stop();
+      second.stop();
+    } finally {
+      await instance.close();
+    }
   });
 
   it('replays a long gap page by page, in order, and says when the window no longer reaches back far enough', async () => {

@@ -16,6 +16,7 @@ import { createRetentionService } from './retention/retention.ts';
 import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
 import { createMemoryBus, type EventBus } from './live/bus.ts';
 import { createLiveStreams } from './live/live-streams.ts';
+import type { SharedStreamSlots } from './live/stream-slots.ts';
 
 export interface ServiceDeps {
   db: Database;
@@ -24,6 +25,8 @@ export interface ServiceDeps {
   metrics?: Metrics;
   /** Defaults to an in-memory limiter; pass a Redis-backed one to share budgets between instances. */
   rateLimiter?: RateLimiter;
+  /** Live stream slots shared by every instance (Redis); without it each instance counts its own. */
+  streamSlots?: SharedStreamSlots;
   /** A streaming replica for reads (events.list/get, statistics); writes and keys stay on `db`. */
   readReplica?: SqlRunner;
   /** Carries committed events to live streams; defaults to this process's memory (pass the Redis bus to span instances). */
@@ -32,7 +35,7 @@ export interface ServiceDeps {
   now?: () => Date;
 }
 
-export function createServices({ db, config, logger = createLogger('silent'), metrics = createMetrics({ defaultMetrics: false }), rateLimiter, bus, readReplica, now }: ServiceDeps): Services {
+export function createServices({ db, config, logger = createLogger('silent'), metrics = createMetrics({ defaultMetrics: false }), rateLimiter, bus, streamSlots, readReplica, now }: ServiceDeps): Services {
   const reads = createReadRouting({
     primary: db,
     ...(readReplica && { replica: readReplica }),
@@ -43,6 +46,7 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     options: { maxStreamsPerKey: config.live.maxStreamsPerKey, maxDurationMs: config.live.maxDurationMs, subscriberBuffer: config.live.subscriberBuffer },
     metrics,
     logger,
+    ...(streamSlots && { sharedSlots: streamSlots }),
   });
   const committer = createGroupCommitter(
     createEventWriter(db),

@@ -5,6 +5,7 @@ import type { Metrics } from '../../metrics.ts';
 import type { StoredEvent } from '../events/schemas.ts';
 import { compareStreamIds, type EventBus, type LiveRecord } from './bus.ts';
 import type { LiveFilter } from './schemas.ts';
+import type { SharedStreamSlots, StreamLease } from './stream-slots.ts';
 
 export interface LiveStreamOptions {
   maxStreamsPerKey: number;
@@ -35,26 +36,61 @@ export type LiveStreams = ReturnType<typeof createLiveStreams>;
  * commit; `open` yields the matching records for one subscriber: first what it missed (when it
  * resumes), then new records, each once, in stream order.
  */
-export function createLiveStreams({ bus, options, metrics, logger }: { bus: EventBus; options: LiveStreamOptions; metrics: Metrics; logger: Logger }) {
+export function createLiveStreams({
+  bus,
+  options,
+  metrics,
+  logger,
+  sharedSlots,
+}: {
+  bus: EventBus;
+  options: LiveStreamOptions;
+  metrics: Metrics;
+  logger: Logger;
+  /** Stream slots shared by all instances (Redis); without it each instance counts its own. */
+  sharedSlots?: SharedStreamSlots;
+}) {
   const streamsByKey = new Map<string, number>();
   /** Ends each open stream the way its maximum duration does (the client reconnects elsewhere). */
   const expireOpenStreams = new Set<() => void>();
   let publishWarnedAt = 0;
 
-  function acquireSlot(keyId: string): () => void {
-    const open = streamsByKey.get(keyId) ?? 0;
-    if (open >= options.maxStreamsPerKey) {
-      throw new DomainError('rate_limited', `This key already has ${open} live streams open on this instance, the most allowed; close one first`, {
-        reason: 'too_many_streams',
-        retryAfterSeconds: 5,
-      });
+  let sharedWarnedAt = 0;
+
+  function tooManyStreams(open: number, where: string): DomainError {
+    return new DomainError('rate_limited', `This key already has ${open} live streams open ${where}, the most allowed; close one first`, {
+      reason: 'too_many_streams',
+      retryAfterSeconds: 5,
+    });
+  }
+
+  /**
+   * Takes one of the key's stream slots: across all instances when they share Redis, else (or while
+   * Redis cannot answer) on this instance. Returns the release function.
+   */
+  async function acquireSlot(keyId: string): Promise<() => void> {
+    const local = streamsByKey.get(keyId) ?? 0;
+    let lease: StreamLease | undefined;
+    if (sharedSlots) {
+      try {
+        lease = await sharedSlots.acquire(keyId, options.maxStreamsPerKey);
+        if (!lease) throw tooManyStreams(options.maxStreamsPerKey, 'across instances');
+      } catch (error) {
+        if (error instanceof DomainError) throw error;
+        if (Date.now() - sharedWarnedAt > 60_000) {
+          sharedWarnedAt = Date.now();
+          logger.warn('live stream slots: Redis did not answer; counting on this instance only', { error });
+        }
+      }
     }
-    streamsByKey.set(keyId, open + 1);
+    if (!lease && local >= options.maxStreamsPerKey) throw tooManyStreams(local, 'on this instance');
+    streamsByKey.set(keyId, local + 1);
     metrics.liveStreams.inc();
     let released = false;
     return () => {
       if (released) return;
       released = true;
+      lease?.release();
       const left = (streamsByKey.get(keyId) ?? 1) - 1;
       if (left === 0) streamsByKey.delete(keyId);
       else streamsByKey.set(keyId, left);
@@ -63,7 +99,7 @@ export function createLiveStreams({ bus, options, metrics, logger }: { bus: Even
   }
 
   async function* open(request: OpenStream): AsyncGenerator<LiveRecord, void, undefined> {
-    const release = acquireSlot(request.keyId);
+    const release = await acquireSlot(request.keyId);
     const matches = matcher(request.workspaceId, request.filter);
     const pending: LiveRecord[] = [];
     let overflowed = false;
