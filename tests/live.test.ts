@@ -8,6 +8,8 @@ import { createServices } from '../server/services/index.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { createRedisBus } from '../server/services/live/redis-bus.ts';
 import { createMemoryBus } from '../server/services/live/bus.ts';
+import { createLiveStreams } from '../server/services/live/live-streams.ts';
+import { createMetrics } from '../server/metrics.ts';
 import { createRedisStreamSlots } from '../server/services/live/stream-slots.ts';
 import type { StoredEvent } from '../server/services/events/schemas.ts';
 import type { Services } from '../server/trpc/context.ts';
@@ -77,6 +79,65 @@ describe('the in-process bus', () => {
     const tooOld = await collect(ids[10]!);
     expect(tooOld.truncated).toBe(true);
     expect(tooOld.names).toHaveLength(100);
+  });
+});
+
+describe('a slow subscriber', () => {
+  it('is cut off at its buffer without skipping anything: it resumes from the last event it got and receives the rest', async () => {
+    const bus = createMemoryBus({ replayEvents: 100 });
+    const live = createLiveStreams({
+      bus,
+      options: { maxStreamsPerKey: 5, maxDurationMs: 60_000, subscriberBuffer: 2 },
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: createLogger('silent'),
+    });
+    const workspaceId = randomUUID();
+    const stream = live.open({ keyId: 'k', workspaceId, filter: {}, lastEventId: undefined, signal: undefined });
+    const first = stream.next(); // starts the stream
+    await new Promise((resolve) => setTimeout(resolve, 20)); // it has subscribed
+    await bus.publish(['n1', 'n2', 'n3'].map((name) => storedEvent(workspaceId, name))); // n3 overflows
+    const received = [(await first).value!];
+    await bus.publish([storedEvent(workspaceId, 'n4')]); // after the overflow: not taken
+    received.push((await stream.next()).value!);
+    await expect(stream.next()).rejects.toMatchObject({ code: 'unavailable', reason: 'slow_consumer' });
+    expect(received.map((record) => record.event.name)).toEqual(['n1', 'n2']);
+
+    const resumed = live.open({ keyId: 'k', workspaceId, filter: {}, lastEventId: received[1]!.streamId, signal: undefined });
+    const rest = [(await resumed.next()).value!, (await resumed.next()).value!];
+    expect(rest.map((record) => record.event.name)).toEqual(['n3', 'n4']);
+    await resumed.return(undefined);
+    expect(live.openStreams()).toBe(0);
+  });
+
+  it('does not let concurrent opens of one key exceed its limit', async () => {
+    const slowShared = { acquire: () => new Promise<never>((_, reject) => setTimeout(() => reject(new Error('Redis is down')), 20)) };
+    const live = createLiveStreams({
+      bus: createMemoryBus({ replayEvents: 100 }),
+      options: { maxStreamsPerKey: 2, maxDurationMs: 60_000, subscriberBuffer: 10 },
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: createLogger('silent'),
+      sharedSlots: slowShared,
+    });
+    const controller = new AbortController();
+    const streams = Array.from({ length: 5 }, () => live.open({ keyId: 'k', workspaceId: randomUUID(), filter: {}, lastEventId: undefined, signal: controller.signal }));
+    const firsts = streams.map((stream) => stream.next().then(() => 'open', (error: { reason?: string }) => error.reason));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(live.openStreams()).toBe(2);
+    controller.abort();
+    expect((await Promise.all(firsts)).filter((outcome) => outcome === 'too_many_streams')).toHaveLength(3);
+    await Promise.all(streams.map((stream) => stream.return(undefined)));
+  });
+
+  it('ends a stream opened while the instance shuts down at once', async () => {
+    const live = createLiveStreams({
+      bus: createMemoryBus({ replayEvents: 100 }),
+      options: { maxStreamsPerKey: 2, maxDurationMs: 60_000, subscriberBuffer: 10 },
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: createLogger('silent'),
+    });
+    live.endAll();
+    await expect(live.open({ keyId: 'k', workspaceId: randomUUID(), filter: {}, lastEventId: undefined, signal: undefined }).next()).rejects.toMatchObject({ name: 'AbortError' });
+    expect(live.openStreams()).toBe(0);
   });
 });
 

@@ -56,6 +56,7 @@ export function createLiveStreams({
   let publishWarnedAt = 0;
 
   let sharedWarnedAt = 0;
+  let closing = false;
 
   function tooManyStreams(open: number, where: string): DomainError {
     return new DomainError('rate_limited', `This key already has ${open} live streams open ${where}, the most allowed; close one first`, {
@@ -69,37 +70,51 @@ export function createLiveStreams({
    * Redis cannot answer) on this instance. Returns the release function.
    */
   async function acquireSlot(keyId: string): Promise<() => void> {
+    // Counted here before any await, so concurrent opens of one key never miss each other.
     const local = streamsByKey.get(keyId) ?? 0;
-    let lease: StreamLease | undefined;
-    if (sharedSlots) {
-      try {
-        lease = await sharedSlots.acquire(keyId, options.maxStreamsPerKey);
-        if (!lease) throw tooManyStreams(options.maxStreamsPerKey, 'across instances');
-      } catch (error) {
-        if (error instanceof DomainError) throw error;
-        if (Date.now() - sharedWarnedAt > 60_000) {
-          sharedWarnedAt = Date.now();
-          logger.warn('live stream slots: Redis did not answer; counting on this instance only', { error });
-        }
-      }
-    }
-    if (!lease && local >= options.maxStreamsPerKey) throw tooManyStreams(local, 'on this instance');
     streamsByKey.set(keyId, local + 1);
     metrics.liveStreams.inc();
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      lease?.release();
+    const releaseLocal = () => {
       const left = (streamsByKey.get(keyId) ?? 1) - 1;
       if (left === 0) streamsByKey.delete(keyId);
       else streamsByKey.set(keyId, left);
       metrics.liveStreams.dec();
     };
+    let lease: StreamLease | undefined;
+    try {
+      if (sharedSlots) {
+        try {
+          lease = await sharedSlots.acquire(keyId, options.maxStreamsPerKey);
+          if (!lease) throw tooManyStreams(options.maxStreamsPerKey, 'across instances');
+        } catch (error) {
+          if (error instanceof DomainError) throw error;
+          if (Date.now() - sharedWarnedAt > 60_000) {
+            sharedWarnedAt = Date.now();
+            logger.warn('live stream slots: Redis did not answer; counting on this instance only', { error });
+          }
+        }
+      }
+      if (!lease && local >= options.maxStreamsPerKey) throw tooManyStreams(local, 'on this instance');
+    } catch (error) {
+      releaseLocal();
+      throw error;
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      lease?.release();
+      releaseLocal();
+    };
   }
 
   async function* open(request: OpenStream): AsyncGenerator<LiveRecord, void, undefined> {
     const release = await acquireSlot(request.keyId);
+    if (closing) {
+      // Opened while the instance shuts down: end at once so the client goes elsewhere.
+      release();
+      throw new StreamExpired('The instance is shutting down');
+    }
     const matches = matcher(request.workspaceId, request.filter);
     const pending: LiveRecord[] = [];
     let overflowed = false;
@@ -111,6 +126,9 @@ export function createLiveStreams({
       resume?.();
     };
     const unsubscribe = bus.subscribe((records) => {
+      // Past an overflow nothing more is taken: the client resumes from the last record it got, and
+      // a later record delivered before the gap would move its resume point past the lost ones.
+      if (overflowed) return;
       for (const record of records) {
         if (!matches(record.event)) continue;
         if (pending.length >= options.subscriberBuffer) {
@@ -132,10 +150,17 @@ export function createLiveStreams({
     try {
       let last = request.lastEventId;
       if (last !== undefined) {
-        const replay = await bus.replay(last);
+        const replay = await bus.replay(last).catch((error: unknown) => {
+          throw new DomainError('unavailable', 'Missed events cannot be read right now; reconnect shortly', { reason: 'replay_unavailable', retryAfterSeconds: 2, cause: error });
+        });
         if (replay.truncated) metrics.liveReplayTruncated.inc();
-        for await (const page of replay.pages) {
-          for (const record of page) {
+        const pages = replay.pages[Symbol.asyncIterator]();
+        for (;;) {
+          const page = await pages.next().catch((error: unknown) => {
+            throw new DomainError('unavailable', 'Missed events cannot be read right now; reconnect shortly', { reason: 'replay_unavailable', retryAfterSeconds: 2, cause: error });
+          });
+          if (page.done) break;
+          for (const record of page.value) {
             last = record.streamId;
             if (matches(record.event)) yield record;
           }
@@ -189,7 +214,10 @@ export function createLiveStreams({
     publishCommitted,
     openStreams: () => [...streamsByKey.values()].reduce((sum, count) => sum + count, 0),
     /** Ends every open stream (on shutdown, so the server can close; clients resume on another instance). */
-    endAll: () => expireOpenStreams.forEach((expire) => expire()),
+    endAll() {
+      closing = true;
+      expireOpenStreams.forEach((expire) => expire());
+    },
     close: () => bus.close(),
   };
 }
