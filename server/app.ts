@@ -176,7 +176,11 @@ export function createApp({ db, config, logger, services = createServices({ db, 
       // Browsers' EventSource cannot send headers, so a live stream may carry its key in the
       // subscription link's connectionParams ({ apiKey }) instead.
       createContext: (options, c) =>
-        contextFor(c.get('requestId'), c.req.header('authorization') ?? connectionParamsAuthorization(options.info.connectionParams)) as unknown as Record<string, unknown>,
+        contextFor(
+          c.get('requestId'),
+          // Only for subscriptions: a key in any other URL would end up in proxy logs for nothing.
+          c.req.header('authorization') ?? (options.info.type === 'subscription' ? connectionParamsAuthorization(options.info.connectionParams) : undefined),
+        ) as unknown as Record<string, unknown>,
       // Each call in an HTTP batch is validated, authorised and rate-limited on its own; this caps
       // how many one request may carry.
       maxBatchSize: config.maxTrpcBatchCalls,

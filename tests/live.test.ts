@@ -280,6 +280,16 @@ describe('telemetry.live', () => {
     expect(stream.errors[0]).toMatchObject({ data: { code: 'BAD_REQUEST', issues: [{ path: 'lastEventId' }] } });
   });
 
+  it('takes a key from connectionParams for live streams only, never for other calls', async () => {
+    const params = encodeURIComponent(JSON.stringify({ apiKey: keys.admin }));
+    const response = await fetch(`${instance.server.url}/trpc/admin.keys.create?connectionParams=${params}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ json: { kind: 'read', workspaceId } }),
+    });
+    expect(response.status).toBe(401);
+  });
+
   it('serves plain SSE to any HTTP client: the key in connectionParams, an id on every event', async () => {
     const controller = new AbortController();
     const input = encodeURIComponent(JSON.stringify({ json: {} }));
