@@ -204,6 +204,25 @@ describe('deadlines', () => {
   });
 });
 
+describe('long-running operator jobs', () => {
+  it('are not cut off by the procedure deadline: a retention run longer than it still answers its report', async () => {
+    const config = testConfig({ PROCEDURE_TIMEOUT_MS: '100' });
+    const real = servicesWith(testDb.db, {}, config);
+    const slowRun: typeof real.retention.run = async (options) => {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      return real.retention.run(options);
+    };
+    const slow = await startTestServer(testDb.db, { config, services: { ...real, retention: { ...real.retention, run: slowRun } } });
+    try {
+      const response = await postJson('/api/admin/retention/run', { dryRun: true }, { authorization: `Bearer ${keys.admin}` }, slow.url);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toMatchObject({ dryRun: true });
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
 describe('health, readiness and docs', () => {
   it('answers /healthz and /readyz when the database is migrated', async () => {
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);

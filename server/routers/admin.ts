@@ -67,6 +67,8 @@ export const adminRouter = router({
           summary: 'Run the retention job now (or a dry run) and answer its report',
           description: 'Unbound admin keys only: the job spans every workspace. Answers 409 while another run (scheduled or on demand, in any instance) is in progress.',
         },
+        // A real run may take minutes; answering "retry" while it goes on would only earn a 409.
+        longRunning: true,
       })
       .input(RunRetentionInput)
       .output(RetentionReport)
@@ -87,6 +89,9 @@ export const adminRouter = router({
           summary: "Delete every event of a user (GDPR right to erasure)",
           description: 'Deletes the events in every partition, corrects the rollups and records an audit row, in one transaction. Events of that user arriving later are stored as usual; retries of erased events (same id) are answered duplicate and not stored again.',
         },
+        // One transaction over every partition: it may outlast the usual deadline, and a retry
+        // while it runs would erase twice.
+        longRunning: true,
       })
       .input(EraseUserInput)
       .output(ErasureReceipt)

@@ -8,9 +8,15 @@ import { WorkspaceScope } from '../services/events/schemas.ts';
 import type { Context } from './context.ts';
 import { domainCause, INTERNAL_ERROR_MESSAGE, summarizeZodIssues, toTRPCError, zodCause } from './errors.ts';
 
+/** Procedure metadata: the OpenAPI route, and whether the call is exempt from the procedure deadline. */
+export type TelemetryMeta = OpenApiMeta & {
+  /** Operator jobs that may take minutes (retention run, erasure): no PROCEDURE_TIMEOUT_MS. */
+  longRunning?: boolean;
+};
+
 const t = initTRPC
   .context<Context>()
-  .meta<OpenApiMeta>()
+  .meta<TelemetryMeta>()
   .create({
     transformer: superjson,
     // Never send stack traces, whatever NODE_ENV says.
@@ -53,13 +59,13 @@ const t = initTRPC
  * Around every procedure: maps errors once (domain errors to their codes, unknown ones to a
  * logged, generic 500) and records the call's duration and outcome.
  */
-const observeAndMapErrors = t.middleware(async ({ ctx, next, path, type }) => {
+const observeAndMapErrors = t.middleware(async ({ ctx, next, path, type, meta }) => {
   const started = performance.now();
   let result: Awaited<ReturnType<typeof next>>;
   try {
     // A deadline for every call but live streams: a stalled database (or anything else) answers
     // a retryable 503 instead of holding the caller. The work itself is not cancelled.
-    result = type === 'subscription' ? await next() : await withDeadline(next(), ctx.config.procedureTimeoutMs);
+    result = type === 'subscription' || meta?.longRunning ? await next() : await withDeadline(next(), ctx.config.procedureTimeoutMs);
   } catch (error) {
     ctx.services.metrics.procedureDuration.observe({ procedure: path, code: 'SERVICE_UNAVAILABLE' }, (performance.now() - started) / 1000);
     throw toTRPCError(error);

@@ -232,15 +232,19 @@ export function createEventQueries({ db }: { db: SqlRunner }) {
       const num = (v: unknown) => (count === 0 || v === null || v === undefined ? null : Number(v));
       return { count, min: num(row?.min), max: num(row?.max), p50: num(p[0]), p75: num(p[1]), p90: num(p[2]), p95: num(p[3]), p99: num(p[4]) };
     };
-    const [overall] = await db.rows<Row>(sql`select ${figures} from telemetry.events e where ${sql.join(conditions, sql` and `)}`);
-    if (!input.bucket) return { overall: toDistribution(overall) };
+    // The unit the events give most often (perf.metric carries one), so charts can label the axis.
+    const [overall] = await db.rows<Row & { unit: string | null }>(sql`
+      select ${figures}, mode() within group (order by e.metadata ->> 'unit') as unit
+      from telemetry.events e where ${sql.join(conditions, sql` and `)}`);
+    const unit = overall?.unit ?? null;
+    if (!input.bucket) return { overall: toDistribution(overall), unit };
     const zone = bucketZone(input.bucket, input.timeZone);
     const rows = await db.rows<Row>(sql`
       select (extract(epoch from (date_trunc(${input.bucket}, e.created_at at time zone ${zone}) at time zone ${zone})) * 1000)::float8 as start_ms, ${figures}
       from telemetry.events e where ${sql.join(conditions, sql` and `)} group by 1`);
     const byStart = new Map(rows.map((row) => [Number(row.start_ms), row]));
     const starts = await bucketStarts(input.from, input.to, input.bucket, zone);
-    return { overall: toDistribution(overall), buckets: starts.map((start) => ({ start: start.toISOString(), ...toDistribution(byStart.get(start.getTime())) })) };
+    return { overall: toDistribution(overall), unit, buckets: starts.map((start) => ({ start: start.toISOString(), ...toDistribution(byStart.get(start.getTime())) })) };
   }
 
   /**

@@ -146,6 +146,7 @@ export const Distribution = z.object({
 export type Distribution = z.infer<typeof Distribution>;
 export const PercentilesResult = z.object({
   overall: Distribution,
+  unit: z.string().nullable().describe("The most common metadata.unit of the measured events (e.g. ms), if they give one"),
   buckets: z.array(Distribution.extend({ start: BucketStart })).optional(),
 });
 
