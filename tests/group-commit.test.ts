@@ -156,6 +156,25 @@ describe('group commit', () => {
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(2);
   });
 
+  it('gives up a flush slot held by a write that never answers after twice the write deadline', async () => {
+    const inner = createEventWriter(testDb.db);
+    let calls = 0;
+    const writer: EventWriter = {
+      form: inner.form,
+      write(rows) {
+        calls += 1;
+        // The first write hangs for good, as on a half-open connection.
+        return calls === 1 ? new Promise<never>(() => {}) : inner.write(rows);
+      },
+    };
+    const committer = createGroupCommitter(writer, { ...options, maxConcurrentFlushes: 1, writeTimeoutMs: 100 });
+    const workspaceId = randomUUID();
+    await expect(committer.write([row(workspaceId)])).rejects.toMatchObject({ code: 'unavailable' });
+    const started = Date.now();
+    expect((await committer.write([row(workspaceId)])).size).toBe(1);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
   it('once the database is found unavailable, refuses calls at once until a probe finds it answering again', async () => {
     let databaseUp = false;
     let writes = 0;

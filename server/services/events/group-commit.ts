@@ -184,11 +184,15 @@ export function createGroupCommitter(
       for (const pending of batch) pending.reject(failure);
       if (unavailable) markDatabaseDown();
       if (error instanceof WriteTimedOut) {
-        // Hold the slot until the database answers one way or the other.
-        await written.then(
+        const settled = written.then(
           (claimed) => onCommitted?.(rows, claimed),
           () => {},
         );
+        // Hold the slot while the database may still answer, so a stalled database cannot pile up
+        // connections; but not for ever: a half-open connection can take many minutes to fail.
+        let holdTimer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([settled, new Promise<void>((resolve) => (holdTimer = setTimeout(resolve, 2 * options.writeTimeoutMs!)))]);
+        clearTimeout(holdTimer);
       }
     } finally {
       clearTimeout(deadline);
