@@ -19,27 +19,50 @@ export interface ReadRouting extends SqlRunner {
  * the primary by its replication delay (usually milliseconds), so an event just ingested may not
  * be readable at once.
  */
-export function createReadRouting(options: { primary: SqlRunner; replica?: SqlRunner; onBypass?: (error: unknown) => void }): ReadRouting {
+export function createReadRouting(options: {
+  primary: SqlRunner;
+  replica?: SqlRunner;
+  /** A replica query not answered by then counts as the replica being unavailable (it is retried on the primary). */
+  replicaTimeoutMs?: number;
+  onBypass?: (error: unknown) => void;
+}): ReadRouting {
   const { primary, replica } = options;
+  const replicaTimeoutMs = options.replicaTimeoutMs ?? 5000;
   let bypassUntil = 0;
   return {
     async rows<Row>(query: SQL): Promise<Row[]> {
       if (replica && Date.now() >= bypassUntil) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
         try {
-          return await replica.rows<Row>(query);
+          return await Promise.race([
+            replica.rows<Row>(query),
+            new Promise<never>((_, reject) => {
+              // A replica that accepts connections but does not answer is as good as down.
+              timer = setTimeout(() => reject(new ReplicaTimedOut()), replicaTimeoutMs);
+            }),
+          ]);
         } catch (error) {
           const conflict = hasCode(error, REPLICA_CONFLICT);
-          if (!conflict && !isDatabaseUnavailable(error)) throw error;
+          if (!conflict && !(error instanceof ReplicaTimedOut) && !isDatabaseUnavailable(error)) throw error;
           if (!conflict) {
             bypassUntil = Date.now() + REPLICA_BACKOFF_MS;
             options.onBypass?.(error);
           }
+        } finally {
+          clearTimeout(timer);
         }
       }
       return primary.rows<Row>(query);
     },
     replicaBypassed: () => replica !== undefined && Date.now() < bypassUntil,
   };
+}
+
+class ReplicaTimedOut extends Error {
+  override name = 'ReplicaTimedOut';
+  constructor() {
+    super('The read replica did not answer in time');
+  }
 }
 
 function hasCode(error: unknown, code: string): boolean {

@@ -39,6 +39,8 @@ export function createServices({ db, config, logger = createLogger('silent'), me
   const reads = createReadRouting({
     primary: db,
     ...(readReplica && { replica: readReplica }),
+    // Leaves time to run the query again on the primary within the procedure deadline.
+    replicaTimeoutMs: Math.max(100, Math.floor(config.procedureTimeoutMs / 3)),
     onBypass: (error) => logger.warn('read replica unavailable; reading from the primary for a few seconds', { error }),
   });
   const live = createLiveStreams({
