@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Database } from '../db/database.ts';
 import { createEventWriter, type EventRow } from '../db/event-writers.ts';
@@ -262,6 +263,24 @@ describe('retention job', () => {
     const aTimes = kept.filter((row) => row.workspaceId === A).map((row) => row.createdAt.toISOString());
     expect(aTimes).not.toContain('2026-05-16T03:00:00.000Z');
     expect(aTimes).toContain('2026-05-16T12:00:00.000Z');
+  });
+
+  it.runIf(process.env.TEST_DB_KIND === 'postgres')('waits out a long read of telemetry.events in short tries instead of blocking ingestion behind its drop', async () => {
+    await seed([A], TIMES, PARTITION_DAYS);
+    // Another session reads telemetry.events for 3 s: its lock keeps the DROP waiting.
+    const other = postgres(testDb.url!, { max: 1, onnotice: () => {} });
+    const reading = other.begin(async (tx) => {
+      await tx`select count(*) from telemetry.events`;
+      await tx`select pg_sleep(3)`;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = Date.now();
+    const report = await retentionService().run();
+    await reading;
+    await other.end();
+    expect(report.errors).toEqual([]);
+    expect(report.partitionsDropped.length).toBeGreaterThan(0);
+    expect(Date.now() - started).toBeGreaterThan(2000); // it waited for the reader, in tries of 1 s
   });
 
   it('refuses a second run while one is in progress, and runs again once it has finished', async () => {

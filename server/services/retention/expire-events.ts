@@ -50,8 +50,24 @@ interface Counts {
   perWorkspace: { workspaceId: string | null; rows: number }[];
 }
 
-const DROP_LOCK_TIMEOUT = '10s';
+// While a DROP waits for its exclusive lock, every read and write of telemetry.events queues behind
+// it: wait briefly, step aside, and try again a few times, rather than stall ingestion for long.
+const DROP_LOCK_TIMEOUT = '1s';
+const DROP_ATTEMPTS = 5;
+const DROP_RETRY_PAUSE_MS = 2000;
 const LOCK_NOT_AVAILABLE = '55P03';
+
+/** Runs `work` again, after a pause, when it could not get its lock in time; the last failure is thrown. */
+async function withLockRetries<T>(work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await work();
+    } catch (error) {
+      if (sqlState(error) !== LOCK_NOT_AVAILABLE || attempt >= DROP_ATTEMPTS || signal?.aborted) throw error;
+      await new Promise((resolve) => setTimeout(resolve, DROP_RETRY_PAUSE_MS));
+    }
+  }
+}
 
 /** The SQLSTATE of a driver error, or of the one Drizzle wrapped. */
 function sqlState(error: unknown): string | undefined {
@@ -230,9 +246,9 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
     );
     if (archive === 'failed') return;
     try {
-      const counts = await db.transaction(async (tx) => {
+      const counts = await withLockRetries(() => db.transaction(async (tx) => {
         // Dropping a partition needs an exclusive lock on telemetry.events, which queues every read
-        // and write behind it: give up after a while rather than stall ingestion behind a long query.
+        // and write behind it: give up quickly rather than stall ingestion behind a long query.
         if (!dryRun) await tx.rows(sql.raw(`set local lock_timeout = '${DROP_LOCK_TIMEOUT}'`));
         // With an archive, no write may slip in between counting (against the archive) and dropping.
         if (!dryRun && archive) await tx.rows(sql`lock table ${table} in share mode`);
@@ -246,7 +262,7 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
         assertArchived(archive, result.rows);
         if (!dryRun) await dropDailyPartition(tx, name);
         return result;
-      });
+      }), options.signal);
       report.partitionsDropped.push({ name, day: dayLabel(dayStart), rows: counts.rows });
       tally({ ...counts, perWorkspace: [] });
       if (archive) report.archives.push(summarize(archive));
@@ -254,7 +270,7 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
       if (error instanceof RowsChangedError) {
         report.errors.push({ target: name, message: error.message });
       } else if (sqlState(error) === LOCK_NOT_AVAILABLE) {
-        report.errors.push({ target: name, message: `telemetry.events stayed busy for ${DROP_LOCK_TIMEOUT}; left in place for the next run` });
+        report.errors.push({ target: name, message: `telemetry.events stayed busy (${DROP_ATTEMPTS} waits of ${DROP_LOCK_TIMEOUT}); left in place for the next run` });
       } else {
         throw error;
       }
