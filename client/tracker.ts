@@ -65,6 +65,8 @@ export interface TrackerOptions {
   fetch?: FetchFunction;
   /** Flush on `pagehide` / hidden `visibilitychange` with keepalive requests (default true in browsers). */
   flushOnPageHide?: boolean;
+  /** A request not answered by then fails and is retried (default 30000 ms). */
+  requestTimeoutMs?: number;
   /** Random numbers for sampling and jitter (tests pin it). */
   random?: () => number;
 }
@@ -78,7 +80,9 @@ export interface FlushResult {
  * Keepalive requests may carry at most 64 KiB in all, for the whole page; stay well under it so
  * several batches fit.
  */
-const KEEPALIVE_BATCH_BYTES = 48 * 1024;
+const KEEPALIVE_BATCH_BYTES = 30 * 1024;
+/** The browser allows 64 KiB of keepalive bodies in flight for the whole page; keep within it. */
+const KEEPALIVE_TOTAL_BYTES = 60 * 1024;
 
 export type Tracker = ReturnType<typeof createTracker>;
 
@@ -110,7 +114,14 @@ export function createTracker(options: TrackerOptions) {
   let sendLoop: Promise<void> | undefined;
   let stopped = false;
 
-  const fetchImpl: FetchFunction = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const baseFetch: FetchFunction = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  // A request that hangs (dead network, stalled proxy) fails after a while and is retried.
+  const fetchImpl: FetchFunction = (input, init) => {
+    const timeout = AbortSignal.timeout(requestTimeoutMs);
+    const signal = !init?.signal ? timeout : typeof AbortSignal.any === 'function' ? AbortSignal.any([init.signal, timeout]) : init.signal;
+    return baseFetch(input, { ...init, signal });
+  };
   const client: TelemetryClient = createTelemetryClient({ url: options.url, apiKey: options.apiKey, fetch: fetchImpl, maxBatchItems: 1 });
   const batchEndpoint = `${options.url.replace(/\/+$/, '')}/trpc/telemetry.ingestBatch`;
 
@@ -277,7 +288,10 @@ export function createTracker(options: TrackerOptions) {
   async function flush({ timeoutMs = 10_000 }: { timeoutMs?: number } = {}): Promise<FlushResult> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      await flushNow();
+      // A send in progress may take long (slow network): never wait past the deadline for it.
+      let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([flushNow(), new Promise<void>((resolve) => (deadlineTimer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+      clearTimeout(deadlineTimer);
       if (queue.length === 0 || stopped) break;
       const now = Date.now();
       if (now >= deadline) break;
@@ -306,19 +320,32 @@ export function createTracker(options: TrackerOptions) {
   function flushOnPageHide() {
     const waiting = queue.filter((item) => !inFlight.has(item.event.id!));
     if (waiting.length === 0) return;
+    const sendBeforeUnload = (batch: QueuedEvent[]) => {
+      void send(batch, true).then((retryInMs) => {
+        // The page stayed (it was only hidden) and the send failed: retry like any other send.
+        if (retryInMs !== undefined) {
+          retryAt = Date.now() + retryInMs;
+          schedule(retryInMs);
+        }
+      });
+    };
     let batch: QueuedEvent[] = [];
     let bytes = 0;
+    let total = 0;
     for (const item of waiting) {
       const size = safeJson(item.event).length + 1;
+      // What does not fit in the browser's keepalive budget stays queued (and persisted) for the next load.
+      if (total + size > KEEPALIVE_TOTAL_BYTES) break;
       if (batch.length > 0 && (bytes + size > KEEPALIVE_BATCH_BYTES || batch.length >= maxBatchSize)) {
-        void send(batch, true);
+        sendBeforeUnload(batch);
         batch = [];
         bytes = 0;
       }
       batch.push(item);
       bytes += size;
+      total += size;
     }
-    if (batch.length > 0) void send(batch, true);
+    if (batch.length > 0) sendBeforeUnload(batch);
   }
 
   const onVisibilityChange = () => {

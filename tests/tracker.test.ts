@@ -190,6 +190,33 @@ describe('tracker', () => {
     });
   });
 
+  it('flush() and shutdown() return by their deadline even when a request never answers, keeping the events queued', async () => {
+    const workspaceId = randomUUID();
+    const hanging: NonNullable<TrackerOptions['fetch']> = () => new Promise<never>(() => {});
+    const { tracker } = trackerFor(workspaceId, { fetch: hanging, flushAt: 1000, flushIntervalMs: 60_000 });
+    tracker.track({ eventType: 'custom', name: 'stuck' });
+    const started = Date.now();
+    expect(await tracker.flush({ timeoutMs: 200 })).toEqual({ remaining: 1 });
+    expect(await tracker.shutdown({ timeoutMs: 200 })).toEqual({ remaining: 1 });
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it('gives up on a request after requestTimeoutMs and retries it', async () => {
+    const workspaceId = randomUUID();
+    let calls = 0;
+    const firstHangs: NonNullable<TrackerOptions['fetch']> = (input, init) => {
+      calls += 1;
+      if (calls > 1) return globalThis.fetch(input, init);
+      return new Promise<never>((_, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)));
+    };
+    const { tracker, problems } = trackerFor(workspaceId, { fetch: firstHangs, requestTimeoutMs: 100 });
+    tracker.track({ eventType: 'custom', name: 'eventually' });
+    expect(await tracker.flush({ timeoutMs: 5000 })).toEqual({ remaining: 0 });
+    expect(problems).toContainEqual(expect.objectContaining({ kind: 'retrying', attempt: 1 }));
+    expect((await storedIn(workspaceId)).map((row) => row.name)).toEqual(['eventually']);
+    await tracker.shutdown();
+  });
+
   it('shutdown() delivers what waits and ignores later calls', async () => {
     const workspaceId = randomUUID();
     const { tracker } = trackerFor(workspaceId, { flushAt: 1000, flushIntervalMs: 60_000 });
