@@ -2,7 +2,7 @@
  * The typed client of the telemetry service. It imports server *types* only (`import type`), so
  * no server code ends up in an app that uses it.
  */
-import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink, type HTTPHeaders } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpSubscriptionLink, retryLink, splitLink, TRPCClientError, type HTTPHeaders } from '@trpc/client';
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import superjson from 'superjson';
 import type { AppRouter } from '../server/routers/index.ts';
@@ -35,6 +35,19 @@ export interface TelemetryClientOptions {
   EventSource?: typeof globalThis.EventSource;
   /** Most procedure calls sent in one HTTP request. */
   maxBatchItems?: number;
+  /**
+   * Live streams resubscribe on their own (from the last event received) after a network error or
+   * a 5xx, with exponential backoff up to 30 s; refusals (401, 403, 400, 429) end them with the
+   * error. `false` ends them at the first error.
+   */
+  liveRetry?: boolean;
+}
+
+/** Whether a live stream's error is worth resubscribing for: the network or the server, not the request. */
+function liveErrorIsTransient(error: unknown): boolean {
+  if (!(error instanceof TRPCClientError)) return true;
+  const status = (error.data as { httpStatus?: number } | undefined)?.httpStatus;
+  return status === undefined || status >= 500;
 }
 
 export function createTelemetryClient(options: TelemetryClientOptions) {
@@ -48,13 +61,25 @@ export function createTelemetryClient(options: TelemetryClientOptions) {
     links: [
       splitLink({
         condition: (operation) => operation.type === 'subscription',
-        true: httpSubscriptionLink({
-          url,
-          // tRPC v11: the transformer goes on each link.
-          transformer: superjson,
-          ...(apiKey && { connectionParams: { apiKey } }),
-          ...(options.EventSource && { EventSource: options.EventSource }),
-        }),
+        true: [
+          // Resubscribes with the last tracked event id, so nothing is missed across the gap (for
+          // example when an instance shuts down and the next request lands on another one).
+          ...(options.liveRetry === false
+            ? []
+            : [
+                retryLink({
+                  retry: ({ error }) => liveErrorIsTransient(error),
+                  retryDelayMs: (attempt) => Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2),
+                }),
+              ]),
+          httpSubscriptionLink({
+            url,
+            // tRPC v11: the transformer goes on each link.
+            transformer: superjson,
+            ...(apiKey && { connectionParams: { apiKey } }),
+            ...(options.EventSource && { EventSource: options.EventSource }),
+          }),
+        ],
         false: httpBatchLink({
           url,
           transformer: superjson,

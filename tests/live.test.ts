@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../server/app.ts';
 import { EventSource } from 'eventsource';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient, type TelemetryClient } from '../client/index.ts';
@@ -310,6 +314,50 @@ describe('telemetry.live', () => {
     expect(text).toMatch(/event: connected/);
     expect(text).toMatch(/data: .*"raw".*\nid: \d+-\d+\n/);
     await waitFor(() => instance.services.live.openStreams() === 0, 'the aborted stream to be freed');
+  });
+});
+
+describe('telemetry.live through a failing reconnect', () => {
+  it('resubscribes after a reconnect answered 503 and receives what it missed, once', async () => {
+    // Streams end after a second (their maximum duration) and the client reconnects.
+    const config = testConfig({ LIVE_MAX_DURATION_S: '1' });
+    const services = createServices({ db: testDb.db, config });
+    let refuseLive = false;
+    const app = new Hono();
+    // As an instance that is shutting down answers: a plain 503, not an event stream.
+    app.use('/trpc/telemetry.live', async (c, next) => {
+      if (refuseLive) {
+        refuseLive = false;
+        return c.json({ error: 'shutting down' }, 503);
+      }
+      await next();
+    });
+    app.route('/', createApp({ db: testDb.db, config, logger: createLogger('silent'), services }));
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const workspaceId = randomUUID();
+      const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
+      const ingest = createTelemetryClient({ url, apiKey: keys.ingest });
+      const stream = subscribe(createTelemetryClient({ url, apiKey: readKey, EventSource }), {});
+      await waitFor(() => services.live.openStreams() === 1, 'the stream');
+      await ingest.telemetry.ingest.mutate(event(workspaceId, 'before'));
+      await waitFor(() => stream.received.length === 1, 'the first event');
+
+      refuseLive = true; // the next reconnect is refused with a 503
+      await waitFor(() => !refuseLive && services.live.openStreams() === 0, 'a refused reconnect');
+      await ingest.telemetry.ingest.mutate(event(workspaceId, 'during-the-gap'));
+      await waitFor(() => stream.received.length === 2, 'the missed event after resubscribing', 15_000);
+      await ingest.telemetry.ingest.mutate(event(workspaceId, 'after'));
+      await waitFor(() => stream.received.length === 3, 'the next event');
+      stream.stop();
+      expect(stream.received.map((r) => r.event.name)).toEqual(['before', 'during-the-gap', 'after']);
+      expect(stream.errors).toEqual([]);
+    } finally {
+      server.close();
+      if ('closeAllConnections' in server) server.closeAllConnections();
+    }
   });
 });
 
