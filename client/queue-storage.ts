@@ -19,6 +19,7 @@ interface StoredQueue {
 
 const PREFIX = 'telemetry-tracker:queue:';
 const TAB_KEY = 'telemetry-tracker:tab';
+const ALIVE_PREFIX = 'telemetry-tracker:alive:';
 /** A queue not written for this long belongs to a closed tab; the next tab to start adopts it. */
 const ABANDONED_AFTER_MS = 30_000;
 /** Open tabs touch their queue this often, so other tabs never adopt it. */
@@ -35,11 +36,25 @@ export function createBrowserQueueStorage(options: { onError?: (message: string)
   if (!local) return undefined;
   const session = storageOrUndefined('sessionStorage');
   let tabId = session?.getItem(TAB_KEY) ?? undefined;
+  // "Duplicate tab" copies sessionStorage, id included: if a page with this id is still alive, this
+  // is another tab and takes an id of its own (two tabs writing one queue would lose events).
+  if (tabId && isAlive(local, tabId)) tabId = undefined;
   if (!tabId) {
     tabId = uuidv7();
     session?.setItem(TAB_KEY, tabId);
   }
   const ownKey = PREFIX + tabId;
+  const aliveKey = ALIVE_PREFIX + tabId;
+  const markAlive = () => {
+    try {
+      local.setItem(aliveKey, String(Date.now()));
+    } catch {
+      // Storage full: the queue write reports it.
+    }
+  };
+  markAlive();
+  // A page that unloads cleanly (including a reload) is no longer alive: its reload keeps the id.
+  globalThis.addEventListener?.('pagehide', () => local.removeItem(aliveKey));
   let latest: readonly QueuedEvent[] = [];
   let warned = false;
 
@@ -55,6 +70,7 @@ export function createBrowserQueueStorage(options: { onError?: (message: string)
   }
 
   const heartbeat = setInterval(() => {
+    markAlive();
     if (latest.length > 0) write(latest);
   }, HEARTBEAT_MS);
   (heartbeat as { unref?: () => void }).unref?.();
@@ -77,12 +93,23 @@ export function createBrowserQueueStorage(options: { onError?: (message: string)
         }
         if (key !== ownKey) local.removeItem(key);
       }
+      // Markers of pages gone without a clean unload (crashes): nobody will remove them otherwise.
+      for (let index = local.length - 1; index >= 0; index -= 1) {
+        const key = local.key(index);
+        if (key?.startsWith(ALIVE_PREFIX) && key !== aliveKey && !isAlive(local, key.slice(ALIVE_PREFIX.length))) local.removeItem(key);
+      }
       events.sort((a, b) => String(a.event.createdAt).localeCompare(String(b.event.createdAt)));
       write(events);
       return events;
     },
     save: write,
   };
+}
+
+/** True while the page holding this tab id has touched its marker recently. */
+function isAlive(local: Storage, tabId: string): boolean {
+  const at = Number(local.getItem(ALIVE_PREFIX + tabId));
+  return Number.isFinite(at) && at > 0 && Date.now() - at < 2 * HEARTBEAT_MS;
 }
 
 function parse(text: string | null): StoredQueue | undefined {
