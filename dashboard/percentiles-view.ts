@@ -52,7 +52,7 @@ export function percentilesView(onMetricChange: () => void) {
           style: 'line' as const,
           spanGaps: true,
         })),
-        yLabel: 'value',
+        yLabel: result.unit ?? 'value',
       });
       const { overall } = result;
       renderTable(

@@ -157,6 +157,7 @@ describe('stats.percentiles', () => {
     expect(result.overall.p50).toBeCloseTo(percentile(values, 0.5), 6);
     expect(result.overall.p95).toBeCloseTo(percentile(values, 0.95), 6);
     expect(result.overall.p99).toBeCloseTo(percentile(values, 0.99), 6);
+    expect(result.unit).toBe((seeded.find((e) => e.name === 'LCP')!.metadata as { unit: string }).unit);
     expect(result.buckets).toHaveLength(8);
     const day = result.buckets![2]!;
     const dayStart = new Date(day.start);
@@ -168,6 +169,7 @@ describe('stats.percentiles', () => {
   it('answers count 0 and nulls for a range without values', async () => {
     const result = await reader().telemetry.stats.percentiles({ from: new Date('2025-01-01T00:00:00Z'), to: new Date('2025-01-02T00:00:00Z') });
     expect(result.overall).toEqual({ count: 0, min: null, max: null, p50: null, p75: null, p90: null, p95: null, p99: null });
+    expect(result.unit).toBeNull();
   });
 });
 
