@@ -37,7 +37,7 @@ export interface TelemetryClientOptions {
   maxBatchItems?: number;
   /**
    * Live streams resubscribe on their own (from the last event received) after a network error or
-   * a 5xx, with exponential backoff up to 30 s; refusals (401, 403, 400, 429) end them with the
+   * a 5xx, with backoff from 0.5 s to 4 s; refusals (401, 403, 404, 400, 429) end them with the
    * error. `false` ends them at the first error.
    */
   liveRetry?: boolean;
@@ -46,8 +46,16 @@ export interface TelemetryClientOptions {
 /** Whether a live stream's error is worth resubscribing for: the network or the server, not the request. */
 function liveErrorIsTransient(error: unknown): boolean {
   if (!(error instanceof TRPCClientError)) return true;
-  const status = (error.data as { httpStatus?: number } | undefined)?.httpStatus;
-  return status === undefined || status >= 500;
+  // A tRPC error's status; else the HTTP status an EventSource saw (a 404, a proxy's 401); else none (network).
+  const status =
+    (error.data as { httpStatus?: number } | undefined)?.httpStatus ??
+    numberOrUndefined((error.cause as { code?: unknown } | undefined)?.code) ??
+    (error.meta as { response?: { status?: number } } | undefined)?.response?.status;
+  return status === undefined || status === 408 || status >= 500;
+}
+
+function numberOrUndefined(value: unknown): number | undefined {
+  return typeof value === 'number' ? value : undefined;
 }
 
 export function createTelemetryClient(options: TelemetryClientOptions) {
@@ -69,7 +77,9 @@ export function createTelemetryClient(options: TelemetryClientOptions) {
             : [
                 retryLink({
                   retry: ({ error }) => liveErrorIsTransient(error),
-                  retryDelayMs: (attempt) => Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2),
+                  // tRPC counts attempts over the stream's whole life (it never resets after a successful
+                  // reconnect), so the delay stops growing early: a reconnect is never minutes late.
+                  retryDelayMs: (attempt) => 500 * 2 ** Math.min(attempt - 1, 3) * (0.5 + Math.random() / 2),
                 }),
               ]),
           httpSubscriptionLink({

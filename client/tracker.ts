@@ -81,6 +81,8 @@ export interface FlushResult {
  * several batches fit.
  */
 const KEEPALIVE_BATCH_BYTES = 30 * 1024;
+/** Stays well under the service's default body limit (1 MiB), whatever the batch size. */
+const MAX_BATCH_CHARS = 512 * 1024;
 /** The browser allows 64 KiB of keepalive bodies in flight for the whole page; keep within it. */
 const KEEPALIVE_TOTAL_BYTES = 60 * 1024;
 
@@ -90,6 +92,8 @@ export function createTracker(options: TrackerOptions) {
   const flushAt = options.flushAt ?? 20;
   const flushIntervalMs = options.flushIntervalMs ?? 5000;
   const maxBatchSize = options.maxBatchSize ?? 100;
+  /** Halved when the service answers 413 (its body limit is smaller than our batches). */
+  let batchSize = maxBatchSize;
   const maxQueueSize = options.maxQueueSize ?? 1000;
   const sampleRate = options.sampleRate ?? 1;
   const baseDelayMs = options.retry?.baseDelayMs ?? 1000;
@@ -136,9 +140,11 @@ export function createTracker(options: TrackerOptions) {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${options.apiKey}` },
       body: JSON.stringify(superjson.serialize(input)),
     });
-    const body = (await response.json()) as { result?: { data: SuperJSONResult }; error?: SuperJSONResult };
-    if (body.result) return superjson.deserialize<IngestBatchResult>(body.result.data);
-    throw TRPCClientError.from({ error: superjson.deserialize(body.error ?? { json: { message: `HTTP ${response.status}`, code: -32603 } }) });
+    const body = (await response.json().catch(() => ({}))) as { result?: { data: SuperJSONResult }; error?: SuperJSONResult };
+    if (response.ok && body.result) return superjson.deserialize<IngestBatchResult>(body.result.data);
+    // A tRPC error carries `json`; anything else (a proxy, the body-size guard) only its status.
+    if (body.error && 'json' in body.error) throw TRPCClientError.from({ error: superjson.deserialize(body.error) });
+    throw new HttpStatusError(response.status);
   }
 
   function persist() {
@@ -232,7 +238,7 @@ export function createTracker(options: TrackerOptions) {
         schedule(retryAt - Date.now());
         return;
       }
-      const batch = queue.filter((item) => !inFlight.has(item.event.id!)).slice(0, maxBatchSize);
+      const batch = nextBatch();
       if (batch.length === 0) return;
       const retryInMs = await send(batch);
       if (retryInMs !== undefined) {
@@ -241,6 +247,20 @@ export function createTracker(options: TrackerOptions) {
         return;
       }
     }
+  }
+
+  /** The oldest waiting events, at most `batchSize` of them and about MAX_BATCH_CHARS of JSON. */
+  function nextBatch(): QueuedEvent[] {
+    const batch: QueuedEvent[] = [];
+    let chars = 0;
+    for (const item of queue) {
+      if (inFlight.has(item.event.id!)) continue;
+      const size = safeJson(item.event).length;
+      if (batch.length > 0 && (batch.length >= batchSize || chars + size > MAX_BATCH_CHARS)) break;
+      batch.push(item);
+      chars += size;
+    }
+    return batch;
   }
 
   /** One request; answers the delay before a retry, or undefined when the batch is settled. */
@@ -260,6 +280,11 @@ export function createTracker(options: TrackerOptions) {
       return undefined;
     } catch (error) {
       const failure = classify(error);
+      if (failure.tooLarge && events.length > 1) {
+        // The service refused the body as too large: send smaller batches from now on.
+        batchSize = Math.max(1, Math.floor(events.length / 2));
+        return 0;
+      }
       if (!failure.retryable) {
         report({ kind: 'rejected', events, code: failure.code, message: failure.message });
         settle(events);
@@ -386,25 +411,41 @@ export function createTracker(options: TrackerOptions) {
 
 interface Failure {
   retryable: boolean;
+  /** 413: the batch is larger than the service takes (split it; a single event is refused). */
+  tooLarge?: boolean;
   code: string;
   message: string;
   retryAfterMs?: number;
 }
 
+/** An HTTP answer that was not a tRPC response (a proxy, the service's body-size guard). */
+class HttpStatusError extends Error {
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
+    this.name = 'HttpStatusError';
+  }
+}
+
 /**
  * Network errors, timeouts, 429 and 5xx are worth retrying; any other 4xx will fail the same way
- * again, so those events are reported and dropped.
+ * again, so those events are reported and dropped (413 first splits the batch).
  */
 function classify(error: unknown): Failure {
-  if (error instanceof TRPCClientError) {
+  let status: number | undefined;
+  let code: string | undefined;
+  let retryAfterMs: number | undefined;
+  if (error instanceof HttpStatusError) status = error.status;
+  else if (error instanceof TRPCClientError) {
     const data = error.data as { httpStatus?: number; code?: string; retryAfterSeconds?: number } | undefined;
-    const status = data?.httpStatus;
-    const retryAfterMs = data?.retryAfterSeconds !== undefined ? data.retryAfterSeconds * 1000 : undefined;
-    if (status === undefined) return { retryable: true, code: 'NETWORK', message: error.message };
-    const retryable = status === 408 || status === 429 || status >= 500;
-    return { retryable, code: data?.code ?? String(status), message: error.message, ...(retryAfterMs !== undefined && { retryAfterMs }) };
+    // Without tRPC data, the HTTP status of the response, if there was one.
+    status = data?.httpStatus ?? (error.meta as { response?: { status?: number } } | undefined)?.response?.status;
+    code = data?.code;
+    if (data?.retryAfterSeconds !== undefined) retryAfterMs = data.retryAfterSeconds * 1000;
   }
-  return { retryable: true, code: 'NETWORK', message: error instanceof Error ? error.message : String(error) };
+  const message = error instanceof Error ? error.message : String(error);
+  if (status === undefined || status < 400) return { retryable: true, code: 'NETWORK', message };
+  const retryable = status === 408 || status === 429 || status >= 500;
+  return { retryable, tooLarge: status === 413, code: code ?? String(status), message, ...(retryAfterMs !== undefined && { retryAfterMs }) };
 }
 
 function toIso(value: Date | string): string {

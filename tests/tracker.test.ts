@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTracker, type TrackerOptions, type TrackerProblem } from '../client/tracker.ts';
 import { reportWebVitals, type WebVitalsMetric } from '../client/web-vitals.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, type TestKeys, type TestServer } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
 
 let testDb: TestDatabase;
 let keys: TestKeys;
@@ -143,6 +143,32 @@ describe('tracker', () => {
     await badKey.tracker.flush();
     expect(badKey.problems).toEqual([expect.objectContaining({ kind: 'rejected', code: 'UNAUTHORIZED' })]);
     expect(requests.calls()).toBe(2);
+  });
+
+  it('splits its batches when the service answers 413, and refuses only an event too large on its own', async () => {
+    const workspaceId = randomUUID();
+    const small = await startTestServer(testDb.db, { config: testConfig({ MAX_BODY_BYTES: '4096' }) });
+    try {
+      const problems: TrackerProblem[] = [];
+      const tracker = createTracker({
+        url: small.url,
+        apiKey: keys.ingest,
+        source: 'backend',
+        defaults: { workspaceId },
+        storage: null,
+        flushAt: 1000,
+        flushIntervalMs: 60_000,
+        retry: { baseDelayMs: 20, maxDelayMs: 100 },
+        onError: (problem) => problems.push(problem),
+      });
+      for (let n = 0; n < 40; n += 1) tracker.track({ eventType: 'custom', name: `e${n}`, metadata: { padding: 'x'.repeat(200) } });
+      tracker.track({ eventType: 'custom', name: 'huge', metadata: { padding: 'x'.repeat(8000) } });
+      expect(await tracker.shutdown({ timeoutMs: 10_000 })).toEqual({ remaining: 0 });
+      expect((await storedIn(workspaceId)).length).toBe(40);
+      expect(problems.filter((problem) => problem.kind === 'rejected')).toEqual([expect.objectContaining({ code: '413' })]);
+    } finally {
+      await small.close();
+    }
   });
 
   it('keeps a bounded queue: past maxQueueSize the oldest events are dropped, counted and reported', async () => {
