@@ -109,6 +109,10 @@ export async function writeArchive(options: {
   await writeFile(partialManifest, `${JSON.stringify(manifest, null, 2)}\n`);
   await syncFile(partialManifest);
   await rename(partialManifest, manifestPath);
+  // The renames live in the directory: sync it (and its parent, which may have just gained it), so
+  // a crash after the rows are deleted cannot take the archive's names with it.
+  await syncDirectory(path.dirname(manifestPath));
+  await syncDirectory(path.dirname(path.dirname(manifestPath)));
   return { manifestPath, filePath, manifest };
 }
 
@@ -222,6 +226,18 @@ export async function findManifests(directory: string): Promise<string[]> {
     .filter((entry) => entry.isFile() && entry.name.endsWith(MANIFEST_SUFFIX))
     .map((entry) => path.join(entry.parentPath, entry.name))
     .sort();
+}
+
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some file systems cannot sync a directory (EINVAL, EISDIR on a few platforms): nothing more to do there.
+    if (!['EINVAL', 'EISDIR', 'EPERM'].includes((error as { code?: string }).code ?? '')) throw error;
+  } finally {
+    await handle.close();
+  }
 }
 
 async function syncFile(filePath: string): Promise<void> {

@@ -57,7 +57,11 @@ const DROP_ATTEMPTS = 5;
 const DROP_RETRY_PAUSE_MS = 2000;
 const LOCK_NOT_AVAILABLE = '55P03';
 
-/** Runs `work` again, after a pause, when it could not get its lock in time; the last failure is thrown. */
+/**
+ * Runs `work` (a whole drop transaction) again, after a pause, when it could not get its lock in
+ * time; the last failure is thrown. (Retrying only the DROP under a savepoint would save the work
+ * before it, but a failed statement poisons the transaction on the drivers we use.)
+ */
 async function withLockRetries<T>(work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
@@ -267,6 +271,8 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
       tally({ ...counts, perWorkspace: [] });
       if (archive) report.archives.push(summarize(archive));
     } catch (error) {
+      // Rows not deleted: their archive goes too, so every manifest on disk describes deleted rows.
+      if (archive) await discardArchive(archive).catch(() => {});
       if (error instanceof RowsChangedError) {
         report.errors.push({ target: name, message: error.message });
       } else if (sqlState(error) === LOCK_NOT_AVAILABLE) {
@@ -274,7 +280,6 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
       } else {
         throw error;
       }
-      if (archive) await discardArchive(archive).catch(() => {});
     }
   }
 
@@ -320,9 +325,10 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
       tally(counts);
       if (archive) report.archives.push(summarize(archive));
     } catch (error) {
+      // Rows not deleted: their archive goes too, so every manifest on disk describes deleted rows.
+      if (archive) await discardArchive(archive).catch(() => {});
       if (!(error instanceof RowsChangedError) || !archive) throw error;
       report.errors.push({ target, message: error.message });
-      await discardArchive(archive).catch(() => {});
     }
   }
 
