@@ -43,6 +43,8 @@ export interface PostgresOptions {
   maxConnections?: number;
   /** Seconds to wait for a connection before failing, so an outage is a fast error, not a hang. */
   connectTimeoutSeconds?: number;
+  /** Server-side statement_timeout for this pool (e.g. a read replica, so abandoned queries stop). */
+  statementTimeoutMs?: number;
 }
 
 const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
@@ -73,6 +75,7 @@ function postgresClient(options: PostgresOptions, max: number): Sql {
     connect_timeout: connectTimeout,
     idle_timeout: 30,
     onnotice: () => {},
+    ...(options.statementTimeoutMs && { connection: { statement_timeout: options.statementTimeoutMs } }),
     // The custom socket handles plain TCP and Unix sockets; TLS keeps postgres.js's own.
     ...(!wantsTls && { socket: noDelaySocket }),
   });

@@ -4,6 +4,9 @@ import { isDatabaseUnavailable } from './errors.ts';
 
 // 40001 on a hot standby: "canceling statement due to conflict with recovery". The primary answers.
 const REPLICA_CONFLICT = '40001';
+// 57014: cancelled by the replica pool's statement_timeout (a query too slow for the replica).
+const QUERY_CANCELED = '57014';
+const TIMEOUTS_BEFORE_BYPASS = 3;
 /** After the replica fails to answer, reads go to the primary for this long before trying it again. */
 const REPLICA_BACKOFF_MS = 5000;
 
@@ -29,23 +32,30 @@ export function createReadRouting(options: {
   const { primary, replica } = options;
   const replicaTimeoutMs = options.replicaTimeoutMs ?? 5000;
   let bypassUntil = 0;
+  // One slow query is a slow query (it runs again on the primary); several in a row, a stalled replica.
+  let timeoutsInARow = 0;
   return {
     async rows<Row>(query: SQL): Promise<Row[]> {
       if (replica && Date.now() >= bypassUntil) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         try {
-          return await Promise.race([
+          const rows = await Promise.race([
             replica.rows<Row>(query),
             new Promise<never>((_, reject) => {
               // A replica that accepts connections but does not answer is as good as down.
               timer = setTimeout(() => reject(new ReplicaTimedOut()), replicaTimeoutMs);
             }),
           ]);
+          timeoutsInARow = 0;
+          return rows;
         } catch (error) {
-          const conflict = hasCode(error, REPLICA_CONFLICT);
-          if (!conflict && !(error instanceof ReplicaTimedOut) && !isDatabaseUnavailable(error)) throw error;
-          if (!conflict) {
+          const conflict = hasCode(error, REPLICA_CONFLICT) || hasCode(error, QUERY_CANCELED);
+          const timedOut = error instanceof ReplicaTimedOut;
+          if (!conflict && !timedOut && !isDatabaseUnavailable(error)) throw error;
+          if (timedOut) timeoutsInARow += 1;
+          if (!conflict && (!timedOut || timeoutsInARow >= TIMEOUTS_BEFORE_BYPASS)) {
             bypassUntil = Date.now() + REPLICA_BACKOFF_MS;
+            timeoutsInARow = 0;
             options.onBypass?.(error);
           }
         } finally {

@@ -40,7 +40,13 @@ export async function startService(config: Config, logger: Logger, options: Star
   });
   // Reads may go to a streaming replica; it is never migrated (it replays the primary).
   const readReplica = config.databaseReadUrl
-    ? openPostgres({ url: config.databaseReadUrl, maxConnections: config.databasePoolMax, connectTimeoutSeconds: config.databaseConnectTimeoutSeconds })
+    ? openPostgres({
+        url: config.databaseReadUrl,
+        maxConnections: config.databasePoolMax,
+        connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
+        // A read the router gave up on (it runs again on the primary) must not keep running here.
+        statementTimeoutMs: Math.max(100, Math.floor(config.procedureTimeoutMs / 3)),
+      })
     : undefined;
   const redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
   const close = async () => {

@@ -39,8 +39,10 @@ export function createServices({ db, config, logger = createLogger('silent'), me
   const reads = createReadRouting({
     primary: db,
     ...(readReplica && { replica: readReplica }),
-    // Leaves time to run the query again on the primary within the procedure deadline.
-    replicaTimeoutMs: Math.max(100, Math.floor(config.procedureTimeoutMs / 3)),
+    // Leaves time to run the query again on the primary within the procedure deadline. A second
+    // beyond the replica pool's own statement_timeout: a slow query is cancelled there first (and
+    // rerun here without suspecting the replica); only a replica that says nothing hits this.
+    replicaTimeoutMs: Math.max(100, Math.floor(config.procedureTimeoutMs / 3)) + 1000,
     onBypass: (error) => logger.warn('read replica unavailable; reading from the primary for a few seconds', { error }),
   });
   const live = createLiveStreams({
