@@ -20,6 +20,8 @@ interface StoredQueue {
 const PREFIX = 'telemetry-tracker:queue:';
 const TAB_KEY = 'telemetry-tracker:tab';
 const ALIVE_PREFIX = 'telemetry-tracker:alive:';
+/** Browsers run timers of hidden tabs as rarely as once a minute: a live page may be this quiet. */
+const ALIVE_WINDOW_MS = 120_000;
 /** A queue not written for this long belongs to a closed tab; the next tab to start adopts it. */
 const ABANDONED_AFTER_MS = 30_000;
 /** Open tabs touch their queue this often, so other tabs never adopt it. */
@@ -35,6 +37,10 @@ export function createBrowserQueueStorage(options: { onError?: (message: string)
   const local = storageOrUndefined('localStorage');
   if (!local) return undefined;
   const session = storageOrUndefined('sessionStorage');
+  // One per page: a tracker created again (after shutdown) must find this page's queue, not take
+  // a new tab id because its own page looks "alive".
+  const existing = session ? pageStorages.get(session) : undefined;
+  if (existing) return existing;
   let tabId = session?.getItem(TAB_KEY) ?? undefined;
   // "Duplicate tab" copies sessionStorage, id included: if a page with this id is still alive, this
   // is another tab and takes an id of its own (two tabs writing one queue would lose events).
@@ -75,7 +81,7 @@ export function createBrowserQueueStorage(options: { onError?: (message: string)
   }, HEARTBEAT_MS);
   (heartbeat as { unref?: () => void }).unref?.();
 
-  return {
+  const storage: QueueStorage = {
     load() {
       const events: QueuedEvent[] = [];
       const seen = new Set<string>();
@@ -104,12 +110,16 @@ export function createBrowserQueueStorage(options: { onError?: (message: string)
     },
     save: write,
   };
+  if (session) pageStorages.set(session, storage);
+  return storage;
 }
+
+const pageStorages = new WeakMap<Storage, QueueStorage>();
 
 /** True while the page holding this tab id has touched its marker recently. */
 function isAlive(local: Storage, tabId: string): boolean {
   const at = Number(local.getItem(ALIVE_PREFIX + tabId));
-  return Number.isFinite(at) && at > 0 && Date.now() - at < 2 * HEARTBEAT_MS;
+  return Number.isFinite(at) && at > 0 && Date.now() - at < ALIVE_WINDOW_MS;
 }
 
 function parse(text: string | null): StoredQueue | undefined {

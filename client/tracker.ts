@@ -346,7 +346,10 @@ export function createTracker(options: TrackerOptions) {
     const waiting = queue.filter((item) => !inFlight.has(item.event.id!));
     if (waiting.length === 0) return;
     const sendBeforeUnload = (batch: QueuedEvent[]) => {
+      const batchBytes = batch.reduce((sum, item) => sum + utf8Length(safeJson(item.event)) + 1, 0);
+      keepaliveBytesInFlight += batchBytes;
       void send(batch, true).then((retryInMs) => {
+        keepaliveBytesInFlight -= batchBytes;
         // The page stayed (it was only hidden) and the send failed: retry like any other send.
         if (retryInMs !== undefined) {
           retryAt = Date.now() + retryInMs;
@@ -356,9 +359,10 @@ export function createTracker(options: TrackerOptions) {
     };
     let batch: QueuedEvent[] = [];
     let bytes = 0;
-    let total = 0;
+    // The budget is the page's: visibilitychange and pagehide may both fire, each sending.
+    let total = keepaliveBytesInFlight;
     for (const item of waiting) {
-      const size = safeJson(item.event).length + 1;
+      const size = utf8Length(safeJson(item.event)) + 1;
       // What does not fit in the browser's keepalive budget stays queued (and persisted) for the next load.
       if (total + size > KEEPALIVE_TOTAL_BYTES) break;
       if (batch.length > 0 && (bytes + size > KEEPALIVE_BATCH_BYTES || batch.length >= maxBatchSize)) {
@@ -446,6 +450,14 @@ function classify(error: unknown): Failure {
   if (status === undefined || status < 400) return { retryable: true, code: 'NETWORK', message };
   const retryable = status === 408 || status === 429 || status >= 500;
   return { retryable, tooLarge: status === 413, code: code ?? String(status), message, ...(retryAfterMs !== undefined && { retryAfterMs }) };
+}
+
+/** Keepalive request bodies not yet answered, for the whole page (the browser's limit is per page). */
+let keepaliveBytesInFlight = 0;
+const encoder = new TextEncoder();
+
+function utf8Length(text: string): number {
+  return encoder.encode(text).length;
 }
 
 function toIso(value: Date | string): string {

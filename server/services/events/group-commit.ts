@@ -14,8 +14,10 @@ export interface GroupCommitOptions {
   maxQueuedEvents: number;
   /**
    * Longest wait for one flush's commit. Past it the flush's callers are answered with a retryable
-   * error (the write may still commit: their retries are answered `duplicate`); the flush keeps its
-   * slot until the database answers, so a stalled database cannot pile up connections.
+   * error (the write may still commit: their retries are answered `duplicate`). The flush keeps its
+   * slot until the database answers, for at most twice this long: a write still hanging then keeps
+   * its pool connection (bounded by DATABASE_POOL_MAX), but no longer blocks new flushes, and
+   * `drain()` does not wait for it.
    */
   writeTimeoutMs?: number;
   /**
