@@ -11,6 +11,9 @@ import { readLines } from '../ndjson.ts';
 import { createSendProgress, type SendTotals } from '../progress.ts';
 import { DEFAULT_RETRY_POLICY } from '../retry.ts';
 
+/** Far above any event the service accepts (metadata is capped at 32 KB); longer lines are refused unread. */
+const MAX_LINE_LENGTH = 1024 * 1024;
+
 const OPTIONS = {
   ...CONNECTION_OPTIONS,
   type: { type: 'string' },
@@ -175,7 +178,11 @@ async function run(args: string[], { io, now }: CommandContext): Promise<ExitCod
   let batch: PendingEvent[] = [];
   let failed = true;
   try {
-    for await (const line of readLines(io.stdin.stream)) {
+    for await (const line of readLines(io.stdin.stream, { maxLineLength: MAX_LINE_LENGTH })) {
+      if (line.tooLong) {
+        record({ line: line.number, id: undefined, code: 'invalid_line', path: '', message: `longer than ${MAX_LINE_LENGTH} characters; not read` });
+        continue;
+      }
       if (line.text.trim() === '') continue;
       const parsed = parseLine(line.text);
       if (typeof parsed === 'string') {
