@@ -195,6 +195,19 @@ describe('telemetry send', () => {
     expect(missing.stderr + refused.stderr).not.toMatch(STACK_TRACE);
   });
 
+  it('resumes an NDJSON send with --skip-lines, and says where to resume when a send stops', async () => {
+    const workspaceId = randomUUID();
+    // No ids: the CLI gives each line a fresh one, so resending from the start would store them twice.
+    const lines = ndjson([1, 2, 3, 4].map((n) => ({ workspaceId, source: 'backend', eventType: 'job.finished', name: `job-${n}` })));
+    const stopped = await telemetry(['send', '-', '--url', `http://127.0.0.1:${await closedPort()}`, '--retries', '0'], { key: keys.ingest, input: lines });
+    expect(stopped.code).toBe(ExitCode.unavailable);
+    expect(stopped.stderr).toContain('resume with --skip-lines 0');
+
+    const resumed = await telemetry(['send', '-', '--skip-lines', '2'], { key: keys.ingest, input: lines });
+    expect(resumed).toMatchObject({ code: ExitCode.ok, stdout: '2 accepted, 0 duplicate, 0 rejected\n' });
+    expect((await storedEvents(workspaceId)).map((row) => row.name)).toEqual(['job-3', 'job-4']);
+  });
+
   it('exits 4 naming the URL when the service cannot be reached, without a stack trace', async () => {
     const url = `http://127.0.0.1:${await closedPort()}`;
     const result = await telemetry(['send', '--name', 'x', '--url', url, '--retries', '0']);

@@ -27,6 +27,7 @@ const OPTIONS = {
   'created-at': { type: 'string' },
   id: { type: 'string' },
   'batch-size': { type: 'string' },
+  'skip-lines': { type: 'string' },
   retries: { type: 'string' },
   progress: { type: 'boolean' },
   json: { type: 'boolean' },
@@ -57,6 +58,7 @@ Event flags (in NDJSON mode --type, --name, --source, --workspace and --user fil
 
 Sending:
   --batch-size <n>        events per request (default ${DEFAULT_BATCH_SIZE})
+  --skip-lines <n>        NDJSON: start after line n (to resume a send that stopped; it says where)
   --retries <n>           retries of a request on network errors, 429 and 503 (default ${DEFAULT_RETRY_POLICY.retries})
   --progress              progress on stderr even when it is not a terminal
   --json                  print the summary (or the receipt) as JSON
@@ -129,6 +131,7 @@ async function run(args: string[], { io, now }: CommandContext): Promise<ExitCod
     throw new UsageError('Give the event with --name (and --type), or pipe NDJSON into "telemetry send -". See telemetry send --help.');
   }
   const batchSize = parseInteger(values['batch-size'], '--batch-size', { min: 1, max: 10_000 }) ?? DEFAULT_BATCH_SIZE;
+  const skipLines = parseInteger(values['skip-lines'], '--skip-lines', { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0;
   const retries = parseInteger(values.retries, '--retries', { min: 0, max: 100 }) ?? DEFAULT_RETRY_POLICY.retries;
   const defaults: JsonObject = { source: values.source ?? 'cli', eventType: values.type ?? 'custom', ...fieldsFromFlags(values, now()) };
   if (readStdin) {
@@ -177,8 +180,15 @@ async function run(args: string[], { io, now }: CommandContext): Promise<ExitCod
 
   let batch: PendingEvent[] = [];
   let failed = true;
+  // Batches go one after another, so every line up to this one has been answered for.
+  let answeredThroughLine = skipLines;
+  const sendLines = async (lines: PendingEvent[]) => {
+    await sendBatch(lines);
+    answeredThroughLine = Math.max(answeredThroughLine, ...lines.map((pending) => pending.line ?? 0));
+  };
   try {
     for await (const line of readLines(io.stdin.stream, { maxLineLength: MAX_LINE_LENGTH })) {
+      if (line.number <= skipLines) continue;
       if (line.tooLong) {
         record({ line: line.number, id: undefined, code: 'invalid_line', path: '', message: `longer than ${MAX_LINE_LENGTH} characters; not read` });
         continue;
@@ -193,11 +203,15 @@ async function run(args: string[], { io, now }: CommandContext): Promise<ExitCod
       if (batch.length >= batchSize) {
         const full = batch;
         batch = [];
-        await sendBatch(full);
+        await sendLines(full);
       }
     }
-    if (batch.length > 0) await sendBatch(batch);
+    if (batch.length > 0) await sendLines(batch);
     failed = false;
+  } catch (error) {
+    // Lines without an id got fresh ones: resending them from the start would store them twice.
+    io.stderr.write(`Every line up to ${answeredThroughLine} was answered for; resume with --skip-lines ${answeredThroughLine}.\n`);
+    throw error;
   } finally {
     progress.finish(totals);
     // After a failure before anything was sent, "0 accepted" would only hide the error message.
