@@ -245,4 +245,22 @@ describe('archive before deletion', () => {
     expect(next.partitionsDropped).toEqual([{ name: 'events_p20260515', day: '2026-05-15', rows: 13 }]);
     expect(next.archives).toMatchObject([{ partition: 'events_p20260515', rows: 13 }]);
   });
+
+  it('keeps a partition whose events changed while it was archived even when their count did not (one arrived, one was erased)', async () => {
+    await seed();
+    const late: EventRow = { id: randomUUID(), workspaceId: A, userId: null, source: 'web', eventType: 'custom', name: 'late', targetType: null, targetId: null, metadata: null, createdAt: new Date('2026-05-15T09:00:00Z'), receivedAt: NOW };
+    const report = await retention({
+      onArchiveWritten: async (archive) => {
+        if (archive.manifest.partition !== 'events_p20260515') return;
+        await createEventWriter(db).write([late]);
+        // The same count again: one archived event goes (as an erasure would take it).
+        await db.rows(sql`delete from telemetry.events where id = (select id from telemetry.events_p20260515 where id <> ${late.id} limit 1)`);
+      },
+    }).run();
+
+    expect(report.errors).toEqual([{ target: 'events_p20260515', message: expect.stringMatching(/^rows changed while archiving \(same count, other events\)/) }]);
+    expect(await listPartitions(db)).toContain('events_p20260515');
+    const [kept] = await db.rows<{ n: number | string }>(sql`select count(*) as n from telemetry.events where id = ${late.id}`);
+    expect(Number(kept!.n)).toBe(1);
+  });
 });

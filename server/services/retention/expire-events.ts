@@ -103,6 +103,8 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
   const { db, plan, dryRun } = options;
   const startedAt = new Date();
   const runStamp = startedAt.toISOString().replace(/[-:.]/g, '');
+  /** The id digest of each archive written by this run, for the check before its rows go. */
+  const archivedIds = new Map<WrittenArchive, string>();
   const report: RetentionReport = {
     dryRun,
     now: plan.now,
@@ -198,13 +200,15 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
     if (!options.archiveDir || dryRun) return undefined;
     let archive: WrittenArchive | undefined;
     try {
+      const digest = { sum: 0n };
       archive = await writeArchive({
         directory: path.join(options.archiveDir, description.day),
         baseName,
         description,
-        pages: archivePages(table, where),
+        pages: archivePages(table, where, digest),
         archivedAt: new Date(),
       });
+      archivedIds.set(archive, digest.sum.toString());
       await options.onArchiveWritten?.(archive);
       await verifyArchive(archive.manifestPath);
       return archive;
@@ -218,14 +222,15 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
   }
 
   /** Keyset pages in (created_at, id) order, so no page holds more than `pageSize` events in memory. */
-  async function* archivePages(table: SQL, where: SQL): AsyncGenerator<ArchiveLine[]> {
+  async function* archivePages(table: SQL, where: SQL, digest: { sum: bigint }): AsyncGenerator<ArchiveLine[]> {
     let after = sql``;
     for (;;) {
-      const rows = await db.rows<{ line: string; created_at: string; id: string }>(sql`
-        select ${ARCHIVE_LINE} as line, ${isoText('created_at')} as created_at, id::text as id
+      const rows = await db.rows<{ line: string; created_at: string; id: string; id_hash: string }>(sql`
+        select ${ARCHIVE_LINE} as line, ${isoText('created_at')} as created_at, id::text as id, ${ID_HASH}::text as id_hash
         from ${table} where ${where} ${after}
         order by created_at, id
         limit ${options.pageSize}`);
+      for (const row of rows) digest.sum += BigInt(row.id_hash);
       if (rows.length > 0) yield rows.map((row) => ({ line: row.line, createdAt: row.created_at }));
       const last = rows.at(-1);
       if (!last || rows.length < options.pageSize) return;
@@ -261,9 +266,10 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
                minutes as (${removeRollups(MINUTE_COUNTS, 'minute', rollups)}),
                hours as (${removeRollups(HOUR_COUNTS, 'hour', rollups)})
           select (select count(*) from ${table}) as rows, (select count(*) from ledger) as ledger,
-                 (select count(*) from minutes) as minutes, (select count(*) from hours) as hours, '[]' as per_workspace`);
+                 (select count(*) from minutes) as minutes, (select count(*) from hours) as hours, '[]' as per_workspace,
+                 (select ${ID_DIGEST} from ${table}) as id_digest`);
         const result = toCounts(row);
-        assertArchived(archive, result.rows);
+        assertArchived(archive, result.rows, row?.id_digest);
         if (!dryRun) await dropDailyPartition(tx, name);
         return result;
       }), options.signal);
@@ -317,9 +323,10 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
                per_workspace as (select workspace_id, count(*) as rows from doomed group by workspace_id)
           select (select count(*) from doomed) as rows, (select count(*) from ledger) as ledger,
                  (select count(*) from minutes) as minutes, (select count(*) from hours) as hours,
-                 (select coalesce(json_agg(json_build_object('workspaceId', workspace_id, 'rows', rows)), '[]'::json)::text from per_workspace) as per_workspace`);
+                 (select coalesce(json_agg(json_build_object('workspaceId', workspace_id, 'rows', rows)), '[]'::json)::text from per_workspace) as per_workspace,
+                 (select ${ID_DIGEST} from doomed) as id_digest`);
         const result = toCounts(row);
-        assertArchived(archive, result.rows);
+        assertArchived(archive, result.rows, row?.id_digest);
         return result;
       });
       tally(counts);
@@ -341,9 +348,18 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
     return toCounts(row);
   }
 
-  function assertArchived(archive: WrittenArchive | undefined, rows: number) {
-    if (archive && archive.manifest.rows !== rows) {
+  /**
+   * The rows about to go must be exactly the archived ones: same count and same ids (a digest of
+   * them), so a row that arrived while archiving cannot be deleted unarchived even when another
+   * went at the same time (an erasure) and the count still matches.
+   */
+  function assertArchived(archive: WrittenArchive | undefined, rows: number, idDigest: string | undefined) {
+    if (!archive) return;
+    if (archive.manifest.rows !== rows) {
       throw new RowsChangedError(`rows changed while archiving (archived ${archive.manifest.rows}, now ${rows}); left in place for the next run`);
+    }
+    if (idDigest !== undefined && archivedIds.get(archive) !== BigInt(idDigest).toString()) {
+      throw new RowsChangedError('rows changed while archiving (same count, other events); left in place for the next run');
     }
   }
 
@@ -379,7 +395,12 @@ interface RollupRange {
   to: Date;
 }
 
-type CountRow = { rows: Numeric; ledger: Numeric; minutes: Numeric; hours: Numeric; per_workspace: string };
+type CountRow = { rows: Numeric; ledger: Numeric; minutes: Numeric; hours: Numeric; per_workspace: string; id_digest?: string };
+
+// A 64-bit hash of an event id, and their sum over a set of rows: equal sums, equal id sets (but
+// for a collision no one will meet). Computed by Postgres both when archiving and when deleting.
+const ID_HASH = sql`hashtextextended(id::text, 0)`;
+const ID_DIGEST = sql`coalesce(sum(${ID_HASH}), 0)::text`;
 // count(*) is a bigint: postgres.js answers a string, PGlite a number.
 type Numeric = number | string | bigint;
 
