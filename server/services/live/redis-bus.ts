@@ -64,6 +64,8 @@ export function createRedisBus(options: {
         const entries = result?.[0]?.[1] ?? [];
         if (entries.length === 0) continue;
         lastId = entries[entries.length - 1]![0];
+        // No stream open on this instance: keep up with the stream without parsing it.
+        if (listeners.size === 0) continue;
         const records = toRecords(entries);
         for (const listener of listeners) listener(records);
       } catch (error) {
