@@ -1,6 +1,7 @@
 import type { SQL } from 'drizzle-orm';
 import type { SqlRunner } from './database.ts';
 import { isDatabaseUnavailable } from './errors.ts';
+import { withDeadline } from './deadline.ts';
 
 // 40001 on a hot standby: "canceling statement due to conflict with recovery". The primary answers.
 const REPLICA_CONFLICT = '40001';
@@ -37,15 +38,9 @@ export function createReadRouting(options: {
   return {
     async rows<Row>(query: SQL): Promise<Row[]> {
       if (replica && Date.now() >= bypassUntil) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
         try {
-          const rows = await Promise.race([
-            replica.rows<Row>(query),
-            new Promise<never>((_, reject) => {
-              // A replica that accepts connections but does not answer is as good as down.
-              timer = setTimeout(() => reject(new ReplicaTimedOut()), replicaTimeoutMs);
-            }),
-          ]);
+          // A replica that accepts connections but does not answer is as good as down.
+          const rows = await withDeadline(replica.rows<Row>(query), replicaTimeoutMs, () => new ReplicaTimedOut());
           timeoutsInARow = 0;
           return rows;
         } catch (error) {
@@ -58,8 +53,6 @@ export function createReadRouting(options: {
             timeoutsInARow = 0;
             options.onBypass?.(error);
           }
-        } finally {
-          clearTimeout(timer);
         }
       }
       return primary.rows<Row>(query);

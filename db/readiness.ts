@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { readFileSync } from 'node:fs';
 import type { Database } from './database.ts';
+import { withDeadline } from './deadline.ts';
 
 let expectedMigrations: number | undefined;
 
@@ -22,15 +23,12 @@ export type Readiness = { ready: true } | { ready: false; reason: 'database_unre
  */
 export async function checkReadiness(db: Database, options: { timeoutMs?: number } = {}): Promise<Readiness> {
   let applied: number;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('readiness check timed out')), options.timeoutMs ?? 2000);
-    });
-    const [row] = await Promise.race([
+    const [row] = await withDeadline(
       db.rows<{ count: number | string }>(sql`select count(*)::int as count from drizzle.__drizzle_migrations`),
-      deadline,
-    ]);
+      options.timeoutMs ?? 2000,
+      () => new Error('readiness check timed out'),
+    );
     applied = Number(row?.count ?? 0);
   } catch (error) {
     // 42P01: the migrations table does not exist yet.
@@ -38,8 +36,6 @@ export async function checkReadiness(db: Database, options: { timeoutMs?: number
       return { ready: false, reason: 'migrations_pending' };
     }
     return { ready: false, reason: 'database_unreachable' };
-  } finally {
-    clearTimeout(timer);
   }
   return applied >= shippedMigrationCount() ? { ready: true } : { ready: false, reason: 'migrations_pending' };
 }

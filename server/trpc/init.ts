@@ -1,5 +1,6 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import superjson from 'superjson';
+import { withDeadline } from '../../db/deadline.ts';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { DomainError } from '../errors.ts';
 import type { KeyKind } from '../services/keys/schemas.ts';
@@ -65,7 +66,7 @@ const observeAndMapErrors = t.middleware(async ({ ctx, next, path, type, meta })
   try {
     // A deadline for every call but live streams: a stalled database (or anything else) answers
     // a retryable 503 instead of holding the caller. The work itself is not cancelled.
-    result = type === 'subscription' || meta?.longRunning ? await next() : await withDeadline(next(), ctx.config.procedureTimeoutMs);
+    result = type === 'subscription' || meta?.longRunning ? await next() : await withDeadline(next(), ctx.config.procedureTimeoutMs, deadlineExceeded);
   } catch (error) {
     ctx.services.metrics.procedureDuration.observe({ procedure: path, code: 'SERVICE_UNAVAILABLE' }, (performance.now() - started) / 1000);
     throw toTRPCError(error);
@@ -99,16 +100,7 @@ export async function* mapStreamErrors<T>(ctx: Context, path: string, stream: As
   }
 }
 
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new DomainError('unavailable', 'The service could not answer in time; retry shortly', { retryAfterSeconds: 1, reason: 'deadline_exceeded' })),
-      ms,
-    );
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
+const deadlineExceeded = () => new DomainError('unavailable', 'The service could not answer in time; retry shortly', { retryAfterSeconds: 1, reason: 'deadline_exceeded' });
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;

@@ -1,5 +1,6 @@
 import type { EventRow, EventWriter } from '../../../db/event-writers.ts';
 import { isDatabaseUnavailable } from '../../../db/errors.ts';
+import { withDeadline } from '../../../db/deadline.ts';
 import { databaseUnavailable, DomainError } from '../../errors.ts';
 import type { Metrics } from '../../metrics.ts';
 
@@ -77,22 +78,14 @@ export function createGroupCommitter(
     probing = true;
     const interval = options.probeIntervalMs ?? 500;
     const probeOnce = async () => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        await Promise.race([
-          options.probe!(),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error('probe timed out')), Math.max(interval, 1000));
-          }),
-        ]);
+        await withDeadline(options.probe!(), Math.max(interval, 1000), () => new Error('probe timed out'));
         databaseDown = false;
         probing = false;
         metrics?.databaseDown.set(0);
       } catch {
         if (closed) probing = false;
         else setTimeout(probeOnce, interval).unref();
-      } finally {
-        clearTimeout(timer);
       }
     };
     setTimeout(probeOnce, interval).unref();
@@ -162,17 +155,9 @@ export function createGroupCommitter(
       }
     }
     const started = performance.now();
-    let deadline: ReturnType<typeof setTimeout> | undefined;
     const written = writer.write(rows);
     try {
-      const claimed = options.writeTimeoutMs
-        ? await Promise.race([
-            written,
-            new Promise<never>((_, reject) => {
-              deadline = setTimeout(() => reject(new WriteTimedOut()), options.writeTimeoutMs);
-            }),
-          ])
-        : await written;
+      const claimed = options.writeTimeoutMs ? await withDeadline(written, options.writeTimeoutMs, () => new WriteTimedOut()) : await written;
       metrics?.flushSize.observe(rows.length);
       metrics?.flushDuration.observe((performance.now() - started) / 1000);
       const claimedByCall = new Map<PendingWrite, Set<string>>(batch.map((pending) => [pending, new Set()]));
@@ -192,12 +177,9 @@ export function createGroupCommitter(
         );
         // Hold the slot while the database may still answer, so a stalled database cannot pile up
         // connections; but not for ever: a half-open connection can take many minutes to fail.
-        let holdTimer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([settled, new Promise<void>((resolve) => (holdTimer = setTimeout(resolve, 2 * options.writeTimeoutMs!)))]);
-        clearTimeout(holdTimer);
+        await withDeadline(settled, 2 * options.writeTimeoutMs!, () => new WriteTimedOut()).catch(() => {});
       }
     } finally {
-      clearTimeout(deadline);
       inFlightEvents -= rows.length + countSkipped(batch, rows.length);
       runningFlushes -= 1;
       updateDepth();
