@@ -9,8 +9,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { openServiceDatabase } from './cli-database.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { loadConfigOrExplain, openServiceDatabase } from './cli-database.ts';
 import { ArchiveVerificationError, findManifests, MANIFEST_SUFFIX, verifyArchive } from './services/retention/archive.ts';
 import { loadArchive } from './services/retention/archive-load.ts';
 
@@ -33,14 +32,8 @@ async function main(): Promise<number> {
     process.stderr.write(`${USAGE}\n`);
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`${error.message}\n`);
-    return 2;
-  }
+  const config = loadConfigOrExplain();
+  if (!config) return 2;
 
   const manifests: string[] = [];
   for (const target of targets) {

@@ -1,7 +1,18 @@
 import { existsSync } from 'node:fs';
 import { openDatabase, type Database } from '../db/database.ts';
 import { checkReadiness } from '../db/readiness.ts';
-import type { Config } from './config.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+
+/** The service's configuration from the environment, or undefined after naming the bad value on stderr. */
+export function loadConfigOrExplain(): Config | undefined {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    return undefined;
+  }
+}
 
 /**
  * The service's existing, migrated database for an operator command (`retention`,

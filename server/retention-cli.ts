@@ -5,8 +5,7 @@
  * or configuration. On PGlite, stop the service first: its data directory takes one process at a time.
  */
 import { parseArgs } from 'node:util';
-import { openServiceDatabase } from './cli-database.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { loadConfigOrExplain, openServiceDatabase } from './cli-database.ts';
 import { DomainError } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { createRetentionService } from './services/retention/retention.ts';
@@ -27,14 +26,8 @@ async function main(): Promise<number> {
     process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`${error.message}\n`);
-    return 2;
-  }
+  const config = loadConfigOrExplain();
+  if (!config) return 2;
 
   const db = await openServiceDatabase(config, 'retention');
   if (!db) return 1;
