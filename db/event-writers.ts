@@ -152,6 +152,28 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
   };
 }
 
+const ROLLUPS = [
+  { table: 'event_counts_minute', column: 'minute', unitMs: 60_000 },
+  { table: 'event_counts_hour', column: 'hour', unitMs: 3_600_000 },
+] as const;
+
+/**
+ * One CTE per rollup adding the `inserted` rows to it, in one fixed order so concurrent flushes
+ * lock rows alike. Built once from constants (the column is also the date_trunc unit).
+ */
+const ROLLUP_UPSERTS = drizzleSql.raw(
+  ROLLUPS.map(
+    ({ table, column }) => `, counted_${column} as (
+      insert into telemetry.${table} as counts (workspace_id, ${column}, event_type, name, source, count)
+      select workspace_id, date_trunc('${column}', created_at, 'UTC'), event_type, name, source, count(*)
+      from inserted where workspace_id is not null
+      group by 1, 2, 3, 4, 5
+      order by 1, 2, 3, 4, 5
+      on conflict (workspace_id, ${column}, event_type, name, source) do update set count = counts.count + excluded.count
+    )`,
+  ).join(''),
+);
+
 /**
  * One statement that stores a JSON document of events (an array of objects with the column
  * names) exactly once: claims the ids in the ledger, inserts the events whose claim succeeded and
@@ -174,28 +196,10 @@ export function storeJsonEventsStatement(document: string): SQL {
       select i.id, i.workspace_id, i.user_id, i.source, i.event_type, i.name, i.target_type, i.target_id, i.metadata, i.created_at, i.received_at
       from input i join claimed c on c.id = i.id
       returning id, workspace_id, created_at, event_type, name, source
-    ), counted as (
-      insert into telemetry.event_counts_minute as counts (workspace_id, minute, event_type, name, source, count)
-      select workspace_id, date_trunc('minute', created_at, 'UTC'), event_type, name, source, count(*)
-      from inserted where workspace_id is not null
-      group by 1, 2, 3, 4, 5
-      order by 1, 2, 3, 4, 5
-      on conflict (workspace_id, minute, event_type, name, source) do update set count = counts.count + excluded.count
-    ), counted_hours as (
-      insert into telemetry.event_counts_hour as counts (workspace_id, hour, event_type, name, source, count)
-      select workspace_id, date_trunc('hour', created_at, 'UTC'), event_type, name, source, count(*)
-      from inserted where workspace_id is not null
-      group by 1, 2, 3, 4, 5
-      order by 1, 2, 3, 4, 5
-      on conflict (workspace_id, hour, event_type, name, source) do update set count = counts.count + excluded.count
-    )
+    )${ROLLUP_UPSERTS}
     select id from inserted`;
 }
 
-const ROLLUPS = [
-  { table: 'event_counts_minute', column: 'minute', unitMs: 60_000 },
-  { table: 'event_counts_hour', column: 'hour', unitMs: 3_600_000 },
-] as const;
 
 /** Counts of the stored rows per time unit, in one fixed order so concurrent flushes lock rows alike. */
 function rollupRows(rows: readonly EventRow[], unitMs: number) {
