@@ -129,3 +129,26 @@ export const workspaceRetention = telemetry.table(
   // The same bounds as the admin procedure's input, so a hand-written row cannot break the job.
   (table) => [check('workspace_retention_days_range', sql`days between 1 and 3650`)],
 );
+
+/**
+ * Per-workspace rate ceilings (admin.workspaceLimits.set, unbound admin keys only): every key of
+ * that kind bound to the workspace shares this budget. Workspaces and kinds without a row get the
+ * configured default (RATE_LIMIT_WORKSPACE_*). Read by server/services/limits.
+ */
+export const workspaceRateLimits = telemetry.table(
+  'workspace_rate_limits',
+  {
+    workspaceId: uuid('workspace_id').notNull(),
+    kind: text('kind', { enum: ['ingest', 'read', 'admin'] }).notNull(),
+    eventsPerSecond: integer('events_per_second').notNull(),
+    burst: integer('burst').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /** The admin key that last set it; kept after the key is revoked, for the audit trail. */
+    updatedByKeyId: uuid('updated_by_key_id'),
+  },
+  (table) => [
+    primaryKey({ name: 'workspace_rate_limits_pkey', columns: [table.workspaceId, table.kind] }),
+    // The same bounds as a key's own rate limit (RateLimitPolicy).
+    check('workspace_rate_limits_range', sql`events_per_second between 1 and 1000000 and burst between 0 and 10000000`),
+  ],
+);
