@@ -43,6 +43,12 @@ const EnvironmentSchema = z.object({
   RATE_LIMIT_READ_BURST: z.coerce.number().int().min(0).default(200),
   RATE_LIMIT_ADMIN_EPS: z.coerce.number().int().min(1).default(20),
   RATE_LIMIT_ADMIN_BURST: z.coerce.number().int().min(0).default(100),
+  RATE_LIMIT_WORKSPACE_INGEST_EPS: z.coerce.number().int().min(1).max(1_000_000).default(5000),
+  RATE_LIMIT_WORKSPACE_INGEST_BURST: z.coerce.number().int().min(0).max(10_000_000).default(25_000),
+  RATE_LIMIT_WORKSPACE_READ_EPS: z.coerce.number().int().min(1).max(1_000_000).default(100),
+  RATE_LIMIT_WORKSPACE_READ_BURST: z.coerce.number().int().min(0).max(10_000_000).default(400),
+  RATE_LIMIT_WORKSPACE_ADMIN_EPS: z.coerce.number().int().min(1).max(1_000_000).default(40),
+  RATE_LIMIT_WORKSPACE_ADMIN_BURST: z.coerce.number().int().min(0).max(10_000_000).default(200),
   MAX_TRPC_BATCH_CALLS: z.coerce.number().int().min(1).max(1000).default(50),
   CORS_ORIGINS: z.string().trim().default('*'),
   REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
@@ -95,6 +101,11 @@ export interface Config {
   redisUrl: string | undefined;
   /** Default rate limits per key kind; a key's own limit overrides its kind's. */
   rateLimits: Record<KeyKind, RateLimitPolicy>;
+  /**
+   * Default ceiling per workspace and key kind: all keys of that kind bound to one workspace share
+   * this budget, whatever their own limits (an unbound admin overrides it per workspace).
+   */
+  workspaceRateLimits: Record<KeyKind, RateLimitPolicy>;
   maxTrpcBatchCalls: number;
   /** `*` or the exact origins allowed to call from a browser. */
   corsOrigins: '*' | string[];
@@ -163,6 +174,11 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       ingest: { eventsPerSecond: env.RATE_LIMIT_INGEST_EPS, burst: env.RATE_LIMIT_INGEST_BURST },
       read: { eventsPerSecond: env.RATE_LIMIT_READ_EPS, burst: env.RATE_LIMIT_READ_BURST },
       admin: { eventsPerSecond: env.RATE_LIMIT_ADMIN_EPS, burst: env.RATE_LIMIT_ADMIN_BURST },
+    },
+    workspaceRateLimits: {
+      ingest: { eventsPerSecond: env.RATE_LIMIT_WORKSPACE_INGEST_EPS, burst: env.RATE_LIMIT_WORKSPACE_INGEST_BURST },
+      read: { eventsPerSecond: env.RATE_LIMIT_WORKSPACE_READ_EPS, burst: env.RATE_LIMIT_WORKSPACE_READ_BURST },
+      admin: { eventsPerSecond: env.RATE_LIMIT_WORKSPACE_ADMIN_EPS, burst: env.RATE_LIMIT_WORKSPACE_ADMIN_BURST },
     },
     maxTrpcBatchCalls: env.MAX_TRPC_BATCH_CALLS,
     corsOrigins: env.CORS_ORIGINS === '*' ? '*' : env.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean),

@@ -12,6 +12,7 @@ import {
   RunRetentionInput,
   SetRetentionInput,
 } from '../services/retention/schemas.ts';
+import { ClearedWorkspaceLimits, ClearWorkspaceLimitInput, SetWorkspaceLimitInput, WorkspaceLimit, WorkspaceLimits } from '../services/limits/schemas.ts';
 
 /**
  * A key bound to a workspace manages only that workspace (its keys, erasures, retention); an unbound admin key manages all.
@@ -22,7 +23,49 @@ function assertInScope(adminScope: string | null, workspaceId: string | null | u
   }
 }
 
+/** Workspace ceilings bound what every key of a workspace can do, so a key bound to one may not move them. */
+function assertUnbound(adminScope: string | null) {
+  if (adminScope) {
+    throw new DomainError('forbidden', "Only an admin key not bound to a workspace may change a workspace's rate ceiling", { reason: 'workspace_ceiling_unbound_only' });
+  }
+}
+
 export const adminRouter = router({
+  workspaceLimits: router({
+    set: adminProcedure
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/admin/workspace-limits',
+          tags: ['admin'],
+          protect: true,
+          summary: "Set a workspace's rate ceiling for one kind of key (unbound admin keys only)",
+          description: 'All keys of that kind bound to the workspace share this budget, whatever their own limits; raising or lowering it needs an admin key not bound to a workspace.',
+        },
+      })
+      .input(SetWorkspaceLimitInput)
+      .output(WorkspaceLimit)
+      .mutation(({ ctx, input }) => {
+        assertUnbound(ctx.adminScope);
+        return ctx.services.workspaceLimits.setCeiling({ ...input, updatedByKeyId: ctx.key.id });
+      }),
+
+    clear: adminProcedure
+      .meta({ openapi: { method: 'POST', path: '/admin/workspace-limits/{workspaceId}/clear', tags: ['admin'], protect: true, summary: "Remove a workspace's rate ceiling overrides (back to the defaults; unbound admin keys only)" } })
+      .input(ClearWorkspaceLimitInput)
+      .output(ClearedWorkspaceLimits)
+      .mutation(({ ctx, input }) => {
+        assertUnbound(ctx.adminScope);
+        return ctx.services.workspaceLimits.clearCeiling(input.workspaceId, input.kind);
+      }),
+
+    list: adminProcedure
+      .meta({ openapi: { method: 'GET', path: '/admin/workspace-limits', tags: ['admin'], protect: true, summary: 'The default workspace rate ceilings and the per-workspace overrides' } })
+      .input(z.object({}).optional())
+      .output(WorkspaceLimits)
+      .query(({ ctx }) => ctx.services.workspaceLimits.listCeilings(ctx.adminScope)),
+  }),
+
   retention: router({
     set: adminProcedure
       .meta({
@@ -116,6 +159,7 @@ export const adminRouter = router({
       .mutation(async ({ ctx, input }) => {
         const workspaceId = input.workspaceId ?? ctx.adminScope ?? undefined;
         assertInScope(ctx.adminScope, workspaceId);
+        if (ctx.adminScope && input.rateLimit) await ctx.services.workspaceLimits.assertWithinCeiling(ctx.adminScope, input.kind, input.rateLimit);
         return ctx.services.keys.createKey({ ...input, ...(workspaceId && { workspaceId }) });
       }),
 

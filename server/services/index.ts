@@ -14,6 +14,7 @@ import { createKeyService } from './keys/keys.ts';
 import { createErasureService } from './erasure/erase-user.ts';
 import { createRetentionService } from './retention/retention.ts';
 import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
+import { createWorkspaceLimits } from './limits/workspace-limits.ts';
 import { createMemoryBus, type EventBus } from './live/bus.ts';
 import { createLiveStreams } from './live/live-streams.ts';
 import type { SharedStreamSlots } from './live/stream-slots.ts';
@@ -74,6 +75,7 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     erasure: createErasureService({ db }),
     retention: createRetentionService({ db, config, logger, metrics, ...(now && { now }) }),
     rateLimiter: rateLimiter ?? createRateLimiter({ logger }),
+    workspaceLimits: createWorkspaceLimits({ db, defaults: config.workspaceRateLimits }),
     committer,
     live,
     metrics,

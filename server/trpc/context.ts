@@ -8,6 +8,7 @@ import type { KeyService } from '../services/keys/keys.ts';
 import type { ErasureService } from '../services/erasure/erase-user.ts';
 import type { RetentionService } from '../services/retention/retention.ts';
 import type { RateLimiter } from '../services/limits/rate-limiter.ts';
+import type { WorkspaceLimitService } from '../services/limits/workspace-limits.ts';
 import type { GroupCommitter } from '../services/events/group-commit.ts';
 import type { Metrics } from '../metrics.ts';
 import type { LiveStreams } from '../services/live/live-streams.ts';
@@ -22,6 +23,8 @@ export interface Services {
   /** Retention overrides and the expiry job (admin.retention). */
   retention: RetentionService;
   rateLimiter: RateLimiter;
+  /** Per-workspace rate ceilings every bound key also spends from (admin.workspaceLimits). */
+  workspaceLimits: WorkspaceLimitService;
   /** The shared write queue; drained on shutdown. */
   committer: GroupCommitter;
   /** Live streams of committed events (telemetry.live). */

@@ -124,19 +124,23 @@ async function authorize(ctx: Context, kinds: readonly KeyKind[], cost: number):
     throw new TRPCError({ code: 'FORBIDDEN', message: `This ${key.kind} key may not call this procedure` });
   }
   const policy = key.rateLimit ?? ctx.config.rateLimits[key.kind];
-  const decision = await ctx.services.rateLimiter.consume(key.id, cost, policy);
+  // A bound key also spends from its workspace's ceiling, shared by all its keys of that kind.
+  const shared = key.workspaceId ? await ctx.services.workspaceLimits.budgetFor(key.workspaceId, key.kind) : undefined;
+  const decision = await ctx.services.rateLimiter.consume(key.id, cost, policy, shared);
   if (!decision.allowed) {
     ctx.services.metrics.rateLimitRefusals.inc({ kind: key.kind });
+    const whose = decision.budget === 'workspace' ? "this key's workspace" : 'this key';
+    const budget = decision.budget === 'workspace' && shared ? shared.policy : policy;
     if (decision.reason === 'over_budget') {
       throw new DomainError(
         'payload_too_large',
-        `This call costs ${cost} units, more than this key's whole budget (${policy.eventsPerSecond}/s plus a burst of ${policy.burst}); split it`,
+        `This call costs ${cost} units, more than ${whose}'s whole budget (${budget.eventsPerSecond}/s plus a burst of ${budget.burst}); split it`,
         { reason: 'over_rate_limit_budget' },
       );
     }
-    throw new DomainError('rate_limited', 'Rate limit exceeded for this key; retry later', {
+    throw new DomainError('rate_limited', `Rate limit exceeded for ${whose}; retry later`, {
       retryAfterSeconds: decision.retryAfterSeconds,
-      reason: 'rate_limited',
+      reason: decision.budget === 'workspace' ? 'workspace_rate_limited' : 'rate_limited',
     });
   }
   return key;

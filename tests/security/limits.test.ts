@@ -156,3 +156,107 @@ describe.runIf(process.env.TEST_REDIS_URL)('rate limits shared through Redis', (
     }
   });
 });
+
+describe('per-workspace rate ceilings', () => {
+  // Every workspace's ingest keys share 1 event/s plus a burst of 9 (per 10 s): one batch of 6 fits
+  // (1 sustained + 5 burst) whichever second it lands in, two never do.
+  const ceilingConfig = () => testConfig({ RATE_LIMIT_WORKSPACE_INGEST_EPS: '1', RATE_LIMIT_WORKSPACE_INGEST_BURST: '9' });
+  const batchOf = (workspaceId: string, n: number) => Array.from({ length: n }, () => event(workspaceId));
+  const admin = (url: string, key: string) => createTelemetryClient({ url, apiKey: key });
+
+  it('keep two keys of one workspace together within its ceiling, leave other workspaces alone, and let only an unbound admin raise it', async () => {
+    const ceilingServer = await startTestServer(testDb.db, { config: ceilingConfig() });
+    try {
+      const [workspace, other] = [randomUUID(), randomUUID()];
+      const keys = createKeyService({ db: testDb.db });
+      const unbound = admin(ceilingServer.url, (await keys.createKey({ kind: 'admin' })).key);
+      const bound = admin(ceilingServer.url, (await keys.createKey({ kind: 'admin', workspaceId: workspace })).key);
+
+      // A bound admin may mint keys up to the ceiling, not above it.
+      await expect(bound.admin.keys.create.mutate({ kind: 'ingest', rateLimit: { eventsPerSecond: 1000, burst: 0 } })).rejects.toMatchObject({
+        data: { httpStatus: 403, reason: 'above_workspace_ceiling', issues: [{ path: 'rateLimit.eventsPerSecond' }] },
+      });
+      await expect(bound.admin.keys.create.mutate({ kind: 'ingest', rateLimit: { eventsPerSecond: 1, burst: 50 } })).rejects.toMatchObject({
+        data: { httpStatus: 403, issues: [{ path: 'rateLimit.burst' }] },
+      });
+      const first = await bound.admin.keys.create.mutate({ kind: 'ingest', rateLimit: { eventsPerSecond: 1, burst: 9 } });
+      const second = await bound.admin.keys.create.mutate({ kind: 'ingest', name: 'default limit' });
+      const elsewhere = await unbound.admin.keys.create.mutate({ kind: 'ingest', workspaceId: other });
+
+      // Each key alone could send 6; together they cannot send 12.
+      expect((await postBatch(ceilingServer.url, first.key, batchOf(workspace, 6))).status).toBe(200);
+      const refused = await postBatch(ceilingServer.url, second.key, batchOf(workspace, 6));
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(await refused.json()).toMatchObject({ message: expect.stringContaining("this key's workspace"), data: { reason: 'workspace_rate_limited' } });
+      // A batch larger than the whole ceiling could never pass: 413, like one over a key's budget.
+      expect((await postBatch(ceilingServer.url, second.key, batchOf(workspace, 11))).status).toBe(413);
+      // Another workspace has its own ceiling.
+      expect((await postBatch(ceilingServer.url, elsewhere.key, batchOf(other, 6))).status).toBe(200);
+      expect(await storedEvents(testDb.db, workspace)).toHaveLength(6);
+
+      // The bound admin can neither raise nor move its workspace's ceiling; it can see it.
+      await expect(
+        bound.admin.workspaceLimits.set.mutate({ workspaceId: workspace, kind: 'ingest', rateLimit: { eventsPerSecond: 1000, burst: 1000 } }),
+      ).rejects.toMatchObject({ data: { httpStatus: 403 } });
+      await expect(bound.admin.workspaceLimits.clear.mutate({ workspaceId: workspace })).rejects.toMatchObject({ data: { httpStatus: 403 } });
+      expect((await postBatch(ceilingServer.url, second.key, batchOf(workspace, 6))).status).toBe(429);
+
+      // An unbound admin raises it: the refused key's own budget was given back, so it sends now.
+      const raised = await unbound.admin.workspaceLimits.set.mutate({ workspaceId: workspace, kind: 'ingest', rateLimit: { eventsPerSecond: 1, burst: 100 } });
+      expect(raised).toMatchObject({ workspaceId: workspace, kind: 'ingest', rateLimit: { eventsPerSecond: 1, burst: 100 } });
+      expect((await postBatch(ceilingServer.url, second.key, batchOf(workspace, 6))).status).toBe(200);
+      expect(await storedEvents(testDb.db, workspace)).toHaveLength(12);
+      // ...and the bound admin may now mint up to the new ceiling.
+      await expect(bound.admin.keys.create.mutate({ kind: 'ingest', rateLimit: { eventsPerSecond: 1, burst: 100 } })).resolves.toMatchObject({ workspaceId: workspace });
+
+      expect(await bound.admin.workspaceLimits.list.query()).toEqual({
+        defaults: expect.objectContaining({ ingest: { eventsPerSecond: 1, burst: 9 } }),
+        overrides: [expect.objectContaining({ workspaceId: workspace, kind: 'ingest' })],
+      });
+      expect(await unbound.admin.workspaceLimits.clear.mutate({ workspaceId: workspace })).toEqual({ workspaceId: workspace, cleared: ['ingest'] });
+      expect((await unbound.admin.workspaceLimits.list.query()).overrides).toEqual([]);
+    } finally {
+      await ceilingServer.close();
+    }
+  });
+
+  it('leave keys bound to no workspace to their own budget only', async () => {
+    const ceilingServer = await startTestServer(testDb.db, { config: ceilingConfig() });
+    try {
+      const key = await keyWithLimit(100, 0);
+      const workspaceId = randomUUID();
+      expect((await postBatch(ceilingServer.url, key, batchOf(workspaceId, 30))).status).toBe(200);
+    } finally {
+      await ceilingServer.close();
+    }
+  });
+});
+
+describe.runIf(process.env.TEST_REDIS_URL)('per-workspace rate ceilings shared through Redis', () => {
+  it('give two instances one ceiling per workspace', async () => {
+    const prefix = `telemetry-test:${randomUUID()}`;
+    const connect = () => new Redis(process.env.TEST_REDIS_URL!, { enableOfflineQueue: true, maxRetriesPerRequest: 1 });
+    const [redisA, redisB] = [connect(), connect()];
+    await Promise.all([redisA.ping(), redisB.ping()]);
+    const config = testConfig({ RATE_LIMIT_WORKSPACE_INGEST_EPS: '1', RATE_LIMIT_WORKSPACE_INGEST_BURST: '9' });
+    const limiterA = createRateLimiter({ redis: redisA, logger: capturingLogger().logger, keyPrefix: prefix });
+    const limiterB = createRateLimiter({ redis: redisB, logger: capturingLogger().logger, keyPrefix: prefix });
+    const instanceA = await startTestServer(testDb.db, { config, services: createServices({ db: testDb.db, config, rateLimiter: limiterA }) });
+    const instanceB = await startTestServer(testDb.db, { config, services: createServices({ db: testDb.db, config, rateLimiter: limiterB }) });
+    try {
+      const workspaceId = randomUUID();
+      const [first, second] = [await keyWithLimit(1, 9, workspaceId), await keyWithLimit(1, 9, workspaceId)];
+      const six = Array.from({ length: 6 }, () => event(workspaceId));
+      expect((await postBatch(instanceA.url, first, six)).status).toBe(200);
+      expect((await postBatch(instanceB.url, second, six)).status).toBe(429);
+      expect(limiterB.store()).toBe('redis');
+      expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(6);
+    } finally {
+      await instanceA.close();
+      await instanceB.close();
+      redisA.disconnect();
+      redisB.disconnect();
+    }
+  });
+});
