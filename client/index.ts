@@ -4,8 +4,8 @@
  */
 import { createTRPCClient, httpBatchLink, httpSubscriptionLink, retryLink, splitLink, TRPCClientError, type HTTPHeaders } from '@trpc/client';
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
-import superjson from 'superjson';
 import type { AppRouter } from '../server/routers/index.ts';
+import { clientTransformer } from './transformer.ts';
 
 export type { AppRouter };
 export type { EventInput, EventReceipt, FreeFormEventType, PerfMetricMetadata, ErrorMetadata, Source } from '../server/services/events/schemas.ts';
@@ -85,14 +85,14 @@ export function createTelemetryClient(options: TelemetryClientOptions) {
           httpSubscriptionLink({
             url,
             // tRPC v11: the transformer goes on each link.
-            transformer: superjson,
+            transformer: clientTransformer,
             ...(apiKey && { connectionParams: { apiKey } }),
             ...(options.EventSource && { EventSource: options.EventSource }),
           }),
         ],
         false: httpBatchLink({
           url,
-          transformer: superjson,
+          transformer: clientTransformer,
           maxItems: options.maxBatchItems ?? 20,
           headers,
           ...(options.fetch && { fetch: options.fetch }),

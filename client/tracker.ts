@@ -9,6 +9,7 @@ import { TRPCClientError } from '@trpc/client';
 import superjson, { type SuperJSONResult } from 'superjson';
 import { createTelemetryClient, type EventInput, type FetchFunction, type TelemetryInputs, type TelemetryOutputs, type JsonObject, type Source, type TelemetryClient } from './index.ts';
 import { createBrowserQueueStorage, type QueueStorage, type QueuedEvent } from './queue-storage.ts';
+import { serializeInput } from './transformer.ts';
 import { uuidv7 } from './uuid7.ts';
 
 type IngestBatchInput = TelemetryInputs['telemetry']['ingestBatch'];
@@ -138,7 +139,7 @@ export function createTracker(options: TrackerOptions) {
       method: 'POST',
       keepalive: true,
       headers: { 'content-type': 'application/json', authorization: `Bearer ${options.apiKey}` },
-      body: JSON.stringify(superjson.serialize(input)),
+      body: JSON.stringify(serializeInput(input)),
     });
     const body = (await response.json().catch(() => ({}))) as { result?: { data: SuperJSONResult }; error?: SuperJSONResult };
     if (response.ok && body.result) return superjson.deserialize<IngestBatchResult>(body.result.data);

@@ -1,5 +1,4 @@
 import { initTRPC, TRPCError } from '@trpc/server';
-import superjson from 'superjson';
 import { withDeadline } from '../../db/deadline.ts';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { DomainError } from '../errors.ts';
@@ -7,6 +6,7 @@ import type { KeyKind } from '../services/keys/schemas.ts';
 import type { ApiKeyIdentity } from '../services/keys/keys.ts';
 import { WorkspaceScope } from '../services/events/schemas.ts';
 import type { Context } from './context.ts';
+import { procedureTransformer } from './transformer.ts';
 import { domainCause, INTERNAL_ERROR_MESSAGE, summarizeZodIssues, toTRPCError, zodCause } from './errors.ts';
 
 /** Procedure metadata: the OpenAPI route, and whether the call is exempt from the procedure deadline. */
@@ -19,7 +19,8 @@ const t = initTRPC
   .context<Context>()
   .meta<TelemetryMeta>()
   .create({
-    transformer: superjson,
+    // superjson, with procedure input held to plain data (see transformer.ts).
+    transformer: procedureTransformer,
     // Never send stack traces, whatever NODE_ENV says.
     // @see https://trpc.io/docs/server/error-formatting
     isDev: false,

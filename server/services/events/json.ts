@@ -16,6 +16,12 @@ export interface JsonBounds {
   maxKeys: number;
   /** Longest allowed array. */
   maxArrayLength: number;
+  /**
+   * Most values the check visits (every object, array, string, number, boolean and null counts).
+   * Bounds the walk's work whatever the input's shape, shared references included, before the
+   * value is ever serialized.
+   */
+  maxValues: number;
 }
 
 export interface JsonProblem {
@@ -48,10 +54,18 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 export function findJsonProblems(root: unknown, bounds: JsonBounds): JsonProblem[] {
   const problems: JsonProblem[] = [];
   let keyCount = 0;
+  let visited = 0;
+  let overBudget = false;
   const MAX_PROBLEMS = 5;
 
   const visit = (value: unknown, path: (string | number)[], depth: number): void => {
-    if (problems.length >= MAX_PROBLEMS) return;
+    if (problems.length >= MAX_PROBLEMS || overBudget) return;
+    visited += 1;
+    if (visited > bounds.maxValues) {
+      overBudget = true;
+      problems.push({ path, message: `More than ${bounds.maxValues} values in total` });
+      return;
+    }
     if (value === null || typeof value === 'boolean') return;
     if (typeof value === 'string') {
       const reason = unstorableTextReason(value);
@@ -71,11 +85,12 @@ export function findJsonProblems(root: unknown, bounds: JsonBounds): JsonProblem
         problems.push({ path, message: `Array longer than ${bounds.maxArrayLength} items` });
         return;
       }
-      value.forEach((item, index) => visit(item, [...path, index], depth + 1));
+      for (let index = 0; index < value.length && !overBudget; index += 1) visit(value[index], [...path, index], depth + 1);
       return;
     }
     if (isPlainObject(value)) {
       for (const key of Object.keys(value)) {
+        if (overBudget) return;
         keyCount += 1;
         if (keyCount > bounds.maxKeys) {
           problems.push({ path, message: `More than ${bounds.maxKeys} keys in total` });
@@ -98,6 +113,8 @@ export function findJsonProblems(root: unknown, bounds: JsonBounds): JsonProblem
   };
 
   visit(root, [], 1);
+  // Serialized only once the walk has proved the value small: a graph of shared references can
+  // stand for far more text than memory holds.
   if (problems.length === 0) {
     const bytes = Buffer.byteLength(JSON.stringify(root), 'utf8');
     if (bytes > bounds.maxBytes) problems.push({ path: [], message: `Serialized size ${bytes} bytes exceeds ${bounds.maxBytes}` });

@@ -12,7 +12,9 @@ export const EVENT_LIMITS = {
   eventTypeLength: 100,
   targetTypeLength: 100,
   targetIdLength: 256,
-  metadata: { maxBytes: 32 * 1024, maxDepth: 10, maxKeys: 500, maxArrayLength: 1000 },
+  // maxValues: 32 KB of JSON holds at most about 16,400 values (`[0,0,…]`), so the visit budget
+  // never refuses metadata within maxBytes; it stops a walk over a graph that only claims to be small.
+  metadata: { maxBytes: 32 * 1024, maxDepth: 10, maxKeys: 500, maxArrayLength: 1000, maxValues: 20_000 },
 } as const;
 
 /** Text that PostgreSQL can store: bounded, no NUL, no unpaired surrogate. */
