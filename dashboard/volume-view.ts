@@ -16,19 +16,24 @@ interface VolumeSeries {
   label: string;
   counts: number[];
   total: number;
+  /** How many values the series sums (1 for a value of its own). */
+  values: number;
 }
 
 function volumeSeries(result: Timeseries, breakdown: Breakdown | undefined): VolumeSeries[] {
   const all = result.series
-    .map((series) => ({ label: breakdown ? (series.key ?? '(none)') : 'events', counts: series.points.map((point) => point.count), total: series.total }))
+    .map((series) => ({ label: breakdown ? (series.key ?? '(none)') : 'events', counts: series.points.map((point) => point.count), total: series.total, values: 1 }))
     .sort((a, b) => b.total - a.total);
-  if (all.length <= MAX_BREAKDOWN_SERIES) return all;
+  // The service answers the largest values and sums the rest into `other`; it always stays last.
+  const serverOther = result.other ? [{ label: '', counts: result.other.points.map((point) => point.count), total: result.other.total, values: result.other.keys }] : [];
+  if (serverOther.length === 0 && all.length <= MAX_BREAKDOWN_SERIES) return all;
   const kept = all.slice(0, MAX_BREAKDOWN_SERIES - 1);
-  const rest = all.slice(MAX_BREAKDOWN_SERIES - 1);
+  const rest = [...all.slice(MAX_BREAKDOWN_SERIES - 1), ...serverOther];
   const other = {
-    label: `other (${rest.length})`,
+    label: `other (${rest.reduce((sum, series) => sum + series.values, 0)})`,
     counts: rest[0]!.counts.map((_, index) => rest.reduce((sum, series) => sum + (series.counts[index] ?? 0), 0)),
     total: rest.reduce((sum, series) => sum + series.total, 0),
+    values: rest.reduce((sum, series) => sum + series.values, 0),
   };
   return [...kept, other];
 }
@@ -58,7 +63,7 @@ export function volumeView() {
       ]);
 
       const series = volumeSeries(timeseries, breakdown);
-      const total = timeseries.series.reduce((sum, one) => sum + one.total, 0);
+      const total = timeseries.series.reduce((sum, one) => sum + one.total, 0) + (timeseries.other?.total ?? 0);
       // Every series has the same buckets; without any event there may be no series at all.
       const starts = timeseries.series[0]?.points.map((point) => point.start) ?? [];
       totalOutput.textContent = formatCount(total);

@@ -6,7 +6,9 @@ import { ensureDailyPartitions } from '../db/partitions.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { detectAnomalies, median } from '../server/services/stats/anomalies.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { procedureCaller } from './support/app.ts';
+import { procedureCaller, startTestServer } from './support/app.ts';
+import { TRPCClientError } from '@trpc/client';
+import { createTelemetryClient, type AppRouter } from '../client/index.ts';
 
 /**
  * Every answer is checked against one computed here in plain JavaScript over the same seeded
@@ -126,6 +128,69 @@ describe('stats.timeseries', () => {
     await expect(reader().telemetry.stats.timeseries({ from: FROM, to: new Date(FROM.getTime() + 30 * 86_400_000), bucket: 'minute' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(reader().telemetry.stats.timeseries({ from: TO, to: FROM, bucket: 'day' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(reader().telemetry.stats.timeseries({ from: FROM, to: TO, bucket: 'day', timeZone: 'Mars/Olympus' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+});
+
+describe('stats.timeseries answers are bounded', () => {
+  const manyNames = randomUUID();
+  const DAY = { from: new Date('2026-10-29T00:00:00Z'), to: new Date('2026-10-30T00:00:00Z') };
+  // 1,000 names seen once each and 12 frequent ones (20 to 31 events), spread over one day.
+  const frequent = Array.from({ length: 12 }, (_, i) => [`frequent-${String(i).padStart(2, '0')}`, 20 + i] as const);
+  let manyNamesKey: string;
+
+  beforeAll(async () => {
+    manyNamesKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId: manyNames })).key;
+    const names = [...Array.from({ length: 1000 }, (_, i) => `rare-${i}`), ...frequent.flatMap(([name, count]) => Array<string>(count).fill(name))];
+    const rows = names.map((name, i) => event(new Date(DAY.from.getTime() + ((i * 7_919_000) % 86_400_000)), { workspaceId: manyNames, name }));
+    const writer = createEventWriter(testDb.db);
+    for (let i = 0; i < rows.length; i += 500) await writer.write(rows.slice(i, i + 500));
+  });
+
+  it.each([
+    ['rollups', false],
+    ['raw events', true],
+  ])('a breakdown of 1,000 names answers the ten largest and one "other" series, and the counts still sum to the total (%s)', async (_label, uniqueUsers) => {
+    const caller = procedureCaller(testDb.db, { apiKey: manyNamesKey });
+    const result = await caller.telemetry.stats.timeseries({ ...DAY, bucket: 'hour', breakdown: 'name', uniqueUsers });
+    expect(result.source).toBe(uniqueUsers ? 'raw' : 'rollup');
+    expect(result.series.map((s) => s.key)).toEqual(frequent.slice(2).reverse().map(([name]) => name));
+    expect(result.series.every((s) => s.points.length === 24)).toBe(true);
+    expect(result.other).toMatchObject({ keys: 1002, total: 1000 + 20 + 21 });
+    expect(result.other!.points).toHaveLength(24);
+    const total = 1000 + frequent.reduce((sum, [, count]) => sum + count, 0);
+    expect(result.series.reduce((sum, s) => sum + s.total, 0) + result.other!.total).toBe(total);
+    const perBucket = result.other!.points.map((p, i) => p.count + result.series.reduce((sum, s) => sum + s.points[i]!.count, 0));
+    expect(perBucket.reduce((a, b) => a + b, 0)).toBe(total);
+
+    const three = await caller.telemetry.stats.timeseries({ ...DAY, bucket: 'hour', breakdown: 'name', uniqueUsers, seriesLimit: 3 });
+    expect(three.series).toHaveLength(3);
+    expect(three.other!.keys).toBe(1009);
+    expect(three.series.reduce((sum, s) => sum + s.total, 0) + three.other!.total).toBe(total);
+  });
+
+  it('has no "other" series when every value fits', async () => {
+    const result = await reader().telemetry.stats.timeseries({ from: FROM, to: TO, bucket: 'day', breakdown: 'name' });
+    expect(result.series).toHaveLength(NAMES.length);
+    expect(result.other).toBeNull();
+  });
+
+  it('refuses a breakdown whose series times buckets exceed the point cap with 400 naming the bucket field, over HTTP', async () => {
+    const server = await startTestServer(testDb.db);
+    try {
+      const client = createTelemetryClient({ url: server.url, apiKey: manyNamesKey });
+      // 51 series x 1,441 minutes is over 20,000 points; without the breakdown the same range is fine.
+      const refused = await client.telemetry.stats.timeseries.query({ ...DAY, bucket: 'minute', breakdown: 'name', seriesLimit: 50 }).catch((caught: unknown) => caught);
+      expect(refused).toBeInstanceOf(TRPCClientError);
+      const error = refused as TRPCClientError<AppRouter>;
+      expect(error.data?.httpStatus).toBe(400);
+      expect(error.data?.issues?.[0]?.path).toBe('bucket');
+      expect(error.message).toContain('points');
+      await expect(client.telemetry.stats.timeseries.query({ ...DAY, bucket: 'minute', breakdown: 'name', seriesLimit: 51 })).rejects.toMatchObject({ data: { httpStatus: 400 } });
+      const single = await client.telemetry.stats.timeseries.query({ ...DAY, bucket: 'minute' });
+      expect(single.series[0]!.points).toHaveLength(1440);
+    } finally {
+      await server.close();
+    }
   });
 });
 

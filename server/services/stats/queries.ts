@@ -3,7 +3,7 @@ import type { SqlRunner } from '../../../db/database.ts';
 import { DomainError } from '../../errors.ts';
 import { STORED_EVENT_SELECT, toStoredEvent, type StoredEventRow } from '../events/read.ts';
 import type { StoredEvent } from '../events/schemas.ts';
-import type { Bucket, Dimension, Distribution, EventFilters } from './schemas.ts';
+import { DEFAULT_SERIES, type Bucket, type Dimension, type Distribution, type EventFilters } from './schemas.ts';
 
 /** Columns of `telemetry.events` a dimension or `top` key maps to (fixed names, never input). */
 const COLUMN: Record<Dimension | 'targetId' | 'userId', string> = {
@@ -152,7 +152,7 @@ export function createEventQueries({ db }: { db: SqlRunner }) {
   async function timeseries(
     workspaceId: string,
     input: {
-      from: Date; to: Date; bucket: Bucket; timeZone: string; uniqueUsers: boolean; breakdown?: Dimension | undefined;
+      from: Date; to: Date; bucket: Bucket; timeZone: string; uniqueUsers: boolean; breakdown?: Dimension | undefined; seriesLimit?: number | undefined;
       eventType?: string | undefined; name?: string | undefined; source?: string | undefined; targetType?: string | undefined;
     },
   ) {
@@ -162,37 +162,63 @@ export function createEventQueries({ db }: { db: SqlRunner }) {
       !input.uniqueUsers && !input.targetType && (!input.breakdown || ROLLUP_DIMENSIONS.has(input.breakdown))
         ? pickRollup(input.from, input.to, input.bucket, starts)
         : undefined;
-    const keyColumn = input.breakdown ? sql.raw(COLUMN[input.breakdown]) : sql`null::text`;
-    const rows = rollup
-      ? await db.rows<{ start_ms: number | string; key: string | null; count: number | string }>(sql`
-          select (extract(epoch from (date_trunc(${input.bucket}, r.${rollup.column} at time zone ${zone}) at time zone ${zone})) * 1000)::float8 as start_ms,
-                 ${input.breakdown ? sql`r.${keyColumn}` : keyColumn} as key, sum(r.count) as count
-          from ${rollup.table} r
-          where ${sql.join(rollupConditions(workspaceId, rollup.column, input, input), sql` and `)}
-          group by 1, 2`)
-      : await db.rows<{ start_ms: number | string; key: string | null; count: number | string; users: number | string }>(sql`
-          select (extract(epoch from (date_trunc(${input.bucket}, e.created_at at time zone ${zone}) at time zone ${zone})) * 1000)::float8 as start_ms,
-                 ${input.breakdown ? sql`e.${keyColumn}` : keyColumn} as key, count(*) as count,
-                 ${input.uniqueUsers ? sql`count(distinct e.user_id)` : sql`0`} as users
-          from telemetry.events e
-          where ${sql.join(eventConditions(workspaceId, input, input), sql` and `)}
-          group by 1, 2`);
+    // The same statement over either source: the rollup table `r` (counts) or the events `e`.
+    const table = rollup ? sql`${rollup.table} r` : sql`telemetry.events e`;
+    const where = sql.join(rollup ? rollupConditions(workspaceId, rollup.column, input, input) : eventConditions(workspaceId, input, input), sql` and `);
+    const time = rollup ? sql`r.${rollup.column}` : sql`e.created_at`;
+    const count = rollup ? sql`sum(r.count)` : sql`count(*)`;
+    const users = !rollup && input.uniqueUsers ? sql`count(distinct e.user_id)` : sql`0`;
+    const start = sql`(extract(epoch from (date_trunc(${input.bucket}, ${time} at time zone ${zone}) at time zone ${zone})) * 1000)::float8`;
+    type Row = { start_ms: number | string; key: string | null; other: boolean; count: number | string; users: number | string; keys: number | string };
+    let rows: Row[];
+    if (!input.breakdown) {
+      rows = await db.rows<Row>(sql`
+        select ${start} as start_ms, null::text as key, false as other, ${count} as count, ${users} as users, 1 as keys
+        from ${table} where ${where} group by 1`);
+    } else {
+      // The N values with the largest totals keep a series each; all others are summed into one
+      // "other" series inside the database, so the answer is at most N + 1 series whatever the
+      // number of distinct values. The join pairs a null value with null (targetType may be absent).
+      const limit = input.seriesLimit ?? DEFAULT_SERIES;
+      const key = sql`${rollup ? sql.raw('r') : sql.raw('e')}.${sql.raw(COLUMN[input.breakdown])}`;
+      rows = await db.rows<Row>(sql`
+        with ranked as (
+          select t.key, t.key is null as key_is_null, count(*) over () as keys,
+                 row_number() over (order by t.total desc, t.key asc nulls last) as rank
+          from (select ${key} as key, ${count} as total from ${table} where ${where} group by 1) t
+        )
+        select ${start} as start_ms, case when k.rank <= ${limit} then k.key end as key, k.rank > ${limit} as other,
+               ${count} as count, ${users} as users, max(k.keys) as keys
+        from ${table} join ranked k on (${key} is null) = k.key_is_null and coalesce(${key}, '') = coalesce(k.key, '')
+        where ${where}
+        group by 1, 2, 3`);
+    }
+    const fill = (points: Map<number, { count: number; users: number }>) => {
+      const filled = starts.map((bucketStart) => {
+        const found = points.get(bucketStart.getTime());
+        return { start: bucketStart.toISOString(), count: found?.count ?? 0, ...(input.uniqueUsers && { uniqueUsers: found?.users ?? 0 }) };
+      });
+      return { total: filled.reduce((sum, point) => sum + point.count, 0), points: filled };
+    };
     const byKey = new Map<string | null, Map<number, { count: number; users: number }>>();
+    const otherPoints = new Map<number, { count: number; users: number }>();
+    let otherKeys = 0;
     for (const row of rows) {
+      const point = { count: toNumber(row.count), users: toNumber(row.users) };
+      if (row.other) {
+        otherPoints.set(Number(row.start_ms), point);
+        otherKeys = toNumber(row.keys) - (input.seriesLimit ?? DEFAULT_SERIES);
+        continue;
+      }
       const points = byKey.get(row.key) ?? new Map();
-      points.set(Number(row.start_ms), { count: toNumber(row.count), users: toNumber((row as { users?: unknown }).users) });
+      points.set(Number(row.start_ms), point);
       byKey.set(row.key, points);
     }
     if (byKey.size === 0 && !input.breakdown) byKey.set(null, new Map());
-    const series = [...byKey.entries()].map(([key, points]) => {
-      const filled = starts.map((start) => {
-        const found = points.get(start.getTime());
-        return { start: start.toISOString(), count: found?.count ?? 0, ...(input.uniqueUsers && { uniqueUsers: found?.users ?? 0 }) };
-      });
-      return { key, total: filled.reduce((sum, point) => sum + point.count, 0), points: filled };
-    });
+    const series = [...byKey.entries()].map(([key, points]) => ({ key, ...fill(points) }));
     series.sort((a, b) => b.total - a.total || String(a.key).localeCompare(String(b.key)));
-    return { bucket: input.bucket, timeZone: zone, source: rollup ? ('rollup' as const) : ('raw' as const), series };
+    const other = otherKeys > 0 ? { keys: otherKeys, ...fill(otherPoints) } : null;
+    return { bucket: input.bucket, timeZone: zone, source: rollup ? ('rollup' as const) : ('raw' as const), series, other };
   }
 
   async function top(

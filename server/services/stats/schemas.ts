@@ -6,6 +6,11 @@ const DAY_MS = 86_400_000;
 export const MAX_RANGE_DAYS = 400;
 /** Most buckets one series may have. */
 export const MAX_BUCKETS = 10_000;
+/** Series of a breakdown: the N largest by total get their own, the rest are summed into `other`. */
+export const DEFAULT_SERIES = 10;
+export const MAX_SERIES = 50;
+/** Most points (series x buckets, `other` included) one timeseries answer may hold: about 1 MB of JSON. */
+export const MAX_POINTS = 20_000;
 
 function isTimeZone(value: string): boolean {
   try {
@@ -79,10 +84,30 @@ export const TimeseriesInput = Range.extend({
   targetType: z.string().min(1).max(100).optional(),
   uniqueUsers: z.boolean().default(false).describe('Also count distinct users per bucket'),
   breakdown: Dimension.optional().describe('One series per value of this dimension'),
+  seriesLimit: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_SERIES)
+    .default(DEFAULT_SERIES)
+    .describe(`With a breakdown: the values with the largest totals that get a series of their own; the rest are summed into "other" (at most ${MAX_SERIES})`),
 }).superRefine((input, ctx) => {
   checkRange(input, ctx);
-  if ((input.to.getTime() - input.from.getTime()) / BUCKET_MS[input.bucket] > MAX_BUCKETS) {
+  const buckets = (input.to.getTime() - input.from.getTime()) / BUCKET_MS[input.bucket];
+  if (buckets > MAX_BUCKETS) {
     ctx.addIssue({ code: 'custom', path: ['bucket'], message: `At most ${MAX_BUCKETS} buckets: choose a larger bucket or a shorter range` });
+    return;
+  }
+  // Decided from the input alone (the most series the answer could have), so whether a call is
+  // refused never depends on the data. A bucket cut by the range's edges counts whole.
+  const series = input.breakdown ? input.seriesLimit + 1 : 1;
+  const points = series * (Math.ceil(buckets) + 1);
+  if (points > MAX_POINTS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['bucket'],
+      message: `At most ${MAX_POINTS} points per answer (series x buckets): ${series} series x ${Math.ceil(buckets) + 1} buckets is too many; choose a larger bucket, a shorter range or a smaller seriesLimit`,
+    });
   }
 });
 export type TimeseriesInput = z.input<typeof TimeseriesInput>;
@@ -99,6 +124,14 @@ export const TimeseriesResult = z.object({
   timeZone: z.string(),
   source: z.enum(['rollup', 'raw']).describe('rollup: per-minute counts; raw: the events themselves'),
   series: z.array(z.object({ key: z.string().nullable(), total: z.number().int(), points: z.array(SeriesPoint) })),
+  other: z
+    .object({
+      keys: z.number().int().describe('How many values were summed into this series'),
+      total: z.number().int(),
+      points: z.array(SeriesPoint),
+    })
+    .nullable()
+    .describe('With a breakdown of more values than seriesLimit: the sum of all the values without a series of their own; else null'),
 });
 export type TimeseriesResult = z.infer<typeof TimeseriesResult>;
 
