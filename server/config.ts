@@ -2,6 +2,8 @@ import { z } from 'zod';
 import type { KeyKind, RateLimitPolicy } from './services/keys/schemas.ts';
 
 const DAY_MS = 86_400_000;
+/** Unless RETENTION_MAX_DAYS says otherwise: a year (or RETENTION_DAYS, if longer). */
+const DEFAULT_RETENTION_MAX_DAYS = 365;
 
 const EnvironmentSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
@@ -30,6 +32,7 @@ const EnvironmentSchema = z.object({
   MAX_FUTURE_SKEW_S: z.coerce.number().min(0).max(30 * 86_400).default(600),
   PARTITION_DAYS_AHEAD: z.coerce.number().int().min(1).max(90).default(7),
   RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
+  RETENTION_MAX_DAYS: z.coerce.number().int().min(1).max(3650).optional(),
   RETENTION_INTERVAL_MINUTES: z.coerce.number().int().min(0).max(10_080).default(60),
   ARCHIVE_DIR: z.string().trim().optional().transform((value) => (value ? value : undefined)),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -91,6 +94,8 @@ export interface Config {
   retention: {
     /** Days events are kept in workspaces without their own override (admin.retention.set). */
     defaultDays: number;
+    /** The longest retention any workspace gets (overrides above it are refused, stored ones clamped): partitions older than it are always dropped. */
+    maxDays: number;
     /** How often the service runs the retention job; 0: never (run `npm run retention` instead). */
     intervalMs: number;
     /** Where expiring events are archived (gzipped NDJSON) before they are deleted; unset: no archive. */
@@ -143,6 +148,9 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const env = result.data;
+  if (env.RETENTION_MAX_DAYS !== undefined && env.RETENTION_MAX_DAYS < env.RETENTION_DAYS) {
+    throw new ConfigError(`Invalid configuration:\n  RETENTION_MAX_DAYS: must be at least RETENTION_DAYS (${env.RETENTION_DAYS})`);
+  }
   const liveBus = env.LIVE_BUS === 'auto' ? (env.REDIS_URL ? 'redis' : 'memory') : env.LIVE_BUS;
   return {
     port: env.PORT,
@@ -164,6 +172,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     partitionDaysAhead: env.PARTITION_DAYS_AHEAD,
     retention: {
       defaultDays: env.RETENTION_DAYS,
+      maxDays: env.RETENTION_MAX_DAYS ?? Math.max(env.RETENTION_DAYS, DEFAULT_RETENTION_MAX_DAYS),
       intervalMs: env.RETENTION_INTERVAL_MINUTES * 60_000,
       archiveDir: env.ARCHIVE_DIR,
     },

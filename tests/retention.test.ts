@@ -12,7 +12,9 @@ import { createRetentionService } from '../server/services/retention/retention.t
 import { createMetrics, type Metrics } from '../server/metrics.ts';
 import type { RetentionReport } from '../server/services/retention/schemas.ts';
 import { scheduleRetention } from '../server/services/retention/schedule.ts';
-import { createTestKeys, procedureCaller, testConfig, type TestKeys } from './support/app.ts';
+import { createTelemetryClient } from '../client/index.ts';
+import { createServices } from '../server/services/index.ts';
+import { createTestKeys, procedureCaller, startTestServer, testConfig, type TestKeys } from './support/app.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 
 const NOW = new Date('2026-06-15T10:30:00Z');
@@ -329,6 +331,7 @@ describe('admin.retention', () => {
     await admin.admin.retention.set({ workspaceId: A, days: 365 });
     expect(await admin.admin.retention.list()).toEqual({
       defaultDays: 30,
+      maxDays: 365,
       overrides: [expect.objectContaining({ workspaceId: A, days: 365 }), expect.objectContaining({ workspaceId: C, days: 10 })],
     });
     expect(await admin.admin.retention.clear({ workspaceId: A })).toEqual({ workspaceId: A, cleared: true, days: 30 });
@@ -372,5 +375,86 @@ describe('admin.retention', () => {
     await expect(admin.admin.retention.set({ workspaceId: A, days: 0 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(admin.admin.retention.set({ workspaceId: A, days: 3651 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(admin.admin.retention.set({ workspaceId: A, days: 1.5 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+});
+
+describe('a workspace retention is its own (RETENTION_MAX_DAYS)', () => {
+  // Default 30 days, at most 60: whole partitions go once their day ended 60 days before NOW.
+  const config = testConfig({ RETENTION_DAYS: '30', RETENTION_MAX_DAYS: '60' });
+  const MAX_CUTOFF = new Date('2026-04-16T00:00:00Z');
+
+  async function withServer<T>(work: (url: string) => Promise<T>): Promise<T> {
+    const server = await startTestServer(db, { config, services: createServices({ db, config, now: () => NOW }) });
+    try {
+      return await work(server.url);
+    } finally {
+      await server.close();
+    }
+  }
+  const client = (url: string, apiKey: string) => createTelemetryClient({ url, apiKey });
+  const boundAdmin = async (workspaceId: string) => (await createKeyService({ db }).createKey({ kind: 'admin', workspaceId })).key;
+  /** An override stored before the maximum existed (or was lowered): the old bound-admin 3650 days. */
+  const legacyOverride = (workspaceId: string, days: number) =>
+    db.rows(sql`insert into telemetry.workspace_retention (workspace_id, days) values (${workspaceId}::uuid, ${days})`);
+
+  it('refuses any override above the maximum, so a bound admin cannot push the partition cutoff back', async () => {
+    await withServer(async (url) => {
+      const bound = client(url, await boundAdmin(A));
+      const unbound = client(url, keys.admin);
+      for (const days of [3650, 61]) {
+        await expect(bound.admin.retention.set.mutate({ workspaceId: A, days })).rejects.toMatchObject({
+          data: { httpStatus: 400, reason: 'above_retention_maximum', issues: [{ path: 'days' }] },
+        });
+      }
+      // The maximum binds unbound admins too: it is the service's, set by RETENTION_MAX_DAYS.
+      await expect(unbound.admin.retention.set.mutate({ workspaceId: B, days: 3650 })).rejects.toMatchObject({ data: { httpStatus: 400 } });
+      expect(await bound.admin.retention.list.query()).toEqual({ defaultDays: 30, maxDays: 60, overrides: [] });
+      expect(await unbound.admin.retention.run.mutate({ dryRun: true })).toMatchObject({ maxDays: 60, longestDays: 30, partitionCutoff: new Date('2026-05-16T00:00:00Z') });
+
+      // Up to the maximum is the workspace's own business.
+      expect(await bound.admin.retention.set.mutate({ workspaceId: A, days: 60 })).toMatchObject({ workspaceId: A, days: 60 });
+      expect(await unbound.admin.retention.run.mutate({ dryRun: true })).toMatchObject({ longestDays: 60, partitionCutoff: MAX_CUTOFF });
+
+      // An override stored above it applies as the maximum: the cutoff never goes further back.
+      await legacyOverride(C, 3650);
+      const report = await unbound.admin.retention.run.mutate({ dryRun: true });
+      expect(report).toMatchObject({ longestDays: 60, partitionCutoff: MAX_CUTOFF });
+      expect(report.cutoffs).toContainEqual({ workspaceId: C, days: 60, requestedDays: 3650, cutoff: new Date('2026-04-16T10:00:00Z') });
+    });
+  });
+
+  it('expires a short-retention workspace on time while another keeps its longer (allowed) retention', async () => {
+    // S keeps 7 days, L the maximum (60), B the default (30); C still has a 3650-day override
+    // stored from before the maximum.
+    const S = A;
+    const times = ['2026-03-01T12:00:00Z', '2026-04-20T12:00:00Z', '2026-06-01T12:00:00Z', '2026-06-14T12:00:00Z'];
+    const seeded = await seed([S, L, B, C], times, ['2026-03-01', '2026-04-20', '2026-06-01', '2026-06-14']);
+    await legacyOverride(C, 3650);
+    await withServer(async (url) => {
+      await client(url, await boundAdmin(S)).admin.retention.set.mutate({ workspaceId: S, days: 7 });
+      await client(url, await boundAdmin(L)).admin.retention.set.mutate({ workspaceId: L, days: 60 });
+      const unbound = client(url, keys.admin);
+
+      const dryRun = await unbound.admin.retention.run.mutate({ dryRun: true });
+      expect(dryRun).toMatchObject({ longestDays: 60, partitionCutoff: MAX_CUTOFF });
+      expect(dryRun.partitionCutoff.getTime()).toBeGreaterThanOrEqual(NOW.getTime() - 61 * DAY_MS);
+      const report = await unbound.admin.retention.run.mutate({ dryRun: false });
+      expect(report.partitionsDropped.map((partition) => partition.name)).toEqual(['events_p20260301']);
+    });
+
+    const keptSince: Record<string, string> = {
+      [S]: '2026-06-08T10:00:00Z', // 7 days: 06-01 went
+      [L]: '2026-04-16T00:00:00Z', // 60 days: 04-20 and 06-01 stay
+      [B]: '2026-05-16T10:00:00Z', // 30 days: 04-20 went
+      [C]: '2026-04-16T00:00:00Z', // 3650 stored, 60 applied: 03-01 went with its partition
+    };
+    const kept = seeded.filter((row) => row.createdAt >= new Date(keptSince[row.workspaceId!]!));
+    const remaining = await db.rows<{ id: string }>(sql`select id::text as id from telemetry.events order by id`);
+    expect(remaining.map((row) => row.id)).toEqual(kept.map((row) => row.id).sort());
+    const daysKept = (workspaceId: string) => new Set(kept.filter((row) => row.workspaceId === workspaceId).map((row) => row.createdAt.toISOString().slice(0, 10)));
+    expect(daysKept(L)).toEqual(new Set(['2026-04-20', '2026-06-01', '2026-06-14']));
+    expect(daysKept(S)).toEqual(new Set(['2026-06-14']));
+    const { minutes, hours } = await snapshot();
+    expect({ minutes, hours }).toEqual(await recomputedRollups());
   });
 });

@@ -30,8 +30,12 @@ export function describeReport(report: RetentionReport): string {
   const would = report.dryRun ? 'would be ' : '';
   lines.push(report.dryRun ? 'Retention dry run: nothing was changed.' : 'Retention run finished.');
   if (report.interrupted) lines.push('Interrupted: the service stopped the run before it finished; the next run continues.');
-  lines.push(`Default retention: ${report.defaultDays} days (events before ${formatTime(report.defaultCutoff)} expire).`);
-  for (const cutoff of report.cutoffs) lines.push(`  workspace ${cutoff.workspaceId}: ${cutoff.days} days (before ${formatTime(cutoff.cutoff)})`);
+  lines.push(`Default retention: ${report.defaultDays} days (events before ${formatTime(report.defaultCutoff)} expire); longest allowed: ${report.maxDays} days.`);
+  for (const cutoff of report.cutoffs) {
+    const clamped = cutoff.requestedDays === undefined ? '' : `, set to ${cutoff.requestedDays} but capped by RETENTION_MAX_DAYS`;
+    lines.push(`  workspace ${cutoff.workspaceId}: ${cutoff.days} days (before ${formatTime(cutoff.cutoff)}${clamped})`);
+  }
+  lines.push(`Whole partitions ${report.dryRun ? 'would go' : 'go'} for days ending by ${formatTime(report.partitionCutoff)} (the longest retention in effect: ${report.longestDays} days).`);
   const droppedRows = report.partitionsDropped.reduce((sum, partition) => sum + partition.rows, 0);
   lines.push(`Partitions ${would}dropped: ${report.partitionsDropped.length} (${formatCount(droppedRows)} events)`);
   for (const partition of report.partitionsDropped) lines.push(`  ${partition.name} (${partition.day}): ${formatCount(partition.rows)} events`);
@@ -88,8 +92,9 @@ async function setRetention(args: string[], { io }: CommandContext): Promise<Exi
 const SET_HELP = `Usage:
   telemetry retention set --workspace <uuid> --days <n> [--json]
 
-Keeps a workspace's events for n days (1-3650) instead of the default (admin.retention.set).
-The next retention run applies it.
+Keeps a workspace's events for n days instead of the default (admin.retention.set), from 1 up
+to the service's RETENTION_MAX_DAYS (shown by 'telemetry retention list'). The next retention
+run applies it.
 
 ${CONNECTION_HELP}
 
@@ -128,7 +133,7 @@ async function listRetention(args: string[], { io }: CommandContext): Promise<Ex
     writeJson(io.stdout, policies);
     return ExitCode.ok;
   }
-  io.stdout.write(`Default retention: ${policies.defaultDays} days\n`);
+  io.stdout.write(`Default retention: ${policies.defaultDays} days; longest allowed: ${policies.maxDays} days\n`);
   if (policies.overrides.length === 0) io.stdout.write('No workspace overrides.\n');
   else {
     const rows = policies.overrides.map((item) => [item.workspaceId, String(item.days), formatTime(item.updatedAt), item.updatedByKeyId ?? '']);

@@ -75,7 +75,8 @@ export const adminRouter = router({
           tags: ['admin'],
           protect: true,
           summary: "Set a workspace's retention (days), overriding the default",
-          description: 'Events of the workspace older than this are removed by the next retention run (archived first when ARCHIVE_DIR is set).',
+          description:
+            'Events of the workspace older than this are removed by the next retention run (archived first when ARCHIVE_DIR is set). At most RETENTION_MAX_DAYS (400 above it), for any admin key: a longer retention would keep every workspace\'s old partitions.',
         },
       })
       .input(SetRetentionInput)

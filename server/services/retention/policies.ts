@@ -1,13 +1,18 @@
 import { asc, eq } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
+import { DomainError } from '../../errors.ts';
 import { workspaceRetention } from '../../../db/schema.ts';
 import type { ClearedRetention, RetentionOverride, RetentionPolicies } from './schemas.ts';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
-/** Per-workspace retention overrides, stored in telemetry.workspace_retention. */
-export function createRetentionPolicies({ db, defaultDays, now }: { db: Database; defaultDays: number; now: () => Date }) {
+/**
+ * Per-workspace retention overrides, stored in telemetry.workspace_retention, each at most `maxDays`
+ * (RETENTION_MAX_DAYS): whole partitions go once they are older than the longest retention in
+ * effect, so the maximum keeps one workspace's override from holding every workspace's partitions.
+ */
+export function createRetentionPolicies({ db, defaultDays, maxDays, now }: { db: Database; defaultDays: number; maxDays: number; now: () => Date }) {
   const columns = {
     workspaceId: workspaceRetention.workspaceId,
     days: workspaceRetention.days,
@@ -16,6 +21,12 @@ export function createRetentionPolicies({ db, defaultDays, now }: { db: Database
   };
 
   async function setOverride(input: { workspaceId: string; days: number; updatedByKeyId: string | null }): Promise<RetentionOverride> {
+    if (input.days > maxDays) {
+      throw new DomainError('invalid_input', `days ${input.days} is above the longest retention this service allows (${maxDays} days, RETENTION_MAX_DAYS)`, {
+        path: 'days',
+        reason: 'above_retention_maximum',
+      });
+    }
     const values = { workspaceId: input.workspaceId, days: input.days, updatedAt: now(), updatedByKeyId: input.updatedByKeyId };
     const [row] = await db.orm
       .insert(workspaceRetention)
@@ -35,7 +46,7 @@ export function createRetentionPolicies({ db, defaultDays, now }: { db: Database
   async function listPolicies(scope: string | null): Promise<RetentionPolicies> {
     const query = db.orm.select(columns).from(workspaceRetention);
     const overrides = await (scope ? query.where(eq(workspaceRetention.workspaceId, scope)) : query).orderBy(asc(workspaceRetention.workspaceId));
-    return { defaultDays, overrides };
+    return { defaultDays, maxDays, overrides };
   }
 
   return { setOverride, clearOverride, listPolicies };
@@ -44,11 +55,13 @@ export function createRetentionPolicies({ db, defaultDays, now }: { db: Database
 export interface RetentionPlan {
   now: Date;
   defaultDays: number;
+  maxDays: number;
   defaultCutoff: Date;
   longestDays: number;
   /** Daily partitions whose day ends at or before this are dropped whole (a UTC midnight). */
   partitionCutoff: Date;
-  overrides: { workspaceId: string; days: number; cutoff: Date }[];
+  /** `days` is what applies; `requestedDays` the stored override when it is above `maxDays`. */
+  overrides: { workspaceId: string; days: number; cutoff: Date; requestedDays?: number }[];
 }
 
 /**
@@ -56,16 +69,28 @@ export interface RetentionPlan {
  * hour, so every per-minute and per-hour rollup bucket lies wholly before or after it and the
  * rollups stay exact when the events before it go. Whole partitions go once their day has ended
  * before the longest retention in effect (rounded down to UTC midnight): no workspace needs them.
+ * An override stored above `maxDays` (before the maximum was lowered) applies as `maxDays`, so the
+ * partition cutoff is never older than `maxDays`.
  */
-export function planRetention(input: { now: Date; defaultDays: number; overrides: readonly { workspaceId: string; days: number }[] }): RetentionPlan {
+export function planRetention(input: {
+  now: Date;
+  defaultDays: number;
+  maxDays: number;
+  overrides: readonly { workspaceId: string; days: number }[];
+}): RetentionPlan {
   const cutoff = (days: number) => new Date(Math.floor((input.now.getTime() - days * DAY_MS) / HOUR_MS) * HOUR_MS);
-  const longestDays = Math.max(input.defaultDays, ...input.overrides.map((override) => override.days));
+  const overrides = input.overrides.map(({ workspaceId, days }) => {
+    const applied = Math.min(days, input.maxDays);
+    return { workspaceId, days: applied, cutoff: cutoff(applied), ...(applied < days && { requestedDays: days }) };
+  });
+  const longestDays = Math.max(input.defaultDays, ...overrides.map((override) => override.days));
   return {
     now: input.now,
     defaultDays: input.defaultDays,
+    maxDays: input.maxDays,
     defaultCutoff: cutoff(input.defaultDays),
     longestDays,
     partitionCutoff: new Date(Math.floor((input.now.getTime() - longestDays * DAY_MS) / DAY_MS) * DAY_MS),
-    overrides: input.overrides.map((override) => ({ workspaceId: override.workspaceId, days: override.days, cutoff: cutoff(override.days) })),
+    overrides,
   };
 }

@@ -31,7 +31,7 @@ export interface RetentionDeps {
  * archiving them first when an archive directory is configured.
  */
 export function createRetentionService({ db, config, logger = createLogger('silent'), now = () => new Date(), onArchiveWritten, archivePageSize = 5000, metrics }: RetentionDeps) {
-  const policies = createRetentionPolicies({ db, defaultDays: config.retention.defaultDays, now });
+  const policies = createRetentionPolicies({ db, defaultDays: config.retention.defaultDays, maxDays: config.retention.maxDays, now });
 
   /**
    * Runs the job once. A real run holds a lock shared by all instances and fails with `conflict`
@@ -41,7 +41,13 @@ export function createRetentionService({ db, config, logger = createLogger('sile
     const dryRun = options.dryRun ?? false;
     const work = async () => {
       const { overrides } = await policies.listPolicies(null);
-      const plan = planRetention({ now: now(), defaultDays: config.retention.defaultDays, overrides });
+      const plan = planRetention({ now: now(), defaultDays: config.retention.defaultDays, maxDays: config.retention.maxDays, overrides });
+      for (const override of plan.overrides) {
+        if (override.requestedDays !== undefined) {
+          const { workspaceId, requestedDays } = override;
+          logger.warn('retention override above RETENTION_MAX_DAYS: applied as the maximum', { workspaceId, requestedDays, maxDays: plan.maxDays });
+        }
+      }
       return expireEvents({
         db,
         plan,

@@ -38,6 +38,7 @@ export type ClearedRetention = z.infer<typeof ClearedRetention>;
 
 export const RetentionPolicies = z.object({
   defaultDays: z.number().int().describe('RETENTION_DAYS: the retention of every workspace without an override'),
+  maxDays: z.number().int().describe('RETENTION_MAX_DAYS: the longest retention an override may set'),
   overrides: z.array(RetentionOverride),
 });
 export type RetentionPolicies = z.infer<typeof RetentionPolicies>;
@@ -64,11 +65,19 @@ export const RetentionReport = z.object({
   startedAt: z.date(),
   finishedAt: z.date(),
   defaultDays: z.number().int(),
+  maxDays: z.number().int().describe('RETENTION_MAX_DAYS: no retention is longer, so partitions older than it always go'),
   defaultCutoff: z.date().describe('Events before this, in workspaces without an override, are expired'),
   longestDays: z.number().int().describe('The longest retention in effect (default and every override)'),
   partitionCutoff: z.date().describe('Daily partitions whose day ends at or before this are dropped whole'),
   cutoffs: z
-    .array(z.object({ workspaceId: z.guid(), days: z.number().int(), cutoff: z.date() }))
+    .array(
+      z.object({
+        workspaceId: z.guid(),
+        days: z.number().int().describe('The retention applied'),
+        cutoff: z.date(),
+        requestedDays: z.number().int().optional().describe('The stored override, when it is above maxDays (it applies as maxDays)'),
+      }),
+    )
     .describe('Per-workspace overrides and the time before which their events are expired'),
   partitionsDropped: z.array(z.object({ name: z.string(), day: z.string(), rows: z.number().int() })),
   rowsDeleted: z
