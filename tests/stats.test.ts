@@ -270,7 +270,7 @@ describe('stats.anomalies', () => {
     const start = Date.parse('2026-01-01T00:00:00Z');
     const counts = [10, 12, 9, 11, 10, 13, 11, 10, 12, 95, 11, 10];
     const series = counts.map((count, i) => ({ start: new Date(start + i * 86_400_000), count }));
-    const points = detectAnomalies(series.slice(0, 8), series.slice(8), 'day', 3.5);
+    const points = detectAnomalies({ history: series.slice(0, 8), points: series.slice(8), bucket: 'day', threshold: 3.5, recordedSince: new Date(start) });
     expect(points.map((p) => p.anomaly)).toEqual([false, true, false, false]);
     expect(points[1]!.expected).toBe(median(counts.slice(0, 9)));
     expect(points[1]!.baseline).toBe('trailing');
@@ -280,7 +280,7 @@ describe('stats.anomalies', () => {
     const start = Date.parse('2026-01-05T00:00:00Z');
     // A strong daily rhythm: busy at 12:00, quiet at night. A normal busy noon is no anomaly.
     const hourly = Array.from({ length: 4 * 168 }, (_, i) => ({ start: new Date(start + i * 3_600_000), count: i % 24 === 12 ? 100 : 5 }));
-    const points = detectAnomalies(hourly.slice(0, 3 * 168), hourly.slice(3 * 168), 'hour', 3.5);
+    const points = detectAnomalies({ history: hourly.slice(0, 3 * 168), points: hourly.slice(3 * 168), bucket: 'hour', threshold: 3.5, recordedSince: new Date(start) });
     expect(points.every((p) => p.baseline === 'hour_of_week')).toBe(true);
     expect(points.some((p) => p.anomaly)).toBe(false);
   });
@@ -289,6 +289,64 @@ describe('stats.anomalies', () => {
     const result = await reader().telemetry.stats.anomalies({ from: new Date('2026-11-03T00:00:00Z'), to: TO, bucket: 'hour' });
     expect(result.points).toHaveLength(48);
     expect(result.points.reduce((sum, p) => sum + p.observed, 0)).toBe(seeded.filter((e) => inRange(e, new Date('2026-11-03T00:00:00Z'), TO)).length);
+  });
+
+  describe('over HTTP', () => {
+    const HOUR = 3_600_000;
+    const WEEK = 168 * HOUR;
+    let server: Awaited<ReturnType<typeof startTestServer>>;
+    const clientFor = (apiKey: string) => createTelemetryClient({ url: server.url, apiKey });
+    async function seedCounts(workspace: string, counts: readonly (readonly [Date, number])[]) {
+      // Before the seeded partitions: these land in the default partition.
+      const rows = counts.flatMap(([hour, count]) => Array.from({ length: count }, (_, i) => event(new Date(hour.getTime() + i * 1000), { workspaceId: workspace })));
+      const writer = createEventWriter(testDb.db);
+      for (let i = 0; i < rows.length; i += 500) await writer.write(rows.slice(i, i + 500));
+      return (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId: workspace })).key;
+    }
+    beforeAll(async () => {
+      server = await startTestServer(testDb.db);
+    });
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    it("gives an hour the same verdict whatever the range's start, comparing it with exactly the same hour of the four weeks before", async () => {
+      // The same hour of the four weeks before: about 10 events; five and more weeks before: 100.
+      // 100 now is an anomaly against the four weeks before, whatever earlier weeks held.
+      const hour = new Date('2026-09-16T14:00:00Z');
+      const key = await seedCounts(randomUUID(), [
+        [hour, 100],
+        ...[10, 11, 9, 10].map((count, i) => [new Date(hour.getTime() - (i + 1) * WEEK), count] as const),
+        ...[5, 6, 7, 8, 9].map((weeksBack) => [new Date(hour.getTime() - weeksBack * WEEK), 100] as const),
+      ]);
+      const to = new Date(hour.getTime() + HOUR);
+      const verdict = async (from: Date) => {
+        const result = await clientFor(key).telemetry.stats.anomalies.query({ from, to, bucket: 'hour' });
+        return result.points.find((p) => p.start === hour.toISOString())!;
+      };
+      const short = await verdict(new Date(hour.getTime() - 24 * HOUR));
+      const long = await verdict(new Date(hour.getTime() - 5 * WEEK));
+      expect(short).toMatchObject({ observed: 100, expected: 10, anomaly: true, baseline: 'hour_of_week' });
+      expect(long).toEqual(short);
+    });
+
+    it('flags nothing in a fresh workspace with 24 busy hours and says plainly that history is insufficient', async () => {
+      const firstHour = new Date('2026-09-20T00:00:00Z');
+      // A daily rhythm: quiet nights, a busy afternoon.
+      const counts = Array.from({ length: 24 }, (_, h) => [new Date(firstHour.getTime() + h * HOUR), h < 7 ? 2 : 10 + ((h * 7) % 30)] as const);
+      const key = await seedCounts(randomUUID(), counts);
+      const result = await clientFor(key).telemetry.stats.anomalies.query({ from: firstHour, to: new Date(firstHour.getTime() + 24 * HOUR), bucket: 'hour' });
+      expect(result.status).toBe('insufficient_history');
+      expect(result.history).toEqual({ since: firstHour.toISOString(), requiredDays: 21 });
+      expect(result.points).toHaveLength(24);
+      expect(result.points.filter((p) => p.anomaly)).toEqual([]);
+      expect(result.points.every((p) => p.baseline === 'insufficient' && p.expected === null)).toBe(true);
+      expect(result.points.map((p) => p.observed)).toEqual(counts.map(([, count]) => count));
+
+      const days = await clientFor(key).telemetry.stats.anomalies.query({ from: new Date('2026-09-10T00:00:00Z'), to: new Date('2026-09-21T00:00:00Z'), bucket: 'day' });
+      expect(days.status).toBe('insufficient_history');
+      expect(days.points.some((p) => p.anomaly)).toBe(false);
+    });
   });
 });
 

@@ -1,5 +1,5 @@
 import { readProcedure, router } from '../trpc/init.ts';
-import { detectAnomalies, HISTORY_MS } from '../services/stats/anomalies.ts';
+import { findAnomalies } from '../services/stats/anomalies.ts';
 import {
   AnomaliesInput,
   AnomaliesResult,
@@ -43,20 +43,14 @@ export const statsRouter = router({
     .query(({ ctx, input }) => ctx.services.queries.funnel(ctx.workspaceId, input)),
 
   anomalies: readProcedure
-    .meta(meta('/stats/anomalies', 'Buckets whose count deviates from its baseline', 'Robust z-scores (median and MAD); hourly series compare with the same hour of the week in the four weeks before when at least three exist, else with the trailing buckets.'))
+    .meta(
+      meta(
+        '/stats/anomalies',
+        'Buckets whose count deviates from its baseline',
+        "Robust z-scores (median and MAD). An hour is compared with the same hour in each of the four weeks before it (at least three of them recorded), a day with the fourteen days before it (at least five recorded); the verdict never depends on the range asked. Time before the workspace's first event is not history: without enough, a bucket's baseline is 'insufficient', it is never flagged, and status says so.",
+      ),
+    )
     .input(AnomaliesInput)
     .output(AnomaliesResult)
-    .query(async ({ ctx, input }) => {
-      const historyFrom = new Date(input.from.getTime() - HISTORY_MS[input.bucket]);
-      const query = { bucket: input.bucket, timeZone: input.timeZone, uniqueUsers: false, eventType: input.eventType, name: input.name, source: input.source };
-      const [history, current] = await Promise.all([
-        ctx.services.queries.timeseries(ctx.workspaceId, { ...query, from: historyFrom, to: input.from }),
-        ctx.services.queries.timeseries(ctx.workspaceId, { ...query, from: input.from, to: input.to }),
-      ]);
-      const points = (series: typeof current) => (series.series[0]?.points ?? []).map((p) => ({ start: new Date(p.start), count: p.count }));
-      // A bucket split by `from` would appear in both: keep it once, in the current range.
-      const currentStarts = new Set(points(current).map((p) => p.start.getTime()));
-      const flagged = detectAnomalies(points(history).filter((p) => !currentStarts.has(p.start.getTime())), points(current), input.bucket, input.threshold);
-      return { points: flagged.map((point) => ({ ...point, start: point.start.toISOString() })) };
-    }),
+    .query(({ ctx, input }) => findAnomalies(ctx.services.queries, ctx.workspaceId, input)),
 });

@@ -321,7 +321,14 @@ export function createEventQueries({ db }: { db: SqlRunner }) {
     };
   }
 
-  return { listEvents, timeseries, top, percentiles, funnel };
+  /** The hour of the workspace's first recorded event (from the hourly rollup's key), or null. */
+  async function firstRecordedHour(workspaceId: string): Promise<Date | null> {
+    const [row] = await db.rows<{ first_ms: number | string | null }>(sql`
+      select (extract(epoch from min(r.hour)) * 1000)::float8 as first_ms from telemetry.event_counts_hour r where r.workspace_id = ${workspaceId}`);
+    return row?.first_ms === null || row?.first_ms === undefined ? null : toDate(row.first_ms);
+  }
+
+  return { listEvents, timeseries, top, percentiles, funnel, firstRecordedHour };
 }
 
 /** percentile_cont over an array answers a Postgres array: postgres.js parses it, PGlite may give text. */

@@ -218,8 +218,16 @@ export const AnomaliesInput = Range.extend({
   }
 });
 export type AnomaliesInput = z.input<typeof AnomaliesInput>;
+export type AnomaliesQuery = z.output<typeof AnomaliesInput>;
 
 export const AnomaliesResult = z.object({
+  status: z
+    .enum(['ok', 'partial_history', 'insufficient_history'])
+    .describe('insufficient_history: no bucket has enough history for a verdict, so none is flagged; partial_history: only the later ones do'),
+  history: z.object({
+    since: BucketStart.nullable().describe("Start of the hour of the workspace's first recorded event; null if it has none"),
+    requiredDays: z.number().int().describe('Days of recorded events a bucket needs before it can be judged (21 for hours, 5 for days)'),
+  }),
   points: z.array(
     z.object({
       start: BucketStart,
@@ -227,8 +235,9 @@ export const AnomaliesResult = z.object({
       expected: z.number().nullable(),
       score: z.number().nullable(),
       anomaly: z.boolean(),
-      baseline: z.enum(['hour_of_week', 'trailing', 'insufficient']),
+      baseline: z.enum(['hour_of_week', 'trailing', 'insufficient']).describe('insufficient: not enough history, never flagged'),
     }),
   ),
 });
+export type AnomaliesResult = z.infer<typeof AnomaliesResult>;
 
