@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Sql, TransactionSql } from 'postgres';
 import type { Database, SqlRunner } from './database.ts';
+import { retryTransientConflicts } from './errors.ts';
 
 /** One event as stored: ids and times resolved, metadata as a JSON object or null. */
 export interface EventRow {
@@ -51,7 +52,8 @@ export function createCopyEventWriter(client: Sql): EventWriter {
     form: 'copy',
     async write(rows) {
       if (rows.length === 0) return new Set();
-      return retryOnDeadlock(
+      // Concurrent flushes can still deadlock on shared rollup rows; the loser's transaction is safe to rerun.
+      return retryTransientConflicts(
         () =>
           client.begin(async (tx) => {
             const claimed = await claimIds(tx, rows);
@@ -146,7 +148,8 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
           received_at: r.receivedAt.toISOString(),
         })),
       );
-      const result = await retryOnDeadlock(() => db.rows<{ id: string }>(storeJsonEventsStatement(json)));
+      // Concurrent flushes can still deadlock on shared rollup rows; the loser's statement is safe to rerun.
+      const result = await retryTransientConflicts(() => db.rows<{ id: string }>(storeJsonEventsStatement(json)));
       return new Set(result.map((row) => row.id));
     },
   };
@@ -159,7 +162,10 @@ const ROLLUPS = [
 
 /**
  * One CTE per rollup adding the `inserted` rows to it, in one fixed order so concurrent flushes
- * lock rows alike. Built once from constants (the column is also the date_trunc unit).
+ * lock rows alike: within a rollup in key order (the insert's ORDER BY); across rollups in the
+ * order the executor runs unreferenced data-modifying CTEs, which is fixed by their place in the
+ * list (ROLLUP_SUBTRACTIONS lists them alike). Built once from constants (the column is also the
+ * date_trunc unit).
  */
 const ROLLUP_UPSERTS = drizzleSql.raw(
   ROLLUPS.map(
@@ -170,6 +176,33 @@ const ROLLUP_UPSERTS = drizzleSql.raw(
       group by 1, 2, 3, 4, 5
       order by 1, 2, 3, 4, 5
       on conflict (workspace_id, ${column}, event_type, name, source) do update set count = counts.count + excluded.count
+    )`,
+  ).join(''),
+);
+
+/**
+ * One CTE per rollup subtracting the rows of a `deleted` CTE (workspace_id, created_at,
+ * event_type, name, source) from it, for erasure. It locks the rollup rows exactly as a flush
+ * does (the same rollups in the same place, each in key order) before updating them, so an
+ * erasure and a concurrent flush wait for each other instead of deadlocking. (An UPDATE ... FROM
+ * locks rows in whatever order its join yields them.)
+ */
+export const ROLLUP_SUBTRACTIONS = drizzleSql.raw(
+  ROLLUPS.map(
+    ({ table, column }) => `, removed_${column} as (
+      select workspace_id, date_trunc('${column}', created_at, 'UTC') as at, event_type, name, source, count(*) as n
+      from deleted where workspace_id is not null
+      group by 1, 2, 3, 4, 5
+    ), locked_${column} as (
+      select c.workspace_id, c.${column}, c.event_type, c.name, c.source, r.n
+      from telemetry.${table} c
+      join removed_${column} r on c.workspace_id = r.workspace_id and c.${column} = r.at and c.event_type = r.event_type and c.name = r.name and c.source = r.source
+      order by c.workspace_id, c.${column}, c.event_type, c.name, c.source
+      for update of c
+    ), subtracted_${column} as (
+      update telemetry.${table} c set count = c.count - l.n
+      from locked_${column} l
+      where c.workspace_id = l.workspace_id and c.${column} = l.${column} and c.event_type = l.event_type and c.name = l.name and c.source = l.source
     )`,
   ).join(''),
 );
@@ -236,22 +269,14 @@ function claimInsertAndRollUp(
   rows: readonly EventRow[],
   claimAndInsert: (tx: TransactionSql) => Promise<readonly { id?: unknown }[]>,
 ): Promise<Set<string>> {
-  return client.begin(async (tx) => {
-    const stored = new Set((await claimAndInsert(tx)).map((row) => String(row.id)));
-    await addToRollups(tx, rows.filter((row) => stored.has(row.id)));
-    return stored;
-  }) as Promise<Set<string>>;
-}
-
-/** Concurrent flushes can still deadlock on shared rollup rows; the loser's transaction is safe to rerun. */
-async function retryOnDeadlock<T>(work: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await work();
-    } catch (error) {
-      if ((error as { code?: string }).code !== '40P01' || attempt >= 3) throw error;
-    }
-  }
+  return retryTransientConflicts(
+    () =>
+      client.begin(async (tx) => {
+        const stored = new Set((await claimAndInsert(tx)).map((row) => String(row.id)));
+        await addToRollups(tx, rows.filter((row) => stored.has(row.id)));
+        return stored;
+      }) as Promise<Set<string>>,
+  );
 }
 
 /**

@@ -1,12 +1,8 @@
 import type { SQL } from 'drizzle-orm';
-import type { SqlRunner } from './database.ts';
-import { isDatabaseUnavailable } from './errors.ts';
-import { withDeadline } from './deadline.ts';
+import type { QueryOptions, SqlRunner } from './database.ts';
+import { isDatabaseUnavailable, isQueryCanceled, isSerializationFailure } from './errors.ts';
+import { currentCallDeadline, withDeadline } from './deadline.ts';
 
-// 40001 on a hot standby: "canceling statement due to conflict with recovery". The primary answers.
-const REPLICA_CONFLICT = '40001';
-// 57014: cancelled by the replica pool's statement_timeout (a query too slow for the replica).
-const QUERY_CANCELED = '57014';
 const TIMEOUTS_BEFORE_BYPASS = 3;
 /** After the replica fails to answer, reads go to the primary for this long before trying it again. */
 const REPLICA_BACKOFF_MS = 5000;
@@ -36,15 +32,21 @@ export function createReadRouting(options: {
   // One slow query is a slow query (it runs again on the primary); several in a row, a stalled replica.
   let timeoutsInARow = 0;
   return {
-    async rows<Row>(query: SQL): Promise<Row[]> {
+    async rows<Row>(query: SQL, queryOptions?: QueryOptions): Promise<Row[]> {
+      // A read stops with the call it serves: at the call's deadline its statement is cancelled,
+      // so one caller's heavy reads cannot hold connections after it was answered.
+      const signal = queryOptions?.signal ?? currentCallDeadline()?.signal;
       if (replica && Date.now() >= bypassUntil) {
         try {
           // A replica that accepts connections but does not answer is as good as down.
-          const rows = await withDeadline(replica.rows<Row>(query), replicaTimeoutMs, () => new ReplicaTimedOut());
+          const rows = await withDeadline(replica.rows<Row>(query, { signal }), replicaTimeoutMs, () => new ReplicaTimedOut());
           timeoutsInARow = 0;
           return rows;
         } catch (error) {
-          const conflict = hasCode(error, REPLICA_CONFLICT) || hasCode(error, QUERY_CANCELED);
+          // A serialization failure on a hot standby is "canceling statement due to conflict with
+          // recovery"; a cancelled query hit the replica pool's statement_timeout (too slow for the
+          // replica). Either way the primary answers.
+          const conflict = isSerializationFailure(error) || isQueryCanceled(error);
           const timedOut = error instanceof ReplicaTimedOut;
           if (!conflict && !timedOut && !isDatabaseUnavailable(error)) throw error;
           if (timedOut) timeoutsInARow += 1;
@@ -55,7 +57,7 @@ export function createReadRouting(options: {
           }
         }
       }
-      return primary.rows<Row>(query);
+      return primary.rows<Row>(query, { signal });
     },
     replicaBypassed: () => replica !== undefined && Date.now() < bypassUntil,
   };
@@ -66,12 +68,4 @@ class ReplicaTimedOut extends Error {
   constructor() {
     super('The read replica did not answer in time');
   }
-}
-
-function hasCode(error: unknown, code: string): boolean {
-  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth += 1) {
-    if ((current as { code?: unknown }).code === code) return true;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return false;
 }

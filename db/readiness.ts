@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { readFileSync } from 'node:fs';
 import type { Database } from './database.ts';
 import { withDeadline } from './deadline.ts';
+import { isUndefinedTable } from './errors.ts';
 
 let expectedMigrations: number | undefined;
 
@@ -31,8 +32,8 @@ export async function checkReadiness(db: Database, options: { timeoutMs?: number
     );
     applied = Number(row?.count ?? 0);
   } catch (error) {
-    // 42P01: the migrations table does not exist yet.
-    if ((error as { cause?: { code?: string } }).cause?.code === '42P01' || (error as { code?: string }).code === '42P01') {
+    // The migrations table does not exist yet.
+    if (isUndefinedTable(error)) {
       return { ready: false, reason: 'migrations_pending' };
     }
     return { ready: false, reason: 'database_unreachable' };

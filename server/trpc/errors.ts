@@ -1,7 +1,8 @@
 import { TRPCError } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
-import { DomainError, type DomainErrorCode } from '../errors.ts';
+import { isDatabaseUnavailable, isTransientConflict } from '../../db/errors.ts';
+import { databaseUnavailable, DomainError, type DomainErrorCode } from '../errors.ts';
 import { formatPath } from '../services/events/schemas.ts';
 
 const TRPC_CODE_BY_DOMAIN_CODE: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
@@ -18,11 +19,19 @@ const TRPC_CODE_BY_DOMAIN_CODE: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
 export const INTERNAL_ERROR_MESSAGE = 'Internal server error';
 
 /**
- * The one mapping from thrown errors to what a client sees. Domain errors keep their message;
- * anything unknown becomes a generic internal error (the caller logs the original).
+ * The one mapping from thrown errors to what a client sees. Domain errors keep their message; a
+ * database that cannot be reached is a retryable 503 wherever it was met (key lookup, reads,
+ * admin), and so is a transaction that kept losing to others (deadlocks) after its retries;
+ * anything else unknown becomes a generic internal error (the caller logs the original).
  */
 export function toTRPCError(error: unknown): TRPCError {
   if (error instanceof TRPCError) return error;
+  if (!(error instanceof DomainError)) {
+    if (isDatabaseUnavailable(error)) return toTRPCError(databaseUnavailable(error));
+    if (isTransientConflict(error)) {
+      return toTRPCError(new DomainError('unavailable', 'The database is busy with conflicting work; retry shortly', { retryAfterSeconds: 1, reason: 'write_conflict', cause: error }));
+    }
+  }
   if (error instanceof DomainError) {
     return new TRPCError({ code: TRPC_CODE_BY_DOMAIN_CODE[error.code], message: error.message, cause: error });
   }

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
+import { retryTransientConflicts } from '../../../db/errors.ts';
+import { ROLLUP_SUBTRACTIONS } from '../../../db/event-writers.ts';
 import { DomainError } from '../../errors.ts';
 import type { ErasureReceipt } from './schemas.ts';
 
@@ -18,30 +20,22 @@ export function createErasureService({ db }: { db: Database }) {
     const requestId = randomUUID();
     const requestedAt = new Date();
     const workspaceFilter = input.workspaceId ? sql`and workspace_id = ${input.workspaceId}` : sql``;
-    const deletedCount = await db.transaction(async (tx) => {
+    // Rollup rows are locked in the flush's order, so a deadlock with ingestion should not happen;
+    // if one does (or another conflict), the whole transaction is safe to run again.
+    const deletedCount = await retryTransientConflicts(() => db.transaction(async (tx) => {
       // No index leads from user_id: erasure is rare, and one scan of the table is its whole cost.
       const [row] = await tx.rows<{ deleted: number | string }>(sql`
         with deleted as (
           delete from telemetry.events where user_id = ${input.userId} ${workspaceFilter}
           returning workspace_id, created_at, event_type, name, source
-        ), minutes as (
-          update telemetry.event_counts_minute c set count = c.count - d.n
-          from (select workspace_id, date_trunc('minute', created_at, 'UTC') as at, event_type, name, source, count(*) as n
-                from deleted where workspace_id is not null group by 1, 2, 3, 4, 5) d
-          where c.workspace_id = d.workspace_id and c.minute = d.at and c.event_type = d.event_type and c.name = d.name and c.source = d.source
-        ), hours as (
-          update telemetry.event_counts_hour c set count = c.count - d.n
-          from (select workspace_id, date_trunc('hour', created_at, 'UTC') as at, event_type, name, source, count(*) as n
-                from deleted where workspace_id is not null group by 1, 2, 3, 4, 5) d
-          where c.workspace_id = d.workspace_id and c.hour = d.at and c.event_type = d.event_type and c.name = d.name and c.source = d.source
-        )
+        )${ROLLUP_SUBTRACTIONS}
         select count(*) as deleted from deleted`);
       const deleted = Number(row?.deleted ?? 0);
       await tx.rows(sql`
         insert into telemetry.erasure_requests (id, user_id, workspace_id, requested_by_key_id, requested_at, completed_at, deleted_count)
         values (${requestId}, ${input.userId}, ${input.workspaceId}, ${input.requestedByKeyId}, ${requestedAt.toISOString()}::timestamptz, now(), ${deleted})`);
       return deleted;
-    });
+    }));
     return status(requestId, null).then((receipt) => ({ ...receipt, deletedCount }));
   }
 

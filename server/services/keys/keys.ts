@@ -1,8 +1,9 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { and, asc, eq, isNull } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
+import { isDatabaseUnavailable, isUniqueViolation } from '../../../db/errors.ts';
 import { apiKeys } from '../../../db/schema.ts';
-import { DomainError } from '../../errors.ts';
+import { databaseUnavailable, DomainError } from '../../errors.ts';
 import type { CreatedKey, CreateKeyInput, KeyKind, KeySummary, RateLimitPolicy } from './schemas.ts';
 
 /** Who is calling: the key's identity and bindings, never its secret. */
@@ -74,7 +75,10 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now }: Ke
     const presentedHash = hashKeySecret(secret);
     const cached = cache.get(presentedHash);
     if (cached && cached.expiresAt > now()) return cached.identity;
-    const identity = await lookUp(presentedHash);
+    const identity = await lookUp(presentedHash).catch((error: unknown) => {
+      // Every call starts here: an outage must answer a retryable 503, not an internal error.
+      throw isDatabaseUnavailable(error) ? databaseUnavailable(error) : error;
+    });
     if (identity && cacheTtlMs > 0) {
       if (cache.size >= MAX_CACHED_KEYS) cache.clear();
       cache.set(presentedHash, { identity, expiresAt: now() + cacheTtlMs });
@@ -211,12 +215,4 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now }: Ke
   }
 
   return { authenticate, createKey, listKeys, revokeKey, rotateKey, ensureAdminKey, workspaceOf, followRevocations };
-}
-
-function isUniqueViolation(error: unknown): boolean {
-  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth += 1) {
-    if ((current as { code?: unknown }).code === '23505') return true;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return false;
 }

@@ -1,6 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import path from 'node:path';
 import type { Database, SqlRunner } from '../../../db/database.ts';
+import { isLockNotAvailable } from '../../../db/errors.ts';
 import { dropDailyPartition, listPartitions, partitionDay } from '../../../db/partitions.ts';
 import type { Logger } from '../../logger.ts';
 import { maintainPartitions } from '../../maintenance.ts';
@@ -55,7 +56,6 @@ interface Counts {
 const DROP_LOCK_TIMEOUT = '1s';
 const DROP_ATTEMPTS = 5;
 const DROP_RETRY_PAUSE_MS = 2000;
-const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * Runs `work` (a whole drop transaction) again, after a pause, when it could not get its lock in
@@ -67,20 +67,10 @@ async function withLockRetries<T>(work: () => Promise<T>, signal: AbortSignal | 
     try {
       return await work();
     } catch (error) {
-      if (sqlState(error) !== LOCK_NOT_AVAILABLE || attempt >= DROP_ATTEMPTS || signal?.aborted) throw error;
+      if (!isLockNotAvailable(error) || attempt >= DROP_ATTEMPTS || signal?.aborted) throw error;
       await new Promise((resolve) => setTimeout(resolve, DROP_RETRY_PAUSE_MS));
     }
   }
-}
-
-/** The SQLSTATE of a driver error, or of the one Drizzle wrapped. */
-function sqlState(error: unknown): string | undefined {
-  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth += 1) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return undefined;
 }
 
 class RowsChangedError extends Error {
@@ -282,7 +272,7 @@ export async function expireEvents(options: ExpireOptions): Promise<RetentionRep
       if (archive) await discardArchive(archive).catch(() => {});
       if (error instanceof RowsChangedError) {
         report.errors.push({ target: name, message: error.message });
-      } else if (sqlState(error) === LOCK_NOT_AVAILABLE) {
+      } else if (isLockNotAvailable(error)) {
         report.errors.push({ target: name, message: `telemetry.events stayed busy (${DROP_ATTEMPTS} waits of ${DROP_LOCK_TIMEOUT}); left in place for the next run` });
       } else {
         throw error;
