@@ -4,13 +4,14 @@ import type { CliIo } from './io.ts';
 import type { Command, CommandContext } from './command.ts';
 import { eraseCommands } from './commands/erase.ts';
 import { keysCommands } from './commands/keys.ts';
+import { limitsCommands } from './commands/limits.ts';
 import { queryCommands } from './commands/query.ts';
 import { retentionCommands } from './commands/retention.ts';
 import { sendCommand } from './commands/send.ts';
 import { tailCommand } from './commands/tail.ts';
 import { DEFAULT_URL } from './connection.ts';
 
-export const COMMANDS: readonly Command[] = [sendCommand, tailCommand, ...queryCommands, ...keysCommands, ...retentionCommands, ...eraseCommands];
+export const COMMANDS: readonly Command[] = [sendCommand, tailCommand, ...queryCommands, ...keysCommands, ...limitsCommands, ...retentionCommands, ...eraseCommands];
 
 const HELP_FLAGS = new Set(['--help', '-h']);
 /** Flags that may come before the command words; the first two take a value. */
@@ -28,7 +29,7 @@ Run "telemetry <command> --help" for a command's flags and examples.
 Environment:
   TELEMETRY_URL           the service (default ${DEFAULT_URL}); --url overrides it
   TELEMETRY_KEY           the API key: ingest for send, read for query and tail, admin for keys,
-                          retention and erase; --key overrides it
+                          limits, retention and erase; --key overrides it
 
 Exit codes:
   0  done (send: every event stored, new or duplicate)

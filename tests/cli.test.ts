@@ -394,3 +394,26 @@ describe('telemetry help and usage', () => {
     expect(group).toMatchObject({ code: ExitCode.usage, stderr: expect.stringContaining('telemetry keys <create|list|revoke|rotate>') });
   });
 });
+
+describe('telemetry limits', () => {
+  it('limits set, list and clear manage a workspace ceiling with an unbound admin key, and a bound admin key may not set one', async () => {
+    const workspaceId = randomUUID();
+    const bound = (await services.keys.createKey({ kind: 'admin', workspaceId })).key;
+    const refused = await telemetry(['limits', 'set', '--workspace', workspaceId, '--kind', 'ingest', '--events-per-second', '100000'], { key: bound });
+    expect(refused.code).toBe(ExitCode.auth);
+    expect(refused.stderr).toContain('not bound to a workspace');
+
+    const set = await telemetry(['limits', 'set', '--workspace', workspaceId, '--kind', 'ingest', '--events-per-second', '300', '--burst', '900']);
+    expect(set).toMatchObject({ code: ExitCode.ok, stdout: `The ingest keys of workspace ${workspaceId} now share 300/s, burst 900.\n` });
+    const [list, boundList] = await Promise.all([telemetry(['limits', 'list', '--json']), telemetry(['limits', 'list', '--json'], { key: bound })]);
+    expect(JSON.parse(list.stdout)).toMatchObject({ overrides: expect.arrayContaining([expect.objectContaining({ workspaceId, kind: 'ingest', rateLimit: { eventsPerSecond: 300, burst: 900 } })]) });
+    expect(JSON.parse(boundList.stdout).overrides).toEqual([expect.objectContaining({ workspaceId })]);
+    // The bound admin's keys stay within it.
+    const above = await telemetry(['keys', 'create', '--kind', 'ingest', '--events-per-second', '301'], { key: bound });
+    expect(above.code).toBe(ExitCode.auth);
+    expect(above.stderr).toContain("above this workspace's ceiling");
+
+    const cleared = await telemetry(['limits', 'clear', '--workspace', workspaceId]);
+    expect(cleared).toMatchObject({ code: ExitCode.ok, stdout: expect.stringContaining('back to the default ceiling for ingest keys') });
+  });
+});
