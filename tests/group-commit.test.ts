@@ -70,7 +70,7 @@ describe('group commit', () => {
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(0);
     observed.release();
     const results = await Promise.all(calls);
-    expect(results.every((claimed) => claimed.size === 1)).toBe(true);
+    expect(results.every(({ claimed }) => claimed.size === 1)).toBe(true);
     expect(observed.flushes.length).toBeLessThan(40);
     expect(observed.flushes.reduce((a, b) => a + b, 0)).toBe(40);
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(40);
@@ -81,8 +81,8 @@ describe('group commit', () => {
     const workspaceId = randomUUID();
     const id = randomUUID();
     const [first, second] = await Promise.all([committer.write([row(workspaceId, id)]), committer.write([row(workspaceId, id)])]);
-    expect(first.has(id)).toBe(true);
-    expect(second.has(id)).toBe(false);
+    expect(first.claimed.has(id)).toBe(true);
+    expect(second.claimed.has(id)).toBe(false);
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(1);
   });
 
@@ -112,7 +112,7 @@ describe('group commit', () => {
     expect(refused).toMatchObject({ code: 'unavailable', reason: 'overloaded', retryAfterSeconds: 1 });
     expect((await metrics.overloadRefusals.get()).values[0]?.value).toBe(1);
     observed.release();
-    expect((await accepted).size).toBe(8);
+    expect((await accepted).claimed.size).toBe(8);
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(8);
   });
 
@@ -152,7 +152,7 @@ describe('group commit', () => {
     observed.release();
     await next;
     // The stalled write did commit in the end; the client's retry stores nothing new.
-    expect((await committer.write([stalled])).size).toBe(0);
+    expect((await committer.write([stalled])).claimed.size).toBe(0);
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(2);
   });
 
@@ -171,7 +171,7 @@ describe('group commit', () => {
     const workspaceId = randomUUID();
     await expect(committer.write([row(workspaceId)])).rejects.toMatchObject({ code: 'unavailable' });
     const started = Date.now();
-    expect((await committer.write([row(workspaceId)])).size).toBe(1);
+    expect((await committer.write([row(workspaceId)])).claimed.size).toBe(1);
     expect(Date.now() - started).toBeLessThan(1000);
   });
 

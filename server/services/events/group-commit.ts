@@ -1,5 +1,5 @@
 import type { EventRow, EventWriter } from '../../../db/event-writers.ts';
-import { isDatabaseUnavailable } from '../../../db/errors.ts';
+import { isDatabaseUnavailable, isDataRefusal } from '../../../db/errors.ts';
 import { withDeadline } from '../../../db/deadline.ts';
 import { databaseUnavailable, DomainError } from '../../errors.ts';
 import type { Metrics } from '../../metrics.ts';
@@ -28,13 +28,30 @@ export interface GroupCommitOptions {
    */
   probe?: () => Promise<void>;
   probeIntervalMs?: number;
+  /** Told of each event the database refused to store (its data), with the database's error. */
+  onRefused?: (row: EventRow, error: unknown) => void;
+}
+
+/** What became of one call's rows. */
+export interface WriteOutcome {
+  /** Ids stored now (a retry of an event already stored is not among them). */
+  claimed: Set<string>;
+  /** Ids of events the database refused to store for their data; none of them is stored. */
+  refused: Set<string>;
 }
 
 interface PendingWrite {
   rows: readonly EventRow[];
-  resolve(claimed: Set<string>): void;
+  resolve(outcome: WriteOutcome): void;
   reject(error: unknown): void;
 }
+
+/**
+ * Writes a call may spend finding which of its events the database refuses: enough to find a
+ * dozen bad events among thousands by halving; past it the rows still unresolved are refused
+ * together, so a batch of bad events cannot hold a flush slot for long.
+ */
+const MAX_ISOLATION_WRITES_PER_CALL = 64;
 
 export type GroupCommitter = ReturnType<typeof createGroupCommitter>;
 
@@ -93,9 +110,12 @@ export function createGroupCommitter(
 
   const updateDepth = () => metrics?.queueDepth.set(queuedEvents + inFlightEvents);
 
-  /** Stores rows (distinct ids) and resolves with the ids claimed now, after their commit. */
-  function write(rows: readonly EventRow[]): Promise<Set<string>> {
-    if (rows.length === 0) return Promise.resolve(new Set());
+  /**
+   * Stores rows (distinct ids) and resolves, after their commit, with the ids claimed now and the
+   * ids of events the database refused (other calls' events never make this call fail).
+   */
+  function write(rows: readonly EventRow[]): Promise<WriteOutcome> {
+    if (rows.length === 0) return Promise.resolve({ claimed: new Set(), refused: new Set() });
     if (closed) {
       return Promise.reject(new DomainError('unavailable', 'The service is shutting down; retry on another instance', { retryAfterSeconds: 1, reason: 'shutting_down' }));
     }
@@ -162,9 +182,14 @@ export function createGroupCommitter(
       metrics?.flushDuration.observe((performance.now() - started) / 1000);
       const claimedByCall = new Map<PendingWrite, Set<string>>(batch.map((pending) => [pending, new Set()]));
       for (const id of claimed) claimedByCall.get(owner.get(id)!)!.add(id);
-      for (const pending of batch) pending.resolve(claimedByCall.get(pending)!);
+      for (const pending of batch) pending.resolve({ claimed: claimedByCall.get(pending)!, refused: new Set() });
       onCommitted?.(rows, claimed);
     } catch (error) {
+      if (isDataRefusal(error)) {
+        metrics?.databaseErrors.inc({ kind: 'data_refused' });
+        await writeIsolatingRefusals(batch, rows, owner, error);
+        return;
+      }
       const unavailable = error instanceof WriteTimedOut || isDatabaseUnavailable(error);
       metrics?.databaseErrors.inc({ kind: error instanceof WriteTimedOut ? 'timeout' : unavailable ? 'unavailable' : 'other' });
       const failure = unavailable ? databaseUnavailable(error) : error;
@@ -185,6 +210,62 @@ export function createGroupCommitter(
       updateDepth();
       if (queue.length > 0) startFlushes();
       else if (runningFlushes === 0) idleWaiters.splice(0).forEach((wake) => wake());
+    }
+  }
+
+  /**
+   * The database refused a flush for the data of some of its events. Each call's rows are written
+   * again on their own, so one call's bad event never fails another call; inside a call the rows
+   * are halved until each refused event stands alone and is answered as refused (k bad events
+   * among n cost about 2k·log2(n) writes, bounded by MAX_ISOLATION_WRITES_PER_CALL).
+   */
+  async function writeIsolatingRefusals(batch: PendingWrite[], rows: readonly EventRow[], owner: Map<string, PendingWrite>, flushError: unknown) {
+    // Once the database is found unreachable, the calls not yet written fail alike.
+    let unavailableFailure: DomainError | undefined;
+    for (const pending of batch) {
+      if (unavailableFailure) {
+        pending.reject(unavailableFailure);
+        continue;
+      }
+      const ownRows = batch.length === 1 ? rows : rows.filter((row) => owner.get(row.id) === pending);
+      let budget = MAX_ISOLATION_WRITES_PER_CALL;
+      const outcome: WriteOutcome = { claimed: new Set(), refused: new Set() };
+      const refuse = (refusedRows: readonly EventRow[], error: unknown) => {
+        for (const row of refusedRows) {
+          outcome.refused.add(row.id);
+          options.onRefused?.(row, error);
+        }
+      };
+      const writeHalving = async (part: readonly EventRow[], knownToFail: boolean, lastError: unknown): Promise<void> => {
+        if (knownToFail) {
+          if (part.length === 1 || budget <= 0) return refuse(part, lastError);
+          const middle = Math.ceil(part.length / 2);
+          await writeHalving(part.slice(0, middle), false, lastError);
+          await writeHalving(part.slice(middle), false, lastError);
+          return;
+        }
+        budget -= 1;
+        try {
+          const written = writer.write(part);
+          const claimed = options.writeTimeoutMs ? await withDeadline(written, options.writeTimeoutMs, () => new WriteTimedOut()) : await written;
+          for (const id of claimed) outcome.claimed.add(id);
+          onCommitted?.(part, claimed);
+        } catch (error) {
+          if (!isDataRefusal(error)) throw error;
+          await writeHalving(part, true, error);
+        }
+      };
+      try {
+        // A lone call's rows are the flush that just failed: go straight to the halves.
+        await writeHalving(ownRows, batch.length === 1, flushError);
+        pending.resolve(outcome);
+      } catch (error) {
+        if (error instanceof WriteTimedOut || isDatabaseUnavailable(error)) {
+          unavailableFailure = databaseUnavailable(error);
+          markDatabaseDown();
+        }
+        pending.reject(unavailableFailure ?? error);
+      }
     }
   }
 
