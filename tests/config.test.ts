@@ -26,3 +26,26 @@ describe('configuration from the environment', () => {
     expect(message).toContain('MAX_BATCH_EVENTS');
   });
 });
+
+describe('tenant bounds in the configuration', () => {
+  it('caps retention overrides at RETENTION_MAX_DAYS (a year by default, never below RETENTION_DAYS) and refuses a maximum below the default', () => {
+    expect(loadConfig({}).retention).toMatchObject({ defaultDays: 90, maxDays: 365 });
+    expect(loadConfig({ RETENTION_DAYS: '400' }).retention.maxDays).toBe(400);
+    expect(loadConfig({ RETENTION_DAYS: '30', RETENTION_MAX_DAYS: '30' }).retention.maxDays).toBe(30);
+    expect(() => loadConfig({ RETENTION_DAYS: '90', RETENTION_MAX_DAYS: '60' })).toThrow(/RETENTION_MAX_DAYS: must be at least RETENTION_DAYS/);
+  });
+
+  it('gives every workspace a default rate ceiling per key kind, above the default of one key', () => {
+    const config = loadConfig({});
+    expect(config.workspaceRateLimits).toEqual({
+      ingest: { eventsPerSecond: 5000, burst: 25_000 },
+      read: { eventsPerSecond: 100, burst: 400 },
+      admin: { eventsPerSecond: 40, burst: 200 },
+    });
+    for (const kind of ['ingest', 'read', 'admin'] as const) {
+      expect(config.workspaceRateLimits[kind].eventsPerSecond).toBeGreaterThan(config.rateLimits[kind].eventsPerSecond);
+    }
+    expect(loadConfig({ RATE_LIMIT_WORKSPACE_INGEST_EPS: '10', RATE_LIMIT_WORKSPACE_INGEST_BURST: '0' }).workspaceRateLimits.ingest).toEqual({ eventsPerSecond: 10, burst: 0 });
+    expect(() => loadConfig({ RATE_LIMIT_WORKSPACE_READ_EPS: '0' })).toThrow(/RATE_LIMIT_WORKSPACE_READ_EPS/);
+  });
+});
