@@ -4,7 +4,6 @@ import type { EventRow } from '../../../db/event-writers.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { GroupCommitter } from './group-commit.ts';
 import { isDatabaseUnavailable } from '../../../db/errors.ts';
-import { isStorableTime } from '../../../db/timestamps.ts';
 import { databaseUnavailable, DomainError } from '../../errors.ts';
 import {
   parseEvent,
@@ -15,6 +14,7 @@ import {
   type RejectionCode,
   type ValidEvent,
 } from './schemas.ts';
+import { epochMicros, fromEpochMicros, parseIsoTime } from './precise-time.ts';
 import { uuidv7, uuidv7Time } from './uuid7.ts';
 
 export interface IngestLimits {
@@ -63,16 +63,14 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
   function resolveCreatedAt(event: ValidEvent, receivedAt: Date, sentAt: Date | undefined): Date {
     if (event.createdAt) {
       if (!sentAt) return event.createdAt;
-      return new Date(receivedAt.getTime() - (sentAt.getTime() - event.createdAt.getTime()));
+      // In microseconds, so a createdAt and sentAt given to the microsecond keep them.
+      return fromEpochMicros(epochMicros(receivedAt) - (epochMicros(sentAt) - epochMicros(event.createdAt)));
     }
     const fromId = event.id ? uuidv7Time(event.id) : undefined;
     return fromId ?? receivedAt;
   }
 
   function timeRangeProblem(createdAt: Date, receivedAt: Date): string | undefined {
-    // Skew correction can land outside what a Date or the database holds (an extreme sentAt):
-    // that event is refused here, before it can fail a shared write.
-    if (!isStorableTime(createdAt)) return 'createdAt, corrected for the clock skew sentAt shows, is not a time that can be stored';
     const ageMs = receivedAt.getTime() - createdAt.getTime();
     if (ageMs > limits.maxEventAgeMs) return `createdAt is more than ${formatDuration(limits.maxEventAgeMs)} in the past`;
     if (-ageMs > limits.maxFutureSkewMs) return `createdAt is more than ${formatDuration(limits.maxFutureSkewMs)} in the future`;
@@ -94,9 +92,6 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
   }
 
   async function ingestParsed(parsedEvents: readonly ParsedEvent[], { sentAt, workspaceBinding }: IngestOptions): Promise<IngestBatchResult> {
-    if (sentAt && !isStorableTime(sentAt)) {
-      throw new DomainError('invalid_input', 'sentAt must be a time between the years 1 and 9999', { path: 'sentAt', reason: 'sent_at_out_of_range' });
-    }
     const receivedAt = now();
     const receipts: EventReceipt[] = new Array(parsedEvents.length);
     const pending: PendingEvent[] = [];
@@ -136,17 +131,13 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
       pending.push({ index, id, createdAt, event: parsed.event });
     });
 
-    const { claimed: inserted, refused } = await committer.write(pending.map((p) => toRow(p, receivedAt)));
-    const notInserted = pending.filter((p) => !inserted.has(p.id) && !refused.has(p.id));
+    const inserted = await committer.write(pending.map((p) => toRow(p, receivedAt)));
+    const notInserted = pending.filter((p) => !inserted.has(p.id));
     const existing = await findStoredEvents(notInserted.map((p) => p.id));
 
     for (const p of pending) {
       if (inserted.has(p.id)) {
         receipts[p.index] = { index: p.index, status: 'accepted', id: p.id, createdAt: p.createdAt.toISOString() };
-        continue;
-      }
-      if (refused.has(p.id)) {
-        receipts[p.index] = reject(p.index, 'invalid_event', 'The database refused to store this event', '');
         continue;
       }
       const stored = existing.get(p.id);
@@ -191,17 +182,17 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
       const code = receipt.code === 'id_conflict' ? 'conflict' : receipt.code === 'workspace_forbidden' ? 'forbidden' : 'invalid_input';
       throw new DomainError(code, receipt.message, { path: receipt.path, reason: receipt.code });
     }
-    return { id: receipt.id, createdAt: new Date(receipt.createdAt), duplicate: receipt.status === 'duplicate' };
+    return { id: receipt.id, createdAt: parseStoredTime(receipt.createdAt), duplicate: receipt.status === 'duplicate' };
   }
 
   async function findStoredEvents(ids: readonly string[]): Promise<Map<string, { workspaceId: string | null; createdAt: Date }>> {
     if (ids.length === 0) return new Map();
     const rows = await runQuery(() =>
-      db.rows<{ id: string; workspace_id: string | null; created_at: string | Date }>(sql`
-        select id, workspace_id, created_at from telemetry.event_ids
+      db.rows<{ id: string; workspace_id: string | null; created_micros: string }>(sql`
+        select id, workspace_id, (extract(epoch from created_at) * 1000000)::bigint::text as created_micros from telemetry.event_ids
         where id = any(${toPgArray(ids)}::uuid[])`),
     );
-    return new Map(rows.map((row) => [row.id, { workspaceId: row.workspace_id, createdAt: new Date(row.created_at) }]));
+    return new Map(rows.map((row) => [row.id, { workspaceId: row.workspace_id, createdAt: fromEpochMicros(row.created_micros) }]));
   }
 
   return { ingestBatch, ingestEvent };
@@ -250,4 +241,10 @@ function formatDuration(ms: number): string {
   const hours = minutes / 60;
   if (hours < 48) return `${Math.round(hours)} hours`;
   return `${Math.round(hours / 24)} days`;
+}
+
+/** A receipt's time (written by this service, so never too precise) back as a Date. */
+function parseStoredTime(text: string): Date {
+  const parsed = parseIsoTime(text);
+  return parsed === 'too_precise' ? new Date(text) : parsed;
 }

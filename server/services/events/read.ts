@@ -1,14 +1,15 @@
 import { sql } from 'drizzle-orm';
 import type { SqlRunner } from '../../../db/database.ts';
 import { DomainError } from '../../errors.ts';
+import { fromEpochMicros } from './precise-time.ts';
 import type { StoredEvent } from './schemas.ts';
 
 /**
  * Columns a reader gets, named explicitly so a new column never leaks by accident; times as epoch
- * milliseconds.
+ * microseconds in text (exact: a float loses them, and a bigint may not fit a JS number).
  */
 export const STORED_EVENT_SELECT = sql`e.id, e.workspace_id, e.user_id, e.source, e.event_type, e.name, e.target_type, e.target_id, e.metadata,
-  (extract(epoch from e.created_at) * 1000)::float8 as created_ms, (extract(epoch from e.received_at) * 1000)::float8 as received_ms`;
+  (extract(epoch from e.created_at) * 1000000)::bigint::text as created_micros, (extract(epoch from e.received_at) * 1000000)::bigint::text as received_micros`;
 
 export interface StoredEventRow {
   id: string;
@@ -20,8 +21,8 @@ export interface StoredEventRow {
   target_type: string | null;
   target_id: string | null;
   metadata: Record<string, unknown> | null;
-  created_ms: number | string;
-  received_ms: number | string;
+  created_micros: string;
+  received_micros: string;
 }
 
 export function toStoredEvent(row: StoredEventRow): StoredEvent {
@@ -35,8 +36,8 @@ export function toStoredEvent(row: StoredEventRow): StoredEvent {
     targetType: row.target_type,
     targetId: row.target_id,
     metadata: (row.metadata ?? null) as StoredEvent['metadata'],
-    createdAt: new Date(Number(row.created_ms)).toISOString(),
-    receivedAt: new Date(Number(row.received_ms)).toISOString(),
+    createdAt: fromEpochMicros(row.created_micros).toISOString(),
+    receivedAt: fromEpochMicros(row.received_micros).toISOString(),
   };
 }
 

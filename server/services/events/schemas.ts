@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { StringExcept } from './event-types.ts';
+import { isStorableTime } from '../../../db/timestamps.ts';
 import { findJsonProblems, isPlainObject, unstorableTextReason, type JsonObject, type JsonValue } from './json.ts';
+import { parseIsoTime } from './precise-time.ts';
 
 export const SOURCES = ['web', 'mobile', 'backend', 'cli', 'extension'] as const;
 export const Source = z.enum(SOURCES).describe('Kind of application that sent the event');
@@ -77,10 +79,22 @@ export type FreeFormEventType = StringExcept<TypedEventType>;
 
 // ---- The event ------------------------------------------------------------------------------
 
+/**
+ * A point in time: a Date, or an ISO-8601 string kept to the microsecond (see precise-time.ts).
+ * Only times PostgreSQL reads back as sent (years 1 to 9999) pass, so no query or insert ever
+ * fails on one.
+ */
 export const Timestamp = z
   .union([z.date(), z.iso.datetime({ offset: true })])
-  .transform((value) => (value instanceof Date ? value : new Date(value)))
-  .refine((value) => !Number.isNaN(value.getTime()), 'Invalid date');
+  .transform((value, ctx) => {
+    if (value instanceof Date) return value;
+    const parsed = parseIsoTime(value);
+    if (parsed !== 'too_precise') return parsed;
+    ctx.addIssue({ code: 'custom', message: 'More precise than a microsecond: send at most 6 fractional digits' });
+    return z.NEVER;
+  })
+  .refine((value) => !Number.isNaN(value.getTime()), { message: 'Invalid date', abort: true })
+  .refine(isStorableTime, 'Must be a time between the years 1 and 9999 (UTC)');
 
 const EventObject = z.strictObject({
   id: z.uuid().optional().describe('Client-chosen id (UUID) making retries idempotent; UUIDv7 recommended'),

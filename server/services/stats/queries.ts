@@ -1,7 +1,10 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { SqlRunner } from '../../../db/database.ts';
 import { DomainError } from '../../errors.ts';
+import { isStorableTime, STORABLE_TIME_RANGE } from '../../../db/timestamps.ts';
 import { STORED_EVENT_SELECT, toStoredEvent, type StoredEventRow } from '../events/read.ts';
+import { fromEpochMicros } from '../events/precise-time.ts';
+import { createTimeZoneCatalog } from './time-zones.ts';
 import type { StoredEvent } from '../events/schemas.ts';
 import { DEFAULT_SERIES, type Bucket, type Dimension, type Distribution, type EventFilters } from './schemas.ts';
 
@@ -40,23 +43,30 @@ function pickRollup(from: Date, to: Date, bucket: Bucket | undefined, starts: re
   );
 }
 
-/** Position after the last event of a page: its created_at in microseconds (exact) and id. */
+/** Position after the last event of a page: its created_at in epoch microseconds (exact) and id. */
 type ListCursor = { t: string; i: string };
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function encodeCursor(cursor: ListCursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
+/**
+ * A cursor comes back from the client, so it is checked as input: a time the database can hold
+ * and a real UUID, or a 400 naming `cursor` (a forged one must never reach the SQL as a 500).
+ */
 function decodeCursor(value: string): ListCursor {
   try {
-    const parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<ListCursor>;
-    if (typeof parsed.t === 'string' && /^-?\d{1,20}$/.test(parsed.t) && typeof parsed.i === 'string' && /^[0-9a-f-]{36}$/i.test(parsed.i)) {
-      return { t: parsed.t, i: parsed.i };
+    const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+    const { t, i } = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Partial<Record<keyof ListCursor, unknown>>;
+    if (typeof t === 'string' && /^-?\d{1,19}$/.test(t) && isStorableTime(fromEpochMicros(t)) && typeof i === 'string' && UUID_PATTERN.test(i)) {
+      return { t, i };
     }
   } catch {
-    // fall through
+    // fall through: not base64url JSON
   }
-  throw new DomainError('invalid_input', 'Invalid cursor', { path: 'cursor' });
+  throw new DomainError('invalid_input', 'Invalid cursor: pass back a nextCursor this service gave', { path: 'cursor' });
 }
 
 const toNumber = (value: unknown): number => Number(value ?? 0);
@@ -99,7 +109,7 @@ export function createEventQueries({ db }: { db: SqlRunner }) {
     input: EventFilters & { from?: Date | undefined; to?: Date | undefined; limit: number; cursor?: string | undefined },
   ): Promise<{ events: StoredEvent[]; nextCursor: string | null }> {
     const cursor = input.cursor ? decodeCursor(input.cursor) : undefined;
-    const upper = cursor ? new Date(Number(BigInt(cursor.t) / 1000n)) : input.to;
+    const upper = cursor ? fromEpochMicros(cursor.t) : input.to;
     // Newest first without a lower bound would open every daily partition. Look back one day,
     // then a week, a month, then everything, until a page fills: each step reads few partitions,
     // and a full page from a narrower window is exactly the page the whole range would give.
@@ -108,14 +118,15 @@ export function createEventQueries({ db }: { db: SqlRunner }) {
     // minutes ahead of the server clock).
     const reference = upper ?? new Date(Date.now() + DAY_MS);
     for (const span of windows) {
-      const windowStart = Number.isFinite(span) ? new Date(reference.getTime() - span) : undefined;
+      // A window reaching before year 1 is the unbounded one (PostgreSQL would not read its start).
+      const windowStart = Number.isFinite(span) && reference.getTime() - span >= STORABLE_TIME_RANGE.earliestMs ? new Date(reference.getTime() - span) : undefined;
       const lower = windowStart && input.from && input.from > windowStart ? input.from : (windowStart ?? input.from);
       const conditions = eventConditions(workspaceId, { from: lower, to: input.to }, input);
       if (cursor) {
         conditions.push(sql`(e.created_at, e.id) < ('epoch'::timestamptz + ${cursor.t}::bigint * interval '1 microsecond', ${cursor.i}::uuid)`);
       }
-      const rows = await db.rows<StoredEventRow & { position_micros: string }>(sql`
-        select ${STORED_EVENT_SELECT}, (extract(epoch from e.created_at) * 1000000)::bigint::text as position_micros
+      const rows = await db.rows<StoredEventRow>(sql`
+        select ${STORED_EVENT_SELECT}
         from telemetry.events e
         where ${sql.join(conditions, sql` and `)}
         order by e.created_at desc, e.id desc
@@ -124,7 +135,7 @@ export function createEventQueries({ db }: { db: SqlRunner }) {
       if (!complete) continue;
       const pageRows = rows.slice(0, input.limit);
       const last = pageRows[pageRows.length - 1];
-      return { events: pageRows.map(toStoredEvent), nextCursor: rows.length > input.limit && last ? encodeCursor({ t: last.position_micros, i: last.id }) : null };
+      return { events: pageRows.map(toStoredEvent), nextCursor: rows.length > input.limit && last ? encodeCursor({ t: last.created_micros, i: last.id }) : null };
     }
     throw new Error('unreachable: the last window is unbounded');
   }
@@ -328,7 +339,16 @@ export function createEventQueries({ db }: { db: SqlRunner }) {
     return row?.first_ms === null || row?.first_ms === undefined ? null : toDate(row.first_ms);
   }
 
-  return { listEvents, timeseries, top, percentiles, funnel, firstRecordedHour };
+  // Queries that read a calendar in the caller's zone take only zones PostgreSQL knows.
+  const timeZones = createTimeZoneCatalog({ db });
+  const inKnownZone =
+    <I extends { timeZone: string }, R>(query: (workspaceId: string, input: I) => Promise<R>) =>
+    async (workspaceId: string, input: I): Promise<R> => {
+      await timeZones.assertKnown(input.timeZone);
+      return query(workspaceId, input);
+    };
+
+  return { listEvents, timeseries: inKnownZone(timeseries), top, percentiles: inKnownZone(percentiles), funnel, firstRecordedHour };
 }
 
 /** percentile_cont over an array answers a Postgres array: postgres.js parses it, PGlite may give text. */
