@@ -95,6 +95,17 @@ describe('dates PostgreSQL cannot read', () => {
     expect(procedureFailures()).toEqual([]);
   });
 
+  it.each([
+    ['a funnel whose window would run past year 9999', 'stats/funnel', { from: '9999-12-01T00:00:00Z', to: '9999-12-30T00:00:00Z', steps: [{ name: 'a' }, { name: 'b' }] }, 'to'],
+    ['anomalies whose history would start before year 1', 'stats/anomalies', { from: '0001-01-10T00:00:00Z', to: '0001-01-12T00:00:00Z', bucket: 'hour' }, 'from'],
+    ['week buckets whose first week would start before year 1', 'stats/timeseries', { from: '0001-01-01T00:00:00Z', to: '0001-02-01T00:00:00Z', bucket: 'week' }, 'from'],
+  ])('are answered 400 naming the field when %s', async (_label, path, body, field) => {
+    const refusal = await apiPost(path, body);
+    expect(refusal.status).toBe(400);
+    expect(refusal.issues[0]?.path).toBe(field);
+    expect(procedureFailures()).toEqual([]);
+  });
+
   it('still lists from the first day of year 1', async () => {
     const refusal = await apiPost('events/list', { to: '0001-01-02T00:00:00Z' });
     expect(refusal.status).toBe(200);

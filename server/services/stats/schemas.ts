@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { STORABLE_TIME_RANGE } from '../../../db/timestamps.ts';
 import { JsonObjectSchema, Source, StoredEvent, Timestamp } from '../events/schemas.ts';
 
 const DAY_MS = 86_400_000;
@@ -28,8 +29,21 @@ const Range = z.object({
   to: Timestamp.describe('End of the range (exclusive)'),
 });
 
+/**
+ * Statistics also read a little outside their range: anomalies the weeks before `from`, funnels
+ * up to 30 days after `to`, week buckets the start of `from`'s week. A range keeps this far inside
+ * the storable years, so those reads never reach a time PostgreSQL cannot read.
+ */
+const STATS_MARGIN_MS = 60 * DAY_MS;
+const EARLIEST_STATS_TIME = new Date(STORABLE_TIME_RANGE.earliestMs + STATS_MARGIN_MS);
+const LATEST_STATS_TIME = new Date(STORABLE_TIME_RANGE.latestMs + 1 - STATS_MARGIN_MS);
+
 function checkRange(range: { from: Date; to: Date }, ctx: z.RefinementCtx) {
-  if (range.to <= range.from) ctx.addIssue({ code: 'custom', path: ['to'], message: '"to" must be after "from"' });
+  if (range.from < EARLIEST_STATS_TIME) {
+    ctx.addIssue({ code: 'custom', path: ['from'], message: `"from" must be at or after ${EARLIEST_STATS_TIME.toISOString()}` });
+  } else if (range.to > LATEST_STATS_TIME) {
+    ctx.addIssue({ code: 'custom', path: ['to'], message: `"to" must be at or before ${LATEST_STATS_TIME.toISOString()}` });
+  } else if (range.to <= range.from) ctx.addIssue({ code: 'custom', path: ['to'], message: '"to" must be after "from"' });
   else if (range.to.getTime() - range.from.getTime() > MAX_RANGE_DAYS * DAY_MS) {
     ctx.addIssue({ code: 'custom', path: ['to'], message: `A range may span at most ${MAX_RANGE_DAYS} days` });
   }
