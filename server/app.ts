@@ -148,6 +148,12 @@ export function createApp({ db, config, logger, services = createServices({ db, 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/metrics', async (c) => {
     services.metrics.rateLimitFallback.set(services.rateLimiter.store() === 'memory-fallback' ? 1 : 0);
+    // Read at scrape time (one Redis round trip with the Redis bus); left as it was if the bus cannot answer.
+    const replayWindow = await services.live.windowSize().catch(() => undefined);
+    if (replayWindow) {
+      services.metrics.liveReplayWindowBytes.set(replayWindow.bytes);
+      services.metrics.liveReplayWindowEvents.set(replayWindow.events);
+    }
     c.header('Content-Type', services.metrics.registry.contentType);
     return c.body(await services.metrics.registry.metrics());
   });

@@ -68,6 +68,10 @@ const EnvironmentSchema = z.object({
   LIVE_MAX_DURATION_S: z.coerce.number().int().min(1).max(86_400).default(3600),
   LIVE_SUBSCRIBER_BUFFER: z.coerce.number().int().min(10).max(1_000_000).default(10_000),
 });
+  // Byte bounds of live streams: at least 1 MiB, well above one event (metadata is at most 32 KB).
+  LIVE_REPLAY_BYTES: z.coerce.number().int().min(1024 * 1024).max(64 * 1024 ** 3).optional(),
+  LIVE_SUBSCRIBER_BUFFER_BYTES: z.coerce.number().int().min(1024 * 1024).max(1024 ** 3).default(16 * 1024 * 1024),
+  LIVE_REPLAY_MAX_RESUME_BYTES: z.coerce.number().int().min(1024 * 1024).max(64 * 1024 ** 3).default(32 * 1024 * 1024),
 
 export interface Config {
   port: number;
@@ -127,7 +131,7 @@ export interface Config {
     /** Where committed events are published: Redis Streams when `redis`, this process only when `memory`. */
     bus: 'memory' | 'redis';
     redisStream: string;
-    /** Events kept for reconnecting subscribers (also the Redis stream's approximate MAXLEN). */
+    /** Most events kept for reconnecting subscribers (the window is also bounded by `replayBytes`). */
     replayEvents: number;
     maxStreamsPerKey: number;
     maxDurationMs: number;
@@ -136,6 +140,12 @@ export interface Config {
   };
 }
 
+    /** Bytes of the replay window (events as JSON text): in this process's heap for `memory`, in Redis for `redis`. */
+    replayBytes: number;
+    /** The subscriber buffer's bound in bytes. */
+    subscriberBufferBytes: number;
+    /** Most bytes of the window one resume reads back; the rest of a longer gap is skipped. */
+    maxResumeBytes: number;
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -211,3 +221,6 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     },
   };
 }
+      replayBytes: env.LIVE_REPLAY_BYTES ?? (liveBus === 'redis' ? 256 * 1024 * 1024 : 64 * 1024 * 1024),
+      subscriberBufferBytes: env.LIVE_SUBSCRIBER_BUFFER_BYTES,
+      maxResumeBytes: env.LIVE_REPLAY_MAX_RESUME_BYTES,

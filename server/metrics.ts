@@ -108,6 +108,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Committed events the live bus failed to take (stored, but not streamed)',
       registers: [registry],
     }),
+    liveReplayWindowBytes: new Gauge({
+      name: 'telemetry_live_replay_window_bytes',
+      help: 'Bytes the live replay window holds (LIVE_REPLAY_BYTES bounds it), by the bus\'s own accounting',
+      registers: [registry],
+    }),
+    liveReplayWindowEvents: new Gauge({
+      name: 'telemetry_live_replay_window_events',
+      help: 'Events the live replay window holds (LIVE_REPLAY_EVENTS bounds it)',
+      registers: [registry],
+    }),
     liveReplayTruncated: new Counter({
       name: 'telemetry_live_replay_truncated_total',
       help: 'Resumed streams whose last event id was older than the replay window',

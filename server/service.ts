@@ -67,7 +67,7 @@ export async function startService(config: Config, logger: Logger, options: Star
   const metrics = createMetrics();
   const bus =
     config.live.bus === 'redis' && redis
-      ? createRedisBus({ redis, stream: config.live.redisStream, replayEvents: config.live.replayEvents, logger })
+      ? createRedisBus({ redis, stream: config.live.redisStream, maxEvents: config.live.replayEvents, maxBytes: config.live.replayBytes, logger })
       : undefined;
   const services = createServices({ db, config, logger, metrics, rateLimiter: createRateLimiter({ logger, ...(redis && { redis }) }),
     ...(bus && { bus }),

@@ -47,8 +47,14 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     onBypass: (error) => logger.warn('read replica unavailable; reading from the primary for a few seconds', { error }),
   });
   const live = createLiveStreams({
-    bus: bus ?? createMemoryBus({ replayEvents: config.live.replayEvents }),
-    options: { maxStreamsPerKey: config.live.maxStreamsPerKey, maxDurationMs: config.live.maxDurationMs, subscriberBuffer: config.live.subscriberBuffer },
+    bus: bus ?? createMemoryBus({ maxEvents: config.live.replayEvents, maxBytes: config.live.replayBytes }),
+    options: {
+      maxStreamsPerKey: config.live.maxStreamsPerKey,
+      maxDurationMs: config.live.maxDurationMs,
+      subscriberBuffer: config.live.subscriberBuffer,
+      subscriberBufferBytes: config.live.subscriberBufferBytes,
+      maxResumeBytes: config.live.maxResumeBytes,
+    },
     metrics,
     logger,
     ...(streamSlots && { sharedSlots: streamSlots }),

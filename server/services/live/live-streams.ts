@@ -3,7 +3,7 @@ import { DomainError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { StoredEvent } from '../events/schemas.ts';
-import { compareStreamIds, type EventBus, type LiveRecord } from './bus.ts';
+import { compareStreamIds, type EventBus, type LiveEventFields, type LiveRecord } from './bus.ts';
 import type { LiveFilter } from './schemas.ts';
 import type { SharedStreamSlots, StreamLease } from './stream-slots.ts';
 
@@ -12,6 +12,20 @@ export interface LiveStreamOptions {
   maxDurationMs: number;
   /** Matching events one subscriber may have waiting; past it the stream ends so the client resumes. */
   subscriberBuffer: number;
+  /** The same bound in bytes (of the waiting records, as `recordBytes` counts them). */
+  subscriberBufferBytes: number;
+  /**
+   * Most bytes of the window one resume reads back (all records scanned, of any workspace). Past
+   * it the rest of the gap is skipped (counted as truncated) and the stream goes on live, so a
+   * client resuming from far back again and again cannot make the instance read whole windows.
+   */
+  maxResumeBytes: number;
+}
+
+/** An event as a stream delivers it: parsed from the bus's JSON only now, for this subscriber. */
+export interface DeliveredRecord {
+  streamId: string;
+  event: StoredEvent;
 }
 
 export interface OpenStream {
@@ -108,7 +122,7 @@ export function createLiveStreams({
     };
   }
 
-  async function* open(request: OpenStream): AsyncGenerator<LiveRecord, void, undefined> {
+  async function* open(request: OpenStream): AsyncGenerator<DeliveredRecord, void, undefined> {
     const release = await acquireSlot(request.keyId);
     if (closing) {
       // Opened while the instance shuts down: end at once so the client goes elsewhere.
@@ -117,6 +131,7 @@ export function createLiveStreams({
     }
     const matches = matcher(request.workspaceId, request.filter);
     const pending: LiveRecord[] = [];
+    let pendingBytes = 0;
     let overflowed = false;
     let expired = false;
     let wake: (() => void) | undefined;
@@ -130,12 +145,13 @@ export function createLiveStreams({
       // a later record delivered before the gap would move its resume point past the lost ones.
       if (overflowed) return;
       for (const record of records) {
-        if (!matches(record.event)) continue;
-        if (pending.length >= options.subscriberBuffer) {
+        if (!matches(record.fields)) continue;
+        if (pending.length >= options.subscriberBuffer || pendingBytes + record.bytes > options.subscriberBufferBytes) {
           overflowed = true;
           break;
         }
         pending.push(record);
+        pendingBytes += record.bytes;
       }
       notify();
     });
@@ -153,27 +169,40 @@ export function createLiveStreams({
         const replay = await bus.replay(last).catch((error: unknown) => {
           throw new DomainError('unavailable', 'Missed events cannot be read right now; reconnect shortly', { reason: 'replay_unavailable', retryAfterSeconds: 2, cause: error });
         });
-        if (replay.truncated) metrics.liveReplayTruncated.inc();
+        let truncated = replay.truncated;
+        let scannedBytes = 0;
         const pages = replay.pages[Symbol.asyncIterator]();
-        for (;;) {
-          const page = await pages.next().catch((error: unknown) => {
-            throw new DomainError('unavailable', 'Missed events cannot be read right now; reconnect shortly', { reason: 'replay_unavailable', retryAfterSeconds: 2, cause: error });
-          });
-          if (page.done) break;
-          for (const record of page.value) {
-            last = record.streamId;
-            if (matches(record.event)) yield record;
+        try {
+          reading: for (;;) {
+            const page = await pages.next().catch((error: unknown) => {
+              throw new DomainError('unavailable', 'Missed events cannot be read right now; reconnect shortly', { reason: 'replay_unavailable', retryAfterSeconds: 2, cause: error });
+            });
+            if (page.done) break;
+            for (const record of page.value) {
+              scannedBytes += record.bytes;
+              if (scannedBytes > options.maxResumeBytes) {
+                truncated = true;
+                break reading;
+              }
+              last = record.streamId;
+              if (matches(record.fields)) yield delivered(record);
+            }
           }
+        } finally {
+          await pages.return?.();
         }
+        if (truncated) metrics.liveReplayTruncated.inc();
       }
       for (;;) {
         if (request.signal?.aborted) return;
         if (pending.length > 0) {
-          for (const record of pending.splice(0)) {
+          const ready = pending.splice(0);
+          pendingBytes = 0;
+          for (const record of ready) {
             // Records that arrived while the replay ran may be in both; stream ids only grow.
             if (last !== undefined && compareStreamIds(record.streamId, last) <= 0) continue;
             last = record.streamId;
-            yield record;
+            yield delivered(record);
           }
           continue;
         }
@@ -213,6 +242,8 @@ export function createLiveStreams({
     open,
     publishCommitted,
     openStreams: () => [...streamsByKey.values()].reduce((sum, count) => sum + count, 0),
+    /** The replay window's size by the bus's own accounting (for /metrics). */
+    windowSize: () => bus.windowSize(),
     /** Ends every open stream (on shutdown, so the server can close; clients resume on another instance). */
     endAll() {
       closing = true;
@@ -222,7 +253,11 @@ export function createLiveStreams({
   };
 }
 
-function matcher(workspaceId: string, filter: LiveFilter): (event: StoredEvent) => boolean {
+function delivered(record: LiveRecord): DeliveredRecord {
+  return { streamId: record.streamId, event: JSON.parse(record.json) as StoredEvent };
+}
+
+function matcher(workspaceId: string, filter: LiveFilter): (event: LiveEventFields) => boolean {
   return (event) =>
     event.workspaceId === workspaceId &&
     (filter.eventType === undefined || event.eventType === filter.eventType) &&
