@@ -37,13 +37,13 @@ function* causeChain(error: unknown): Generator<object> {
 
 /**
  * The SQLSTATE the database answered with, on the error or one it wraps; undefined for errors the
- * database did not report (a refused connection, a bug). Errors from the server carry a
- * `severity`, which tells a SQLSTATE from a Node code of the same shape (`EPIPE`).
+ * database did not report (a refused connection, a bug). A socket error's code can have the same
+ * shape (`EPIPE`), but it comes with `errno` or `syscall`, which a database's error never has.
  */
 export function sqlState(error: unknown): string | undefined {
   for (const current of causeChain(error)) {
-    const { code, severity } = current as { code?: unknown; severity?: unknown };
-    if (typeof code === 'string' && typeof severity === 'string' && SQLSTATE_PATTERN.test(code)) return code;
+    const { code, errno, syscall } = current as { code?: unknown; errno?: unknown; syscall?: unknown };
+    if (typeof code === 'string' && errno === undefined && syscall === undefined && SQLSTATE_PATTERN.test(code)) return code;
   }
   return undefined;
 }
