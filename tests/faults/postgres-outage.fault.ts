@@ -72,3 +72,43 @@ describe('PostgreSQL stopped under load, then started again', () => {
     }
   });
 });
+
+describe('PostgreSQL crashed (immediate shutdown: connections refused), then started again', () => {
+  const call = (path: string, key: string, body?: unknown) =>
+    fetch(`${service.url}/api${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+  async function expectRetryable503(response: Response, what: string) {
+    expect(response.status, what).toBe(503);
+    expect(response.headers.get('retry-after'), what).toMatch(/^\d+$/);
+    expect(JSON.stringify(await response.json()), what).not.toMatch(/ECONNREFUSED|ECONNRESET|postgres|stack/i);
+  }
+
+  it('answers an ingest call with a key not yet cached, reads and admin calls with 503 and Retry-After while it is down, and serves them all after its restart', async () => {
+    const workspaceId = randomUUID();
+    const event = { source: 'backend', eventType: 'custom', name: 'crash-probe' };
+    // Created but never used: this instance has not cached it, so its first call must look it up.
+    const created = await call('/admin/keys', service.adminKey, { kind: 'ingest', workspaceId });
+    expect(created.status).toBe(200);
+    const { key: uncachedKey } = (await created.json()) as { key: string };
+    expect((await call('/events', service.adminKey, { ...event, workspaceId })).status).toBe(200);
+
+    await cluster.stop('immediate');
+    await waitUntil(async () => (await readyStatus()) === 503, '/readyz to fail', 10_000);
+    await expectRetryable503(await call('/events', uncachedKey, event), 'ingest with an uncached key');
+    await expectRetryable503(await call('/events/list', service.adminKey, { workspaceId }), 'events.list');
+    await expectRetryable503(await call('/admin/retention', service.adminKey), 'admin.retention.list');
+    await expectRetryable503(await call(`/admin/erasure/${randomUUID()}`, service.adminKey), 'admin.erasure.status');
+
+    await cluster.start();
+    await waitUntil(async () => (await readyStatus()) === 200, '/readyz to pass again', 30_000);
+    // The write path takes calls again once its probe finds the database answering.
+    await waitUntil(async () => (await call('/events', uncachedKey, event)).status === 200, 'ingest with the new key to succeed', 30_000);
+    const listed = await call('/events/list', service.adminKey, { workspaceId });
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as { events: unknown[] }).events.length).toBeGreaterThanOrEqual(2);
+    expect((await call('/admin/retention', service.adminKey)).status).toBe(200);
+  });
+});
