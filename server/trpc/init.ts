@@ -1,5 +1,5 @@
 import { initTRPC, TRPCError } from '@trpc/server';
-import { withDeadline } from '../../db/deadline.ts';
+import { runWithCallDeadline } from '../../db/deadline.ts';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { DomainError } from '../errors.ts';
 import type { KeyKind } from '../services/keys/schemas.ts';
@@ -66,8 +66,10 @@ const observeAndMapErrors = t.middleware(async ({ ctx, next, path, type, meta })
   let result: Awaited<ReturnType<typeof next>>;
   try {
     // A deadline for every call but live streams: a stalled database (or anything else) answers
-    // a retryable 503 instead of holding the caller. The work itself is not cancelled.
-    result = type === 'subscription' || meta?.longRunning ? await next() : await withDeadline(next(), ctx.config.procedureTimeoutMs, deadlineExceeded);
+    // a retryable 503 instead of holding the caller, and the call's read statements are cancelled
+    // then (writes are shared by many calls and have their own deadline).
+    result =
+      type === 'subscription' || meta?.longRunning ? await next() : await runWithCallDeadline(() => next(), ctx.config.procedureTimeoutMs, deadlineExceeded);
   } catch (error) {
     ctx.services.metrics.procedureDuration.observe({ procedure: path, code: 'SERVICE_UNAVAILABLE' }, (performance.now() - started) / 1000);
     throw toTRPCError(error);
