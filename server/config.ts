@@ -67,11 +67,12 @@ const EnvironmentSchema = z.object({
   LIVE_MAX_STREAMS_PER_KEY: z.coerce.number().int().min(1).max(10_000).default(5),
   LIVE_MAX_DURATION_S: z.coerce.number().int().min(1).max(86_400).default(3600),
   LIVE_SUBSCRIBER_BUFFER: z.coerce.number().int().min(10).max(1_000_000).default(10_000),
-});
   // Byte bounds of live streams: at least 1 MiB, well above one event (metadata is at most 32 KB).
   LIVE_REPLAY_BYTES: z.coerce.number().int().min(1024 * 1024).max(64 * 1024 ** 3).optional(),
   LIVE_SUBSCRIBER_BUFFER_BYTES: z.coerce.number().int().min(1024 * 1024).max(1024 ** 3).default(16 * 1024 * 1024),
   LIVE_REPLAY_MAX_RESUME_BYTES: z.coerce.number().int().min(1024 * 1024).max(64 * 1024 ** 3).default(32 * 1024 * 1024),
+  LIVE_KEY_CHECK_S: z.coerce.number().int().min(1).max(3600).default(30),
+});
 
 export interface Config {
   port: number;
@@ -137,15 +138,17 @@ export interface Config {
     maxDurationMs: number;
     /** Events one slow subscriber may have waiting before its stream is ended (it resumes with lastEventId). */
     subscriberBuffer: number;
-  };
-}
-
     /** Bytes of the replay window (events as JSON text): in this process's heap for `memory`, in Redis for `redis`. */
     replayBytes: number;
     /** The subscriber buffer's bound in bytes. */
     subscriberBufferBytes: number;
     /** Most bytes of the window one resume reads back; the rest of a longer gap is skipped. */
     maxResumeBytes: number;
+    /** How often open streams' keys are checked against the database, behind the revocation notices. */
+    keyCheckIntervalMs: number;
+  };
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -218,9 +221,10 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       maxStreamsPerKey: env.LIVE_MAX_STREAMS_PER_KEY,
       maxDurationMs: env.LIVE_MAX_DURATION_S * 1000,
       subscriberBuffer: env.LIVE_SUBSCRIBER_BUFFER,
-    },
-  };
-}
       replayBytes: env.LIVE_REPLAY_BYTES ?? (liveBus === 'redis' ? 256 * 1024 * 1024 : 64 * 1024 * 1024),
       subscriberBufferBytes: env.LIVE_SUBSCRIBER_BUFFER_BYTES,
       maxResumeBytes: env.LIVE_REPLAY_MAX_RESUME_BYTES,
+      keyCheckIntervalMs: env.LIVE_KEY_CHECK_S * 1000,
+    },
+  };
+}

@@ -46,6 +46,8 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     replicaTimeoutMs: Math.max(100, Math.floor(config.procedureTimeoutMs / 3)) + 1000,
     onBypass: (error) => logger.warn('read replica unavailable; reading from the primary for a few seconds', { error }),
   });
+  // Revoking or rotating a key ends its open live streams: here at once, elsewhere on the revocation notice.
+  const keys = createKeyService({ db, onRevoked: (keyId) => live.endStreamsOfKey(keyId) });
   const live = createLiveStreams({
     bus: bus ?? createMemoryBus({ maxEvents: config.live.replayEvents, maxBytes: config.live.replayBytes }),
     options: {
@@ -58,6 +60,8 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     metrics,
     logger,
     ...(streamSlots && { sharedSlots: streamSlots }),
+    activeKeyIds: keys.activeKeyIds,
+    keyCheckIntervalMs: config.live.keyCheckIntervalMs,
   });
   const committer = createGroupCommitter(
     createEventWriter(db),
@@ -77,7 +81,7 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     events: createEventIngestor({ db, limits: config.limits, committer, metrics, ...(now && { now }) }),
     eventReader: createEventReader({ db: reads }),
     queries: createEventQueries({ db: reads }),
-    keys: createKeyService({ db }),
+    keys,
     erasure: createErasureService({ db }),
     retention: createRetentionService({ db, config, logger, metrics, ...(now && { now }) }),
     rateLimiter: rateLimiter ?? createRateLimiter({ logger }),

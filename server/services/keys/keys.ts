@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { and, asc, eq, isNull } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
 import { isDatabaseUnavailable, isUniqueViolation } from '../../../db/errors.ts';
 import { apiKeys } from '../../../db/schema.ts';
@@ -46,9 +46,11 @@ export interface KeyServiceOptions {
    */
   cacheTtlMs?: number;
   now?: () => number;
+  /** Called with the id of every key revoked (or rotated away) here or, once followed, on any instance. */
+  onRevoked?: (keyId: string) => void;
 }
 
-export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now }: KeyServiceOptions) {
+export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRevoked }: KeyServiceOptions) {
   // Verified keys by secret hash. Unknown secrets are not cached, so a key created on another
   // instance works at once.
   const cache = new Map<string, { identity: ApiKeyIdentity; expiresAt: number }>();
@@ -56,6 +58,7 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now }: Ke
 
   const forget = (keyId: string) => {
     for (const [hash, entry] of cache) if (entry.identity.id === keyId) cache.delete(hash);
+    onRevoked?.(keyId);
   };
   const identityColumns = {
     id: apiKeys.id,
@@ -214,5 +217,15 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now }: Ke
     return db.listen(KEY_REVOKED_CHANNEL, forget);
   }
 
-  return { authenticate, createKey, listKeys, revokeKey, rotateKey, ensureAdminKey, workspaceOf, followRevocations };
+  /** Which of these key ids are still active (not revoked): the safety net behind revocation notices. */
+  async function activeKeyIds(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = await db.orm
+      .select({ id: apiKeys.id })
+      .from(apiKeys)
+      .where(and(inArray(apiKeys.id, [...ids]), isNull(apiKeys.revokedAt)));
+    return new Set(rows.map((row) => row.id));
+  }
+
+  return { authenticate, createKey, listKeys, revokeKey, rotateKey, ensureAdminKey, workspaceOf, followRevocations, activeKeyIds };
 }

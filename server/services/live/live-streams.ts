@@ -56,6 +56,8 @@ export function createLiveStreams({
   metrics,
   logger,
   sharedSlots,
+  activeKeyIds,
+  keyCheckIntervalMs = 30_000,
 }: {
   bus: EventBus;
   options: LiveStreamOptions;
@@ -63,10 +65,40 @@ export function createLiveStreams({
   logger: Logger;
   /** Stream slots shared by all instances (Redis); without it each instance counts its own. */
   sharedSlots?: SharedStreamSlots;
+  /**
+   * Which of these keys are still active. Revocations end streams at once through
+   * `endStreamsOfKey` (called on every instance); this periodic check is the safety net for a
+   * revocation notice that never arrived (the database connection was down at the time).
+   */
+  activeKeyIds?: (keyIds: readonly string[]) => Promise<Set<string>>;
+  keyCheckIntervalMs?: number;
 }) {
   const streamsByKey = new Map<string, number>();
   /** Ends each open stream the way its maximum duration does (the client reconnects elsewhere). */
   const expireOpenStreams = new Set<() => void>();
+  /** Ends each open stream of a key with an UNAUTHORIZED error, so its client does not reconnect with that key. */
+  const revokeStreamsByKey = new Map<string, Set<() => void>>();
+
+  function endStreamsOfKey(keyId: string): void {
+    revokeStreamsByKey.get(keyId)?.forEach((revoke) => revoke());
+  }
+
+  const keyCheck = activeKeyIds
+    ? setInterval(() => {
+        const keyIds = [...revokeStreamsByKey.keys()];
+        if (keyIds.length === 0) return;
+        // In chunks, so one query stays small however many keys have streams open.
+        for (let index = 0; index < keyIds.length; index += 500) {
+          const chunk = keyIds.slice(index, index + 500);
+          activeKeyIds(chunk).then(
+            (active) => chunk.filter((keyId) => !active.has(keyId)).forEach(endStreamsOfKey),
+            // The database cannot answer: the streams go on, and are checked again next time.
+            () => {},
+          );
+        }
+      }, keyCheckIntervalMs)
+    : undefined;
+  keyCheck?.unref();
   let publishWarnedAt = 0;
 
   let sharedWarnedAt = 0;
@@ -159,8 +191,15 @@ export function createLiveStreams({
       expired = true;
       notify();
     };
+    let revoked = false;
+    const revoke = () => {
+      revoked = true;
+      notify();
+    };
     const deadline = setTimeout(expire, options.maxDurationMs);
     expireOpenStreams.add(expire);
+    const keyStreams = revokeStreamsByKey.get(request.keyId) ?? new Set();
+    revokeStreamsByKey.set(request.keyId, keyStreams.add(revoke));
     request.signal?.addEventListener('abort', notify);
 
     try {
@@ -184,6 +223,7 @@ export function createLiveStreams({
                 truncated = true;
                 break reading;
               }
+              if (revoked) throw keyRevoked();
               last = record.streamId;
               if (matches(record.fields)) yield delivered(record);
             }
@@ -195,10 +235,12 @@ export function createLiveStreams({
       }
       for (;;) {
         if (request.signal?.aborted) return;
+        if (revoked) throw keyRevoked();
         if (pending.length > 0) {
           const ready = pending.splice(0);
           pendingBytes = 0;
           for (const record of ready) {
+            if (revoked) throw keyRevoked();
             // Records that arrived while the replay ran may be in both; stream ids only grow.
             if (last !== undefined && compareStreamIds(record.streamId, last) <= 0) continue;
             last = record.streamId;
@@ -215,6 +257,8 @@ export function createLiveStreams({
     } finally {
       clearTimeout(deadline);
       expireOpenStreams.delete(expire);
+      keyStreams.delete(revoke);
+      if (keyStreams.size === 0 && revokeStreamsByKey.get(request.keyId) === keyStreams) revokeStreamsByKey.delete(request.keyId);
       request.signal?.removeEventListener('abort', notify);
       unsubscribe();
       release();
@@ -249,8 +293,19 @@ export function createLiveStreams({
       closing = true;
       expireOpenStreams.forEach((expire) => expire());
     },
-    close: () => bus.close(),
+    /** Ends every open stream of a revoked (or rotated-away) key at once, with an UNAUTHORIZED error. */
+    endStreamsOfKey,
+    close: () => {
+      clearInterval(keyCheck);
+      return bus.close();
+    },
   };
+}
+
+function keyRevoked(): DomainError {
+  return new DomainError('unauthorized', 'The key this stream was opened with has been revoked or rotated; open it again with an active key', {
+    reason: 'key_revoked',
+  });
 }
 
 function delivered(record: LiveRecord): DeliveredRecord {
