@@ -220,6 +220,46 @@ describe('group commit', () => {
   });
 });
 
+describe('events the database refuses', () => {
+  // A CHECK constraint makes the database itself refuse events with this name (SQLSTATE 23514).
+  const REFUSED = 'refused-by-check';
+  beforeAll(async () => {
+    await testDb.db.rows(sql.raw(`alter table telemetry.events add constraint test_refused_marker check (name <> '${REFUSED}')`));
+  });
+  afterAll(async () => {
+    await testDb.db.rows(sql.raw('alter table telemetry.events drop constraint if exists test_refused_marker'));
+  });
+  const refusedRow = (workspaceId: string) => ({ ...row(workspaceId), name: REFUSED });
+
+  it('finds the few refused events of a flush by halving, answers them as refused and stores every other event', async () => {
+    const observed = observedWriter(createEventWriter(testDb.db));
+    const committer = createGroupCommitter(observed.writer, { ...options, maxDelayMs: 1000, maxFlushEvents: 101 });
+    const workspaceId = randomUUID();
+    const rows = Array.from({ length: 100 }, (_, index) => (index % 40 === 7 ? refusedRow(workspaceId) : row(workspaceId)));
+    const other = row(randomUUID());
+    const [outcome, otherOutcome] = await Promise.all([committer.write(rows), committer.write([other])]);
+    const refusedIds = rows.filter((r) => r.name === REFUSED).map((r) => r.id);
+    expect([...outcome.refused].sort()).toEqual(refusedIds.sort());
+    expect(outcome.claimed.size).toBe(97);
+    expect(otherOutcome).toEqual({ claimed: new Set([other.id]), refused: new Set() });
+    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(97);
+    // The shared flush, the other call's own write, then about 2·log2(100) writes per refused event.
+    expect(observed.flushes.length).toBeLessThanOrEqual(2 + 3 * 2 * 7);
+  });
+
+  it('spends a bounded number of writes on a call of refused events, refusing the rest together once the budget is spent', async () => {
+    const observed = observedWriter(createEventWriter(testDb.db));
+    const committer = createGroupCommitter(observed.writer, { ...options, maxFlushEvents: 1000 });
+    const workspaceId = randomUUID();
+    const rows = Array.from({ length: 500 }, () => refusedRow(workspaceId));
+    const outcome = await committer.write(rows);
+    expect(outcome.refused.size).toBe(500);
+    expect(outcome.claimed.size).toBe(0);
+    expect(observed.flushes.length).toBeLessThanOrEqual(1 + 64);
+    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(0);
+  });
+});
+
 describe('per-minute rollups', () => {
   it('stay equal to the raw events when concurrent flushes count the same minutes', async () => {
     const committer = createGroupCommitter(createEventWriter(testDb.db), { ...options, maxFlushEvents: 10, maxConcurrentFlushes: 4 });

@@ -237,8 +237,10 @@ export function createGroupCommitter(
         }
       };
       const writeHalving = async (part: readonly EventRow[], knownToFail: boolean, lastError: unknown): Promise<void> => {
+        // Out of budget, the rows not yet written are refused as they are, unwritten.
+        if (budget <= 0) return refuse(part, lastError);
         if (knownToFail) {
-          if (part.length === 1 || budget <= 0) return refuse(part, lastError);
+          if (part.length === 1) return refuse(part, lastError);
           const middle = Math.ceil(part.length / 2);
           await writeHalving(part.slice(0, middle), false, lastError);
           await writeHalving(part.slice(middle), false, lastError);

@@ -4,6 +4,7 @@ import type { EventRow } from '../../../db/event-writers.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { GroupCommitter } from './group-commit.ts';
 import { isDatabaseUnavailable } from '../../../db/errors.ts';
+import { isStorableTime } from '../../../db/timestamps.ts';
 import { databaseUnavailable, DomainError } from '../../errors.ts';
 import {
   parseEvent,
@@ -71,6 +72,9 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
   }
 
   function timeRangeProblem(createdAt: Date, receivedAt: Date): string | undefined {
+    // Skew correction can land outside what a Date or the database holds (an extreme sentAt):
+    // that event is refused here, before it can fail a shared write.
+    if (!isStorableTime(createdAt)) return 'createdAt, corrected for the clock skew sentAt shows, is not a time that can be stored';
     const ageMs = receivedAt.getTime() - createdAt.getTime();
     if (ageMs > limits.maxEventAgeMs) return `createdAt is more than ${formatDuration(limits.maxEventAgeMs)} in the past`;
     if (-ageMs > limits.maxFutureSkewMs) return `createdAt is more than ${formatDuration(limits.maxFutureSkewMs)} in the future`;
@@ -92,6 +96,9 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
   }
 
   async function ingestParsed(parsedEvents: readonly ParsedEvent[], { sentAt, workspaceBinding }: IngestOptions): Promise<IngestBatchResult> {
+    if (sentAt && !isStorableTime(sentAt)) {
+      throw new DomainError('invalid_input', 'sentAt must be a time between the years 1 and 9999', { path: 'sentAt', reason: 'sent_at_out_of_range' });
+    }
     const receivedAt = now();
     const receipts: EventReceipt[] = new Array(parsedEvents.length);
     const pending: PendingEvent[] = [];
@@ -131,13 +138,18 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
       pending.push({ index, id, createdAt, event: parsed.event });
     });
 
-    const inserted = await committer.write(pending.map((p) => toRow(p, receivedAt)));
-    const notInserted = pending.filter((p) => !inserted.has(p.id));
+    const { claimed: inserted, refused } = await committer.write(pending.map((p) => toRow(p, receivedAt)));
+    const notInserted = pending.filter((p) => !inserted.has(p.id) && !refused.has(p.id));
     const existing = await findStoredEvents(notInserted.map((p) => p.id));
 
     for (const p of pending) {
       if (inserted.has(p.id)) {
         receipts[p.index] = { index: p.index, status: 'accepted', id: p.id, createdAt: p.createdAt.toISOString() };
+        continue;
+      }
+      if (refused.has(p.id)) {
+        // Past a few refused events in one call, the rest of it is refused unsorted (group-commit.ts).
+        receipts[p.index] = reject(p.index, 'invalid_event', 'Not stored: the database refused this event, or one sent with it in a batch of many refused events', '');
         continue;
       }
       const stored = existing.get(p.id);
