@@ -22,6 +22,7 @@ const EnvironmentSchema = z.object({
     .refine((value) => value === undefined || /^postgres(ql)?:\/\//.test(value), 'must start with postgres:// or postgresql://'),
   PGLITE_DIR: z.string().min(1).default('./.data'),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(500).default(10),
+  DATABASE_READ_POOL_MAX: z.coerce.number().int().min(1).max(500).default(5),
   DATABASE_CONNECT_TIMEOUT_S: z.coerce.number().int().min(1).max(120).default(5),
   INGEST_WRITE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   PROCEDURE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
@@ -82,6 +83,8 @@ export interface Config {
   databaseReadUrl: string | undefined;
   pgliteDir: string;
   databasePoolMax: number;
+  /** Connections of the pool that reads (events.list/get, statistics) use, apart from writes (PostgreSQL only). */
+  databaseReadPoolMax: number;
   databaseConnectTimeoutSeconds: number;
   /** Longest wait for a group-commit write before its callers get a retryable 503 (the outcome is then unknown; retries dedupe). */
   ingestWriteTimeoutMs: number;
@@ -172,6 +175,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     databaseReadUrl: env.DATABASE_READ_URL,
     pgliteDir: env.PGLITE_DIR,
     databasePoolMax: env.DATABASE_POOL_MAX,
+    databaseReadPoolMax: env.DATABASE_READ_POOL_MAX,
     databaseConnectTimeoutSeconds: env.DATABASE_CONNECT_TIMEOUT_S,
     ingestWriteTimeoutMs: env.INGEST_WRITE_TIMEOUT_MS,
     readyCheckTimeoutMs: env.READY_CHECK_TIMEOUT_MS,

@@ -48,10 +48,23 @@ export async function startService(config: Config, logger: Logger, options: Star
         statementTimeoutMs: Math.max(100, Math.floor(config.procedureTimeoutMs / 3)),
       })
     : undefined;
+  // Reads get connections of their own on the primary, so heavy reads can never take the ones
+  // ingestion needs. Their statements are cancelled at the call's deadline; the pool's
+  // statement_timeout, a second later, stops any whose cancel request was lost. PGlite has one
+  // connection for everything (see docs).
+  const readPool = config.databaseUrl
+    ? openPostgres({
+        url: config.databaseUrl,
+        maxConnections: config.databaseReadPoolMax,
+        connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
+        statementTimeoutMs: config.procedureTimeoutMs + 1000,
+      })
+    : undefined;
   const redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
   const close = async () => {
     redis?.disconnect();
     await readReplica?.close().catch(() => {});
+    await readPool?.close().catch(() => {});
     await db.close().catch(() => {});
   };
 
@@ -73,6 +86,7 @@ export async function startService(config: Config, logger: Logger, options: Star
     ...(bus && { bus }),
     ...(redis && { streamSlots: createRedisStreamSlots({ redis }) }),
     ...(readReplica && { readReplica }),
+    ...(readPool && { readPool }),
   });
   const stopFollowingRevocations = await services.keys.followRevocations();
   const { generated } = await services.keys.ensureAdminKey(config.adminKey);

@@ -30,15 +30,20 @@ export interface ServiceDeps {
   streamSlots?: SharedStreamSlots;
   /** A streaming replica for reads (events.list/get, statistics); writes and keys stay on `db`. */
   readReplica?: SqlRunner;
+  /**
+   * The primary's connections for reads, apart from `db`'s, so a storm of heavy reads can slow
+   * reads but never take the connections ingestion needs. Defaults to `db`.
+   */
+  readPool?: SqlRunner;
   /** Carries committed events to live streams; defaults to this process's memory (pass the Redis bus to span instances). */
   bus?: EventBus;
   /** The server clock; tests pin it. */
   now?: () => Date;
 }
 
-export function createServices({ db, config, logger = createLogger('silent'), metrics = createMetrics({ defaultMetrics: false }), rateLimiter, bus, streamSlots, readReplica, now }: ServiceDeps): Services {
+export function createServices({ db, config, logger = createLogger('silent'), metrics = createMetrics({ defaultMetrics: false }), rateLimiter, bus, streamSlots, readReplica, readPool, now }: ServiceDeps): Services {
   const reads = createReadRouting({
-    primary: db,
+    primary: readPool ?? db,
     ...(readReplica && { replica: readReplica }),
     // Leaves time to run the query again on the primary within the procedure deadline. A second
     // beyond the replica pool's own statement_timeout: a slow query is cancelled there first (and
