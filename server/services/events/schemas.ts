@@ -106,7 +106,7 @@ const EventObject = z.strictObject({
   targetType: StoredText(EVENT_LIMITS.targetTypeLength).nullish(),
   targetId: StoredText(EVENT_LIMITS.targetIdLength).nullish(),
   metadata: JsonObjectSchema.nullish(),
-  createdAt: Timestamp.optional().describe('When the event happened (ISO 8601); defaults to the id\'s UUIDv7 time, else the server clock'),
+  createdAt: Timestamp.optional().describe('When the event happened (ISO 8601, kept to the microsecond; finer is refused); defaults to the id\'s UUIDv7 time, else the server clock'),
 });
 
 const EventSchemaRuntime = EventObject.superRefine((event, ctx) => {
@@ -166,7 +166,7 @@ export type RejectionCode = z.infer<typeof RejectionCode>;
  * Receipts carry `createdAt` as an ISO-8601 string, not a Date: superjson's Date encoding cost
  * about 17 ms per 1,000 receipts, more than validating and storing the events.
  */
-const ReceiptTime = z.string().describe('When the event happened, ISO 8601 (UTC)');
+const ReceiptTime = z.string().describe('When the event happened, ISO 8601 (UTC), with six fractional digits when it has microseconds');
 
 export const EventReceipt = z.discriminatedUnion('status', [
   z.object({ index: z.number().int(), status: z.literal('accepted'), id: z.uuid(), createdAt: ReceiptTime }),
@@ -218,7 +218,7 @@ export const StoredEvent = z.object({
   metadata: z.record(z.string(), z.unknown()).nullable().meta({ type: 'object', additionalProperties: true }) as unknown as z.ZodType<JsonObject | null>,
   // ISO-8601 strings, not Dates: a page of events carries hundreds of times, and superjson's Date
   // encoding cost more than reading the page.
-  createdAt: z.string().describe('When the event happened, ISO 8601 (UTC)'),
+  createdAt: z.string().describe('When the event happened, ISO 8601 (UTC), with six fractional digits when it has microseconds'),
   receivedAt: z.string().describe('When the service received it, ISO 8601 (UTC)'),
 });
 export type StoredEvent = z.infer<typeof StoredEvent>;

@@ -22,7 +22,7 @@ function isTimeZone(value: string): boolean {
   }
 }
 
-export const TimeZone = z.string().min(1).max(64).refine(isTimeZone, 'Unknown IANA time zone').default('UTC').describe('IANA time zone for day and week buckets, e.g. Europe/Berlin');
+export const TimeZone = z.string().min(1).max(64).refine(isTimeZone, 'Unknown IANA time zone').default('UTC').describe('IANA time zone for day and week buckets, e.g. Europe/Berlin (one PostgreSQL knows too)');
 
 const Range = z.object({
   from: Timestamp.describe('Start of the range (inclusive)'),
