@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Database, SqlRunner } from '../../db/database.ts';
 import { createReadRouting } from '../../db/read-routing.ts';
+import { sqlState } from '../../db/errors.ts';
 import { createEventWriter } from '../../db/event-writers.ts';
 import type { Config } from '../config.ts';
 import { createLogger, type Logger } from '../logger.ts';
@@ -76,6 +77,10 @@ export function createServices({ db, config, logger = createLogger('silent'), me
       probe: async () => {
         await db.rows(sql`select 1`);
       },
+      // Validation should have refused whatever the database refuses: each one is worth a look. Not
+      // the error itself: a failed statement's text carries the whole flush, other tenants' events too.
+      onRefused: (row, error) =>
+        logger.warn('the database refused an event; it was answered as rejected', { eventId: row.id, workspaceId: row.workspaceId, sqlState: sqlState(error) }),
       // PGlite runs one query at a time: more flushes would only queue inside it.
       maxConcurrentFlushes: db.kind === 'pglite' ? 1 : Math.min(config.groupCommit.maxConcurrentFlushes, config.databasePoolMax),
     },
