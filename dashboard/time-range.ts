@@ -10,8 +10,11 @@ export interface QueryWindow {
   to: Date;
   /** Bucket of the volume and percentile charts. */
   bucket: ChartBucket;
-  /** Bucket of the anomaly detection, which works on hours or days only. */
-  anomalyBucket: 'hour' | 'day';
+  /**
+   * Bucket of the anomaly detection, which works on hours or days only; null for a per-minute
+   * chart, where an hour's verdict would shade the whole chart.
+   */
+  anomalyBucket: 'hour' | 'day' | null;
   /** The browser's zone, so day buckets are the viewer's days. */
   timeZone: string;
 }
@@ -33,7 +36,7 @@ export function queryWindow(range: RangeName, now = new Date()): QueryWindow {
   switch (range) {
     case '1h': {
       const to = ceilTo(time + 1, BUCKET_MS.minute);
-      return { from: new Date(to - 60 * BUCKET_MS.minute), to: new Date(to), bucket: 'minute', anomalyBucket: 'hour', timeZone };
+      return { from: new Date(to - 60 * BUCKET_MS.minute), to: new Date(to), bucket: 'minute', anomalyBucket: null, timeZone };
     }
     case '24h': {
       const to = ceilTo(time + 1, BUCKET_MS.hour);

@@ -5,7 +5,8 @@ import { BUCKET_MS } from './time-range.ts';
 import type { ViewContext } from './view-context.ts';
 
 type Timeseries = TelemetryOutputs['telemetry']['stats']['timeseries'];
-type AnomalyPoint = TelemetryOutputs['telemetry']['stats']['anomalies']['points'][number];
+type Anomalies = TelemetryOutputs['telemetry']['stats']['anomalies'];
+type AnomalyPoint = Anomalies['points'][number];
 export const BREAKDOWNS = ['eventType', 'name', 'source'] as const;
 export type Breakdown = (typeof BREAKDOWNS)[number];
 
@@ -38,10 +39,24 @@ function volumeSeries(result: Timeseries, breakdown: Breakdown | undefined): Vol
   return [...kept, other];
 }
 
+/** What the anomaly figure cannot say by a count: not checked, or not enough history for a verdict. */
+function anomalyNoteText(anomalies: Anomalies | null, bucket: 'hour' | 'day' | null): string | null {
+  if (!anomalies || !bucket) return 'Anomalies are checked per hour or day: choose 24 h or longer.';
+  if (anomalies.status === 'ok') return null;
+  const unit = bucket === 'hour' ? 'hours' : 'days';
+  const needed = `${anomalies.history.requiredDays} days of events`;
+  const since = anomalies.history.since ? `recording since ${formatBucketStart(anomalies.history.since, 'hour')}` : 'no events recorded yet';
+  return anomalies.status === 'insufficient_history'
+    ? `Not enough history to flag anomalous ${unit}: that needs ${needed} (${since}).`
+    : `Only the later ${unit} could be checked for anomalies: that needs ${needed} (${since}).`;
+}
+
 /** Event counts per bucket, optionally split by a dimension, with anomalous buckets shaded. */
 export function volumeView() {
   const chart = chartArea(byId('volume-chart', HTMLDivElement));
   const totalOutput = byId('volume-total', HTMLElement);
+  const anomalyFigure = byId('anomaly-figure', HTMLElement);
+  const anomalyNote = byId('anomaly-note', HTMLElement);
   const anomalyCount = byId('anomaly-count', HTMLElement);
   const anomalyBucket = byId('anomaly-bucket', HTMLElement);
   const bucketNote = byId('volume-bucket', HTMLElement);
@@ -59,7 +74,9 @@ export function volumeView() {
           timeZone: window.timeZone,
           ...(breakdown && { breakdown }),
         }),
-        client.telemetry.stats.anomalies.query({ ...scope, from: window.from, to: window.to, bucket: window.anomalyBucket, timeZone: window.timeZone }),
+        window.anomalyBucket
+          ? client.telemetry.stats.anomalies.query({ ...scope, from: window.from, to: window.to, bucket: window.anomalyBucket, timeZone: window.timeZone })
+          : null,
       ]);
 
       const series = volumeSeries(timeseries, breakdown);
@@ -70,10 +87,16 @@ export function volumeView() {
       totalOutput.dataset['value'] = String(total);
       bucketNote.textContent = `per ${timeseries.bucket}`;
 
-      const flagged = anomalies.points.filter((point) => point.anomaly);
+      const flagged = anomalies?.points.filter((point) => point.anomaly) ?? [];
+      const note = anomalyNoteText(anomalies, window.anomalyBucket);
+      // Without a verdict there is no count to show, not a count of zero.
+      anomalyFigure.hidden = !anomalies || anomalies.status === 'insufficient_history';
+      anomalyNote.hidden = note === null;
+      anomalyNote.textContent = note ?? '';
+      anomalyNote.dataset['status'] = anomalies?.status ?? 'not_checked';
       anomalyCount.textContent = formatCount(flagged.length);
       anomalyCount.dataset['value'] = String(flagged.length);
-      anomalyBucket.textContent = flagged.length === 1 ? window.anomalyBucket : `${window.anomalyBucket}s`;
+      anomalyBucket.textContent = flagged.length === 1 ? (window.anomalyBucket ?? 'bucket') : `${window.anomalyBucket ?? 'bucket'}s`;
 
       if (total === 0) chart.showNote('No events in this range.');
       else {
@@ -86,7 +109,7 @@ export function volumeView() {
             color: seriesColor(index),
             style: series.length === 1 ? 'bars' : 'line',
           })),
-          marked: flagged.map((point) => ({ from: new Date(point.start), to: new Date(new Date(point.start).getTime() + BUCKET_MS[window.anomalyBucket]) })),
+          marked: flagged.map((point) => ({ from: new Date(point.start), to: new Date(new Date(point.start).getTime() + BUCKET_MS[window.anomalyBucket ?? 'hour']) })),
           yLabel: 'events',
         });
       }
@@ -102,7 +125,7 @@ export function volumeView() {
       renderTable<AnomalyPoint>(
         anomalyTable,
         [
-          { header: window.anomalyBucket === 'day' ? 'Day' : 'Hour', cell: (point) => formatBucketStart(point.start, window.anomalyBucket) },
+          { header: window.anomalyBucket === 'day' ? 'Day' : 'Hour', cell: (point) => formatBucketStart(point.start, window.anomalyBucket ?? 'hour') },
           { header: 'Observed', numeric: true, cell: (point) => formatCount(point.observed) },
           { header: 'Expected', numeric: true, cell: (point) => formatNumber(point.expected) },
           { header: 'Score', numeric: true, cell: (point) => formatNumber(point.score) },
