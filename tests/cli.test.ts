@@ -262,6 +262,17 @@ describe('telemetry query', () => {
     expect(usage.stderr).toMatch(/--from must be "now", a duration ago/);
   });
 
+  it('query timeseries --breakdown shows the largest values and sums the rest in an "other" column', async () => {
+    const workspaceId = randomUUID();
+    await ingest.telemetry.ingestBatch.mutate({ events: ['signup', 'signup', 'signup', 'login', 'login', 'logout'].map((name) => event(workspaceId, name)) });
+
+    const result = await telemetry(['query', 'timeseries', '--workspace', workspaceId, '--bucket', 'hour', '--from', '3h', '--to', 'now', '--breakdown', 'name', '--series', '1']);
+
+    expect(result.code).toBe(ExitCode.ok);
+    expect(result.stdout).toMatch(/^bucket start\s+signup\s+other \(2\)$/m);
+    expect(result.stdout).toMatch(/^total\s+3\s+3$/m);
+  });
+
   it('reports an input the service refuses with the flag to fix, exit 2', async () => {
     const result = await telemetry(['query', 'list', '--workspace', randomUUID(), '--user', 'not-a-uuid']);
 

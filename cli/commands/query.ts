@@ -223,6 +223,7 @@ const TIMESERIES_OPTIONS = {
   bucket: { type: 'string' },
   tz: { type: 'string' },
   breakdown: { type: 'string' },
+  series: { type: 'string' },
   'unique-users': { type: 'boolean' },
   'target-type': { type: 'string' },
 } as const;
@@ -240,6 +241,7 @@ async function timeseries(args: string[], { io, now }: CommandContext): Promise<
       bucket,
       ...(values.tz !== undefined && { timeZone: values.tz }),
       ...(breakdown !== undefined && { breakdown }),
+      ...(values.series !== undefined && { seriesLimit: parseInteger(values.series, '--series', { min: 1, max: 50 }) }),
       ...(values['unique-users'] && { uniqueUsers: true }),
       ...(values.workspace !== undefined && { workspaceId: values.workspace }),
       ...(values.type !== undefined && { eventType: values.type }),
@@ -252,8 +254,9 @@ async function timeseries(args: string[], { io, now }: CommandContext): Promise<
     writeJson(io.stdout, result);
     return ExitCode.ok;
   }
-  // One column per series (one series without --breakdown); every series has the same buckets.
-  const series = result.series;
+  // One column per series (one series without --breakdown), then the values summed into "other";
+  // every series has the same buckets.
+  const series = [...result.series, ...(result.other ? [{ ...result.other, key: `other (${result.other.keys})` }] : [])];
   const starts = series[0]?.points.map((point) => point.start) ?? [];
   const uniqueUsers = values['unique-users'] === true && series.length === 1;
   const headers = ['bucket start', ...(breakdown ? series.map((item) => item.key ?? '(none)') : ['count']), ...(uniqueUsers ? ['unique users'] : [])];
@@ -276,7 +279,8 @@ Event counts per time bucket (telemetry.stats.timeseries); empty buckets count 0
   --from <time>           start (inclusive; default: 24 hours before --to)
   --to <time>             end (exclusive; default: now)
   --tz <zone>             IANA time zone for day and week buckets (default: UTC)
-  --breakdown <dimension> one column per value of ${BREAKDOWNS.join(', ')}
+  --breakdown <dimension> one column per value of ${BREAKDOWNS.join(', ')}: the largest ones, the rest summed in "other"
+  --series <n>            with --breakdown: how many values get a column of their own (1-50, default 10)
   --unique-users          also count distinct users per bucket
   --workspace <uuid>      the workspace (needed with an admin key)
   --type, --name, --source, --target-type   filters
