@@ -111,4 +111,29 @@ describe('PostgreSQL crashed (immediate shutdown: connections refused), then sta
     expect(((await listed.json()) as { events: unknown[] }).events.length).toBeGreaterThanOrEqual(2);
     expect((await call('/admin/retention', service.adminKey)).status).toBe(200);
   });
+
+  it('loses nothing acknowledged when it crashes under load, answers 503 while it is down, and takes events again after its restart', async () => {
+    const workspaceId = randomUUID();
+    const load = startLoad({ url: service.url, key: service.adminKey, workspaceId, env: { LOAD_RETRY_DELAY_MS: '200' } });
+    try {
+      await waitUntil(() => load.acknowledgedCount() >= 2000, 'events acknowledged before the crash');
+      await cluster.stop('immediate');
+      await waitUntil(async () => (await readyStatus()) === 503, '/readyz to fail', 10_000);
+      const acknowledgedWhenDown = load.acknowledgedCount();
+      await cluster.start();
+      await waitUntil(async () => (await readyStatus()) === 200, '/readyz to pass again', 30_000);
+      await waitUntil(() => load.acknowledgedCount() >= acknowledgedWhenDown + 2000, 'ingestion to resume', 30_000);
+
+      const summary = await load.stop();
+      const result = await reconcile(cluster.url, workspaceId, load);
+      console.log(`postgres crash: ${JSON.stringify({ ...result, lost: result.lost.length, failures: summary.failures })}`);
+      expect(result.lost).toEqual([]);
+      expect(result.duplicateRows).toBe(0);
+      expect(result.unknown).toBe(0);
+      // Calls during the crash were refused as retryable, never as internal errors.
+      expect(summary.failures['http_500'] ?? 0).toBe(0);
+    } finally {
+      load.dispose();
+    }
+  });
 });
