@@ -79,8 +79,13 @@ export function createServices({ db, config, logger = createLogger('silent'), me
       },
       // Validation should have refused whatever the database refuses: each one is worth a look. Not
       // the error itself: a failed statement's text carries the whole flush, other tenants' events too.
-      onRefused: (row, error) =>
-        logger.warn('the database refused an event; it was answered as rejected', { eventId: row.id, workspaceId: row.workspaceId, sqlState: sqlState(error) }),
+      onRefused: (rows, error) =>
+        logger.warn('the database refused events; they were answered as rejected', {
+          events: rows.length,
+          eventIds: rows.slice(0, 5).map((row) => row.id),
+          workspaceIds: [...new Set(rows.map((row) => row.workspaceId))].slice(0, 5),
+          sqlState: sqlState(error),
+        }),
       // PGlite runs one query at a time: more flushes would only queue inside it.
       maxConcurrentFlushes: db.kind === 'pglite' ? 1 : Math.min(config.groupCommit.maxConcurrentFlushes, config.databasePoolMax),
     },

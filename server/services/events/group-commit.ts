@@ -28,8 +28,11 @@ export interface GroupCommitOptions {
    */
   probe?: () => Promise<void>;
   probeIntervalMs?: number;
-  /** Told of each event the database refused to store (its data), with the database's error. */
-  onRefused?: (row: EventRow, error: unknown) => void;
+  /**
+   * Told of events the database refused to store (their data), with the database's error: one
+   * event, or the rest of a call once its isolation budget is spent.
+   */
+  onRefused?: (rows: readonly EventRow[], error: unknown) => void;
 }
 
 /** What became of one call's rows. */
@@ -231,10 +234,8 @@ export function createGroupCommitter(
       let budget = MAX_ISOLATION_WRITES_PER_CALL;
       const outcome: WriteOutcome = { claimed: new Set(), refused: new Set() };
       const refuse = (refusedRows: readonly EventRow[], error: unknown) => {
-        for (const row of refusedRows) {
-          outcome.refused.add(row.id);
-          options.onRefused?.(row, error);
-        }
+        for (const row of refusedRows) outcome.refused.add(row.id);
+        options.onRefused?.(refusedRows, error);
       };
       const writeHalving = async (part: readonly EventRow[], knownToFail: boolean, lastError: unknown): Promise<void> => {
         // Out of budget, the rows not yet written are refused as they are, unwritten.
