@@ -94,6 +94,13 @@ describe.skipIf(onPglite)(
       // The reads were answered 503 at their deadline, and none of their statements runs on.
       expect(await Promise.all(reads)).toEqual(Array(12).fill(503));
       await expect.poll(lockWaiters, { timeout: 5_000, interval: 50 }).toBe(0);
+
+      // The cancelled reads left the read pool whole: once the lock goes, the same read answers.
+      await locker.unsafe('rollback');
+      locker.release();
+      locker = undefined;
+      const answered = await reader.telemetry.stats.timeseries.query({ from: LOCKED_DAY, to: new Date(LOCKED_DAY.getTime() + 86_400_000), bucket: 'hour', uniqueUsers: true });
+      expect(answered.series[0]!.points).toHaveLength(24);
     });
   },
 );
