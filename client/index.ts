@@ -2,7 +2,7 @@
  * The typed client of the telemetry service. It imports server *types* only (`import type`), so
  * no server code ends up in an app that uses it.
  */
-import { createTRPCClient, httpBatchLink, httpSubscriptionLink, retryLink, splitLink, TRPCClientError, type HTTPHeaders } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpSubscriptionLink, retryLink, splitLink, TRPCClientError, type HTTPHeaders, type TRPCLink } from '@trpc/client';
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import type { AppRouter } from '../server/routers/index.ts';
 import { clientTransformer } from './transformer.ts';
@@ -20,8 +20,9 @@ export interface TelemetryClientOptions {
   /** Base URL of the service, e.g. `http://localhost:3000` (the client adds `/trpc`). */
   url: string;
   /**
-   * The API key: sent as `Authorization: Bearer` on calls, and in the live stream's
-   * connectionParams (an EventSource cannot send headers).
+   * The API key, sent as `Authorization: Bearer` and never in a URL. A live stream (an EventSource
+   * cannot send headers) opens with a short-lived stream ticket minted for each connection
+   * (`telemetry.liveTicket`) in its connectionParams instead.
    */
   apiKey?: string;
   /** Extra headers for every call (not for live streams), or a function returning them. */
@@ -46,6 +47,9 @@ export interface TelemetryClientOptions {
 /** Whether a live stream's error is worth resubscribing for: the network or the server, not the request. */
 function liveErrorIsTransient(error: unknown): boolean {
   if (!(error instanceof TRPCClientError)) return true;
+  // The ticket in the URL expired (an EventSource reconnects by itself with the URL it has):
+  // resubscribing mints a new one, and fails for good if the key itself is refused.
+  if ((error.data as { reason?: string } | undefined)?.reason === 'ticket_invalid') return true;
   // A tRPC error's status; else the HTTP status an EventSource saw (a 404, a proxy's 401); else none (network).
   const status =
     (error.data as { httpStatus?: number } | undefined)?.httpStatus ??
@@ -65,7 +69,22 @@ export function createTelemetryClient(options: TelemetryClientOptions) {
     const extra = typeof options.headers === 'function' ? await options.headers() : options.headers;
     return { ...(apiKey && { authorization: `Bearer ${apiKey}` }), ...extra };
   };
-  return createTRPCClient<AppRouter>({
+  /**
+   * Each live connection gets a fresh ticket for the workspace it reads, minted with the key in
+   * the header: the key itself never goes into a URL (proxies and access logs keep URLs).
+   */
+  const liveLink: TRPCLink<AppRouter> = (runtime) => ({ op, next }) => {
+    const workspaceId = (op.input as { workspaceId?: unknown } | undefined)?.workspaceId;
+    const scope = typeof workspaceId === 'string' ? { workspaceId } : {};
+    return httpSubscriptionLink({
+      url,
+      // tRPC v11: the transformer goes on each link.
+      transformer: clientTransformer,
+      ...(apiKey && { connectionParams: async () => ({ ticket: (await client.telemetry.liveTicket.mutate(scope)).ticket }) }),
+      ...(options.EventSource && { EventSource: options.EventSource }),
+    })(runtime)({ op, next });
+  };
+  const client = createTRPCClient<AppRouter>({
     links: [
       splitLink({
         condition: (operation) => operation.type === 'subscription',
@@ -82,13 +101,7 @@ export function createTelemetryClient(options: TelemetryClientOptions) {
                   retryDelayMs: (attempt) => 500 * 2 ** Math.min(attempt - 1, 3) * (0.5 + Math.random() / 2),
                 }),
               ]),
-          httpSubscriptionLink({
-            url,
-            // tRPC v11: the transformer goes on each link.
-            transformer: clientTransformer,
-            ...(apiKey && { connectionParams: { apiKey } }),
-            ...(options.EventSource && { EventSource: options.EventSource }),
-          }),
+          liveLink,
         ],
         false: httpBatchLink({
           url,
@@ -100,6 +113,7 @@ export function createTelemetryClient(options: TelemetryClientOptions) {
       }),
     ],
   });
+  return client;
 }
 
 export type TelemetryClient = ReturnType<typeof createTelemetryClient>;

@@ -10,9 +10,11 @@ const MAX_ROWS = 50;
 type LiveState = 'connecting' | 'live' | 'paused' | 'reconnecting' | 'stopped';
 
 /**
- * The newest committed events of the workspace, from the `telemetry.live` subscription (SSE; the
- * key travels in connectionParams since EventSource cannot send headers). Pausing closes the
- * stream; resuming reopens it from the last stream id, so the service replays what was missed.
+ * The newest committed events of the workspace, from the `telemetry.live` subscription (SSE). An
+ * EventSource cannot send headers, so the client opens each connection with a short-lived stream
+ * ticket in its URL, minted with the signed-in key in a header: the key never appears in a URL.
+ * Pausing closes the stream; resuming reopens it from the last stream id, so the service replays
+ * what was missed. A revoked key ends the stream with 401, which signs the dashboard out.
  */
 export function liveView(onProblem: (error: unknown) => void) {
   const list = byId('live-list', HTMLOListElement);

@@ -40,9 +40,16 @@ let requestCounter = 0;
 const nextRequestId = () => `${REQUEST_ID_PREFIX}-${(requestCounter += 1).toString(36)}`;
 const SCALAR_BUNDLE_PATH = require.resolve('@scalar/api-reference/browser/standalone.js');
 
-function connectionParamsAuthorization(params: Record<string, string | undefined> | null): string | undefined {
+/**
+ * Credentials a live stream carries in its URL (`connectionParams`), since a browser's EventSource
+ * cannot send headers: a stream ticket (`{ ticket }`), or a read key bound to one workspace
+ * (`{ apiKey }`; any other key is refused there, see `authorize`).
+ */
+function urlCredentials(params: Record<string, string | undefined> | null): Pick<Context, 'apiKey' | 'streamTicket' | 'credentialInUrl'> {
+  const ticket = params?.['ticket'];
+  if (typeof ticket === 'string' && ticket) return { apiKey: undefined, streamTicket: ticket, credentialInUrl: true };
   const key = params?.['apiKey'];
-  return key ? `Bearer ${key}` : undefined;
+  return { apiKey: typeof key === 'string' && key ? key : undefined, credentialInUrl: true };
 }
 
 /** `Retry-After` for errors that say when a retry may succeed (overload, outage, rate limit). */
@@ -73,13 +80,14 @@ export function createApp({ db, config, logger, services = createServices({ db, 
   const openApiDocument = buildOpenApiDocument(appRouter, { version });
   let scalarBundle: Promise<string> | undefined;
 
-  const contextFor = (id: string, authorization: string | undefined): Context => ({
+  const contextFor = (id: string, authorization: string | undefined, fromUrl?: Pick<Context, 'apiKey' | 'streamTicket' | 'credentialInUrl'>): Context => ({
     db,
     config,
     services,
     logger,
     requestId: id,
     apiKey: bearerToken(authorization),
+    ...fromUrl,
   });
 
   // Request ids: the caller's X-Request-Id when it sent a sane one, else a new one. Returned on
@@ -179,13 +187,14 @@ export function createApp({ db, config, logger, services = createServices({ db, 
       // @hono/trpc-server needs the full path prefix here.
       // @see https://github.com/honojs/middleware/tree/main/packages/trpc-server
       endpoint: '/trpc',
-      // Browsers' EventSource cannot send headers, so a live stream may carry its key in the
-      // subscription link's connectionParams ({ apiKey }) instead.
+      // Browsers' EventSource cannot send headers, so a live stream may carry a stream ticket (or a
+      // bound read key) in the subscription link's connectionParams instead.
       createContext: (options, c) =>
         contextFor(
           c.get('requestId'),
-          // Only for subscriptions: a key in any other URL would end up in proxy logs for nothing.
-          c.req.header('authorization') ?? (options.info.type === 'subscription' ? connectionParamsAuthorization(options.info.connectionParams) : undefined),
+          c.req.header('authorization'),
+          // Only for subscriptions: a credential in any other URL would end up in proxy logs for nothing.
+          !c.req.header('authorization') && options.info.type === 'subscription' ? urlCredentials(options.info.connectionParams) : undefined,
         ) as unknown as Record<string, unknown>,
       // Each call in an HTTP batch is validated, authorised and rate-limited on its own; this caps
       // how many one request may carry.

@@ -73,6 +73,7 @@ const EnvironmentSchema = z.object({
   LIVE_SUBSCRIBER_BUFFER_BYTES: z.coerce.number().int().min(1024 * 1024).max(1024 ** 3).default(16 * 1024 * 1024),
   LIVE_REPLAY_MAX_RESUME_BYTES: z.coerce.number().int().min(1024 * 1024).max(64 * 1024 ** 3).default(32 * 1024 * 1024),
   LIVE_KEY_CHECK_S: z.coerce.number().int().min(1).max(3600).default(30),
+  LIVE_TICKET_TTL_S: z.coerce.number().int().min(5).max(600).default(60),
 });
 
 export interface Config {
@@ -149,6 +150,8 @@ export interface Config {
     maxResumeBytes: number;
     /** How often open streams' keys are checked against the database, behind the revocation notices. */
     keyCheckIntervalMs: number;
+    /** How long a stream ticket (telemetry.liveTicket) opens live streams after it is minted. */
+    ticketTtlMs: number;
   };
 }
 
@@ -229,6 +232,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       subscriberBufferBytes: env.LIVE_SUBSCRIBER_BUFFER_BYTES,
       maxResumeBytes: env.LIVE_REPLAY_MAX_RESUME_BYTES,
       keyCheckIntervalMs: env.LIVE_KEY_CHECK_S * 1000,
+      ticketTtlMs: env.LIVE_TICKET_TTL_S * 1000,
     },
   };
 }

@@ -243,14 +243,15 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     await context.close();
   });
 
-  it('sends a key revoked while the page is open back to the sign-in form, with the reason', async () => {
+  it('sends a key revoked while the page is open back to the sign-in form at once (its live stream ends), with the reason', async () => {
     const revocable = await services.keys.createKey({ kind: 'read', workspaceId });
     const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
     const page = await openPage(context);
     await signIn(page, revocable.key);
     await waitForData(page);
+    await expect.poll(() => page.textContent('#live-status')).toBe('live');
     await services.keys.revokeKey(revocable.id);
-    await page.click('#refresh');
+    // No refresh needed: the revocation ends the page's live stream with 401 at once.
     await page.waitForSelector('#sign-in-form', { state: 'visible' });
     expect(await page.textContent('#sign-in-error')).toContain('not accepted');
     // The rejected key is forgotten: a reload does not try it again.
@@ -280,6 +281,25 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     await page.click('#sign-out');
     await page.reload();
     expect(await page.isVisible('#sign-in-form')).toBe(true);
+    await context.close();
+  });
+
+  it('tails live events signed in with an admin key, which never appears in a URL the page requests', async () => {
+    const elsewhere = randomUUID();
+    const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+    const urls: string[] = [];
+    context.on('request', (request) => urls.push(request.url()));
+    const page = await openPage(context);
+    await signIn(page, keys.admin, elsewhere);
+    await waitForData(page);
+    await expect.poll(() => page.textContent('#live-status')).toBe('live');
+    await createTelemetryClient({ url: server.url, apiKey: keys.ingest }).telemetry.ingest.mutate({ workspaceId: elsewhere, source: 'web', eventType: 'ui.interaction', name: 'admin.tail.check' });
+    await page.waitForSelector('#live-list li:has-text("admin.tail.check")', { timeout: 10_000 });
+
+    const liveUrls = urls.filter((url) => new URL(url).pathname === '/trpc/telemetry.live');
+    expect(liveUrls.length).toBeGreaterThan(0);
+    for (const url of liveUrls) expect(new URL(url).searchParams.get('connectionParams')).toMatch(/^\{"ticket":"tlmt_/);
+    for (const url of urls) expect(decodeURIComponent(url)).not.toContain(keys.admin);
     await context.close();
   });
 

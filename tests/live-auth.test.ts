@@ -1,9 +1,17 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { serve } from '@hono/node-server';
 import { sql } from 'drizzle-orm';
+import { Hono } from 'hono';
 import { EventSource } from 'eventsource';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient, type TelemetryClient } from '../client/index.ts';
+import { createApp } from '../server/app.ts';
+import { createLogger } from '../server/logger.ts';
 import { createServices } from '../server/services/index.ts';
+import { createStreamTickets } from '../server/services/live/stream-tickets.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
@@ -147,6 +155,200 @@ describe('revoking or rotating a key', () => {
       expect(stream.errors[0]).toMatchObject({ data: { code: 'UNAUTHORIZED', reason: 'key_revoked' } });
     } finally {
       await instance.close();
+    }
+  });
+});
+
+/** Opens `telemetry.live` as any HTTP client would, credentials in connectionParams. */
+async function rawStream(baseUrl: string, input: object, params: Record<string, string>) {
+  const controller = new AbortController();
+  const query = `input=${encodeURIComponent(JSON.stringify({ json: input }))}&connectionParams=${encodeURIComponent(JSON.stringify(params))}`;
+  const response = await fetch(`${baseUrl}/trpc/telemetry.live?${query}`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+  const reader = response.body!.getReader();
+  let text = '';
+  return {
+    status: response.status,
+    /** Reads until `done(text)` holds or the stream ends; returns everything read. */
+    async readUntil(done: (text: string) => boolean): Promise<string> {
+      while (!done(text)) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        text += new TextDecoder().decode(chunk.value);
+      }
+      return text;
+    },
+    close: () => controller.abort(),
+  };
+}
+
+/** The serialized error an SSE stream ended with (tRPC's `serialized-error` event). */
+async function streamError(stream: Awaited<ReturnType<typeof rawStream>>): Promise<{ code: string; httpStatus: number; reason?: string; message: string }> {
+  const text = await stream.readUntil((read) => /event: serialized-error\ndata: .*\n/.test(read));
+  stream.close();
+  const data = /event: serialized-error\ndata: (.*)\n/.exec(text)?.[1];
+  if (!data) throw new Error(`no error in the stream: ${text}`);
+  const parsed = JSON.parse(data) as { json: { message: string; data: { code: string; httpStatus: number; reason?: string } } };
+  return { ...parsed.json.data, message: parsed.json.message };
+}
+
+describe('secrets stay out of URLs', () => {
+  let instance: Instance;
+  let clock = Date.now();
+  beforeAll(async () => {
+    const config = testConfig({ LIVE_MAX_DURATION_S: '1' });
+    // The real services, with the ticket clock in the test's hands (expiry without waiting).
+    const services: Services = { ...createServices({ db: testDb.db, config }), streamTickets: createStreamTickets({ db: testDb.db, ttlMs: config.live.ticketTtlMs, now: () => clock }) };
+    const server = await startTestServer(testDb.db, { config, services });
+    instance = {
+      services,
+      server,
+      client: (apiKey) => createTelemetryClient({ url: server.url, apiKey, EventSource }),
+      async close() {
+        services.live.endAll();
+        await server.close();
+        await services.live.close();
+      },
+    };
+  });
+  afterAll(async () => {
+    await instance?.close();
+  });
+
+  it('refuses an admin key in connectionParams, bound or not, with 403 and a message pointing to stream tickets', async () => {
+    const workspaceId = randomUUID();
+    const bound = await createKeyService({ db: testDb.db }).createKey({ kind: 'admin', workspaceId });
+    for (const apiKey of [keys.admin, bound.key]) {
+      const refused = await streamError(await rawStream(instance.server.url, { workspaceId }, { apiKey }));
+      expect(refused).toMatchObject({ code: 'FORBIDDEN', httpStatus: 403 });
+      expect(refused.message).toMatch(/read key bound to one workspace.*stream ticket/);
+    }
+    // A read key (always bound to its workspace) may still travel there.
+    const read = await newReadKey(workspaceId);
+    const allowed = await rawStream(instance.server.url, {}, { apiKey: read.key });
+    expect(await allowed.readUntil((text) => text.includes('event: connected'))).not.toContain('serialized-error');
+    allowed.close();
+    await waitFor(() => instance.services.live.openStreams() === 0, 'the stream to be freed');
+  });
+
+  it('opens a live stream with a ticket an admin key minted, for the workspace it names and no other', async () => {
+    const workspaceId = randomUUID();
+    const { ticket, expiresAt } = await instance.client(keys.admin).telemetry.liveTicket.mutate({ workspaceId });
+    expect(ticket).not.toContain(keys.admin);
+    expect(expiresAt.getTime()).toBe(clock + 60_000);
+
+    const stream = await rawStream(instance.server.url, {}, { ticket });
+    await waitFor(() => instance.services.live.openStreams() === 1, 'the ticket’s stream');
+    await instance.client(keys.ingest).telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'web', eventType: 'custom', name: 'with-a-ticket' });
+    expect(await stream.readUntil((text) => text.includes('with-a-ticket'))).toMatch(/data: .*"with-a-ticket".*\nid: \d+-\d+\n/);
+    stream.close();
+
+    const elsewhere = await streamError(await rawStream(instance.server.url, { workspaceId: randomUUID() }, { ticket }));
+    expect(elsewhere).toMatchObject({ code: 'FORBIDDEN' });
+    await waitFor(() => instance.services.live.openStreams() === 0, 'every stream to be freed');
+  });
+
+  it('refuses an expired, forged or malformed ticket, and one whose key was revoked, with 401', async () => {
+    const workspaceId = randomUUID();
+    const read = await newReadKey(workspaceId);
+    const minted = await instance.client(read.key).telemetry.liveTicket.mutate({});
+    const [payload, mac] = minted.ticket.slice('tlmt_'.length).split('.') as [string, string];
+    const otherWorkspace = Buffer.from(Buffer.from(payload, 'base64url').toString().replace(workspaceId, randomUUID())).toString('base64url');
+    const refusals = [`tlmt_${otherWorkspace}.${mac}`, `tlmt_${payload}.${'A'.repeat(43)}`, 'tlmt_bm90LWEtdGlja2V0.xyz', 'not a ticket'];
+    for (const ticket of refusals) {
+      expect(await streamError(await rawStream(instance.server.url, {}, { ticket }))).toMatchObject({ code: 'UNAUTHORIZED', httpStatus: 401, reason: 'ticket_invalid' });
+    }
+
+    const now = clock;
+    try {
+      clock = now + 61_000;
+      expect(await streamError(await rawStream(instance.server.url, {}, { ticket: minted.ticket }))).toMatchObject({ code: 'UNAUTHORIZED', reason: 'ticket_invalid' });
+    } finally {
+      clock = now;
+    }
+
+    await instance.client(keys.admin).admin.keys.revoke.mutate({ id: read.id });
+    expect(await streamError(await rawStream(instance.server.url, {}, { ticket: minted.ticket }))).toMatchObject({ code: 'UNAUTHORIZED', reason: 'ticket_invalid' });
+    expect(instance.services.live.openStreams()).toBe(0);
+  });
+
+  it('mints tickets only for keys that may read the workspace', async () => {
+    const workspaceId = randomUUID();
+    const read = await newReadKey(workspaceId);
+    await expect(instance.client(keys.ingest).telemetry.liveTicket.mutate({ workspaceId })).rejects.toMatchObject({ data: { code: 'FORBIDDEN' } });
+    await expect(instance.client(read.key).telemetry.liveTicket.mutate({ workspaceId: randomUUID() })).rejects.toMatchObject({ data: { code: 'FORBIDDEN' } });
+    await expect(instance.client(keys.admin).telemetry.liveTicket.mutate({})).rejects.toMatchObject({ data: { code: 'BAD_REQUEST' } });
+    // The plain-JSON face mints them too, for clients without the typed client.
+    const response = await fetch(`${instance.server.url}/api/live/ticket`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${read.key}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ ticket: expect.stringMatching(/^tlmt_/) });
+  });
+
+  it('keeps a typed client’s stream going past its ticket’s expiry: reconnects with a fresh ticket and loses nothing', async () => {
+    const workspaceId = randomUUID();
+    const stream = subscribe(instance.client(keys.admin), { workspaceId });
+    await waitFor(() => instance.services.live.openStreams() === 1, 'an open stream');
+    const ingest = instance.client(keys.ingest);
+    await ingest.telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'web', eventType: 'custom', name: 'before' });
+    await waitFor(() => stream.received.length === 1, 'the first event');
+
+    // The ticket expires; the stream then reaches its maximum duration (1 s) and the EventSource
+    // reconnects with its old URL: refused, so the client resubscribes with a new ticket.
+    clock += 61_000;
+    await waitFor(() => stream.started() >= 2, 'a new subscription', 15_000);
+    await ingest.telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'web', eventType: 'custom', name: 'after' });
+    await waitFor(() => stream.received.length === 2, 'the event after reconnecting');
+    stream.stop();
+    expect(stream.received.map((record) => record.name)).toEqual(['before', 'after']);
+    expect(stream.errors).toEqual([]);
+  });
+
+  it('telemetry tail with an admin key never puts the key in a URL: its stream opens with a ticket', async () => {
+    const urls: string[] = [];
+    const config = testConfig();
+    const services = createServices({ db: testDb.db, config });
+    const app = new Hono();
+    app.use('*', async (c, next) => {
+      urls.push(c.req.url);
+      await next();
+    });
+    app.route('/', createApp({ db: testDb.db, config, logger: createLogger('silent'), services }));
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const workspaceId = randomUUID();
+      const { TELEMETRY_KEY: _key, TELEMETRY_URL: _url, ...env } = process.env;
+      const child = spawn(process.execPath, [fileURLToPath(new URL('../bin/telemetry.mjs', import.meta.url)), 'tail', '--workspace', workspaceId, '--count', '1', '--json'], {
+        env: { ...env, TELEMETRY_URL: url, TELEMETRY_KEY: keys.admin },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+      await waitFor(() => services.live.openStreams() === 1, 'the tail’s stream', 20_000);
+      await createTelemetryClient({ url, apiKey: keys.ingest }).telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'cli', eventType: 'custom', name: 'tailed' });
+      expect(await exited).toBe(0);
+      expect(stderr).toBe('');
+      expect(JSON.parse(stdout)).toMatchObject({ name: 'tailed', workspaceId });
+
+      const liveUrls = urls.filter((seen) => new URL(seen).pathname === '/trpc/telemetry.live');
+      expect(liveUrls.length).toBeGreaterThan(0);
+      expect(liveUrls.every((seen) => decodeURIComponent(new URL(seen).searchParams.get('connectionParams') ?? '').includes('"ticket":"tlmt_'))).toBe(true);
+      for (const seen of urls) {
+        expect(seen).not.toContain(keys.admin);
+        expect(decodeURIComponent(seen)).not.toContain(keys.admin);
+      }
+    } finally {
+      services.live.endAll();
+      server.close();
+      if ('closeAllConnections' in server) server.closeAllConnections();
+      await services.live.close();
     }
   });
 });

@@ -40,7 +40,8 @@ Output:
   --json                  one JSON object per line (NDJSON) instead of text
   --count <n>             exit after n events
 
-Connection: --url <url> (TELEMETRY_URL), --key <key> (TELEMETRY_KEY; a read or admin key)
+Connection: --url <url> (TELEMETRY_URL), --key <key> (TELEMETRY_KEY; a read or admin key). The key
+is sent in a header only: the stream itself opens with a short-lived ticket minted with it.
 
 Examples:
   telemetry tail --type error

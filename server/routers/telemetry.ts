@@ -1,6 +1,6 @@
 import { tracked } from '@trpc/server';
 import { ingestProcedure, mapStreamErrors, readProcedure, router } from '../trpc/init.ts';
-import { LiveInput } from '../services/live/schemas.ts';
+import { LiveInput, LiveTicket } from '../services/live/schemas.ts';
 import { ListEventsInput, ListEventsResult } from '../services/stats/schemas.ts';
 import { statsRouter } from './stats.ts';
 import { EventInput, GetEventInput, IngestBatchInput, IngestBatchResult, IngestResult, StoredEvent } from '../services/events/schemas.ts';
@@ -89,4 +89,19 @@ export const telemetryRouter = router({
       yield tracked(record.streamId, record.event);
     }
   }),
+
+  liveTicket: readProcedure
+    .meta({
+      openapi: {
+        method: 'POST',
+        path: '/live/ticket',
+        tags: ['telemetry'],
+        protect: true,
+        summary: 'Mint a short-lived ticket for a live stream',
+        description:
+          'Keys must not travel in URLs (proxies and access logs keep them), but a browser\'s EventSource cannot send headers. Call this with a read or admin key in the Authorization header; the ticket it answers opens `telemetry.live` streams of the named workspace, with the rights of a read key bound to it, until it expires (LIVE_TICKET_TTL_S). Pass it as connectionParams `{ "ticket": "..." }`. Revoking the key that minted it invalidates it, and ends the streams it opened.',
+      },
+    })
+    .output(LiveTicket)
+    .mutation(({ ctx }) => ctx.services.streamTickets.mint(ctx.key.id, ctx.workspaceId)),
 });

@@ -18,6 +18,7 @@ import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
 import { createWorkspaceLimits } from './limits/workspace-limits.ts';
 import { createMemoryBus, type EventBus } from './live/bus.ts';
 import { createLiveStreams } from './live/live-streams.ts';
+import { createStreamTickets } from './live/stream-tickets.ts';
 import type { SharedStreamSlots } from './live/stream-slots.ts';
 
 export interface ServiceDeps {
@@ -103,6 +104,7 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     workspaceLimits: createWorkspaceLimits({ db, defaults: config.workspaceRateLimits }),
     committer,
     live,
+    streamTickets: createStreamTickets({ db, ttlMs: config.live.ticketTtlMs }),
     metrics,
   };
 }

@@ -12,6 +12,7 @@ import type { WorkspaceLimitService } from '../services/limits/workspace-limits.
 import type { GroupCommitter } from '../services/events/group-commit.ts';
 import type { Metrics } from '../metrics.ts';
 import type { LiveStreams } from '../services/live/live-streams.ts';
+import type { StreamTickets } from '../services/live/stream-tickets.ts';
 
 /** The service verbs procedures may call; built once per app in createServices. */
 export interface Services {
@@ -29,6 +30,8 @@ export interface Services {
   committer: GroupCommitter;
   /** Live streams of committed events (telemetry.live). */
   live: LiveStreams;
+  /** Short-lived tickets that open live streams without a key in the URL (telemetry.liveTicket). */
+  streamTickets: StreamTickets;
   metrics: Metrics;
 }
 
@@ -41,6 +44,10 @@ export interface Context {
   requestId: string;
   /** The API key the caller presented (`Authorization: Bearer ...`), not yet verified. */
   apiKey: string | undefined;
+  /** A live stream's ticket from its URL (connectionParams), not yet verified; see stream-tickets.ts. */
+  streamTicket?: string | undefined;
+  /** True when the credential came from the URL: only bound read keys and tickets are accepted there. */
+  credentialInUrl?: boolean;
 }
 
 export function createContextInner(context: Context): Context {

@@ -118,13 +118,17 @@ export const publicProcedure = t.procedure.use(observeAndMapErrors);
  * on its own. One function, so each procedure pays for one middleware, not three.
  */
 async function authorize(ctx: Context, kinds: readonly KeyKind[], cost: number): Promise<ApiKeyIdentity> {
-  if (!ctx.apiKey) {
-    throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing API key: send "Authorization: Bearer <key>"' });
-  }
-  const key = await ctx.services.keys.authenticate(ctx.apiKey);
-  if (!key) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Unknown or revoked API key' });
+  const key = await identify(ctx);
   if (key.kind !== 'admin' && !kinds.includes(key.kind)) {
     throw new TRPCError({ code: 'FORBIDDEN', message: `This ${key.kind} key may not call this procedure` });
+  }
+  // URLs end up in proxy and access logs: only a key that can do no more than read one workspace
+  // may travel there. A ticket (a read of one workspace, short-lived) passes as such a key.
+  if (ctx.credentialInUrl && !(key.kind === 'read' && key.workspaceId)) {
+    throw new TRPCError({
+      code: 'FORBIDDEN',
+      message: 'Only a read key bound to one workspace may be sent in a URL (connectionParams). With this key, mint a stream ticket (telemetry.liveTicket) and send { ticket } instead',
+    });
   }
   const policy = key.rateLimit ?? ctx.config.rateLimits[key.kind];
   // A bound key also spends from its workspace's ceiling, shared by all its keys of that kind.
@@ -146,6 +150,22 @@ async function authorize(ctx: Context, kinds: readonly KeyKind[], cost: number):
       reason: decision.budget === 'workspace' ? 'workspace_rate_limited' : 'rate_limited',
     });
   }
+  return key;
+}
+
+/** The caller's key: from the Authorization header (or a URL's connectionParams), or a stream ticket's. */
+async function identify(ctx: Context): Promise<ApiKeyIdentity> {
+  if (ctx.streamTicket !== undefined) {
+    const granted = await ctx.services.streamTickets.redeem(ctx.streamTicket);
+    // The reason tells the typed client to mint a new ticket (an EventSource reconnects with its old URL).
+    if (!granted) throw new DomainError('unauthorized', 'Invalid or expired stream ticket: mint a new one with telemetry.liveTicket', { reason: 'ticket_invalid' });
+    return granted;
+  }
+  if (!ctx.apiKey) {
+    throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing API key: send "Authorization: Bearer <key>"' });
+  }
+  const key = await ctx.services.keys.authenticate(ctx.apiKey);
+  if (!key) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Unknown or revoked API key' });
   return key;
 }
 

@@ -57,14 +57,25 @@ async function refusedOf(key: string, count: number): Promise<number> {
   return refused;
 }
 
+/** A stream ticket for one workspace, minted over the plain-JSON face. */
+async function streamTicket(url: string, apiKey: string, workspaceId: string): Promise<string> {
+  const response = await fetch(`${url}/api/live/ticket`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ workspaceId }),
+  });
+  return ((await response.json()) as { ticket: string }).ticket;
+}
+
 /** Opens a live stream (plain SSE) of one workspace and resolves once `name` arrives. */
 function awaitLiveEvent(workspaceId: string, name: string, timeoutMs: number): { arrived: Promise<boolean>; cancel(): void } {
   const controller = new AbortController();
   const input = encodeURIComponent(JSON.stringify({ json: { workspaceId } }));
-  const params = encodeURIComponent(JSON.stringify({ apiKey: service.adminKey }));
   const arrived = (async () => {
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
+      // An admin key never goes into a URL: the stream opens with a ticket minted with it.
+      const params = encodeURIComponent(JSON.stringify({ ticket: await streamTicket(service.url, service.adminKey, workspaceId) }));
       const response = await fetch(`${service.url}/trpc/telemetry.live?input=${input}&connectionParams=${params}`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
       const reader = response.body!.getReader();
       let text = '';

@@ -53,7 +53,13 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     const workspaceId = randomUUID();
     const controller = new AbortController();
     const input = encodeURIComponent(JSON.stringify({ json: { workspaceId } }));
-    const params = encodeURIComponent(JSON.stringify({ apiKey: adminKey }));
+    // An admin key never goes into a URL: the stream opens with a ticket minted with it (on the other instance).
+    const minted = await fetch(`${first.url}/api/live/ticket`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ workspaceId }),
+    });
+    const params = encodeURIComponent(JSON.stringify({ ticket: ((await minted.json()) as { ticket: string }).ticket }));
     const response = await fetch(`${second.url}/trpc/telemetry.live?input=${input}&connectionParams=${params}`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
     const reader = response.body!.getReader();
     await reader.read(); // "connected"

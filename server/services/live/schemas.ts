@@ -15,3 +15,9 @@ export const LiveInput = LiveFilter.extend({
     .describe('Resume after this event: set automatically by the client (and by EventSource) on reconnect'),
 });
 export type LiveInput = z.infer<typeof LiveInput>;
+
+export const LiveTicket = z.object({
+  ticket: z.string().describe('Opens live streams of the named workspace until it expires: send it as connectionParams { ticket } (the `connectionParams` query parameter)'),
+  expiresAt: z.date(),
+});
+export type LiveTicket = z.infer<typeof LiveTicket>;
