@@ -347,6 +347,17 @@ describe('stats.anomalies', () => {
       expect(days.status).toBe('insufficient_history');
       expect(days.points.some((p) => p.anomaly)).toBe(false);
     });
+
+    it('judges only the hours with three recorded weeks before them, and says the history is partial', async () => {
+      // One event an hour from `since` on, for 22 days; the range spans the 21st and 22nd day.
+      const since = new Date('2026-08-01T00:00:00Z');
+      const key = await seedCounts(randomUUID(), Array.from({ length: 22 * 24 }, (_, h) => [new Date(since.getTime() + h * HOUR), 1] as const));
+      const from = new Date(since.getTime() + 20 * 24 * HOUR);
+      const result = await clientFor(key).telemetry.stats.anomalies.query({ from, to: new Date(from.getTime() + 48 * HOUR), bucket: 'hour' });
+      expect(result.status).toBe('partial_history');
+      expect(result.points.slice(0, 24).every((p) => p.baseline === 'insufficient' && !p.anomaly)).toBe(true);
+      expect(result.points.slice(24).every((p) => p.baseline === 'hour_of_week' && p.expected === 1 && !p.anomaly)).toBe(true);
+    });
   });
 });
 
