@@ -5,6 +5,7 @@ import { createEventWriter, type EventRow } from '../db/event-writers.ts';
 import { ensureDailyPartitions } from '../db/partitions.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { detectAnomalies, median } from '../server/services/stats/anomalies.ts';
+import { LIST_PAGE_MAX_METADATA_BYTES } from '../server/services/stats/queries.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { procedureCaller, startTestServer } from './support/app.ts';
 import { TRPCClientError } from '@trpc/client';
@@ -188,6 +189,32 @@ describe('stats.timeseries answers are bounded', () => {
       await expect(client.telemetry.stats.timeseries.query({ ...DAY, bucket: 'minute', breakdown: 'name', seriesLimit: 51 })).rejects.toMatchObject({ data: { httpStatus: 400 } });
       const single = await client.telemetry.stats.timeseries.query({ ...DAY, bucket: 'minute' });
       expect(single.series[0]!.points).toHaveLength(1440);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('telemetry.events.list pages are bounded in bytes', () => {
+  it('ends a page of large events early and pages on to the rest, each event exactly once, over HTTP', async () => {
+    const large = randomUUID();
+    // 200 events of 30 KB of metadata: 6 MB, more than one page may hold.
+    const rows = Array.from({ length: 200 }, (_, i) => event(new Date(Date.UTC(2026, 9, 29, 12, 0, i)), { workspaceId: large, metadata: { blob: 'x'.repeat(30_000) } }));
+    await createEventWriter(testDb.db).write(rows);
+    const key = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId: large })).key;
+    const server = await startTestServer(testDb.db);
+    try {
+      const client = createTelemetryClient({ url: server.url, apiKey: key });
+      const pages: string[][] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await client.telemetry.events.list.query({ limit: 500, ...(cursor && { cursor }) });
+        pages.push(page.events.map((e) => e.id));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor && pages.length < 10);
+      expect(pages.length).toBeGreaterThan(1);
+      expect(pages.every((ids) => ids.length * 30_000 <= LIST_PAGE_MAX_METADATA_BYTES)).toBe(true);
+      expect(pages.flat()).toEqual([...rows].reverse().map((e) => e.id));
     } finally {
       await server.close();
     }
