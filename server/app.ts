@@ -193,8 +193,10 @@ export function createApp({ db, config, logger, services = createServices({ db, 
         contextFor(
           c.get('requestId'),
           c.req.header('authorization'),
-          // Only for subscriptions: a credential in any other URL would end up in proxy logs for nothing.
-          !c.req.header('authorization') && options.info.type === 'subscription' ? urlCredentials(options.info.connectionParams) : undefined,
+          // Only for live streams: a credential in any other URL would end up in proxy logs for nothing.
+          !c.req.header('authorization') && options.info.type === 'subscription' && options.info.calls.every((call) => call.path === 'telemetry.live')
+            ? urlCredentials(options.info.connectionParams)
+            : undefined,
         ) as unknown as Record<string, unknown>,
       // Each call in an HTTP batch is validated, authorised and rate-limited on its own; this caps
       // how many one request may carry.
