@@ -78,6 +78,31 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     expect(text).toMatch(/id: \d+-\d+/);
   });
 
+  it('end a key’s live stream on one instance as soon as the key is revoked on the other', async () => {
+    const workspaceId = randomUUID();
+    const created = (await (await post(first, '/api/admin/keys', { kind: 'read', workspaceId })).json()) as { id: string; key: string };
+    const controller = new AbortController();
+    const input = encodeURIComponent(JSON.stringify({ json: {} }));
+    const params = encodeURIComponent(JSON.stringify({ apiKey: created.key }));
+    const response = await fetch(`${second.url}/trpc/telemetry.live?input=${input}&connectionParams=${params}`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+    const reader = response.body!.getReader();
+    await reader.read(); // "connected"
+    const deadlineOpen = Date.now() + 10_000;
+    while (!(await (await fetch(`${second.url}/metrics`)).text()).includes('telemetry_live_streams 1') && Date.now() < deadlineOpen) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect((await post(first, `/api/admin/keys/${created.id}/revoke`, {})).status).toBe(200);
+    let text = '';
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      text += new TextDecoder().decode(chunk.value);
+      if (/event: serialized-error\ndata: .*\n/.test(text)) break;
+    }
+    controller.abort();
+    expect(text).toMatch(/event: serialized-error\ndata: .*"UNAUTHORIZED".*"key_revoked"/);
+  });
+
   it('store and count an event sent to both instances at once exactly once', async () => {
     const workspaceId = randomUUID();
     const events = Array.from({ length: 500 }, () => ({ id: uuidv7(), workspaceId, source: 'backend', eventType: 'probe', name: 'twice' }));
