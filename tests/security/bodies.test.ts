@@ -18,7 +18,7 @@ beforeAll(async () => {
   testDb = await openTestDatabase();
   keys = await createTestKeys(testDb.db);
   server = await startTestServer(testDb.db, {
-    config: testConfig({ MAX_BODY_BYTES: String(BODY_LIMIT), MAX_BATCH_EVENTS: '100', REQUEST_TIMEOUT_MS: '1000', HEADERS_TIMEOUT_MS: '1000' }),
+    config: testConfig({ MAX_BODY_BYTES: String(BODY_LIMIT), MAX_BATCH_EVENTS: '100', REQUEST_TIMEOUT_MS: '1000', HEADERS_TIMEOUT_MS: '1000', RATE_LIMIT_ADMIN_EPS: '10000' }),
   });
 });
 afterAll(async () => {
