@@ -167,7 +167,7 @@ export function createApp({ db, config, logger, services = createServices({ db, 
   });
   app.get('/readyz', async (c) => {
     const readiness = await checkReadiness(db, { timeoutMs: config.readyCheckTimeoutMs });
-    return readiness.ready ? c.json({ status: 'ready' }) : c.json({ status: 'not_ready', reason: readiness.reason }, 503);
+    return readiness.ready ? c.json({ status: 'ready' }) : c.json({ status: 'not_ready', reason: readiness.reason }, 503, { 'Retry-After': '2' });
   });
 
   const limitBody = limitRequestBody({

@@ -18,6 +18,7 @@ describe('readiness', () => {
   it('is not ready before migrations are applied, and ready after', async () => {
     const before = await fetch(`${server.url}/readyz`);
     expect(before.status).toBe(503);
+    expect(before.headers.get('retry-after')).toBe('2');
     expect(await before.json()).toEqual({ status: 'not_ready', reason: 'migrations_pending' });
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
 

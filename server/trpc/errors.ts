@@ -1,7 +1,7 @@
 import { TRPCError } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
-import { isDatabaseUnavailable, isTransientConflict } from '../../db/errors.ts';
+import { isDatabaseUnavailable, isQueryCanceled, isTransientConflict } from '../../db/errors.ts';
 import { databaseUnavailable, DomainError, type DomainErrorCode } from '../errors.ts';
 import { formatPath } from '../services/events/schemas.ts';
 
@@ -21,7 +21,8 @@ export const INTERNAL_ERROR_MESSAGE = 'Internal server error';
 /**
  * The one mapping from thrown errors to what a client sees. Domain errors keep their message; a
  * database that cannot be reached is a retryable 503 wherever it was met (key lookup, reads,
- * admin), and so is a transaction that kept losing to others (deadlocks) after its retries;
+ * admin), and so is a transaction that kept losing to others (deadlocks) after its retries, or a
+ * statement the database cancelled;
  * anything else unknown becomes a generic internal error (the caller logs the original).
  */
 export function toTRPCError(error: unknown): TRPCError {
@@ -30,6 +31,11 @@ export function toTRPCError(error: unknown): TRPCError {
     if (isDatabaseUnavailable(error)) return toTRPCError(databaseUnavailable(error));
     if (isTransientConflict(error)) {
       return toTRPCError(new DomainError('unavailable', 'The database is busy with conflicting work; retry shortly', { retryAfterSeconds: 1, reason: 'write_conflict', cause: error }));
+    }
+    // A statement stopped by statement_timeout (the backstop behind a call's deadline) or by an
+    // operator's cancel: the same answer as a call that ran out of time.
+    if (isQueryCanceled(error)) {
+      return toTRPCError(new DomainError('unavailable', 'The service could not answer in time; retry shortly', { retryAfterSeconds: 1, reason: 'deadline_exceeded', cause: error }));
     }
   }
   if (error instanceof DomainError) {
