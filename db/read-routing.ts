@@ -1,7 +1,7 @@
 import type { SQL } from 'drizzle-orm';
 import type { QueryOptions, SqlRunner } from './database.ts';
 import { isDatabaseUnavailable, isQueryCanceled, isSerializationFailure } from './errors.ts';
-import { currentCallDeadline, withDeadline } from './deadline.ts';
+import { withDeadline } from './deadline.ts';
 
 const TIMEOUTS_BEFORE_BYPASS = 3;
 /** After the replica fails to answer, reads go to the primary for this long before trying it again. */
@@ -33,9 +33,9 @@ export function createReadRouting(options: {
   let timeoutsInARow = 0;
   return {
     async rows<Row>(query: SQL, queryOptions?: QueryOptions): Promise<Row[]> {
-      // A read stops with the call it serves: at the call's deadline its statement is cancelled,
-      // so one caller's heavy reads cannot hold connections after it was answered.
-      const signal = queryOptions?.signal ?? currentCallDeadline()?.signal;
+      // A read stops with the call it serves (see readsUntil): at the call's deadline its statement
+      // is cancelled, so one caller's heavy reads cannot hold connections after it was answered.
+      const signal = queryOptions?.signal;
       if (replica && Date.now() >= bypassUntil) {
         try {
           // A replica that accepts connections but does not answer is as good as down.
@@ -68,4 +68,9 @@ class ReplicaTimedOut extends Error {
   constructor() {
     super('The read replica did not answer in time');
   }
+}
+
+/** `reads` whose every query stops when `signal` aborts (a call's deadline). */
+export function readsUntil(reads: SqlRunner, signal: AbortSignal): SqlRunner {
+  return { rows: (query, queryOptions) => reads.rows(query, { signal: queryOptions?.signal ?? signal }) };
 }

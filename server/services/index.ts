@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Database, SqlRunner } from '../../db/database.ts';
-import { createReadRouting } from '../../db/read-routing.ts';
+import { createReadRouting, readsUntil } from '../../db/read-routing.ts';
 import { sqlState } from '../../db/errors.ts';
 import { createEventWriter } from '../../db/event-writers.ts';
 import type { Config } from '../config.ts';
@@ -11,6 +11,7 @@ import { createGroupCommitter } from './events/group-commit.ts';
 import { createEventIngestor } from './events/ingest.ts';
 import { createEventReader } from './events/read.ts';
 import { createEventQueries } from './stats/queries.ts';
+import { createTimeZoneCatalog } from './stats/time-zones.ts';
 import { createKeyService } from './keys/keys.ts';
 import { createErasureService } from './erasure/erase-user.ts';
 import { createRetentionService } from './retention/retention.ts';
@@ -53,6 +54,9 @@ export function createServices({ db, config, logger = createLogger('silent'), me
     replicaTimeoutMs: Math.max(100, Math.floor(config.procedureTimeoutMs / 3)) + 1000,
     onBypass: (error) => logger.warn('read replica unavailable; reading from the primary for a few seconds', { error }),
   });
+  const timeZones = createTimeZoneCatalog({ db: reads });
+  /** The read verbs over `runner`: built once for callers without a deadline, and per call with one (cheap closures). */
+  const readVerbs = (runner: SqlRunner) => ({ eventReader: createEventReader({ db: runner }), queries: createEventQueries({ db: runner, timeZones }) });
   // Revoking or rotating a key ends its open live streams: here at once, elsewhere on the revocation notice.
   const keys = createKeyService({ db, onRevoked: (keyId) => live.endStreamsOfKey(keyId) });
   const live = createLiveStreams({
@@ -95,8 +99,8 @@ export function createServices({ db, config, logger = createLogger('silent'), me
   );
   return {
     events: createEventIngestor({ db, limits: config.limits, committer, metrics, ...(now && { now }) }),
-    eventReader: createEventReader({ db: reads }),
-    queries: createEventQueries({ db: reads }),
+    ...readVerbs(reads),
+    readsUntil: (signal) => readVerbs(readsUntil(reads, signal)),
     keys,
     erasure: createErasureService({ db }),
     retention: createRetentionService({ db, config, logger, metrics, ...(now && { now }) }),

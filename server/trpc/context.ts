@@ -19,6 +19,8 @@ export interface Services {
   events: EventIngestor;
   eventReader: EventReader;
   queries: EventQueries;
+  /** `eventReader` and `queries` whose statements are cancelled when `signal` aborts (the call's deadline). */
+  readsUntil(signal: AbortSignal): { eventReader: EventReader; queries: EventQueries };
   keys: KeyService;
   erasure: ErasureService;
   /** Retention overrides and the expiry job (admin.retention). */
@@ -46,6 +48,8 @@ export interface Context {
   apiKey: string | undefined;
   /** A live stream's ticket from its URL (connectionParams), not yet verified; see stream-tickets.ts. */
   streamTicket?: string | undefined;
+  /** Aborts when the call's deadline passes (PROCEDURE_TIMEOUT_MS); set by the procedure middleware. */
+  deadline?: AbortSignal | undefined;
   /** True when the credential came from the URL: only bound read keys and tickets are accepted there. */
   credentialInUrl?: boolean;
 }

@@ -69,7 +69,9 @@ const observeAndMapErrors = t.middleware(async ({ ctx, next, path, type, meta })
     // a retryable 503 instead of holding the caller, and the call's read statements are cancelled
     // then (writes are shared by many calls and have their own deadline).
     result =
-      type === 'subscription' || meta?.longRunning ? await next() : await runWithCallDeadline(() => next(), ctx.config.procedureTimeoutMs, deadlineExceeded);
+      type === 'subscription' || meta?.longRunning
+        ? await next()
+        : await runWithCallDeadline((deadline) => next({ ctx: { deadline } }), ctx.config.procedureTimeoutMs, deadlineExceeded);
   } catch (error) {
     ctx.services.metrics.procedureDuration.observe({ procedure: path, code: 'SERVICE_UNAVAILABLE' }, (performance.now() - started) / 1000);
     throw toTRPCError(error);
@@ -199,7 +201,9 @@ export const readProcedure = publicProcedure
     if (!workspaceId) {
       throw new TRPCError({ code: 'BAD_REQUEST', message: 'Name the workspace to read: workspaceId is required for keys not bound to one' });
     }
-    return next({ ctx: { workspaceId } });
+    // Reads stop with the call: past its deadline their statements are cancelled.
+    const services = ctx.deadline ? { ...ctx.services, ...ctx.services.readsUntil(ctx.deadline) } : ctx.services;
+    return next({ ctx: { workspaceId, services } });
   });
 
 /** Key management and other operator actions: admin keys only. `ctx.adminScope` is null for unbound keys. */

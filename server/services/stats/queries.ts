@@ -4,7 +4,7 @@ import { DomainError } from '../../errors.ts';
 import { isStorableTime, STORABLE_TIME_RANGE } from '../../../db/timestamps.ts';
 import { STORED_EVENT_SELECT, toStoredEvent, type StoredEventRow } from '../events/read.ts';
 import { fromEpochMicros } from '../events/precise-time.ts';
-import { createTimeZoneCatalog } from './time-zones.ts';
+import { createTimeZoneCatalog, type TimeZoneCatalog } from './time-zones.ts';
 import type { StoredEvent } from '../events/schemas.ts';
 import { DEFAULT_SERIES, type Bucket, type Dimension, type Distribution, type EventFilters } from './schemas.ts';
 
@@ -89,7 +89,11 @@ const toDate = (ms: unknown): Date => new Date(Number(ms));
 
 export type EventQueries = ReturnType<typeof createEventQueries>;
 
-export function createEventQueries({ db }: { db: SqlRunner }) {
+/**
+ * `timeZones` is shared by the per-call instances (see Services.readsUntil), so one call's deadline
+ * never cancels the catalog's load for the others.
+ */
+export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db }) }: { db: SqlRunner; timeZones?: TimeZoneCatalog }) {
   /** Raw-event conditions shared by every query: workspace, time range, filters. */
   type Filters = Omit<Partial<EventFilters>, 'source'> & { source?: string | undefined };
   function eventConditions(workspaceId: string, range: { from?: Date | undefined; to?: Date | undefined }, filters: Filters): SQL[] {
@@ -355,7 +359,6 @@ export function createEventQueries({ db }: { db: SqlRunner }) {
   }
 
   // Queries that read a calendar in the caller's zone take only zones PostgreSQL knows.
-  const timeZones = createTimeZoneCatalog({ db });
   const inKnownZone =
     <I extends { timeZone: string }, R>(query: (workspaceId: string, input: I) => Promise<R>) =>
     async (workspaceId: string, input: I): Promise<R> => {
