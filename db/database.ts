@@ -63,7 +63,7 @@ const MIGRATION_LOCK_ID = 7_316_001;
 
 /**
  * Connects with TCP_NODELAY. postgres.js leaves Nagle's algorithm on, which delays the last packet
- * of each COPY (and of some pipelined queries) by about 40 ms, waiting for a delayed ACK.
+ * of each COPY (and of some pipelined queries) until the server's delayed ACK.
  *
  * The socket is handed over at once, still connecting: postgres.js then owns its errors, close and
  * connect timeout. A factory that waited for the connection and rejected on failure left the pool

@@ -18,7 +18,7 @@ const REQUEST_CONTEXT = Symbol('openApiRequestContext');
 /**
  * The plain-JSON face as a fetch handler, built once. trpc-to-openapi's own fetch adapter builds a
  * new handler on every request, re-walking the router and (outside production) regenerating the
- * whole OpenAPI document each time, which cost about 10 ms a request; this keeps its request shim
+ * whole OpenAPI document each time, a cost larger than the call itself; this keeps its request shim
  * and hoists the handler.
  * @see https://github.com/mcampa/trpc-to-openapi/blob/master/src/adapters/fetch.ts
  */

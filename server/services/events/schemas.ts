@@ -163,8 +163,8 @@ export const RejectionCode = z.enum(REJECTION_CODES);
 export type RejectionCode = z.infer<typeof RejectionCode>;
 
 /**
- * Receipts carry `createdAt` as an ISO-8601 string, not a Date: superjson's Date encoding cost
- * about 17 ms per 1,000 receipts, more than validating and storing the events.
+ * Receipts carry `createdAt` as an ISO-8601 string, not a Date: superjson's Date encoding of a
+ * large batch's receipts cost more than validating and storing its events (docs/performance.md).
  */
 const ReceiptTime = z.string().describe('When the event happened, ISO 8601 (UTC), with six fractional digits when it has microseconds');
 
