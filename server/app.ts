@@ -178,6 +178,20 @@ export function createApp({ db, config, logger, services = createServices({ db, 
 
   const inflateBody = decompressRequestBody({ maxBytes: config.limits.maxBodyBytes });
 
+  /**
+   * What both faces (/trpc and /api) answer alike: `Retry-After` on errors that say when to retry,
+   * and internal errors logged with their cause (the caller sees only a generic message).
+   */
+  const faceOptions = (face: 'trpc' | 'openapi') => ({
+    responseMeta: ({ errors }: { errors: readonly TRPCError[] }) => {
+      const headers = retryHeaders(errors);
+      return headers ? { headers } : {};
+    },
+    onError: ({ error, path }: { error: TRPCError; path: string | undefined }) => {
+      if (error.code === 'INTERNAL_SERVER_ERROR') logger.error(`${face} error`, { path, error: error.cause ?? error });
+    },
+  });
+
   // The typed face: tRPC with superjson.
   app.use('/trpc/*', limitBody, inflateBody);
   app.use(
@@ -201,13 +215,7 @@ export function createApp({ db, config, logger, services = createServices({ db, 
       // Each call in an HTTP batch is validated, authorised and rate-limited on its own; this caps
       // how many one request may carry.
       maxBatchSize: config.maxTrpcBatchCalls,
-      responseMeta: ({ errors }) => {
-        const headers = retryHeaders(errors);
-        return headers ? { headers } : {};
-      },
-      onError: ({ error, path }) => {
-        if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('trpc error', { path, error: error.cause ?? error });
-      },
+      ...faceOptions('trpc'),
     }),
   );
 
@@ -217,13 +225,7 @@ export function createApp({ db, config, logger, services = createServices({ db, 
     endpoint: OPENAPI_BASE_PATH,
     router: appRouter,
     createContext: ({ requestId: id, authorization }) => contextFor(id, authorization),
-    responseMeta: ({ errors }) => {
-      const headers = retryHeaders(errors);
-      return headers ? { headers } : {};
-    },
-    onError: ({ error, path }) => {
-      if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('openapi error', { path, error: error.cause ?? error });
-    },
+    ...faceOptions('openapi'),
   });
   app.all(`${OPENAPI_BASE_PATH}/*`, (c) => openApiHandler(c.req.raw, { requestId: c.get('requestId'), authorization: c.req.header('authorization') }));
 
