@@ -8,6 +8,7 @@ import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import postgres, { type Sql } from 'postgres';
+import { ADVISORY_LOCKS } from './advisory-locks.ts';
 import { isQueryCanceled } from './errors.ts';
 import * as schema from './schema.ts';
 
@@ -58,8 +59,6 @@ export interface PostgresOptions {
 }
 
 const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
-// Any constant shared by all instances; serialises concurrent start-ups' migrations.
-const MIGRATION_LOCK_ID = 7_316_001;
 
 /**
  * Connects with TCP_NODELAY. postgres.js leaves Nagle's algorithm on, which delays the last packet
@@ -147,7 +146,7 @@ export function openPostgres(options: PostgresOptions): PostgresDatabase {
       // share a connection.
       const connection = postgresClient(options, 1);
       try {
-        await connection`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
+        await connection`select pg_advisory_lock(${ADVISORY_LOCKS.migrations})`;
         await migratePostgres(drizzlePostgres(connection), { migrationsFolder });
       } finally {
         await connection.end({ timeout: 5 });

@@ -1,9 +1,8 @@
 import { sql } from 'drizzle-orm';
+import { ADVISORY_LOCKS } from './advisory-locks.ts';
 import type { Database, SqlRunner } from './database.ts';
 
 const DAY_MS = 86_400_000;
-// Serialises partition maintenance across instances sharing one database.
-const PARTITION_LOCK_ID = 7_316_002;
 
 /** `events_p20261127` for the UTC day holding `day`. */
 export function partitionName(day: Date): string {
@@ -66,7 +65,7 @@ async function createDailyPartition(db: Database, day: Date): Promise<boolean> {
   const table = sql.raw(`telemetry."${name}"`);
   const bounds = sql.raw(`from ('${from}') to ('${to}')`);
   return db.transaction(async (tx) => {
-    await tx.rows(sql`select pg_advisory_xact_lock(${PARTITION_LOCK_ID})`);
+    await tx.rows(sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.partitions})`);
     const [found] = await tx.rows<{ present: boolean }>(sql`select to_regclass(${`telemetry.${name}`}) is not null as present`);
     if (found?.present) return false;
     await tx.rows(sql`create table ${table} (like telemetry.events including defaults including constraints)`);
@@ -101,6 +100,6 @@ export function partitionDay(name: string): Date | undefined {
 export async function dropDailyPartition(tx: SqlRunner, name: string): Promise<void> {
   // The name comes from the catalog (listPartitions), but it becomes DDL: accept only our pattern.
   if (!partitionDay(name)) throw new Error(`Not a daily partition name: ${name}`);
-  await tx.rows(sql`select pg_advisory_xact_lock(${PARTITION_LOCK_ID})`);
+  await tx.rows(sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.partitions})`);
   await tx.rows(sql`drop table if exists ${sql.raw(`telemetry."${name}"`)}`);
 }

@@ -1,9 +1,8 @@
 import { sql } from 'drizzle-orm';
+import { ADVISORY_LOCKS } from '../../../db/advisory-locks.ts';
 import type { Database } from '../../../db/database.ts';
 import { DomainError } from '../../errors.ts';
 
-// Any constant shared by all instances; the other lock ids live in db/database.ts and db/partitions.ts.
-const RETENTION_LOCK_ID = 7_316_003;
 
 export function retentionBusy(): DomainError {
   return new DomainError('conflict', 'A retention run is already in progress (in this or another instance); try again later', {
@@ -34,12 +33,12 @@ const runningIn = new WeakSet<Database>();
 async function withAdvisoryLock<T>(db: Database, work: () => Promise<T>): Promise<T> {
   if (db.kind === 'pglite') {
     // One connection: the session is the database's own.
-    const [row] = await db.rows<{ locked: boolean }>(sql`select pg_try_advisory_lock(${RETENTION_LOCK_ID}) as locked`);
+    const [row] = await db.rows<{ locked: boolean }>(sql`select pg_try_advisory_lock(${ADVISORY_LOCKS.retention}) as locked`);
     if (!row?.locked) throw retentionBusy();
     try {
       return await work();
     } finally {
-      await db.rows(sql`select pg_advisory_unlock(${RETENTION_LOCK_ID})`);
+      await db.rows(sql`select pg_advisory_unlock(${ADVISORY_LOCKS.retention})`);
     }
   }
   // The lock lives on a connection reserved for it; the work runs on the rest of the pool.
@@ -48,12 +47,12 @@ async function withAdvisoryLock<T>(db: Database, work: () => Promise<T>): Promis
   }
   const reserved = await db.client.reserve();
   try {
-    const [row] = await reserved<{ locked: boolean }[]>`select pg_try_advisory_lock(${RETENTION_LOCK_ID}) as locked`;
+    const [row] = await reserved<{ locked: boolean }[]>`select pg_try_advisory_lock(${ADVISORY_LOCKS.retention}) as locked`;
     if (!row?.locked) throw retentionBusy();
     try {
       return await work();
     } finally {
-      await reserved`select pg_advisory_unlock(${RETENTION_LOCK_ID})`;
+      await reserved`select pg_advisory_unlock(${ADVISORY_LOCKS.retention})`;
     }
   } finally {
     reserved.release();
