@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient } from '../client/index.ts';
 import type { SqlRunner } from '../db/database.ts';
 import { createJsonEventWriter, type EventRow } from '../db/event-writers.ts';
-import { maintainPartitions } from '../server/maintenance.ts';
+import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createGroupCommitter } from '../server/services/events/group-commit.ts';
 import { createEventIngestor } from '../server/services/events/ingest.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';

@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventWriter, type EventRow } from '../db/event-writers.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
-import { maintainPartitions } from '../server/maintenance.ts';
+import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { createTestKeys, procedureCaller, type TestKeys } from './support/app.ts';
 

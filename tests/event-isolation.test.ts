@@ -3,7 +3,7 @@ import { TRPCClientError } from '@trpc/client';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient, type AppRouter } from '../client/index.ts';
-import { maintainPartitions } from '../server/maintenance.ts';
+import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { startTestServer, testConfig, type TestServer } from './support/app.ts';

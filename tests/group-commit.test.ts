@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { openPostgres } from '../db/database.ts';
 import { createEventWriter, type EventRow, type EventWriter } from '../db/event-writers.ts';
 import { DomainError } from '../server/errors.ts';
-import { maintainPartitions } from '../server/maintenance.ts';
+import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createMetrics } from '../server/metrics.ts';
 import { createGroupCommitter } from '../server/services/events/group-commit.ts';
 import { createServices } from '../server/services/index.ts';

@@ -3,7 +3,7 @@ import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient, type AppRouter } from '../client/index.ts';
 import { DomainError } from '../server/errors.ts';
-import { maintainPartitions } from '../server/maintenance.ts';
+import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { capturingLogger, createTestKeys, servicesWith, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
 import { storedEvents } from './support/events.ts';

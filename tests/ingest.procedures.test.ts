@@ -7,7 +7,7 @@ import { uuidv7 } from '../server/services/events/uuid7.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { capturingLogger, createTestKeys, procedureCaller, servicesWith, testConfig } from './support/app.ts';
 import { countEventsWithId, partitionOf, storedEvents } from './support/events.ts';
-import { maintainPartitions } from '../server/maintenance.ts';
+import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { domainCause, summarizeZodIssues, zodCause } from '../server/trpc/errors.ts';
 
 type IngestInput = inferProcedureInput<AppRouter['telemetry']['ingest']>;

@@ -4,7 +4,7 @@ import type { Database, SqlRunner } from '../../../db/database.ts';
 import { isLockNotAvailable } from '../../../db/errors.ts';
 import { dropDailyPartition, listPartitions, partitionDay } from '../../../db/partitions.ts';
 import type { Logger } from '../../logger.ts';
-import { maintainPartitions } from '../../maintenance.ts';
+import { maintainPartitions } from '../../partition-maintenance.ts';
 import { discardArchive, verifyArchive, writeArchive, type ArchiveDescription, type ArchiveLine, type WrittenArchive } from './archive.ts';
 import type { RetentionPlan } from './policies.ts';
 import type { ArchiveSummary, RetentionReport } from './schemas.ts';
