@@ -1,5 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../server/config.ts';
+import { CONFIGURATION_DOCS, renderConfigurationDocs } from '../scripts/config-docs.ts';
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../server/config.ts';
 
 describe('configuration from the environment', () => {
   it('uses defaults that run the service with nothing installed', () => {
@@ -47,5 +49,48 @@ describe('tenant bounds in the configuration', () => {
     }
     expect(loadConfig({ RATE_LIMIT_WORKSPACE_INGEST_EPS: '10', RATE_LIMIT_WORKSPACE_INGEST_BURST: '0' }).workspaceRateLimits.ingest).toEqual({ eventsPerSecond: 10, burst: 0 });
     expect(() => loadConfig({ RATE_LIMIT_WORKSPACE_READ_EPS: '0' })).toThrow(/RATE_LIMIT_WORKSPACE_READ_EPS/);
+  });
+});
+
+describe('rules across variables, checked by the loader', () => {
+  it('refuses LIVE_BUS=redis without REDIS_URL, and a read replica without its primary', () => {
+    expect(() => loadConfig({ LIVE_BUS: 'redis' })).toThrow(/LIVE_BUS: "redis" needs REDIS_URL/);
+    expect(loadConfig({ LIVE_BUS: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' }).live.bus).toBe('redis');
+    expect(() => loadConfig({ DATABASE_READ_URL: 'postgres://replica/db' })).toThrow(/DATABASE_READ_URL: a read replica needs DATABASE_URL/);
+    expect(loadConfig({ DATABASE_URL: 'postgres://primary/db', DATABASE_READ_URL: 'postgres://replica/db' }).databaseReadUrl).toBe('postgres://replica/db');
+  });
+
+  it('names every broken rule at once, and only over values that are each valid', () => {
+    const both = () => loadConfig({ LIVE_BUS: 'redis', RETENTION_DAYS: '90', RETENTION_MAX_DAYS: '60' });
+    expect(both).toThrow(/LIVE_BUS: "redis" needs REDIS_URL/);
+    expect(both).toThrow(/RETENTION_MAX_DAYS: must be at least RETENTION_DAYS \(90\)/);
+    // RETENTION_DAYS is out of bounds: that is the one message, not a comparison with it too.
+    expect(() => loadConfig({ RETENTION_DAYS: '5000', RETENTION_MAX_DAYS: '60' })).toThrow(/^Invalid configuration:\n {2}RETENTION_DAYS: [^\n]*$/);
+  });
+
+  it('caps concurrent flushes at the write pool, since each flush holds one of its connections', () => {
+    expect(loadConfig({}).groupCommit.maxConcurrentFlushes).toBe(4);
+    expect(loadConfig({ DATABASE_POOL_MAX: '2' }).groupCommit.maxConcurrentFlushes).toBe(2);
+    expect(loadConfig({ DATABASE_POOL_MAX: '20', INGEST_CONCURRENT_FLUSHES: '8' }).groupCommit.maxConcurrentFlushes).toBe(8);
+  });
+
+  it('resolves LIVE_BUS=auto and the replay window defaults from REDIS_URL', () => {
+    expect(loadConfig({}).live).toMatchObject({ bus: 'memory', replayEvents: 10_000, replayBytes: 64 * 1024 * 1024 });
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).live).toMatchObject({ bus: 'redis', replayEvents: 100_000, replayBytes: 256 * 1024 * 1024 });
+  });
+});
+
+describe('the configuration reference', () => {
+  it('declares each variable once, with a description and a group', () => {
+    const names = [...Object.keys(CONFIG_VARIABLES.set), ...Object.keys(CONFIG_VARIABLES.tune)];
+    expect(new Set(names).size).toBe(names.length);
+    for (const group of [CONFIG_VARIABLES.set, CONFIG_VARIABLES.tune]) {
+      for (const [name, schema] of Object.entries(group)) expect(schema.description, name).toBeTruthy();
+    }
+  });
+
+  it('docs/configuration.md is what the schema in server/config.ts generates', async () => {
+    const written = await readFile(CONFIGURATION_DOCS, 'utf8').catch(() => '(missing)');
+    expect(written, 'docs/configuration.md is out of date: run `npm run docs:config` and commit the result').toBe(renderConfigurationDocs());
   });
 });
