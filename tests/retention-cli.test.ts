@@ -77,18 +77,18 @@ afterAll(async () => {
 
 describe('npm run retention and npm run archive:load', () => {
   it('a dry run prints what would go and exits 0 without changing anything', async () => {
-    const result = await runCli('server/retention-cli.ts', ['--dry-run']);
+    const result = await runCli('cli/operator/retention.ts', ['--dry-run']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('nothing was changed');
-    expect(result.stdout).toContain('default retention: 90 days');
+    expect(result.stdout).toContain('Default retention: 90 days');
     expect(result.stdout).toMatch(/Partitions to drop: 1 \(5 events\)/);
     expect(result.stdout).toContain(partitionName(oldDay));
     expect(await withDatabase(count)).toBe(10);
   }, 60_000);
 
   it('a run archives and drops the expired partition; archive:load brings it back and refuses a corrupted archive', async () => {
-    const run = await runCli('server/retention-cli.ts', []);
+    const run = await runCli('cli/operator/retention.ts', []);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/Partitions dropped: 1 \(5 events\)/);
@@ -103,13 +103,13 @@ describe('npm run retention and npm run archive:load', () => {
     const damaged = Buffer.from(original);
     damaged[damaged.length - 12]! ^= 0x01;
     await writeFile(file, damaged);
-    const refused = await runCli('server/archive-load-cli.ts', [env.ARCHIVE_DIR!]);
+    const refused = await runCli('cli/operator/archive-load.ts', [env.ARCHIVE_DIR!]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/refused, nothing was loaded: .*(checksum mismatch|cannot be read as gzip)/);
     expect(await withDatabase(count)).toBe(5);
 
     await writeFile(file, original);
-    const loaded = await runCli('server/archive-load-cli.ts', [env.ARCHIVE_DIR!]);
+    const loaded = await runCli('cli/operator/archive-load.ts', [env.ARCHIVE_DIR!]);
     expect(loaded.stderr).toBe('');
     expect(loaded.code).toBe(0);
     expect(loaded.stdout).toContain('Loaded 5 events from 1 archive(s).');
@@ -117,7 +117,7 @@ describe('npm run retention and npm run archive:load', () => {
   }, 60_000);
 
   it('exits 2 with a usage message on an unknown option', async () => {
-    const result = await runCli('server/retention-cli.ts', ['--everything']);
+    const result = await runCli('cli/operator/retention.ts', ['--everything']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('usage: npm run retention');
   }, 60_000);

@@ -1,11 +1,9 @@
 import { parseArgs } from 'node:util';
-import type { TelemetryOutputs } from '../../client/index.ts';
 import { CONNECTION_OPTIONS, parseInteger, parseOrExplain, refuseExtraPositionals, requireValue } from '../args.ts';
 import { openSession, type Command, type CommandContext } from '../command.ts';
 import { ExitCode } from '../exit-codes.ts';
-import { formatCount, formatTable, formatTime, writeJson } from '../format.ts';
-
-type RetentionReport = TelemetryOutputs['admin']['retention']['run'];
+import { formatTable, formatTime, writeJson } from '../format.ts';
+import { formatRetentionReport, retentionExitCode } from '../retention-report.ts';
 
 const KEY_NEEDED = 'an admin key (not bound to a workspace, for retention run)';
 const CONNECTION_HELP = 'Connection: --url <url> (TELEMETRY_URL), --key <key> (TELEMETRY_KEY; an admin key)';
@@ -20,42 +18,8 @@ async function runRetention(args: string[], { io }: CommandContext): Promise<Exi
   const session = openSession(values, io, KEY_NEEDED);
   const report = await session.call((client) => client.admin.retention.run.mutate({ dryRun: values['dry-run'] === true }));
   if (values.json) writeJson(io.stdout, report);
-  else io.stdout.write(describeReport(report));
-  // Like `npm run retention`: something left in place (an archive that failed, a stop) is exit 1.
-  return report.errors.length > 0 || report.interrupted ? ExitCode.refused : ExitCode.ok;
-}
-
-export function describeReport(report: RetentionReport): string {
-  const lines: string[] = [];
-  const would = report.dryRun ? 'would be ' : '';
-  lines.push(report.dryRun ? 'Retention dry run: nothing was changed.' : 'Retention run finished.');
-  if (report.interrupted) lines.push('Interrupted: the service stopped the run before it finished; the next run continues.');
-  lines.push(`Default retention: ${report.defaultDays} days (events before ${formatTime(report.defaultCutoff)} expire); longest allowed: ${report.maxDays} days.`);
-  for (const cutoff of report.cutoffs) {
-    const clamped = cutoff.requestedDays === undefined ? '' : `, set to ${cutoff.requestedDays} but capped by RETENTION_MAX_DAYS`;
-    lines.push(`  workspace ${cutoff.workspaceId}: ${cutoff.days} days (before ${formatTime(cutoff.cutoff)}${clamped})`);
-  }
-  lines.push(`Whole partitions ${report.dryRun ? 'would go' : 'go'} for days ending by ${formatTime(report.partitionCutoff)} (the longest retention in effect: ${report.longestDays} days).`);
-  const droppedRows = report.partitionsDropped.reduce((sum, partition) => sum + partition.rows, 0);
-  lines.push(`Partitions ${would}dropped: ${report.partitionsDropped.length} (${formatCount(droppedRows)} events)`);
-  for (const partition of report.partitionsDropped) lines.push(`  ${partition.name} (${partition.day}): ${formatCount(partition.rows)} events`);
-  const deletedRows = report.rowsDeleted.reduce((sum, item) => sum + item.rows, 0);
-  lines.push(`Events ${would}deleted one by one: ${formatCount(deletedRows)}`);
-  for (const item of report.rowsDeleted) lines.push(`  ${item.workspaceId ?? '(no workspace)'}: ${formatCount(item.rows)}`);
-  lines.push(
-    `Ledger ids ${would}forgotten: ${formatCount(report.ledgerRowsDeleted)}; rollup rows ${would}deleted: ${formatCount(report.rollupRowsDeleted.minute)} per-minute, ${formatCount(report.rollupRowsDeleted.hour)} per-hour`,
-  );
-  if (report.archives.length > 0) {
-    lines.push(`Archives written: ${report.archives.length}`);
-    for (const archive of report.archives) lines.push(`  ${archive.file} (${formatCount(archive.rows)} events, day ${archive.day})`);
-  }
-  if (report.partitionsCreated.length > 0) lines.push(`Partitions prepared: ${report.partitionsCreated.join(', ')}`);
-  if (report.errors.length > 0) {
-    lines.push(`Left in place after errors (the next run retries): ${report.errors.length}`);
-    for (const error of report.errors) lines.push(`  ${error.target}: ${error.message}`);
-  }
-  lines.push(`Took ${report.finishedAt.getTime() - report.startedAt.getTime()} ms.`);
-  return `${lines.join('\n')}\n`;
+  else io.stdout.write(formatRetentionReport(report));
+  return retentionExitCode(report);
 }
 
 const RUN_HELP = `Usage:

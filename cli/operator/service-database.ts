@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { openDatabase, type Database } from '../db/database.ts';
-import { checkReadiness } from '../db/readiness.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { openDatabase, type Database } from '../../db/database.ts';
+import { checkReadiness } from '../../db/readiness.ts';
+import { ConfigError, loadConfig, type Config } from '../../server/config.ts';
 
 /** The service's configuration from the environment, or undefined after naming the bad value on stderr. */
 export function loadConfigOrExplain(): Config | undefined {

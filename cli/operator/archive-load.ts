@@ -9,9 +9,9 @@
  */
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { loadConfigOrExplain, openServiceDatabase } from './cli-database.ts';
-import { ArchiveVerificationError, findManifests, MANIFEST_SUFFIX, verifyArchive } from './services/retention/archive.ts';
-import { loadArchive } from './services/retention/archive-load.ts';
+import { ArchiveVerificationError, findManifests, MANIFEST_SUFFIX, verifyArchive } from '../../server/services/retention/archive.ts';
+import { loadArchive } from '../../server/services/retention/archive-load.ts';
+import { loadConfigOrExplain, openServiceDatabase } from './service-database.ts';
 
 const USAGE = 'usage: npm run archive:load -- <manifest-or-directory>...';
 

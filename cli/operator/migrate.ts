@@ -1,7 +1,7 @@
 /** `npm run db:migrate`: applies migrations and prepares partitions, then exits. */
-import { loadConfig } from '../server/config.ts';
-import { maintainPartitions } from '../server/maintenance.ts';
-import { openDatabase } from './database.ts';
+import { openDatabase } from '../../db/database.ts';
+import { loadConfig } from '../../server/config.ts';
+import { maintainPartitions } from '../../server/partition-maintenance.ts';
 
 const config = loadConfig();
 const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, connectTimeoutSeconds: config.databaseConnectTimeoutSeconds });
