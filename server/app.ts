@@ -12,7 +12,6 @@ import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { buildOpenApiDocument, OPENAPI_BASE_PATH } from './openapi.ts';
 import { appRouter } from './routers/index.ts';
-import { createServices } from './services/index.ts';
 import type { Context, Services } from './trpc/context.ts';
 import { domainCause } from './trpc/errors.ts';
 import { decompressRequestBody, limitRequestBody } from './http/request-body.ts';
@@ -21,11 +20,12 @@ import { dashboardRoutes } from './http/dashboard.ts';
 import { bearerToken } from './services/keys/keys.ts';
 
 export interface AppDeps {
+  /** Asked by /readyz only: procedures reach the database through `services`. */
   db: Database;
   config: Config;
   logger: Logger;
-  /** Defaults to the real service verbs over `db`; tests may pass their own. */
-  services?: Services;
+  /** The verbs procedures call (built by the composition root, or by a test). */
+  services: Services;
   /** Version shown in the OpenAPI document. */
   version?: string;
   /** True once shutdown has begun: new requests are turned away and connections not kept alive. */
@@ -61,7 +61,7 @@ function retryHeaders(errors: readonly TRPCError[]): Record<string, string> | un
   return undefined;
 }
 
-export function createApp({ db, config, logger, services = createServices({ db, config, logger }), version = '0.1.0', isDraining = () => false }: AppDeps) {
+export function createApp({ db, config, logger, services, version = '0.1.0', isDraining = () => false }: AppDeps) {
   const app = new Hono<{ Variables: { requestId: string } }>();
 
   // Shutting down: requests already running finish; a request arriving on a kept-alive connection
@@ -81,7 +81,6 @@ export function createApp({ db, config, logger, services = createServices({ db, 
   let scalarBundle: Promise<string> | undefined;
 
   const contextFor = (id: string, authorization: string | undefined, fromUrl?: Pick<Context, 'apiKey' | 'streamTicket' | 'credentialInUrl'>): Context => ({
-    db,
     config,
     services,
     logger,

@@ -1,15 +1,23 @@
 import { Redis } from 'ioredis';
-import { openDatabase, openPostgres, type Database } from '../db/database.ts';
+import { openDatabase, openPostgres, type Database, type SqlRunner } from '../db/database.ts';
 import { createApp, type App } from './app.ts';
-import { ConfigError, type Config } from './config.ts';
+import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import { maintainPartitions, schedulePartitionMaintenance } from './maintenance.ts';
-import { createServices } from './services/index.ts';
+import { maintainPartitions, schedulePartitionMaintenance } from './partition-maintenance.ts';
+import { createServices, type ServiceDeps, type ServiceLifecycle } from './services/index.ts';
 import { scheduleRetention } from './services/retention/schedule.ts';
 import { createRateLimiter } from './services/limits/rate-limiter.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { createMemoryBus } from './services/live/bus.ts';
 import { createRedisBus } from './services/live/redis-bus.ts';
 import { createRedisStreamSlots } from './services/live/stream-slots.ts';
+import type { Services } from './trpc/context.ts';
+
+/**
+ * The composition root: the one place that decides what the service is built from (PGlite or
+ * PostgreSQL, a read replica, Redis or memory for rate limits and live streams) and in what order
+ * it starts and stops. Everything below it takes what it needs as arguments.
+ */
 
 export interface RunningService {
   app: App;
@@ -30,8 +38,6 @@ export interface StartOptions {
 
 /** Opens the database, applies migrations, prepares partitions and keys, and builds the HTTP app. */
 export async function startService(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningService> {
-  if (config.live.bus === 'redis' && !config.redisUrl) throw new ConfigError('Invalid configuration:\n  LIVE_BUS: "redis" needs REDIS_URL');
-  if (config.databaseReadUrl && !config.databaseUrl) throw new ConfigError('Invalid configuration:\n  DATABASE_READ_URL: a read replica needs DATABASE_URL (its primary)');
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     pgliteDir: config.pgliteDir,
@@ -77,18 +83,8 @@ export async function startService(config: Config, logger: Logger, options: Star
     throw error;
   }
 
-  const metrics = createMetrics();
-  const bus =
-    config.live.bus === 'redis' && redis
-      ? createRedisBus({ redis, stream: config.live.redisStream, maxEvents: config.live.replayEvents, maxBytes: config.live.replayBytes, logger })
-      : undefined;
-  const services = createServices({ db, config, logger, metrics, rateLimiter: createRateLimiter({ logger, ...(redis && { redis }) }),
-    ...(bus && { bus }),
-    ...(redis && { streamSlots: createRedisStreamSlots({ redis }) }),
-    ...(readReplica && { readReplica }),
-    ...(readPool && { readPool }),
-  });
-  const stopFollowingRevocations = await services.keys.followRevocations();
+  const { services, lifecycle } = wireServices({ db, config, logger, metrics: createMetrics(), redis, readReplica, readPool });
+  const stopFollowingRevocations = await lifecycle.followRevocations();
   const { generated } = await services.keys.ensureAdminKey(config.adminKey);
   if (generated) {
     const announce = options.announceGeneratedAdminKey ?? ((key: string) => process.stderr.write(bootstrapMessage(key)));
@@ -104,21 +100,53 @@ export async function startService(config: Config, logger: Logger, options: Star
     db,
     beginShutdown() {
       draining = true;
-      services.live.endAll();
+      lifecycle.endLiveStreams();
     },
     async close() {
       stopMaintenance();
       // Interrupts a retention run between two steps and waits for it: it must not outlive the database.
       await stopRetention();
-      services.live.endAll();
-      // Everything accepted is committed before the database closes.
-      await services.committer.drain();
       await stopFollowingRevocations().catch(() => {});
-      await services.rateLimiter.close();
-      await services.live.close();
+      // Commits everything accepted before the database closes.
+      await lifecycle.close();
       await close();
     },
   };
+}
+
+export interface WiringDeps extends Pick<ServiceDeps, 'db' | 'config' | 'now'> {
+  logger: Logger;
+  metrics: Metrics;
+  /** Shares rate limits, live stream slots and (LIVE_BUS=redis) the live bus between instances. */
+  redis?: Redis | undefined;
+  readReplica?: SqlRunner | undefined;
+  readPool?: SqlRunner | undefined;
+  /** Parts used instead of the ones decided here (tests: a limiter, a bus or stream slots of their own). */
+  replace?: Partial<Pick<ServiceDeps, 'rateLimiter' | 'bus' | 'streamSlots'>>;
+}
+
+/**
+ * The services for `config`: with Redis, rate limits and live stream slots are shared through it
+ * (and the live bus too when LIVE_BUS=redis); without it, each process keeps its own in memory.
+ */
+export function wireServices({ db, config, logger, metrics, redis, readReplica, readPool, now, replace = {} }: WiringDeps): { services: Services; lifecycle: ServiceLifecycle } {
+  const bus =
+    replace.bus ??
+    (config.live.bus === 'redis' && redis
+      ? createRedisBus({ redis, stream: config.live.redisStream, maxEvents: config.live.replayEvents, maxBytes: config.live.replayBytes, logger })
+      : createMemoryBus({ maxEvents: config.live.replayEvents, maxBytes: config.live.replayBytes }));
+  return createServices({
+    db,
+    config,
+    logger,
+    metrics,
+    rateLimiter: replace.rateLimiter ?? createRateLimiter({ logger, ...(redis && { redis }) }),
+    bus,
+    streamSlots: replace.streamSlots ?? (redis ? createRedisStreamSlots({ redis }) : undefined),
+    readReplica,
+    readPool,
+    now,
+  });
 }
 
 function connectRedis(url: string, logger: Logger): Redis {

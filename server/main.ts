@@ -1,7 +1,7 @@
 import { serve } from '@hono/node-server';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
-import { startService } from './service.ts';
+import { startService } from './composition.ts';
 
 /** Starts the service on Node.js or Bun, whichever runs this file. */
 async function main() {

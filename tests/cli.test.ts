@@ -8,11 +8,10 @@ import { COMMANDS, runCli } from '../cli/run.ts';
 import { ExitCode } from '../cli/exit-codes.ts';
 import type { CliIo } from '../cli/io.ts';
 import { createTelemetryClient, type EventInput, type TelemetryClient } from '../client/index.ts';
-import { createServices } from '../server/services/index.ts';
 import { uuidv7 } from '../server/services/events/uuid7.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';
 
 const BIN = fileURLToPath(new URL('../bin/telemetry.mjs', import.meta.url));
 
@@ -27,7 +26,7 @@ beforeAll(async () => {
   testDb = await openTestDatabase();
   keys = await createTestKeys(testDb.db);
   const config = testConfig();
-  services = createServices({ db: testDb.db, config });
+  services = testServices(testDb.db, { config });
   server = await startTestServer(testDb.db, { config, services });
   ingest = createTelemetryClient({ url: server.url, apiKey: keys.ingest });
 });

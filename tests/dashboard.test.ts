@@ -5,11 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient } from '../client/index.ts';
 import { createEventWriter, type EventRow } from '../db/event-writers.ts';
 import { ensureDailyPartitions } from '../db/partitions.ts';
-import { createServices } from '../server/services/index.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';
 
 /**
  * The dashboard in a real Chromium (Debian's, never a downloaded one) against a real server:
@@ -106,7 +105,7 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     await writer.write(seedEvents(randomUUID(), users, now).slice(0, 12));
 
     const config = testConfig();
-    services = createServices({ db: testDb.db, config });
+    services = testServices(testDb.db, { config });
     server = await startTestServer(testDb.db, { config, services });
   });
 

@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { sql, type SQL } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SqlRunner } from '../db/database.ts';
-import { createServices } from '../server/services/index.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';
 
 let testDb: TestDatabase;
 let keys: TestKeys;
@@ -24,7 +23,7 @@ beforeAll(async () => {
   testDb = await openTestDatabase();
   keys = await createTestKeys(testDb.db);
   const config = testConfig();
-  server = await startTestServer(testDb.db, { config, services: createServices({ db: testDb.db, config, readPool: cancellingReads(testDb.db) }) });
+  server = await startTestServer(testDb.db, { config, services: testServices(testDb.db, { config, readPool: cancellingReads(testDb.db) }) });
 });
 afterAll(async () => {
   await server?.close();

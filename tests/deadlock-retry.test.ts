@@ -50,7 +50,7 @@ async function serverWritingThrough(runner: SqlRunner): Promise<TestServer> {
   const config = testConfig();
   const committer = createGroupCommitter(createJsonEventWriter(runner), { ...config.groupCommit, maxConcurrentFlushes: 1 });
   const events = createEventIngestor({ db: testDb.db, limits: config.limits, committer });
-  return startTestServer(testDb.db, { config, services: servicesWith(testDb.db, { events, committer }, config) });
+  return startTestServer(testDb.db, { config, services: servicesWith(testDb.db, { ingestor: events }, config) });
 }
 
 describe('a write rolled back by a deadlock', () => {

@@ -7,10 +7,9 @@ import { DomainError } from '../server/errors.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createMetrics } from '../server/metrics.ts';
 import { createGroupCommitter } from '../server/services/events/group-commit.ts';
-import { createServices } from '../server/services/index.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, procedureCaller, startTestServer, testConfig, type TestKeys } from './support/app.ts';
+import { createTestKeys, procedureCaller, startTestServer, testConfig, type TestKeys, testServices } from './support/app.ts';
 import { storedEvents } from './support/events.ts';
 
 let testDb: TestDatabase;
@@ -288,7 +287,7 @@ describe('database outage', () => {
   it('fails an ingest fast with a retryable 503 when the database cannot be reached', async () => {
     const unreachable = openPostgres({ url: 'postgres://postgres@127.0.0.1:1/none', connectTimeoutSeconds: 1, maxConnections: 1 });
     const config = testConfig();
-    const services = { ...createServices({ db: unreachable, config }), keys: createKeyService({ db: testDb.db }) };
+    const services = { ...testServices(unreachable, { config }), keys: createKeyService({ db: testDb.db }) };
     const caller = procedureCaller(unreachable, { apiKey: keys.ingest, services, config });
     // The one-second connect timeout and the test's own timeout bound how long this may take.
     const error = await caller.telemetry.ingest({ source: 'web', eventType: 'custom', name: 'x' }).catch((caught: unknown) => caught);

@@ -143,7 +143,7 @@ describe('limits and failures over HTTP', () => {
     const secret = 'duplicate key value violates unique constraint "events_pkey"';
     const failing = await startTestServer(testDb.db, {
       logger,
-      services: servicesWith(testDb.db, { events: { ingestEvent: () => Promise.reject(new Error(secret)), ingestBatch: () => Promise.reject(new Error(secret)) } }),
+      services: servicesWith(testDb.db, { ingestor: { ingestEvent: () => Promise.reject(new Error(secret)), ingestBatch: () => Promise.reject(new Error(secret)) } }),
     });
     try {
       const rest = await postJson('/api/events', { source: 'web', eventType: 'custom', name: 'x' }, {}, failing.url);
@@ -170,7 +170,7 @@ describe('limits and failures over HTTP', () => {
 
   it('answers an outage with 503 and Retry-After on both faces', async () => {
     const unavailable = () => Promise.reject(new DomainError('unavailable', 'The database is unavailable; retry shortly', { retryAfterSeconds: 2 }));
-    const down = await startTestServer(testDb.db, { services: servicesWith(testDb.db, { events: { ingestEvent: unavailable, ingestBatch: unavailable } }) });
+    const down = await startTestServer(testDb.db, { services: servicesWith(testDb.db, { ingestor: { ingestEvent: unavailable, ingestBatch: unavailable } }) });
     try {
       const rest = await postJson('/api/events', { source: 'web', eventType: 'custom', name: 'x' }, {}, down.url);
       expect(rest.status).toBe(503);
@@ -188,7 +188,7 @@ describe('deadlines', () => {
   it('answers a call that cannot finish within PROCEDURE_TIMEOUT_MS with a retryable 503, never a hang', async () => {
     const config = testConfig({ PROCEDURE_TIMEOUT_MS: '200' });
     const stalled = () => new Promise<never>(() => {});
-    const slow = await startTestServer(testDb.db, { config, services: servicesWith(testDb.db, { events: { ingestEvent: stalled, ingestBatch: stalled } }, config) });
+    const slow = await startTestServer(testDb.db, { config, services: servicesWith(testDb.db, { ingestor: { ingestEvent: stalled, ingestBatch: stalled } }, config) });
     try {
       const started = Date.now();
       const response = await postJson('/api/events', { source: 'web', eventType: 'custom', name: 'x' }, {}, slow.url);

@@ -189,7 +189,7 @@ describe('telemetry.ingest', () => {
   it('answers an unexpected failure with a generic message and logs the cause', async () => {
     const { logger, lines } = capturingLogger();
     const failing = servicesWith(testDb.db, {
-      events: {
+      ingestor: {
         ingestEvent: () => Promise.reject(new Error('relation "telemetry.events" does not exist at character 42')),
         ingestBatch: () => Promise.reject(new Error('boom')),
       },

@@ -10,12 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient, type TelemetryClient } from '../client/index.ts';
 import { createApp } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
-import { createServices } from '../server/services/index.ts';
 import { createStreamTickets } from '../server/services/live/stream-tickets.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';
 
 let testDb: TestDatabase;
 let keys: TestKeys;
@@ -57,7 +56,7 @@ interface Instance {
 /** An app instance over the shared test database that follows revocations, as `startService` does. */
 async function startInstance(overrides: Record<string, string> = {}): Promise<Instance> {
   const config = testConfig(overrides);
-  const services = createServices({ db: testDb.db, config });
+  const services = testServices(testDb.db, { config });
   const stopFollowing = await services.keys.followRevocations();
   const server = await startTestServer(testDb.db, { config, services });
   return {
@@ -197,7 +196,7 @@ describe('secrets stay out of URLs', () => {
   beforeAll(async () => {
     const config = testConfig({ LIVE_MAX_DURATION_S: '1' });
     // The real services, with the ticket clock in the test's hands (expiry without waiting).
-    const services: Services = { ...createServices({ db: testDb.db, config }), streamTickets: createStreamTickets({ db: testDb.db, ttlMs: config.live.ticketTtlMs, now: () => clock }) };
+    const services: Services = { ...testServices(testDb.db, { config }), streamTickets: createStreamTickets({ db: testDb.db, ttlMs: config.live.ticketTtlMs, now: () => clock }) };
     const server = await startTestServer(testDb.db, { config, services });
     instance = {
       services,
@@ -309,7 +308,7 @@ describe('secrets stay out of URLs', () => {
   it('telemetry tail with an admin key never puts the key in a URL: its stream opens with a ticket', async () => {
     const urls: string[] = [];
     const config = testConfig();
-    const services = createServices({ db: testDb.db, config });
+    const services = testServices(testDb.db, { config });
     const app = new Hono();
     app.use('*', async (c, next) => {
       urls.push(c.req.url);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTelemetryClient, type TelemetryClient } from '../client/index.ts';
 import { createLogger } from '../server/logger.ts';
 import { createMetrics } from '../server/metrics.ts';
-import { createServices } from '../server/services/index.ts';
+import type { ServiceDeps } from '../server/services/index.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { createMemoryBus } from '../server/services/live/bus.ts';
 import { createLiveStreams } from '../server/services/live/live-streams.ts';
@@ -14,7 +14,7 @@ import type { StoredEvent } from '../server/services/events/schemas.ts';
 import type { JsonObject } from '../server/services/events/json.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';
 
 const MiB = 1024 * 1024;
 
@@ -68,9 +68,9 @@ interface Instance {
   close(): Promise<void>;
 }
 
-async function startInstance(overrides: Record<string, string>, bus?: Parameters<typeof createServices>[0]['bus']): Promise<Instance> {
+async function startInstance(overrides: Record<string, string>, bus?: ServiceDeps['bus']): Promise<Instance> {
   const config = testConfig(overrides);
-  const services = createServices({ db: testDb.db, config, ...(bus && { bus }) });
+  const services = testServices(testDb.db, { config, ...(bus && { bus }) });
   const server = await startTestServer(testDb.db, { config, services });
   return {
     services,

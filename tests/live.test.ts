@@ -8,7 +8,7 @@ import { EventSource } from 'eventsource';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient, type TelemetryClient } from '../client/index.ts';
 import { createLogger } from '../server/logger.ts';
-import { createServices } from '../server/services/index.ts';
+import type { ServiceDeps } from '../server/services/index.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { createRedisBus, windowBytesKey } from '../server/services/live/redis-bus.ts';
 import { createMemoryBus } from '../server/services/live/bus.ts';
@@ -18,7 +18,7 @@ import { createRedisStreamSlots } from '../server/services/live/stream-slots.ts'
 import type { StoredEvent } from '../server/services/events/schemas.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';
 
 let testDb: TestDatabase;
 let keys: TestKeys;
@@ -154,11 +154,9 @@ interface Instance {
   close(): Promise<void>;
 }
 
-type ServiceDeps = Parameters<typeof createServices>[0];
-
 async function startInstance(overrides: Record<string, string> = {}, bus?: ServiceDeps['bus'], streamSlots?: ServiceDeps['streamSlots']): Promise<Instance> {
   const config = testConfig(overrides);
-  const services = createServices({ db: testDb.db, config, ...(bus && { bus }), ...(streamSlots && { streamSlots }) });
+  const services = testServices(testDb.db, { config, ...(bus && { bus }), ...(streamSlots && { streamSlots }) });
   const server = await startTestServer(testDb.db, { config, services });
   return {
     services,
@@ -323,7 +321,7 @@ describe('telemetry.live through a failing reconnect', () => {
   it('resubscribes after a reconnect answered 503 and receives what it missed, once', async () => {
     // Streams end after a second (their maximum duration) and the client reconnects.
     const config = testConfig({ LIVE_MAX_DURATION_S: '1' });
-    const services = createServices({ db: testDb.db, config });
+    const services = testServices(testDb.db, { config });
     let refuseLive = false;
     const app = new Hono();
     // As an instance that is shutting down answers: a plain 503, not an event stream.

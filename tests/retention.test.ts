@@ -13,8 +13,7 @@ import { createMetrics, type Metrics } from '../server/metrics.ts';
 import type { RetentionReport } from '../server/services/retention/schemas.ts';
 import { scheduleRetention } from '../server/services/retention/schedule.ts';
 import { createTelemetryClient } from '../client/index.ts';
-import { createServices } from '../server/services/index.ts';
-import { createTestKeys, procedureCaller, startTestServer, testConfig, type TestKeys } from './support/app.ts';
+import { createTestKeys, procedureCaller, startTestServer, testConfig, type TestKeys, testServices } from './support/app.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 
 const NOW = new Date('2026-06-15T10:30:00Z');
@@ -384,7 +383,7 @@ describe('a workspace retention is its own (RETENTION_MAX_DAYS)', () => {
   const MAX_CUTOFF = new Date('2026-04-16T00:00:00Z');
 
   async function withServer<T>(work: (url: string) => Promise<T>): Promise<T> {
-    const server = await startTestServer(db, { config, services: createServices({ db, config, now: () => NOW }) });
+    const server = await startTestServer(db, { config, services: testServices(db, { config, now: () => NOW }) });
     try {
       return await work(server.url);
     } finally {

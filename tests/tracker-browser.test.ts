@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, testConfig, type TestKeys } from './support/app.ts';
+import { createTestKeys, testConfig, testServices, type TestKeys } from './support/app.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -52,7 +52,7 @@ describe.skipIf(!existsSync(CHROMIUM))('tracker in Chromium', () => {
     });
     app.get('/tracker.js', (c) => c.body(trackerJs, 200, { 'content-type': 'text/javascript' }));
     app.get('/page', (c) => c.html(PAGE));
-    app.route('/', createApp({ db: testDb.db, config: testConfig(), logger: createLogger('silent') }));
+    app.route('/', createApp({ db: testDb.db, config: testConfig(), logger: createLogger('silent'), services: testServices(testDb.db) }));
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
     await new Promise<void>((resolve) => server.once('listening', () => resolve()));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -1,5 +1,4 @@
 import { readProcedure, router } from '../trpc/init.ts';
-import { findAnomalies } from '../services/stats/anomalies.ts';
 import {
   AnomaliesInput,
   AnomaliesResult,
@@ -22,25 +21,25 @@ export const statsRouter = router({
     .meta(meta('/stats/timeseries', 'Event counts per time bucket', 'Minute and hour buckets are UTC; day and week buckets follow timeZone, DST included. Empty buckets are zero. Answered from per-minute rollups when the filters allow (no unique users, no targetType, minute-aligned range), else from raw events.'))
     .input(TimeseriesInput)
     .output(TimeseriesResult)
-    .query(({ ctx, input }) => ctx.services.queries.timeseries(ctx.workspaceId, input)),
+    .query(({ ctx, input }) => ctx.services.stats.timeseries(ctx.workspaceId, input)),
 
   top: readProcedure
     .meta(meta('/stats/top', 'Top names, targets or users by count'))
     .input(TopInput)
     .output(TopResult)
-    .query(({ ctx, input }) => ctx.services.queries.top(ctx.workspaceId, input)),
+    .query(({ ctx, input }) => ctx.services.stats.top(ctx.workspaceId, input)),
 
   percentiles: readProcedure
     .meta(meta('/stats/percentiles', 'Percentiles of a numeric metadata field', 'p50/p75/p90/p95/p99, count, min and max of metadata.<field> (default: perf.metric value), overall and optionally per bucket.'))
     .input(PercentilesInput)
     .output(PercentilesResult)
-    .query(({ ctx, input }) => ctx.services.queries.percentiles(ctx.workspaceId, input)),
+    .query(({ ctx, input }) => ctx.services.stats.percentiles(ctx.workspaceId, input)),
 
   funnel: readProcedure
     .meta(meta('/stats/funnel', 'Ordered conversion funnel per user'))
     .input(FunnelInput)
     .output(FunnelResult)
-    .query(({ ctx, input }) => ctx.services.queries.funnel(ctx.workspaceId, input)),
+    .query(({ ctx, input }) => ctx.services.stats.funnel(ctx.workspaceId, input)),
 
   anomalies: readProcedure
     .meta(
@@ -52,5 +51,5 @@ export const statsRouter = router({
     )
     .input(AnomaliesInput)
     .output(AnomaliesResult)
-    .query(({ ctx, input }) => findAnomalies(ctx.services.queries, ctx.workspaceId, input)),
+    .query(({ ctx, input }) => ctx.services.stats.anomalies(ctx.workspaceId, input)),
 });

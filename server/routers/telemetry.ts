@@ -21,7 +21,7 @@ export const telemetryRouter = router({
     .input(EventInput)
     .output(IngestResult)
     .mutation(async ({ ctx, input }) => {
-      const { id, createdAt } = await ctx.services.events.ingestEvent(input, { workspaceBinding: ctx.workspaceBinding });
+      const { id, createdAt } = await ctx.services.ingestor.ingestEvent(input, { workspaceBinding: ctx.workspaceBinding });
       return { id, createdAt };
     }),
 
@@ -40,7 +40,7 @@ export const telemetryRouter = router({
     .input(IngestBatchInput)
     .output(IngestBatchResult)
     .mutation(({ ctx, input }) =>
-      ctx.services.events.ingestBatch(input.events, { sentAt: input.sentAt, workspaceBinding: ctx.workspaceBinding }),
+      ctx.services.ingestor.ingestBatch(input.events, { sentAt: input.sentAt, workspaceBinding: ctx.workspaceBinding }),
     ),
 
   events: router({
@@ -57,7 +57,7 @@ export const telemetryRouter = router({
       })
       .input(ListEventsInput)
       .output(ListEventsResult)
-      .query(({ ctx, input }) => ctx.services.queries.listEvents(ctx.workspaceId, input)),
+      .query(({ ctx, input }) => ctx.services.eventReader.listEvents(ctx.workspaceId, input)),
 
     get: readProcedure
       .meta({

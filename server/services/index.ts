@@ -4,47 +4,62 @@ import { createReadRouting, readsUntil } from '../../db/read-routing.ts';
 import { sqlState } from '../../db/errors.ts';
 import { createEventWriter } from '../../db/event-writers.ts';
 import type { Config } from '../config.ts';
-import { createLogger, type Logger } from '../logger.ts';
-import { createMetrics, type Metrics } from '../metrics.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import type { Services } from '../trpc/context.ts';
 import { createGroupCommitter } from './events/group-commit.ts';
 import { createEventIngestor } from './events/ingest.ts';
 import { createEventReader } from './events/read.ts';
 import { createEventQueries } from './stats/queries.ts';
+import { createStatsService } from './stats/stats.ts';
 import { createTimeZoneCatalog } from './stats/time-zones.ts';
 import { createKeyService } from './keys/keys.ts';
 import { createErasureService } from './erasure/erase-user.ts';
 import { createRetentionService } from './retention/retention.ts';
-import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
+import type { RateLimiter } from './limits/rate-limiter.ts';
 import { createWorkspaceLimits } from './limits/workspace-limits.ts';
-import { createMemoryBus, type EventBus } from './live/bus.ts';
+import type { EventBus } from './live/bus.ts';
 import { createLiveStreams } from './live/live-streams.ts';
 import { createStreamTickets } from './live/stream-tickets.ts';
 import type { SharedStreamSlots } from './live/stream-slots.ts';
 
+/**
+ * What the services are built from. Which parts (Redis or memory, replica or not) is decided by
+ * the composition root (server/composition.ts), not here.
+ */
 export interface ServiceDeps {
   db: Database;
   config: Config;
-  logger?: Logger;
-  metrics?: Metrics;
-  /** Defaults to an in-memory limiter; pass a Redis-backed one to share budgets between instances. */
-  rateLimiter?: RateLimiter;
+  logger: Logger;
+  metrics: Metrics;
+  /** Rate-limit budgets: in memory, or in Redis to share them between instances. */
+  rateLimiter: RateLimiter;
+  /** Carries committed events to live streams: this process's memory, or Redis to span instances. */
+  bus: EventBus;
   /** Live stream slots shared by every instance (Redis); without it each instance counts its own. */
-  streamSlots?: SharedStreamSlots;
+  streamSlots?: SharedStreamSlots | undefined;
   /** A streaming replica for reads (events.list/get, statistics); writes and keys stay on `db`. */
-  readReplica?: SqlRunner;
+  readReplica?: SqlRunner | undefined;
   /**
    * The primary's connections for reads, apart from `db`'s, so a storm of heavy reads can slow
-   * reads but never take the connections ingestion needs. Defaults to `db`.
+   * reads but never take the connections ingestion needs. Without it reads share `db`.
    */
-  readPool?: SqlRunner;
-  /** Carries committed events to live streams; defaults to this process's memory (pass the Redis bus to span instances). */
-  bus?: EventBus;
+  readPool?: SqlRunner | undefined;
   /** The server clock; tests pin it. */
-  now?: () => Date;
+  now?: (() => Date) | undefined;
 }
 
-export function createServices({ db, config, logger = createLogger('silent'), metrics = createMetrics({ defaultMetrics: false }), rateLimiter, bus, streamSlots, readReplica, readPool, now }: ServiceDeps): Services {
+/** What start-up and shutdown need besides the verbs procedures call. */
+export interface ServiceLifecycle {
+  /** Follows key revocations made on any instance (caches drop them, their streams end); resolves to a stop. */
+  followRevocations(): Promise<() => Promise<void>>;
+  /** Ends every open live stream: its client reconnects, and resumes, elsewhere. */
+  endLiveStreams(): void;
+  /** Ends live streams, commits every accepted event, then closes the rate limiter and the live bus. */
+  close(): Promise<void>;
+}
+
+export function createServices({ db, config, logger, metrics, rateLimiter, bus, streamSlots, readReplica, readPool, now }: ServiceDeps): { services: Services; lifecycle: ServiceLifecycle } {
   const reads = createReadRouting({
     primary: readPool ?? db,
     ...(readReplica && { replica: readReplica }),
@@ -56,11 +71,14 @@ export function createServices({ db, config, logger = createLogger('silent'), me
   });
   const timeZones = createTimeZoneCatalog({ db: reads });
   /** The read verbs over `runner`: built once for callers without a deadline, and per call with one (cheap closures). */
-  const readVerbs = (runner: SqlRunner) => ({ eventReader: createEventReader({ db: runner }), queries: createEventQueries({ db: runner, timeZones }) });
+  const readVerbs = (runner: SqlRunner) => {
+    const queries = createEventQueries({ db: runner, timeZones });
+    return { eventReader: { ...createEventReader({ db: runner }), listEvents: queries.listEvents }, stats: createStatsService(queries) };
+  };
   // Revoking or rotating a key ends its open live streams: here at once, elsewhere on the revocation notice.
   const keys = createKeyService({ db, onRevoked: (keyId) => live.endStreamsOfKey(keyId) });
   const live = createLiveStreams({
-    bus: bus ?? createMemoryBus({ maxEvents: config.live.replayEvents, maxBytes: config.live.replayBytes }),
+    bus,
     options: {
       maxStreamsPerKey: config.live.maxStreamsPerKey,
       maxDurationMs: config.live.maxDurationMs,
@@ -91,24 +109,35 @@ export function createServices({ db, config, logger = createLogger('silent'), me
           workspaceIds: [...new Set(rows.map((row) => row.workspaceId))].slice(0, 5),
           sqlState: sqlState(error),
         }),
-      // PGlite runs one query at a time: more flushes would only queue inside it.
-      maxConcurrentFlushes: db.kind === 'pglite' ? 1 : Math.min(config.groupCommit.maxConcurrentFlushes, config.databasePoolMax),
+      // PGlite runs one query at a time: more flushes would only queue inside it (the loader caps them at the pool).
+      maxConcurrentFlushes: db.kind === 'pglite' ? 1 : config.groupCommit.maxConcurrentFlushes,
     },
     metrics,
     live.publishCommitted,
   );
-  return {
-    events: createEventIngestor({ db, limits: config.limits, committer, metrics, ...(now && { now }) }),
+  const services: Services = {
+    ingestor: createEventIngestor({ db, limits: config.limits, committer, metrics, ...(now && { now }) }),
     ...readVerbs(reads),
     readsUntil: (signal) => readVerbs(readsUntil(reads, signal)),
     keys,
     erasure: createErasureService({ db }),
     retention: createRetentionService({ db, config, logger, metrics, ...(now && { now }) }),
-    rateLimiter: rateLimiter ?? createRateLimiter({ logger }),
+    rateLimiter,
     workspaceLimits: createWorkspaceLimits({ db, defaults: config.workspaceRateLimits }),
-    committer,
     live,
     streamTickets: createStreamTickets({ db, ttlMs: config.live.ticketTtlMs }),
     metrics,
   };
+  const lifecycle: ServiceLifecycle = {
+    followRevocations: keys.followRevocations,
+    endLiveStreams: () => live.endAll(),
+    async close() {
+      live.endAll();
+      // Everything accepted is committed before the database closes.
+      await committer.drain();
+      await rateLimiter.close();
+      await live.close();
+    },
+  };
+  return { services, lifecycle };
 }

@@ -1,26 +1,33 @@
-import type { Database } from '../../db/database.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { EventIngestor } from '../services/events/ingest.ts';
 import type { EventReader } from '../services/events/read.ts';
 import type { EventQueries } from '../services/stats/queries.ts';
+import type { StatsService } from '../services/stats/stats.ts';
 import type { KeyService } from '../services/keys/keys.ts';
 import type { ErasureService } from '../services/erasure/erase-user.ts';
 import type { RetentionService } from '../services/retention/retention.ts';
 import type { RateLimiter } from '../services/limits/rate-limiter.ts';
 import type { WorkspaceLimitService } from '../services/limits/workspace-limits.ts';
-import type { GroupCommitter } from '../services/events/group-commit.ts';
 import type { Metrics } from '../metrics.ts';
 import type { LiveStreams } from '../services/live/live-streams.ts';
 import type { StreamTickets } from '../services/live/stream-tickets.ts';
 
-/** The service verbs procedures may call; built once per app in createServices. */
+/** Reads of stored events: one by id (events.get) and pages of them (events.list). */
+export type EventReads = EventReader & Pick<EventQueries, 'listEvents'>;
+
+/**
+ * The service verbs procedures may call; built once per app in createServices. What only start-up
+ * and shutdown need (the write queue's drain, closing connections) is not here: see ServiceLifecycle.
+ */
 export interface Services {
-  events: EventIngestor;
-  eventReader: EventReader;
-  queries: EventQueries;
-  /** `eventReader` and `queries` whose statements are cancelled when `signal` aborts (the call's deadline). */
-  readsUntil(signal: AbortSignal): { eventReader: EventReader; queries: EventQueries };
+  /** Validates events and hands them to the shared write queue (telemetry.ingest, ingestBatch). */
+  ingestor: EventIngestor;
+  eventReader: EventReads;
+  /** Statistics over one workspace's events (telemetry.stats.*). */
+  stats: StatsService;
+  /** `eventReader` and `stats` whose statements are cancelled when `signal` aborts (the call's deadline). */
+  readsUntil(signal: AbortSignal): { eventReader: EventReads; stats: StatsService };
   keys: KeyService;
   erasure: ErasureService;
   /** Retention overrides and the expiry job (admin.retention). */
@@ -28,8 +35,6 @@ export interface Services {
   rateLimiter: RateLimiter;
   /** Per-workspace rate ceilings every bound key also spends from (admin.workspaceLimits). */
   workspaceLimits: WorkspaceLimitService;
-  /** The shared write queue; drained on shutdown. */
-  committer: GroupCommitter;
   /** Live streams of committed events (telemetry.live). */
   live: LiveStreams;
   /** Short-lived tickets that open live streams without a key in the URL (telemetry.liveTicket). */
@@ -39,7 +44,6 @@ export interface Services {
 
 /** Everything a procedure can reach. Built without HTTP in tests (createContextInner). */
 export interface Context {
-  db: Database;
   config: Config;
   services: Services;
   logger: Logger;

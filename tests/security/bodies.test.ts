@@ -272,7 +272,7 @@ describe('production mode', () => {
     process.env.NODE_ENV = 'production';
     const { logger } = capturingLogger();
     const boom = () => Promise.reject(Object.assign(new Error('syntax error at or near "SELECT" in telemetry.events'), { code: '42601' }));
-    const failing = await startTestServer(testDb.db, { logger, services: servicesWith(testDb.db, { events: { ingestEvent: boom, ingestBatch: boom } }) });
+    const failing = await startTestServer(testDb.db, { logger, services: servicesWith(testDb.db, { ingestor: { ingestEvent: boom, ingestBatch: boom } }) });
     try {
       for (const [path, body] of [
         ['/api/events', JSON.stringify(event(randomUUID()))],

@@ -4,9 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient } from '../../client/index.ts';
 import { createKeyService } from '../../server/services/keys/keys.ts';
 import { createRateLimiter } from '../../server/services/limits/rate-limiter.ts';
-import { createServices } from '../../server/services/index.ts';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
-import { capturingLogger, startTestServer, testConfig, type TestServer } from '../support/app.ts';
+import { capturingLogger, startTestServer, testConfig, type TestServer, testServices } from '../support/app.ts';
 import { storedEvents } from '../support/events.ts';
 
 let testDb: TestDatabase;
@@ -111,7 +110,7 @@ describe('rate limits when Redis is unreachable', () => {
     await redis.connect().catch(() => {});
     const config = testConfig();
     const limiter = createRateLimiter({ redis, logger });
-    const services = createServices({ db: testDb.db, config, rateLimiter: limiter });
+    const services = testServices(testDb.db, { config, rateLimiter: limiter });
     const down = await startTestServer(testDb.db, { services, logger });
     try {
       const key = await keyWithLimit(3, 0);
@@ -137,8 +136,8 @@ describe.runIf(process.env.TEST_REDIS_URL)('rate limits shared through Redis', (
     const config = testConfig();
     const limiterA = createRateLimiter({ redis: redisA, logger: capturingLogger().logger, keyPrefix: prefix });
     const limiterB = createRateLimiter({ redis: redisB, logger: capturingLogger().logger, keyPrefix: prefix });
-    const instanceA = await startTestServer(testDb.db, { services: createServices({ db: testDb.db, config, rateLimiter: limiterA }) });
-    const instanceB = await startTestServer(testDb.db, { services: createServices({ db: testDb.db, config, rateLimiter: limiterB }) });
+    const instanceA = await startTestServer(testDb.db, { services: testServices(testDb.db, { config, rateLimiter: limiterA }) });
+    const instanceB = await startTestServer(testDb.db, { services: testServices(testDb.db, { config, rateLimiter: limiterB }) });
     try {
       const key = await keyWithLimit(4, 0);
       const workspaceId = randomUUID();
@@ -242,8 +241,8 @@ describe.runIf(process.env.TEST_REDIS_URL)('per-workspace rate ceilings shared t
     const config = testConfig({ RATE_LIMIT_WORKSPACE_INGEST_EPS: '1', RATE_LIMIT_WORKSPACE_INGEST_BURST: '9' });
     const limiterA = createRateLimiter({ redis: redisA, logger: capturingLogger().logger, keyPrefix: prefix });
     const limiterB = createRateLimiter({ redis: redisB, logger: capturingLogger().logger, keyPrefix: prefix });
-    const instanceA = await startTestServer(testDb.db, { config, services: createServices({ db: testDb.db, config, rateLimiter: limiterA }) });
-    const instanceB = await startTestServer(testDb.db, { config, services: createServices({ db: testDb.db, config, rateLimiter: limiterB }) });
+    const instanceA = await startTestServer(testDb.db, { config, services: testServices(testDb.db, { config, rateLimiter: limiterA }) });
+    const instanceB = await startTestServer(testDb.db, { config, services: testServices(testDb.db, { config, rateLimiter: limiterB }) });
     try {
       const workspaceId = randomUUID();
       const [first, second] = [await keyWithLimit(1, 9, workspaceId), await keyWithLimit(1, 9, workspaceId)];

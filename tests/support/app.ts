@@ -4,7 +4,8 @@ import type { Database } from '../../db/database.ts';
 import { createApp } from '../../server/app.ts';
 import { loadConfig, type Config } from '../../server/config.ts';
 import { createLogger, type Logger } from '../../server/logger.ts';
-import { createServices } from '../../server/services/index.ts';
+import { wireServices, type WiringDeps } from '../../server/composition.ts';
+import { createMetrics } from '../../server/metrics.ts';
 import type { Services } from '../../server/trpc/context.ts';
 import { createContextInner } from '../../server/trpc/context.ts';
 import { createCallerFactory } from '../../server/trpc/init.ts';
@@ -29,16 +30,27 @@ export function capturingLogger(): { logger: Logger; lines: LogRecord[] } {
 
 const createCaller = createCallerFactory(appRouter);
 
+/**
+ * The service verbs as the service wires them without Redis (memory bus and rate limits), silent,
+ * with parts replaced or added where a test needs them (a bus, a limiter, a read pool, a clock).
+ */
+export function testServices(
+  db: Database,
+  options: { config?: Config; logger?: Logger } & Pick<WiringDeps, 'readReplica' | 'readPool' | 'now'> & NonNullable<WiringDeps['replace']> = {},
+): Services {
+  const { config = testConfig(), logger = createLogger('silent'), rateLimiter, bus, streamSlots, ...rest } = options;
+  const replace = { ...(rateLimiter && { rateLimiter }), ...(bus && { bus }), ...(streamSlots && { streamSlots }) };
+  return wireServices({ db, config, logger, metrics: createMetrics({ defaultMetrics: false }), replace, ...rest }).services;
+}
+
 /** Calls procedures directly, without HTTP (the inner context). */
 export function procedureCaller(
   db: Database,
   options: { apiKey?: string; config?: Config; services?: Services; logger?: Logger; now?: () => Date } = {},
 ) {
   const config = options.config ?? testConfig();
-  const services = options.services ?? createServices({ db, config, ...(options.now && { now: options.now }) });
-  return createCaller(
-    createContextInner({ db, config, services, logger: options.logger ?? createLogger('silent'), requestId: 'test', apiKey: options.apiKey }),
-  );
+  const services = options.services ?? testServices(db, { config, now: options.now });
+  return createCaller(createContextInner({ config, services, logger: options.logger ?? createLogger('silent'), requestId: 'test', apiKey: options.apiKey }));
 }
 
 export interface TestServer {
@@ -48,13 +60,9 @@ export interface TestServer {
 
 /** The real HTTP app on an ephemeral port. */
 export async function startTestServer(db: Database, options: { config?: Config; services?: Services; logger?: Logger } = {}): Promise<TestServer> {
-  const app = createApp({
-    db,
-    config: options.config ?? testConfig(),
-    logger: options.logger ?? createLogger('silent'),
-    ...(options.services && { services: options.services }),
-  });
   const config = options.config ?? testConfig();
+  const logger = options.logger ?? createLogger('silent');
+  const app = createApp({ db, config, logger, services: options.services ?? testServices(db, { config, logger }) });
   const server = serve({
     fetch: app.fetch,
     port: 0,
@@ -76,7 +84,7 @@ export async function startTestServer(db: Database, options: { config?: Config; 
 
 /** The real services with some verbs replaced (to force failures). */
 export function servicesWith(db: Database, overrides: Partial<Services>, config: Config = testConfig()): Services {
-  return { ...createServices({ db, config }), ...overrides };
+  return { ...testServices(db, { config }), ...overrides };
 }
 
 export interface TestKeys {
