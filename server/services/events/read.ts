@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { SqlRunner } from '../../../db/database.ts';
+import type { EventRow } from '../../../db/event-writers.ts';
 import { DomainError } from '../../errors.ts';
 import { fromEpochMicros } from './precise-time.ts';
 import type { StoredEvent } from './schemas.ts';
@@ -25,20 +26,42 @@ export interface StoredEventRow {
   received_micros: string;
 }
 
-export function toStoredEvent(row: StoredEventRow): StoredEvent {
+/**
+ * The one conversion to what readers get, from an event as the write path holds it (live delivery
+ * publishes committed rows) or as a read brings it back (`fromStoredEventRow`). Times keep their
+ * microseconds: a PreciseDate writes them back in toISOString().
+ */
+export function toStoredEvent(event: EventRow): StoredEvent {
   return {
+    id: event.id,
+    workspaceId: event.workspaceId,
+    userId: event.userId,
+    source: event.source as StoredEvent['source'],
+    eventType: event.eventType,
+    name: event.name,
+    targetType: event.targetType,
+    targetId: event.targetId,
+    metadata: (event.metadata ?? null) as StoredEvent['metadata'],
+    createdAt: event.createdAt.toISOString(),
+    receivedAt: event.receivedAt.toISOString(),
+  };
+}
+
+/** A row read with STORED_EVENT_SELECT, as readers get it. */
+export function fromStoredEventRow(row: StoredEventRow): StoredEvent {
+  return toStoredEvent({
     id: row.id,
     workspaceId: row.workspace_id,
     userId: row.user_id,
-    source: row.source as StoredEvent['source'],
+    source: row.source,
     eventType: row.event_type,
     name: row.name,
     targetType: row.target_type,
     targetId: row.target_id,
-    metadata: (row.metadata ?? null) as StoredEvent['metadata'],
-    createdAt: fromEpochMicros(row.created_micros).toISOString(),
-    receivedAt: fromEpochMicros(row.received_micros).toISOString(),
-  };
+    metadata: row.metadata,
+    createdAt: fromEpochMicros(row.created_micros),
+    receivedAt: fromEpochMicros(row.received_micros),
+  });
 }
 
 export type EventReader = ReturnType<typeof createEventReader>;
@@ -60,7 +83,7 @@ export function createEventReader({ db }: { db: SqlRunner }) {
           where e.created_at = ${ledger.created_at_text}::timestamptz and e.id = ${id} and e.workspace_id = ${workspaceId}`)
       : [];
     if (!row) throw new DomainError('not_found', 'No event with this id in this workspace');
-    return toStoredEvent(row);
+    return fromStoredEventRow(row);
   }
 
   return { getEvent };

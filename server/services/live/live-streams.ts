@@ -2,6 +2,7 @@ import type { EventRow } from '../../../db/event-writers.ts';
 import { DomainError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Metrics } from '../../metrics.ts';
+import { toStoredEvent } from '../events/read.ts';
 import type { StoredEvent } from '../events/schemas.ts';
 import { compareStreamIds, type EventBus, type LiveEventFields, type LiveRecord } from './bus.ts';
 import type { LiveFilter } from './schemas.ts';
@@ -320,20 +321,4 @@ function matcher(workspaceId: string, filter: LiveFilter): (event: LiveEventFiel
     (filter.source === undefined || event.source === filter.source) &&
     (filter.userId === undefined || event.userId === filter.userId) &&
     (filter.targetType === undefined || event.targetType === filter.targetType);
-}
-
-function toStoredEvent(row: EventRow): StoredEvent {
-  return {
-    id: row.id,
-    workspaceId: row.workspaceId,
-    userId: row.userId,
-    source: row.source as StoredEvent['source'],
-    eventType: row.eventType,
-    name: row.name,
-    targetType: row.targetType,
-    targetId: row.targetId,
-    metadata: row.metadata as StoredEvent['metadata'],
-    createdAt: row.createdAt.toISOString(),
-    receivedAt: row.receivedAt.toISOString(),
-  };
 }

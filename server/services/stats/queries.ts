@@ -2,7 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import type { SqlRunner } from '../../../db/database.ts';
 import { DomainError } from '../../errors.ts';
 import { isStorableTime, STORABLE_TIME_RANGE } from '../../../db/timestamps.ts';
-import { STORED_EVENT_SELECT, toStoredEvent, type StoredEventRow } from '../events/read.ts';
+import { fromStoredEventRow, STORED_EVENT_SELECT, type StoredEventRow } from '../events/read.ts';
 import { fromEpochMicros } from '../events/precise-time.ts';
 import { createTimeZoneCatalog, type TimeZoneCatalog } from './time-zones.ts';
 import type { StoredEvent } from '../events/schemas.ts';
@@ -154,7 +154,7 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
       if (!complete) continue;
       const pageRows = withinPageBytes(rows.slice(0, input.limit));
       const last = pageRows[pageRows.length - 1];
-      return { events: pageRows.map(toStoredEvent), nextCursor: rows.length > pageRows.length && last ? encodeCursor({ t: last.created_micros, i: last.id }) : null };
+      return { events: pageRows.map(fromStoredEventRow), nextCursor: rows.length > pageRows.length && last ? encodeCursor({ t: last.created_micros, i: last.id }) : null };
     }
     throw new Error('unreachable: the last window is unbounded');
   }
