@@ -13,16 +13,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import postgres from 'postgres';
 import { openPostgres, type PostgresDatabase } from '../db/database.ts';
-import {
-  createCopyEventWriter,
-  createJsonEventWriter,
-  createUnnestEventWriter,
-  createValuesEventWriter,
-  toCopyText,
-  type EventRow,
-  type EventWriter,
-} from '../db/event-writers.ts';
-import { maintainPartitions } from '../server/maintenance.ts';
+import { createJsonEventWriter, type EventRow, type EventWriter } from '../db/event-writers.ts';
+import { maintainPartitions } from '../server/partition-maintenance.ts';
+import { createCopyEventWriter, createUnnestEventWriter, createValuesEventWriter, toCopyText } from './insert-forms.ts';
 import { runLoad, startServer, type LoadResult, type Runtime } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);

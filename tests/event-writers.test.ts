@@ -1,16 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createCopyEventWriter,
-  createEventWriter,
-  createJsonEventWriter,
-  createUnnestEventWriter,
-  createValuesEventWriter,
-  type EventRow,
-  type EventWriter,
-} from '../db/event-writers.ts';
-import { maintainPartitions } from '../server/maintenance.ts';
+import { createCopyEventWriter, createUnnestEventWriter, createValuesEventWriter } from '../bench/insert-forms.ts';
+import { createEventWriter, createJsonEventWriter, type EventRow, type EventWriter } from '../db/event-writers.ts';
+import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { storedEvents } from './support/events.ts';
 
@@ -28,6 +21,7 @@ afterAll(async () => {
   await rawClient?.end();
 });
 
+/** The service's write form, and on PostgreSQL the forms the benchmark compares it with (bench/insert-forms.ts). */
 function writers(): EventWriter[] {
   const db = testDb.db;
   if (db.kind === 'pglite') return [createJsonEventWriter(db)];

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
 import { retryTransientConflicts } from '../../../db/errors.ts';
-import { ROLLUP_SUBTRACTIONS } from '../../../db/event-writers.ts';
+import { SUBTRACT_DELETED_FROM_ROLLUPS } from '../../../db/rollups.ts';
 import { DomainError } from '../../errors.ts';
 import type { ErasureReceipt } from './schemas.ts';
 
@@ -28,7 +28,7 @@ export function createErasureService({ db }: { db: Database }) {
         with deleted as (
           delete from telemetry.events where user_id = ${input.userId} ${workspaceFilter}
           returning workspace_id, created_at, event_type, name, source
-        )${ROLLUP_SUBTRACTIONS}
+        )${SUBTRACT_DELETED_FROM_ROLLUPS}
         select count(*) as deleted from deleted`);
       const deleted = Number(row?.deleted ?? 0);
       await tx.rows(sql`

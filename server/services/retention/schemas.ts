@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { perRollup } from '../../../db/rollups.ts';
 
 export const MIN_RETENTION_DAYS = 1;
 export const MAX_RETENTION_DAYS = 3650;
@@ -84,7 +85,7 @@ export const RetentionReport = z.object({
     .array(z.object({ workspaceId: z.guid().nullable(), rows: z.number().int() }))
     .describe('Rows deleted one by one (shorter retentions, default partition), per workspace; null: events without one'),
   ledgerRowsDeleted: z.number().int().describe('Ids forgotten by the idempotency ledger with their events'),
-  rollupRowsDeleted: z.object({ minute: z.number().int(), hour: z.number().int() }),
+  rollupRowsDeleted: z.object(perRollup(() => z.number().int())),
   archives: z.array(ArchiveSummary).describe('Archives written (none in a dry run)'),
   partitionsCreated: z.array(z.string()).describe('Future partitions prepared by the same run (none in a dry run)'),
   errors: z

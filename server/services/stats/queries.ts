@@ -2,6 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import type { SqlRunner } from '../../../db/database.ts';
 import { DomainError } from '../../errors.ts';
 import { isStorableTime, STORABLE_TIME_RANGE } from '../../../db/timestamps.ts';
+import { pickRollup, rollupOf } from '../../../db/rollups.ts';
 import { fromStoredEventRow, STORED_EVENT_SELECT, type StoredEventRow } from '../events/read.ts';
 import { fromEpochMicros } from '../events/precise-time.ts';
 import { createTimeZoneCatalog, type TimeZoneCatalog } from './time-zones.ts';
@@ -27,21 +28,10 @@ function bucketZone(bucket: Bucket, timeZone: string): string {
   return DAY_AND_WEEK.has(bucket) ? timeZone : 'UTC';
 }
 
-const alignedTo = (unitMs: number) => (date: Date) => date.getTime() % unitMs === 0;
-const ROLLUP_TABLES = [
-  // Coarsest first: the hourly table reads about 60 times fewer rows when it can answer.
-  { table: sql.raw('telemetry.event_counts_hour'), column: sql.raw('hour'), aligned: alignedTo(3_600_000), finest: 'hour' as Bucket },
-  { table: sql.raw('telemetry.event_counts_minute'), column: sql.raw('minute'), aligned: alignedTo(60_000), finest: 'minute' as Bucket },
-];
-const BUCKET_RANK: Record<Bucket, number> = { minute: 0, hour: 1, day: 2, week: 3 };
+/** A bucket's nominal length: no rollup coarser than it may answer (db/rollups.ts pickRollup). */
+const BUCKET_MS: Record<Bucket, number> = { minute: 60_000, hour: 3_600_000, day: DAY_MS, week: 7 * DAY_MS };
 
-/** The coarsest rollup whose units add up exactly to the range and to every bucket. */
-function pickRollup(from: Date, to: Date, bucket: Bucket | undefined, starts: readonly Date[]) {
-  return ROLLUP_TABLES.find(
-    (rollup) =>
-      (!bucket || BUCKET_RANK[bucket] >= BUCKET_RANK[rollup.finest]) && rollup.aligned(from) && rollup.aligned(to) && starts.every(rollup.aligned),
-  );
-}
+const HOURLY = rollupOf('hour');
 
 /** Position after the last event of a page: its created_at in epoch microseconds (exact) and id. */
 type ListCursor = { t: string; i: string };
@@ -190,12 +180,12 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
     const starts = await bucketStarts(input.from, input.to, input.bucket, zone);
     const rollup =
       !input.uniqueUsers && !input.targetType && (!input.breakdown || ROLLUP_DIMENSIONS.has(input.breakdown))
-        ? pickRollup(input.from, input.to, input.bucket, starts)
+        ? pickRollup({ from: input.from, to: input.to, bucketMs: BUCKET_MS[input.bucket], bucketStarts: starts })
         : undefined;
     // The same statement over either source: the rollup table `r` (counts) or the events `e`.
     const table = rollup ? sql`${rollup.table} r` : sql`telemetry.events e`;
-    const where = sql.join(rollup ? rollupConditions(workspaceId, rollup.column, input, input) : eventConditions(workspaceId, input, input), sql` and `);
-    const time = rollup ? sql`r.${rollup.column}` : sql`e.created_at`;
+    const where = sql.join(rollup ? rollupConditions(workspaceId, rollup.bucket, input, input) : eventConditions(workspaceId, input, input), sql` and `);
+    const time = rollup ? sql`r.${rollup.bucket}` : sql`e.created_at`;
     const count = rollup ? sql`sum(r.count)` : sql`count(*)`;
     const users = !rollup && input.uniqueUsers ? sql`count(distinct e.user_id)` : sql`0`;
     const start = sql`(extract(epoch from (date_trunc(${input.bucket}, ${time} at time zone ${zone}) at time zone ${zone})) * 1000)::float8`;
@@ -256,12 +246,12 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
     input: { from: Date; to: Date; by: Dimension | 'targetId' | 'userId'; limit: number; eventType?: string | undefined; name?: string | undefined; source?: string | undefined; targetType?: string | undefined },
   ) {
     const column = sql.raw(COLUMN[input.by]);
-    const rollup = ROLLUP_DIMENSIONS.has(input.by) && !input.targetType ? pickRollup(input.from, input.to, undefined, []) : undefined;
+    const rollup = ROLLUP_DIMENSIONS.has(input.by) && !input.targetType ? pickRollup({ from: input.from, to: input.to }) : undefined;
     const rows = rollup
       ? await db.rows<{ key: string; count: number | string }>(sql`
           select r.${column} as key, sum(r.count) as count
           from ${rollup.table} r
-          where ${sql.join(rollupConditions(workspaceId, rollup.column, input, input), sql` and `)}
+          where ${sql.join(rollupConditions(workspaceId, rollup.bucket, input, input), sql` and `)}
           group by 1 order by 2 desc, 1 asc limit ${input.limit}`)
       : await db.rows<{ key: string; count: number | string }>(sql`
           select e.${column}::text as key, count(*) as count
@@ -354,7 +344,7 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
   /** The hour of the workspace's first recorded event (from the hourly rollup's key), or null. */
   async function firstRecordedHour(workspaceId: string): Promise<Date | null> {
     const [row] = await db.rows<{ first_ms: number | string | null }>(sql`
-      select (extract(epoch from min(r.hour)) * 1000)::float8 as first_ms from telemetry.event_counts_hour r where r.workspace_id = ${workspaceId}`);
+      select (extract(epoch from min(r.${HOURLY.bucket})) * 1000)::float8 as first_ms from ${HOURLY.table} r where r.workspace_id = ${workspaceId}`);
     return row?.first_ms === null || row?.first_ms === undefined ? null : toDate(row.first_ms);
   }
 
