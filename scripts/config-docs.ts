@@ -23,9 +23,9 @@ function bound(name: string, value: number): string {
   return (name.endsWith('_BYTES') && asBinaryUnit(value)) || value.toLocaleString('en-US');
 }
 
-function defaultCell(name: string, json: Record<string, unknown>, whenUnset: unknown): string {
+function defaultCell(name: string, json: Record<string, unknown>, whenUnset: string | undefined): string {
   const value = json.default;
-  if (value === undefined) return typeof whenUnset === 'string' ? whenUnset : 'unset';
+  if (value === undefined) return whenUnset ?? 'unset';
   const unit = typeof value === 'number' && name.endsWith('_BYTES') ? asBinaryUnit(value) : undefined;
   return unit ? `\`${value}\` (${unit})` : `\`${String(value)}\``;
 }

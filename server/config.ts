@@ -5,7 +5,7 @@ import type { KeyKind, RateLimitPolicy } from './services/keys/schemas.ts';
 // description. The loader, the `Config` type and docs/configuration.md (`npm run docs:config`)
 // all derive from these declarations.
 
-declare module 'zod' {
+declare module 'zod/v4/core' {
   interface GlobalMeta {
     /** For a variable without a fixed default: what leaving it unset means (the docs show it). */
     whenUnset?: string | undefined;
