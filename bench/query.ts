@@ -15,6 +15,7 @@ import postgres from 'postgres';
 import { createTelemetryClient } from '../client/index.ts';
 import { openPostgres } from '../db/database.ts';
 import { ensureDailyPartitions } from '../db/partitions.ts';
+import { ROLLUPS } from '../db/rollups.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { startServer } from './support.ts';
 
@@ -71,8 +72,8 @@ async function main() {
     }
     log('ledger and rollups…');
     await db.client.unsafe('insert into telemetry.event_ids (id, workspace_id, created_at) select id, workspace_id, created_at from telemetry.events');
-    for (const [table, column, unit] of [['event_counts_minute', 'minute', 'minute'], ['event_counts_hour', 'hour', 'hour']] as const) {
-      await db.client.unsafe(`insert into telemetry.${table} (workspace_id, ${column}, event_type, name, source, count)
+    for (const { table, unit } of ROLLUPS) {
+      await db.client.unsafe(`insert into telemetry.${table} (workspace_id, ${unit}, event_type, name, source, count)
         select workspace_id, date_trunc('${unit}', created_at, 'UTC'), event_type, name, source, count(*) from telemetry.events group by 1, 2, 3, 4, 5`);
     }
     await db.client.unsafe('vacuum analyze');
