@@ -116,7 +116,7 @@ describe('archive before deletion', () => {
   it('archives what expires, verified, and loading the archives back restores the same rows, ledger ids and rollups exactly', async () => {
     const { special } = await seed();
     const service = retention();
-    await service.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null });
+    await service.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null }, null);
     const before = await storedState();
 
     const report = await service.run();

@@ -249,7 +249,7 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     await signIn(page, revocable.key);
     await waitForData(page);
     await expect.poll(() => page.textContent('#live-status')).toBe('live');
-    await services.keys.revokeKey(revocable.id);
+    await services.keys.revokeKey(revocable.id, null);
     // No refresh needed: the revocation ends the page's live stream with 401 at once.
     await page.waitForSelector('#sign-in-form', { state: 'visible' });
     expect(await page.textContent('#sign-in-error')).toContain('not accepted');

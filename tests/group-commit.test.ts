@@ -331,7 +331,7 @@ describe('key cache', () => {
     try {
       const created = await instanceA.createKey({ kind: 'ingest' });
       expect(await instanceB.authenticate(created.key)).toBeDefined();
-      await instanceA.revokeKey(created.id);
+      await instanceA.revokeKey(created.id, null);
       await expect.poll(() => instanceB.authenticate(created.key), { timeout: 2000, interval: 20 }).toBeUndefined();
     } finally {
       await unlisten();

@@ -143,7 +143,7 @@ describe('retention job', () => {
     await seed([A, B, C, null], TIMES, PARTITION_DAYS);
     const metrics = createMetrics({ defaultMetrics: false });
     const retention = retentionService({}, metrics);
-    await retention.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null });
+    await retention.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null }, null);
     const before = await snapshot();
 
     const dryRun = await retention.run({ dryRun: true });
@@ -183,11 +183,11 @@ describe('retention job', () => {
     const erasedUser = randomUUID();
     const erased = [event(A, new Date('2026-05-05T12:00:00Z'), 7), event(C, new Date('2026-06-03T12:00:00Z'), 8)].map((row) => ({ ...row, userId: erasedUser }));
     await createEventWriter(db).write(erased);
-    await createErasureService({ db }).eraseUser({ userId: erasedUser, workspaceId: null, requestedByKeyId: randomUUID() });
+    await createErasureService({ db }).eraseUser({ userId: erasedUser, workspaceId: null, requestedByKeyId: randomUUID() }, null);
     expect(await count(sql`select count(*) as n from telemetry.event_counts_minute where count = 0`)).toBe(2);
     const metrics = createMetrics({ defaultMetrics: false });
     const retention = retentionService({}, metrics);
-    await retention.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null });
+    await retention.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null }, null);
     const before = await snapshot();
 
     const report = await retention.run();
@@ -241,8 +241,8 @@ describe('retention job', () => {
     const times = ['2026-04-10T10:00:00Z', '2026-04-16T05:00:00Z', ...TIMES];
     const seeded = await seed([A, C, L, null], times, ['2026-04-10', '2026-04-16', ...PARTITION_DAYS]);
     const retention = retentionService();
-    await retention.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null });
-    await retention.setOverride({ workspaceId: L, days: 60, updatedByKeyId: null });
+    await retention.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null }, null);
+    await retention.setOverride({ workspaceId: L, days: 60, updatedByKeyId: null }, null);
 
     const dryRun = await retention.run({ dryRun: true });
     const report = await retention.run();

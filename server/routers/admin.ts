@@ -1,7 +1,6 @@
 import { adminProcedure, router } from '../trpc/init.ts';
 import { z } from 'zod';
 import { CreatedKey, CreateKeyInput, KeyIdInput, KeySummary, RevokedKey } from '../services/keys/schemas.ts';
-import { DomainError } from '../errors.ts';
 import { EraseUserInput, ErasureReceipt, ErasureStatusInput } from '../services/erasure/schemas.ts';
 import {
   ClearedRetention,
@@ -15,21 +14,9 @@ import {
 import { ClearedWorkspaceLimits, ClearWorkspaceLimitInput, SetWorkspaceLimitInput, WorkspaceLimit, WorkspaceLimits } from '../services/limits/schemas.ts';
 
 /**
- * A key bound to a workspace manages only that workspace (its keys, erasures, retention); an unbound admin key manages all.
+ * Operator actions. Every verb takes the calling key's scope (`ctx.adminScope`: its workspace, null
+ * for an unbound admin key) and enforces it itself, in the statement that acts.
  */
-function assertInScope(adminScope: string | null, workspaceId: string | null | undefined) {
-  if (adminScope && workspaceId !== adminScope) {
-    throw new DomainError('forbidden', 'This admin key manages only its own workspace');
-  }
-}
-
-/** Workspace ceilings bound what every key of a workspace can do, so a key bound to one may not move them. */
-function assertUnbound(adminScope: string | null) {
-  if (adminScope) {
-    throw new DomainError('forbidden', "Only an admin key not bound to a workspace may change a workspace's rate ceiling", { reason: 'workspace_ceiling_unbound_only' });
-  }
-}
-
 export const adminRouter = router({
   workspaceLimits: router({
     set: adminProcedure
@@ -45,19 +32,13 @@ export const adminRouter = router({
       })
       .input(SetWorkspaceLimitInput)
       .output(WorkspaceLimit)
-      .mutation(({ ctx, input }) => {
-        assertUnbound(ctx.adminScope);
-        return ctx.services.workspaceLimits.setCeiling({ ...input, updatedByKeyId: ctx.key.id });
-      }),
+      .mutation(({ ctx, input }) => ctx.services.workspaceLimits.setCeiling({ ...input, updatedByKeyId: ctx.key.id }, ctx.adminScope)),
 
     clear: adminProcedure
       .meta({ openapi: { method: 'POST', path: '/admin/workspace-limits/{workspaceId}/clear', tags: ['admin'], protect: true, summary: "Remove a workspace's rate ceiling overrides (back to the defaults; unbound admin keys only)" } })
       .input(ClearWorkspaceLimitInput)
       .output(ClearedWorkspaceLimits)
-      .mutation(({ ctx, input }) => {
-        assertUnbound(ctx.adminScope);
-        return ctx.services.workspaceLimits.clearCeiling(input.workspaceId, input.kind);
-      }),
+      .mutation(({ ctx, input }) => ctx.services.workspaceLimits.clearCeiling(input, ctx.adminScope)),
 
     list: adminProcedure
       .meta({ openapi: { method: 'GET', path: '/admin/workspace-limits', tags: ['admin'], protect: true, summary: 'The default workspace rate ceilings and the per-workspace overrides' } })
@@ -81,19 +62,13 @@ export const adminRouter = router({
       })
       .input(SetRetentionInput)
       .output(RetentionOverride)
-      .mutation(({ ctx, input }) => {
-        assertInScope(ctx.adminScope, input.workspaceId);
-        return ctx.services.retention.setOverride({ ...input, updatedByKeyId: ctx.key.id });
-      }),
+      .mutation(({ ctx, input }) => ctx.services.retention.setOverride({ ...input, updatedByKeyId: ctx.key.id }, ctx.adminScope)),
 
     clear: adminProcedure
       .meta({ openapi: { method: 'POST', path: '/admin/retention/{workspaceId}/clear', tags: ['admin'], protect: true, summary: "Remove a workspace's retention override (back to the default)" } })
       .input(ClearRetentionInput)
       .output(ClearedRetention)
-      .mutation(({ ctx, input }) => {
-        assertInScope(ctx.adminScope, input.workspaceId);
-        return ctx.services.retention.clearOverride(input.workspaceId);
-      }),
+      .mutation(({ ctx, input }) => ctx.services.retention.clearOverride(input.workspaceId, ctx.adminScope)),
 
     list: adminProcedure
       .meta({ openapi: { method: 'GET', path: '/admin/retention', tags: ['admin'], protect: true, summary: 'The default retention and the per-workspace overrides' } })
@@ -116,10 +91,7 @@ export const adminRouter = router({
       })
       .input(RunRetentionInput)
       .output(RetentionReport)
-      .mutation(({ ctx, input }) => {
-        if (ctx.adminScope) throw new DomainError('forbidden', 'The retention job spans every workspace: it needs an admin key not bound to one');
-        return ctx.services.retention.run({ dryRun: input.dryRun });
-      }),
+      .mutation(({ ctx, input }) => ctx.services.retention.run({ dryRun: input.dryRun, scope: ctx.adminScope })),
   }),
 
   erasure: router({
@@ -139,11 +111,7 @@ export const adminRouter = router({
       })
       .input(EraseUserInput)
       .output(ErasureReceipt)
-      .mutation(({ ctx, input }) => {
-        const workspaceId = input.workspaceId ?? ctx.adminScope;
-        assertInScope(ctx.adminScope, workspaceId);
-        return ctx.services.erasure.eraseUser({ userId: input.userId, workspaceId, requestedByKeyId: ctx.key.id });
-      }),
+      .mutation(({ ctx, input }) => ctx.services.erasure.eraseUser({ userId: input.userId, workspaceId: input.workspaceId, requestedByKeyId: ctx.key.id }, ctx.adminScope)),
 
     status: adminProcedure
       .meta({ openapi: { method: 'GET', path: '/admin/erasure/{requestId}', tags: ['admin'], protect: true, summary: 'An erasure request and how many events it deleted' } })
@@ -157,38 +125,24 @@ export const adminRouter = router({
       .meta({ openapi: { method: 'POST', path: '/admin/keys', tags: ['admin'], protect: true, summary: 'Create an API key (the secret is shown only in this answer)' } })
       .input(CreateKeyInput)
       .output(CreatedKey)
-      .mutation(async ({ ctx, input }) => {
-        const workspaceId = input.workspaceId ?? ctx.adminScope ?? undefined;
-        assertInScope(ctx.adminScope, workspaceId);
-        if (ctx.adminScope && input.rateLimit) await ctx.services.workspaceLimits.assertWithinCeiling(ctx.adminScope, input.kind, input.rateLimit);
-        return ctx.services.keys.createKey({ ...input, ...(workspaceId && { workspaceId }) });
-      }),
+      .mutation(({ ctx, input }) => ctx.services.keys.createKey(input, ctx.adminScope)),
 
     list: adminProcedure
       .meta({ openapi: { method: 'GET', path: '/admin/keys', tags: ['admin'], protect: true, summary: 'List API keys (never their secrets)' } })
       .input(z.object({}).optional())
       .output(z.array(KeySummary))
-      .query(async ({ ctx }) => {
-        const keys = await ctx.services.keys.listKeys();
-        return ctx.adminScope ? keys.filter((key) => key.workspaceId === ctx.adminScope) : keys;
-      }),
+      .query(({ ctx }) => ctx.services.keys.listKeys(ctx.adminScope)),
 
     revoke: adminProcedure
       .meta({ openapi: { method: 'POST', path: '/admin/keys/{id}/revoke', tags: ['admin'], protect: true, summary: 'Revoke an API key; it fails at once' } })
       .input(KeyIdInput)
       .output(RevokedKey)
-      .mutation(async ({ ctx, input }) => {
-        if (ctx.adminScope) assertInScope(ctx.adminScope, await ctx.services.keys.workspaceOf(input.id));
-        return ctx.services.keys.revokeKey(input.id);
-      }),
+      .mutation(({ ctx, input }) => ctx.services.keys.revokeKey(input.id, ctx.adminScope)),
 
     rotate: adminProcedure
       .meta({ openapi: { method: 'POST', path: '/admin/keys/{id}/rotate', tags: ['admin'], protect: true, summary: 'Revoke an API key and issue a new one with the same settings' } })
       .input(KeyIdInput)
       .output(CreatedKey)
-      .mutation(async ({ ctx, input }) => {
-        if (ctx.adminScope) assertInScope(ctx.adminScope, await ctx.services.keys.workspaceOf(input.id));
-        return ctx.services.keys.rotateKey(input.id);
-      }),
+      .mutation(({ ctx, input }) => ctx.services.keys.rotateKey(input.id, ctx.adminScope)),
   }),
 });

@@ -76,7 +76,8 @@ export function createServices({ db, config, logger, metrics, rateLimiter, bus, 
     return { eventReader: { ...createEventReader({ db: runner }), listEvents: queries.listEvents }, stats: createStatsService(queries) };
   };
   // Revoking or rotating a key ends its open live streams: here at once, elsewhere on the revocation notice.
-  const keys = createKeyService({ db, onRevoked: (keyId) => live.endStreamsOfKey(keyId) });
+  const workspaceLimits = createWorkspaceLimits({ db, defaults: config.workspaceRateLimits });
+  const keys = createKeyService({ db, onRevoked: (keyId) => live.endStreamsOfKey(keyId), ceilings: workspaceLimits });
   const live = createLiveStreams({
     bus,
     options: {
@@ -123,7 +124,7 @@ export function createServices({ db, config, logger, metrics, rateLimiter, bus, 
     erasure: createErasureService({ db }),
     retention: createRetentionService({ db, config, logger, metrics, ...(now && { now }) }),
     rateLimiter,
-    workspaceLimits: createWorkspaceLimits({ db, defaults: config.workspaceRateLimits }),
+    workspaceLimits,
     live,
     streamTickets: createStreamTickets({ db, ttlMs: config.live.ticketTtlMs }),
     metrics,

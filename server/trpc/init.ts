@@ -1,4 +1,4 @@
-import { initTRPC, TRPCError } from '@trpc/server';
+import { initTRPC } from '@trpc/server';
 import { runWithCallDeadline } from '../../db/deadline.ts';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { DomainError } from '../errors.ts';
@@ -122,15 +122,15 @@ export const publicProcedure = t.procedure.use(observeAndMapErrors);
 async function authorize(ctx: Context, kinds: readonly KeyKind[], cost: number): Promise<ApiKeyIdentity> {
   const key = await identify(ctx);
   if (key.kind !== 'admin' && !kinds.includes(key.kind)) {
-    throw new TRPCError({ code: 'FORBIDDEN', message: `This ${key.kind} key may not call this procedure` });
+    throw new DomainError('forbidden', `This ${key.kind} key may not call this procedure`);
   }
   // URLs end up in proxy and access logs: only a key that can do no more than read one workspace
   // may travel there. A ticket (a read of one workspace, short-lived) passes as such a key.
   if (ctx.credentialInUrl && !(key.kind === 'read' && key.workspaceId)) {
-    throw new TRPCError({
-      code: 'FORBIDDEN',
-      message: 'Only a read key bound to one workspace may be sent in a URL (connectionParams). With this key, mint a stream ticket (telemetry.liveTicket) and send { ticket } instead',
-    });
+    throw new DomainError(
+      'forbidden',
+      'Only a read key bound to one workspace may be sent in a URL (connectionParams). With this key, mint a stream ticket (telemetry.liveTicket) and send { ticket } instead',
+    );
   }
   const policy = key.rateLimit ?? ctx.config.rateLimits[key.kind];
   // A bound key also spends from its workspace's ceiling, shared by all its keys of that kind.
@@ -164,10 +164,10 @@ async function identify(ctx: Context): Promise<ApiKeyIdentity> {
     return granted;
   }
   if (!ctx.apiKey) {
-    throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing API key: send "Authorization: Bearer <key>"' });
+    throw new DomainError('unauthorized', 'Missing API key: send "Authorization: Bearer <key>"');
   }
   const key = await ctx.services.keys.authenticate(ctx.apiKey);
-  if (!key) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Unknown or revoked API key' });
+  if (!key) throw new DomainError('unauthorized', 'Unknown or revoked API key');
   return key;
 }
 
@@ -195,11 +195,11 @@ export const readProcedure = publicProcedure
   .use(({ ctx, input, next }) => {
     const bound = ctx.key.workspaceId;
     if (bound && input.workspaceId && input.workspaceId !== bound) {
-      throw new TRPCError({ code: 'FORBIDDEN', message: 'This key may not read that workspace' });
+      throw new DomainError('forbidden', 'This key may not read that workspace');
     }
     const workspaceId = bound ?? input.workspaceId;
     if (!workspaceId) {
-      throw new TRPCError({ code: 'BAD_REQUEST', message: 'Name the workspace to read: workspaceId is required for keys not bound to one' });
+      throw new DomainError('invalid_input', 'Name the workspace to read: workspaceId is required for keys not bound to one');
     }
     // Reads stop with the call: past its deadline their statements are cancelled.
     const services = ctx.deadline ? { ...ctx.services, ...ctx.services.readsUntil(ctx.deadline) } : ctx.services;

@@ -194,3 +194,39 @@ describe('bootstrap admin key', () => {
     }
   });
 });
+
+describe('admin key verbs under a scope', () => {
+  it('revoke and rotate act on keys of the scope only, in the statement that acts: another workspace is 403, a missing or revoked key 404', async () => {
+    const service = createKeyService({ db: testDb.db });
+    const scope = randomUUID();
+    const own = await service.createKey({ kind: 'ingest' }, scope);
+    const other = await service.createKey({ kind: 'ingest', workspaceId: randomUUID() });
+    expect(own.workspaceId).toBe(scope);
+
+    await expect(service.revokeKey(other.id, scope)).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(service.rotateKey(other.id, scope)).rejects.toMatchObject({ code: 'forbidden' });
+    expect(await service.authenticate(other.key)).toMatchObject({ id: other.id });
+    await expect(service.revokeKey(randomUUID(), scope)).rejects.toMatchObject({ code: 'not_found' });
+
+    // Two rotations of one key at once: one revokes it and issues the successor, the other finds nothing to rotate.
+    const outcomes = await Promise.allSettled([service.rotateKey(own.id, scope), service.rotateKey(own.id, scope)]);
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+    expect(outcomes.find((outcome) => outcome.status === 'rejected')).toMatchObject({ reason: { code: 'not_found' } });
+    await expect(service.revokeKey(own.id, scope)).rejects.toMatchObject({ code: 'not_found' });
+    expect(await service.authenticate(own.key)).toBeUndefined();
+
+    expect((await service.revokeKey(other.id, null)).id).toBe(other.id);
+  });
+
+  it('list answers the keys of the scope only, and create refuses a key for another workspace', async () => {
+    const service = createKeyService({ db: testDb.db });
+    const scope = randomUUID();
+    await service.createKey({ kind: 'read' }, scope);
+    await service.createKey({ kind: 'read', workspaceId: randomUUID() });
+    const listed = await service.listKeys(scope);
+    expect(listed).toHaveLength(1);
+    expect(listed[0]?.workspaceId).toBe(scope);
+    await expect(service.createKey({ kind: 'read', workspaceId: randomUUID() }, scope)).rejects.toMatchObject({ code: 'forbidden' });
+    expect((await service.listKeys(null)).length).toBeGreaterThan(1);
+  });
+});

@@ -16,7 +16,13 @@ export type ErasureService = ReturnType<typeof createErasureService>;
  * stored as usual.
  */
 export function createErasureService({ db }: { db: Database }) {
-  async function eraseUser(input: { userId: string; workspaceId: string | null; requestedByKeyId: string }): Promise<ErasureReceipt> {
+  /**
+   * `scope`: the calling admin key's workspace (null: unbound). A bound key erases in its own
+   * workspace only (the default there); an unbound one in the workspace named, or in all.
+   */
+  async function eraseUser(request: { userId: string; workspaceId?: string | null | undefined; requestedByKeyId: string }, scope: string | null): Promise<ErasureReceipt> {
+    const input = { ...request, workspaceId: request.workspaceId ?? scope };
+    if (scope && input.workspaceId !== scope) throw new DomainError('forbidden', 'This admin key manages only its own workspace');
     const requestId = randomUUID();
     const requestedAt = new Date();
     const workspaceFilter = input.workspaceId ? sql`and workspace_id = ${input.workspaceId}` : sql``;
@@ -39,13 +45,13 @@ export function createErasureService({ db }: { db: Database }) {
     return status(requestId, null).then((receipt) => ({ ...receipt, deletedCount }));
   }
 
-  /** A past request; `scope` limits a workspace-bound admin to its own workspace's requests. */
+  /** A past request; a workspace-bound admin (`scope`) sees its own workspace's requests only. */
   async function status(requestId: string, scope: string | null): Promise<ErasureReceipt> {
     const [row] = await db.rows<{ id: string; user_id: string; workspace_id: string | null; deleted_count: number | string; requested_ms: number | string; completed_ms: number | string }>(sql`
       select id, user_id, workspace_id, deleted_count,
              (extract(epoch from requested_at) * 1000)::float8 as requested_ms, (extract(epoch from completed_at) * 1000)::float8 as completed_ms
-      from telemetry.erasure_requests where id = ${requestId}`);
-    if (!row || (scope && row.workspace_id !== scope)) throw new DomainError('not_found', 'No erasure request with this id');
+      from telemetry.erasure_requests where id = ${requestId} ${scope ? sql`and workspace_id = ${scope}` : sql``}`);
+    if (!row) throw new DomainError('not_found', 'No erasure request with this id');
     return {
       requestId: row.id,
       userId: row.user_id,

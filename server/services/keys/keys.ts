@@ -4,6 +4,7 @@ import type { Database } from '../../../db/database.ts';
 import { isDatabaseUnavailable, isUniqueViolation } from '../../../db/errors.ts';
 import { apiKeys } from '../../../db/schema.ts';
 import { databaseUnavailable, DomainError } from '../../errors.ts';
+import type { WorkspaceLimitService } from '../limits/workspace-limits.ts';
 import type { CreatedKey, CreateKeyInput, KeyKind, KeySummary, RateLimitPolicy } from './schemas.ts';
 
 /** Who is calling: the key's identity and bindings, never its secret. */
@@ -35,6 +36,14 @@ export function bearerToken(header: string | null | undefined): string | undefin
 
 export type KeyService = ReturnType<typeof createKeyService>;
 
+/**
+ * What an admin key may manage: the workspace it is bound to, or null for an unbound admin key (and
+ * for the service itself: start-up, tests). Every admin verb takes it and enforces it itself.
+ */
+export type AdminScope = string | null;
+
+const outOfScope = () => new DomainError('forbidden', 'This admin key manages only its own workspace');
+
 /** NOTIFY channel carrying the id of a revoked key to every instance, so caches drop it at once. */
 export const KEY_REVOKED_CHANNEL = 'telemetry_key_revoked';
 
@@ -48,9 +57,11 @@ export interface KeyServiceOptions {
   now?: () => number;
   /** Called with the id of every key revoked (or rotated away) here or, once followed, on any instance. */
   onRevoked?: (keyId: string) => void;
+  /** Workspace ceilings, which bound the rate limit a workspace-bound admin may give a key. */
+  ceilings?: Pick<WorkspaceLimitService, 'assertWithinCeiling'>;
 }
 
-export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRevoked }: KeyServiceOptions) {
+export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRevoked, ceilings }: KeyServiceOptions) {
   // Verified keys by secret hash. Unknown secrets are not cached, so a key created on another
   // instance works at once.
   const cache = new Map<string, { identity: ApiKeyIdentity; expiresAt: number }>();
@@ -107,23 +118,31 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
     };
   }
 
-  async function createKey(input: CreateKeyInput & { secret?: string }): Promise<CreatedKey> {
+  /** A new key; a workspace-bound admin creates keys of its own workspace only (the default there). */
+  async function createKey(input: CreateKeyInput & { secret?: string }, scope: AdminScope = null): Promise<CreatedKey> {
+    const workspaceId = input.workspaceId ?? scope;
+    if (scope && workspaceId !== scope) throw outOfScope();
+    if (scope && input.rateLimit) {
+      if (!ceilings) throw new Error('createKey for a workspace-bound admin needs the workspace ceilings');
+      await ceilings.assertWithinCeiling(scope, input.kind, input.rateLimit);
+    }
     const secret = input.secret ?? generateKeySecret(input.kind);
     const id = randomUUID();
     await db.orm.insert(apiKeys).values({
       id,
       kind: input.kind,
-      workspaceId: input.workspaceId ?? null,
+      workspaceId,
       name: input.name ?? null,
       displayPrefix: secret.slice(0, DISPLAY_PREFIX_LENGTH),
       secretHash: hashKeySecret(secret),
       rateLimitEventsPerSecond: input.rateLimit?.eventsPerSecond ?? null,
       rateLimitBurst: input.rateLimit?.burst ?? null,
     });
-    return { id, key: secret, kind: input.kind, workspaceId: input.workspaceId ?? null };
+    return { id, key: secret, kind: input.kind, workspaceId };
   }
 
-  async function listKeys(): Promise<KeySummary[]> {
+  /** The keys `scope` manages (all of them for an unbound admin), never their secrets. */
+  async function listKeys(scope: AdminScope): Promise<KeySummary[]> {
     const rows = await db.orm
       .select({
         id: apiKeys.id,
@@ -137,6 +156,7 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
         revokedAt: apiKeys.revokedAt,
       })
       .from(apiKeys)
+      .where(scope ? eq(apiKeys.workspaceId, scope) : undefined)
       .orderBy(asc(apiKeys.createdAt), asc(apiKeys.id));
     return rows.map(({ rateLimitEventsPerSecond, rateLimitBurst, ...row }) => ({
       ...row,
@@ -144,32 +164,53 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
     }));
   }
 
-  async function revokeKey(id: string): Promise<{ id: string; revokedAt: Date }> {
+  /** The active key `id`, if `scope` manages it: the condition revoking and rotating act under. */
+  const activeInScope = (id: string, scope: AdminScope) =>
+    and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt), scope ? eq(apiKeys.workspaceId, scope) : undefined);
+
+  /** Why revoking or rotating `id` changed no row: a key of another workspace, or no active key. */
+  async function refusal(id: string, scope: AdminScope): Promise<DomainError> {
+    if (scope) {
+      const [row] = await db.orm.select({ workspaceId: apiKeys.workspaceId }).from(apiKeys).where(eq(apiKeys.id, id));
+      if (row && row.workspaceId !== scope) return outOfScope();
+    }
+    return new DomainError('not_found', 'No active key with this id');
+  }
+
+  /** Every instance drops the key at once (and ends its live streams). */
+  async function announceRevoked(id: string) {
+    forget(id);
+    await db.notify(KEY_REVOKED_CHANNEL, id);
+  }
+
+  async function revokeKey(id: string, scope: AdminScope): Promise<{ id: string; revokedAt: Date }> {
     const [row] = await db.orm
       .update(apiKeys)
       .set({ revokedAt: new Date() })
-      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+      .where(activeInScope(id, scope))
       .returning({ id: apiKeys.id, revokedAt: apiKeys.revokedAt });
-    if (!row?.revokedAt) throw new DomainError('not_found', 'No active key with this id');
-    forget(id);
-    await db.notify(KEY_REVOKED_CHANNEL, id);
+    if (!row?.revokedAt) throw await refusal(id, scope);
+    await announceRevoked(id);
     return { id: row.id, revokedAt: row.revokedAt };
   }
 
   /** Revokes a key and issues a new one with the same kind, workspace, name and rate limit. */
-  async function rotateKey(id: string): Promise<CreatedKey> {
+  async function rotateKey(id: string, scope: AdminScope): Promise<CreatedKey> {
+    // One statement revokes the key and answers the settings its successor takes.
     const [old] = await db.orm
-      .select({
+      .update(apiKeys)
+      .set({ revokedAt: new Date() })
+      .where(activeInScope(id, scope))
+      .returning({
         kind: apiKeys.kind,
         workspaceId: apiKeys.workspaceId,
         name: apiKeys.name,
         rateLimitEventsPerSecond: apiKeys.rateLimitEventsPerSecond,
         rateLimitBurst: apiKeys.rateLimitBurst,
-      })
-      .from(apiKeys)
-      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)));
-    if (!old) throw new DomainError('not_found', 'No active key with this id');
-    await revokeKey(id);
+      });
+    if (!old) throw await refusal(id, scope);
+    await announceRevoked(id);
+    // The old key was in scope, so its workspace is; its rate limit was allowed when it was created.
     return createKey({
       kind: old.kind,
       ...(old.workspaceId && { workspaceId: old.workspaceId }),
@@ -205,13 +246,6 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
     return { generated: created.key };
   }
 
-  /** The workspace a key is bound to (null: unbound); not_found if there is no such key. */
-  async function workspaceOf(id: string): Promise<string | null> {
-    const [row] = await db.orm.select({ workspaceId: apiKeys.workspaceId }).from(apiKeys).where(eq(apiKeys.id, id));
-    if (!row) throw new DomainError('not_found', 'No active key with this id');
-    return row.workspaceId;
-  }
-
   /** Drops keys revoked on any instance from this instance's cache; resolves to an unsubscribe. */
   function followRevocations(): Promise<() => Promise<void>> {
     return db.listen(KEY_REVOKED_CHANNEL, forget);
@@ -227,5 +261,5 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
     return new Set(rows.map((row) => row.id));
   }
 
-  return { authenticate, createKey, listKeys, revokeKey, rotateKey, ensureAdminKey, workspaceOf, followRevocations, activeKeyIds };
+  return { authenticate, createKey, listKeys, revokeKey, rotateKey, ensureAdminKey, followRevocations, activeKeyIds };
 }

@@ -24,6 +24,13 @@ export interface WorkspaceLimitOptions {
 
 const MAX_CACHED_WORKSPACES = 10_000;
 
+/** Ceilings bound what every key of a workspace can do, so an admin key bound to one may not move them. */
+function assertUnbound(scope: string | null) {
+  if (scope) {
+    throw new DomainError('forbidden', "Only an admin key not bound to a workspace may change a workspace's rate ceiling", { reason: 'workspace_ceiling_unbound_only' });
+  }
+}
+
 /**
  * Per-workspace rate ceilings: every key of one kind bound to a workspace spends from one shared
  * budget as well as its own, so minting more keys, or keys with higher limits, never gives a
@@ -91,7 +98,9 @@ export function createWorkspaceLimits({ db, defaults, cacheTtlMs = 10_000, now =
     }
   }
 
-  async function setCeiling(input: { workspaceId: string; kind: KeyKind; rateLimit: RateLimitPolicy; updatedByKeyId: string | null }): Promise<WorkspaceLimit> {
+  /** `scope`: the calling admin key's workspace (null: unbound); only unbound keys may set ceilings. */
+  async function setCeiling(input: { workspaceId: string; kind: KeyKind; rateLimit: RateLimitPolicy; updatedByKeyId: string | null }, scope: string | null): Promise<WorkspaceLimit> {
+    assertUnbound(scope);
     const values = {
       workspaceId: input.workspaceId,
       kind: input.kind,
@@ -113,7 +122,9 @@ export function createWorkspaceLimits({ db, defaults, cacheTtlMs = 10_000, now =
     return toLimit(row);
   }
 
-  async function clearCeiling(workspaceId: string, kind?: KeyKind): Promise<ClearedWorkspaceLimits> {
+  async function clearCeiling(input: { workspaceId: string; kind?: KeyKind | undefined }, scope: string | null): Promise<ClearedWorkspaceLimits> {
+    assertUnbound(scope);
+    const { workspaceId, kind } = input;
     const removed = await db.orm
       .delete(workspaceRateLimits)
       .where(kind ? and(eq(workspaceRateLimits.workspaceId, workspaceId), eq(workspaceRateLimits.kind, kind)) : eq(workspaceRateLimits.workspaceId, workspaceId))

@@ -4,6 +4,11 @@ import { DomainError } from '../../errors.ts';
 import { workspaceRetention } from '../../../db/schema.ts';
 import type { ClearedRetention, RetentionOverride, RetentionPolicies } from './schemas.ts';
 
+/** A workspace-bound admin key manages the retention of its own workspace only. */
+function assertInScope(scope: string | null, workspaceId: string) {
+  if (scope && workspaceId !== scope) throw new DomainError('forbidden', 'This admin key manages only its own workspace');
+}
+
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
@@ -20,7 +25,9 @@ export function createRetentionPolicies({ db, defaultDays, maxDays, now }: { db:
     updatedByKeyId: workspaceRetention.updatedByKeyId,
   };
 
-  async function setOverride(input: { workspaceId: string; days: number; updatedByKeyId: string | null }): Promise<RetentionOverride> {
+  /** `scope`: the calling admin key's workspace (null: unbound, or the service itself). */
+  async function setOverride(input: { workspaceId: string; days: number; updatedByKeyId: string | null }, scope: string | null): Promise<RetentionOverride> {
+    assertInScope(scope, input.workspaceId);
     if (input.days > maxDays) {
       throw new DomainError('invalid_input', `days ${input.days} is above the longest retention this service allows (${maxDays} days, RETENTION_MAX_DAYS)`, {
         path: 'days',
@@ -37,7 +44,8 @@ export function createRetentionPolicies({ db, defaultDays, maxDays, now }: { db:
     return row;
   }
 
-  async function clearOverride(workspaceId: string): Promise<ClearedRetention> {
+  async function clearOverride(workspaceId: string, scope: string | null): Promise<ClearedRetention> {
+    assertInScope(scope, workspaceId);
     const removed = await db.orm.delete(workspaceRetention).where(eq(workspaceRetention.workspaceId, workspaceId)).returning({ workspaceId: workspaceRetention.workspaceId });
     return { workspaceId, cleared: removed.length > 0, days: defaultDays };
   }

@@ -35,9 +35,11 @@ export function createRetentionService({ db, config, logger = createLogger('sile
 
   /**
    * Runs the job once. A real run holds a lock shared by all instances and fails with `conflict`
-   * if another run holds it; a dry run changes nothing, so it needs no lock.
+   * if another run holds it; a dry run changes nothing, so it needs no lock. The job spans every
+   * workspace: an admin key bound to one (`scope`) may not run it.
    */
-  async function run(options: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<RetentionReport> {
+  async function run(options: { dryRun?: boolean; signal?: AbortSignal; scope?: string | null } = {}): Promise<RetentionReport> {
+    if (options.scope) throw new DomainError('forbidden', 'The retention job spans every workspace: it needs an admin key not bound to one');
     const dryRun = options.dryRun ?? false;
     const work = async () => {
       const { overrides } = await policies.listPolicies(null);
