@@ -1,5 +1,6 @@
 import { isTRPCClientError, type TRPCClientError } from '@trpc/client';
 import type { AppRouter } from '../client/index.ts';
+import { classifyFailure } from '../client/retry-policy.ts';
 import { UsageError } from './args.ts';
 import { ExitCode } from './exit-codes.ts';
 
@@ -62,27 +63,6 @@ export function isServiceError(error: unknown): error is ServiceError {
   return isTRPCClientError<AppRouter>(error);
 }
 
-/**
- * Why a request never reached the service: the network error code somewhere in the cause chain
- * (ECONNREFUSED, ENOTFOUND, …), else the innermost cause's message (fetch's own "bad port").
- */
-export function networkFailureReason(error: unknown): string | undefined {
-  let innermost: string | undefined;
-  for (let cause = error, depth = 0; cause instanceof Error && depth < 6; cause = cause.cause, depth += 1) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (typeof code === 'string') return code;
-    innermost = cause.message;
-  }
-  // An EventSource error carries no cause chain, only a message that may name the code.
-  const codeInMessage = innermost?.match(/\b(E[A-Z_]{3,})\b/)?.[1];
-  return codeInMessage ?? (innermost === 'fetch failed' ? undefined : innermost);
-}
-
-/** True when the service never answered (as opposed to answering with an error). */
-export function isNetworkFailure(error: unknown): boolean {
-  return isServiceError(error) && !error.data && /fetch failed|network|socket|terminated|other side closed|ECONN|ENOTFOUND|EAI_AGAIN/i.test(`${error.message} ${networkFailureReason(error) ?? ''}`);
-}
-
 /** Turns any failure into one clear message (never a stack trace) and its exit code. */
 export function describeFailure(error: unknown, context: FailureContext): { message: string; exitCode: ExitCode } {
   if (error instanceof UsageError) return { message: error.message, exitCode: ExitCode.usage };
@@ -92,8 +72,9 @@ export function describeFailure(error: unknown, context: FailureContext): { mess
   }
   const data = error.data;
   if (!data) {
-    if (isNetworkFailure(error)) {
-      const reason = networkFailureReason(error);
+    const failure = classifyFailure(error);
+    if (failure.network) {
+      const reason = failure.networkReason;
       return {
         message: `Cannot reach the telemetry service at ${context.url}${reason ? ` (${reason})` : ''}. Is it running? Set TELEMETRY_URL or pass --url.`,
         exitCode: ExitCode.unavailable,

@@ -1,7 +1,7 @@
 import type { EventInput, EventReceipt, JsonObject } from '../client/index.ts';
 import type { TelemetryClient } from './command.ts';
 import { isServiceError } from './errors.ts';
-import { retryDelayMs, sleep, type RetryPolicy } from './retry.ts';
+import { cliRetryDelayMs, sleep, type RetryPolicy } from './retry.ts';
 
 export interface PendingEvent {
   event: JsonObject;
@@ -56,7 +56,7 @@ export function createBatchSender(options: {
           largestBatch = Math.min(largestBatch, half);
           return [...(await sendWithRetries(batch.slice(0, half))), ...(await sendWithRetries(batch.slice(half)))];
         }
-        const delayMs = retryDelayMs(error, attempt, options.retryPolicy);
+        const delayMs = cliRetryDelayMs(error, attempt, options.retryPolicy);
         if (delayMs === undefined) throw error;
         options.onRetry?.({ attempt: attempt + 1, delayMs, error });
         await wait(delayMs);

@@ -1,33 +1,22 @@
-import { isNetworkFailure, isServiceError } from './errors.ts';
+import { classifyFailure, isRetryable, RETRY_RULES, retryDelayMs, type Backoff } from '../client/retry-policy.ts';
 
-/** Answers the service gives while it is overloaded or briefly down: worth the same request again. */
-const RETRYABLE_CODES = new Set(['TOO_MANY_REQUESTS', 'SERVICE_UNAVAILABLE', 'BAD_GATEWAY', 'GATEWAY_TIMEOUT']);
-
-export interface RetryPolicy {
+export interface RetryPolicy extends Backoff {
   /** Retries after the first attempt. */
   retries: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
 }
 
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { retries: 5, baseDelayMs: 500, maxDelayMs: 30_000 };
-
-export function isRetryable(error: unknown): boolean {
-  if (isNetworkFailure(error)) return true;
-  return isServiceError(error) && error.data !== undefined && error.data !== null && RETRYABLE_CODES.has(error.data.code);
-}
+/** At least half of each delay is always waited, so the retries span some time against a service that is briefly down. */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { retries: 5, baseMs: 500, maxMs: 30_000, floorShare: 0.5 };
 
 /**
  * How long to wait before retry number `attempt` (0-based), or undefined when the error is not
- * worth retrying or the retries are spent. Exponential with jitter, so many clients that failed
- * together do not come back together; never sooner than the service's `retryAfterSeconds`.
+ * worth retrying (network errors, 429, 502, 503 and 504 are) or the retries are spent.
  */
-export function retryDelayMs(error: unknown, attempt: number, policy: RetryPolicy, random: () => number = Math.random): number | undefined {
-  if (attempt >= policy.retries || !isRetryable(error)) return undefined;
-  const exponential = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
-  const jittered = exponential * (0.5 + random() / 2);
-  const retryAfterSeconds = isServiceError(error) ? error.data?.retryAfterSeconds : undefined;
-  return Math.round(Math.max(jittered, (retryAfterSeconds ?? 0) * 1000));
+export function cliRetryDelayMs(error: unknown, attempt: number, policy: RetryPolicy, random: () => number = Math.random): number | undefined {
+  if (attempt >= policy.retries) return undefined;
+  const failure = classifyFailure(error);
+  if (!isRetryable(failure, RETRY_RULES.cli)) return undefined;
+  return retryDelayMs(attempt + 1, policy, failure, random);
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -2,9 +2,10 @@
  * The typed client of the telemetry service. It imports server *types* only (`import type`), so
  * no server code ends up in an app that uses it.
  */
-import { createTRPCClient, httpBatchLink, httpSubscriptionLink, retryLink, splitLink, TRPCClientError, type HTTPHeaders, type TRPCLink } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpSubscriptionLink, retryLink, splitLink, type HTTPHeaders, type TRPCLink } from '@trpc/client';
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import type { AppRouter } from '../server/routers/index.ts';
+import { classifyFailure, isRetryable, RETRY_RULES, retryDelayMs, type Backoff } from './retry-policy.ts';
 import { clientTransformer } from './transformer.ts';
 
 export type { AppRouter };
@@ -44,23 +45,8 @@ export interface TelemetryClientOptions {
   liveRetry?: boolean;
 }
 
-/** Whether a live stream's error is worth resubscribing for: the network or the server, not the request. */
-function liveErrorIsTransient(error: unknown): boolean {
-  if (!(error instanceof TRPCClientError)) return true;
-  // The ticket in the URL expired (an EventSource reconnects by itself with the URL it has):
-  // resubscribing mints a new one, and fails for good if the key itself is refused.
-  if ((error.data as { reason?: string } | undefined)?.reason === 'ticket_invalid') return true;
-  // A tRPC error's status; else the HTTP status an EventSource saw (a 404, a proxy's 401); else none (network).
-  const status =
-    (error.data as { httpStatus?: number } | undefined)?.httpStatus ??
-    numberOrUndefined((error.cause as { code?: unknown } | undefined)?.code) ??
-    (error.meta as { response?: { status?: number } } | undefined)?.response?.status;
-  return status === undefined || status === 408 || status >= 500;
-}
-
-function numberOrUndefined(value: unknown): number | undefined {
-  return typeof value === 'number' ? value : undefined;
-}
+/** Live streams resubscribe soon: tRPC counts attempts over a stream's whole life, so the cap is low. */
+const LIVE_BACKOFF: Backoff = { baseMs: 500, maxMs: 4000, floorShare: 0.5 };
 
 export function createTelemetryClient(options: TelemetryClientOptions) {
   const url = `${options.url.replace(/\/+$/, '')}/trpc`;
@@ -95,10 +81,12 @@ export function createTelemetryClient(options: TelemetryClientOptions) {
             ? []
             : [
                 retryLink({
-                  retry: ({ error }) => liveErrorIsTransient(error),
+                  // An expired ticket is retried too: resubscribing mints a new one, and fails for good
+                  // if the key itself is refused.
+                  retry: ({ error }) => isRetryable(classifyFailure(error), RETRY_RULES.live),
                   // tRPC counts attempts over the stream's whole life (it never resets after a successful
                   // reconnect), so the delay stops growing early: a reconnect is never minutes late.
-                  retryDelayMs: (attempt) => 500 * 2 ** Math.min(attempt - 1, 3) * (0.5 + Math.random() / 2),
+                  retryDelayMs: (attempt) => retryDelayMs(attempt, LIVE_BACKOFF),
                 }),
               ]),
           liveLink,

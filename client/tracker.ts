@@ -9,6 +9,7 @@ import { TRPCClientError } from '@trpc/client';
 import superjson, { type SuperJSONResult } from 'superjson';
 import { createTelemetryClient, type EventInput, type FetchFunction, type TelemetryInputs, type TelemetryOutputs, type JsonObject, type Source, type TelemetryClient } from './index.ts';
 import { createBrowserQueueStorage, type QueueStorage, type QueuedEvent } from './queue-storage.ts';
+import { classifyFailure, HttpStatusError, isRetryable, RETRY_RULES, retryDelayMs, type Backoff } from './retry-policy.ts';
 import { serializeInput } from './transformer.ts';
 import { uuidv7 } from './uuid7.ts';
 
@@ -97,8 +98,7 @@ export function createTracker(options: TrackerOptions) {
   let batchSize = maxBatchSize;
   const maxQueueSize = options.maxQueueSize ?? 1000;
   const sampleRate = options.sampleRate ?? 1;
-  const baseDelayMs = options.retry?.baseDelayMs ?? 1000;
-  const maxDelayMs = options.retry?.maxDelayMs ?? 60_000;
+  const backoff: Backoff = { baseMs: options.retry?.baseDelayMs ?? 1000, maxMs: options.retry?.maxDelayMs ?? 60_000 };
   const random = options.random ?? Math.random;
   const report = (problem: TrackerProblem) => {
     try {
@@ -280,20 +280,21 @@ export function createTracker(options: TrackerOptions) {
       settle(events);
       return undefined;
     } catch (error) {
-      const failure = classify(error);
-      if (failure.tooLarge && events.length > 1) {
+      const failure = classifyFailure(error);
+      if (failure.status === 413 && events.length > 1) {
         // The service refused the body as too large: send smaller batches from now on.
         batchSize = Math.max(1, Math.floor(events.length / 2));
         return 0;
       }
-      if (!failure.retryable) {
-        report({ kind: 'rejected', events, code: failure.code, message: failure.message });
+      // Network errors, timeouts, 429 and 5xx are worth retrying; any other 4xx will fail the same
+      // way again, so those events are reported and dropped.
+      if (!isRetryable(failure, RETRY_RULES.tracker)) {
+        report({ kind: 'rejected', events, code: failure.code ?? String(failure.status), message: failure.message });
         settle(events);
         return undefined;
       }
       attempt += 1;
-      const backoff = random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
-      const delayMs = Math.max(backoff, failure.retryAfterMs ?? 0);
+      const delayMs = retryDelayMs(attempt, backoff, failure, random);
       report({ kind: 'retrying', attempt, delayMs, message: failure.message });
       return delayMs;
     } finally {
@@ -412,45 +413,6 @@ export function createTracker(options: TrackerOptions) {
     /** Events dropped because the queue was full, since start. */
     droppedCount: () => droppedTotal,
   };
-}
-
-interface Failure {
-  retryable: boolean;
-  /** 413: the batch is larger than the service takes (split it; a single event is refused). */
-  tooLarge?: boolean;
-  code: string;
-  message: string;
-  retryAfterMs?: number;
-}
-
-/** An HTTP answer that was not a tRPC response (a proxy, the service's body-size guard). */
-class HttpStatusError extends Error {
-  constructor(readonly status: number) {
-    super(`HTTP ${status}`);
-    this.name = 'HttpStatusError';
-  }
-}
-
-/**
- * Network errors, timeouts, 429 and 5xx are worth retrying; any other 4xx will fail the same way
- * again, so those events are reported and dropped (413 first splits the batch).
- */
-function classify(error: unknown): Failure {
-  let status: number | undefined;
-  let code: string | undefined;
-  let retryAfterMs: number | undefined;
-  if (error instanceof HttpStatusError) status = error.status;
-  else if (error instanceof TRPCClientError) {
-    const data = error.data as { httpStatus?: number; code?: string; retryAfterSeconds?: number } | undefined;
-    // Without tRPC data, the HTTP status of the response, if there was one.
-    status = data?.httpStatus ?? (error.meta as { response?: { status?: number } } | undefined)?.response?.status;
-    code = data?.code;
-    if (data?.retryAfterSeconds !== undefined) retryAfterMs = data.retryAfterSeconds * 1000;
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  if (status === undefined || status < 400) return { retryable: true, code: 'NETWORK', message };
-  const retryable = status === 408 || status === 429 || status >= 500;
-  return { retryable, tooLarge: status === 413, code: code ?? String(status), message, ...(retryAfterMs !== undefined && { retryAfterMs }) };
 }
 
 /** Keepalive request bodies not yet answered, for the whole page (the browser's limit is per page). */

@@ -1,5 +1,6 @@
 import { TRPCClientError } from '@trpc/client';
 import type { AppRouter } from '../client/index.ts';
+import { classifyFailure } from '../client/retry-policy.ts';
 
 /** What the page does about a failed call: back to sign-in, or a message beside the data. */
 export interface ProblemReport {
@@ -8,19 +9,13 @@ export interface ProblemReport {
   message: string;
 }
 
-function httpStatusOf(error: TRPCClientError<AppRouter>): number | undefined {
-  if (error.data?.httpStatus) return error.data.httpStatus;
-  // A response the client could not parse as tRPC (a proxy's error page) still has a status.
-  const response = error.meta?.['response'];
-  return response instanceof Response ? response.status : undefined;
-}
-
 export function describeProblem(error: unknown): ProblemReport {
   if (!(error instanceof TRPCClientError)) {
     return { signInAgain: false, message: error instanceof Error ? error.message : 'Something went wrong' };
   }
   const clientError = error as TRPCClientError<AppRouter>;
-  const status = httpStatusOf(clientError);
+  // The status of a tRPC error, or of a response the client could not read as tRPC (a proxy's error page).
+  const { status, retryAfterMs } = classifyFailure(clientError);
   if (status === 401) return { signInAgain: true, message: 'This key was not accepted (unknown, revoked or rotated).' };
   if (status === 403) {
     return {
@@ -29,8 +24,7 @@ export function describeProblem(error: unknown): ProblemReport {
     };
   }
   if (status === 429) {
-    const retryAfter = clientError.data?.retryAfterSeconds;
-    return { signInAgain: false, message: `Rate limit reached for this key${retryAfter ? `; retry in ${Math.ceil(retryAfter)} s` : ''}.` };
+    return { signInAgain: false, message: `Rate limit reached for this key${retryAfterMs ? `; retry in ${Math.ceil(retryAfterMs / 1000)} s` : ''}.` };
   }
   if (status === 503) return { signInAgain: false, message: 'The service is temporarily unavailable (database unreachable); retry shortly.' };
   if (status === undefined && clientError.cause) return { signInAgain: false, message: 'The service could not be reached. Check the connection and refresh.' };

@@ -2,20 +2,28 @@ import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 
 describe('client package', () => {
-  it('pulls no server or database module into its runtime graph', async () => {
-    const result = await build({
-      entryPoints: ['client/index.ts'],
-      bundle: true,
-      write: false,
-      metafile: true,
-      format: 'esm',
-      platform: 'browser',
-      logLevel: 'silent',
-    });
-    const modules = Object.keys(result.metafile.inputs);
-    expect(modules).toContain('client/index.ts');
-    expect(modules.some((path) => path.includes('@trpc/client'))).toBe(true);
-    const serverSide = modules.filter((path) => /^(server|db)\//.test(path) || /drizzle-orm|postgres|pglite|hono|zod/.test(path));
-    expect(serverSide).toEqual([]);
+  // Every entry the package exports, and the retry policy the CLI and dashboard share with it.
+  it.each(['client/index.ts', 'client/tracker.ts', 'client/web-vitals.ts', 'client/retry-policy.ts', 'client/uuid7.ts'])(
+    '%s pulls no server or database module into its runtime graph',
+    async (entry) => {
+      const result = await build({
+        entryPoints: [entry],
+        bundle: true,
+        write: false,
+        metafile: true,
+        format: 'esm',
+        platform: 'browser',
+        logLevel: 'silent',
+      });
+      const modules = Object.keys(result.metafile.inputs);
+      expect(modules).toContain(entry);
+      const serverSide = modules.filter((path) => /^(server|db)\//.test(path) || /drizzle-orm|postgres|pglite|hono|zod/.test(path));
+      expect(serverSide).toEqual([]);
+    },
+  );
+
+  it('builds the typed client on @trpc/client', async () => {
+    const result = await build({ entryPoints: ['client/index.ts'], bundle: true, write: false, metafile: true, format: 'esm', platform: 'browser', logLevel: 'silent' });
+    expect(Object.keys(result.metafile.inputs).some((path) => path.includes('@trpc/client'))).toBe(true);
   });
 });

@@ -1,8 +1,8 @@
 import { EventSource } from 'eventsource';
 import { parseArgs } from 'node:util';
+import { networkFailureReason } from '../../client/retry-policy.ts';
 import { CONNECTION_OPTIONS, parseInteger, parseOrExplain, refuseExtraPositionals } from '../args.ts';
 import { openSession, type Command, type CommandContext } from '../command.ts';
-import { networkFailureReason } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { toJson, writeJson } from '../format.ts';
 import { asSource, type StoredEvent } from './query.ts';
