@@ -8,7 +8,7 @@ import { COMMANDS, runCli } from '../cli/run.ts';
 import { ExitCode } from '../cli/exit-codes.ts';
 import type { CliIo } from '../cli/io.ts';
 import { createTelemetryClient, type EventInput, type TelemetryClient } from '../client/index.ts';
-import { uuidv7 } from '../server/services/events/uuid7.ts';
+import { uuidv7 } from '../client/uuid7.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';

@@ -3,7 +3,7 @@ import { TRPCError } from '@trpc/server';
 import type { inferProcedureInput } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../server/routers/index.ts';
-import { uuidv7 } from '../server/services/events/uuid7.ts';
+import { uuidv7 } from '../client/uuid7.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { capturingLogger, createTestKeys, procedureCaller, servicesWith, testConfig } from './support/app.ts';
 import { countEventsWithId, partitionOf, storedEvents } from './support/events.ts';

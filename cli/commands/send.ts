@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { EventReceipt, JsonObject } from '../../client/index.ts';
-import { uuidv7 } from '../../server/services/events/uuid7.ts';
+import { uuidv7 } from '../../client/uuid7.ts';
 import { CONNECTION_OPTIONS, parseInteger, parseJsonObject, parseOrExplain, parseTime, refuseExtraPositionals, UsageError } from '../args.ts';
 import { openSession, type Command, type CommandContext } from '../command.ts';
 import { describeField } from '../errors.ts';

@@ -16,7 +16,7 @@ import {
   type ValidEvent,
 } from './schemas.ts';
 import { epochMicros, fromEpochMicros, parseIsoTime } from './precise-time.ts';
-import { uuidv7, uuidv7Time } from './uuid7.ts';
+import { uuidv7, uuidv7Time } from '../../../client/uuid7.ts';
 
 export interface IngestLimits {
   /** Most events accepted in one batch call. */
