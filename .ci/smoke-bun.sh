@@ -13,8 +13,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Bun is fetched where it is used (see bun-path.sh); its binary runs directly so the cleanup's kill
+# reaches the service.
+bun=$(sh .ci/bun-path.sh)
+
 admin_key="smoke-admin-$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')"
-PORT=$port HOST=127.0.0.1 TELEMETRY_ADMIN_KEY="$admin_key" DATABASE_URL="${SMOKE_DATABASE_URL:-}" PGLITE_DIR="$data_dir" node_modules/.bin/bun server/main.ts >"$log" 2>&1 &
+PORT=$port HOST=127.0.0.1 TELEMETRY_ADMIN_KEY="$admin_key" DATABASE_URL="${SMOKE_DATABASE_URL:-}" PGLITE_DIR="$data_dir" "$bun" server/main.ts >"$log" 2>&1 &
 pid=$!
 
 for _ in $(seq 1 60); do
@@ -33,7 +37,10 @@ echo "$response" | grep -q '"id":"' || { echo "unexpected answer"; cat "$log"; e
 # The live stream (SSE) on Bun: subscribe with plain curl, ingest, see the event arrive with an id.
 workspace=$(node -e 'console.log(require("crypto").randomUUID())')
 input=$(node -e 'console.log(encodeURIComponent(JSON.stringify({json:{workspaceId:process.argv[1]}})))' "$workspace")
-params=$(node -e 'console.log(encodeURIComponent(JSON.stringify({apiKey:process.argv[1]})))' "$admin_key")
+# A key never goes in a URL: mint a short-lived stream ticket for the workspace and send that.
+ticket=$(curl -fsS -X POST "http://127.0.0.1:$port/api/live/ticket" -H 'content-type: application/json' -H "authorization: Bearer $admin_key" \
+  -d "{\"workspaceId\":\"$workspace\"}" | node -e 'let s="";process.stdin.on("data",(c)=>(s+=c)).on("end",()=>console.log(JSON.parse(s).ticket))')
+params=$(node -e 'console.log(encodeURIComponent(JSON.stringify({ticket:process.argv[1]})))' "$ticket")
 stream_out=$(mktemp)
 curl -sSN --max-time 8 -H 'accept: text/event-stream' "http://127.0.0.1:$port/trpc/telemetry.live?input=$input&connectionParams=$params" >"$stream_out" 2>/dev/null &
 curl_pid=$!

@@ -1,5 +1,5 @@
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
@@ -26,12 +26,19 @@ export async function freePort(): Promise<number> {
   });
 }
 
+let bunPath: string | undefined;
+/** The pinned Bun binary, fetched on first use (Bun is not a dependency: see .ci/bun-path.sh). */
+function bunBinary(): string {
+  bunPath ??= execFileSync('sh', ['.ci/bun-path.sh'], { encoding: 'utf8' }).trim();
+  return bunPath;
+}
+
 /** Starts a TypeScript entry point on Node (through tsx) or Bun and waits until `readyPath` answers. */
 export async function startServer(runtime: Runtime, script: string, env: Record<string, string>, readyPath = '/healthz'): Promise<RunningServer> {
   const port = await freePort();
   // On Node the service runs as `npm start` does, from the esbuild bundle; everything else through tsx.
   const nodeArgs = script === 'server/main.ts' ? ['dist/server.mjs'] : ['--import', 'tsx', script];
-  const [command, args] = runtime === 'node' ? [process.execPath, nodeArgs] : ['node_modules/.bin/bun', [script]];
+  const [command, args] = runtime === 'node' ? [process.execPath, nodeArgs] : [bunBinary(), [script]];
   const child = spawn(command, args, { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

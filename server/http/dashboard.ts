@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Hono, type Context as HonoContext } from 'hono';
@@ -24,7 +24,22 @@ export interface DashboardOptions {
   logger: Logger;
   /** Folder holding the dashboard's sources (index.html, main.ts, styles.css); found next to the code by default. */
   sourceDir?: string;
+  /**
+   * Folder holding the assets `npm run build` wrote (app.js, app.css, index.html): served as they
+   * are, with no bundler at run time. By default `dashboard/` beside the built server
+   * (dist/dashboard), which does not exist when running from source.
+   */
+  prebuiltDir?: string;
 }
+
+/** The page template and the two bundled assets, before their versions are filled in. */
+interface DashboardFiles {
+  template: string;
+  script: string;
+  stylesheet: string;
+}
+
+const PREBUILT_FILES = { script: 'app.js', stylesheet: 'app.css', template: 'index.html' } as const;
 
 const SOURCE_ENTRY = join('dashboard', 'main.ts');
 const ONE_YEAR_S = 31_536_000;
@@ -49,10 +64,11 @@ const contentVersion = (body: string) => createHash('sha256').update(body).diges
 
 /**
  * Bundles the browser code (TypeScript, the typed client, uPlot) and the styles (uPlot's included)
- * with esbuild's JS API, which runs on Node.js and Bun alike. esbuild is imported only here, on the
- * first dashboard request, so starting the service never pays for it.
+ * with esbuild's JS API, which runs on Node.js and Bun alike. `npm run build` calls it once to write
+ * dist/dashboard; a service running from source (tsx, Bun, tests) calls it on the first dashboard
+ * request. esbuild is a build tool (a dev dependency), imported only here.
  */
-async function buildDashboard(sourceDir: string): Promise<DashboardBundle> {
+export async function bundleDashboard(sourceDir: string): Promise<DashboardFiles & { metafile: unknown }> {
   const { build } = await import('esbuild');
   const result = await build({
     entryPoints: [
@@ -70,16 +86,41 @@ async function buildDashboard(sourceDir: string): Promise<DashboardBundle> {
     legalComments: 'eof',
     charset: 'utf8',
     logLevel: 'silent',
+    metafile: true,
   });
-  const output = (extension: string): DashboardAsset => {
+  const output = (extension: string): string => {
     const file = result.outputFiles.find((candidate) => candidate.path.endsWith(extension));
     if (!file) throw new Error(`dashboard build produced no ${extension} file`);
-    return { body: file.text, version: contentVersion(file.text) };
+    return file.text;
   };
-  const script = output('.js');
-  const stylesheet = output('.css');
   const template = await readFile(join(sourceDir, 'index.html'), 'utf8');
-  const html = template
+  return { template, script: output('.js'), stylesheet: output('.css'), metafile: result.metafile };
+}
+
+/** Writes the bundled dashboard where the built server finds it (`npm run build`: dist/dashboard). */
+export async function writeDashboardAssets(sourceDir: string, outDir: string): Promise<void> {
+  const { metafile, ...files } = await bundleDashboard(sourceDir);
+  await mkdir(outDir, { recursive: true });
+  for (const [key, name] of Object.entries(PREBUILT_FILES)) await writeFile(join(outDir, name), files[key as keyof DashboardFiles]);
+  // Read by `npm start` to rebuild only when a source is newer than the build.
+  await writeFile(join(outDir, 'meta.json'), JSON.stringify(metafile));
+}
+
+async function readPrebuilt(dir: string): Promise<DashboardFiles> {
+  const read = (name: string) => readFile(join(dir, name), 'utf8');
+  return { script: await read(PREBUILT_FILES.script), stylesheet: await read(PREBUILT_FILES.stylesheet), template: await read(PREBUILT_FILES.template) };
+}
+
+/** Beside the built server (dist/server.mjs: dist/dashboard), when `npm run build` wrote it there. */
+function findPrebuilt(from = dirname(fileURLToPath(import.meta.url))): string | undefined {
+  const dir = join(from, 'dashboard');
+  return existsSync(join(dir, PREBUILT_FILES.script)) ? dir : undefined;
+}
+
+function assemble(files: DashboardFiles): DashboardBundle {
+  const script = { body: files.script, version: contentVersion(files.script) };
+  const stylesheet = { body: files.stylesheet, version: contentVersion(files.stylesheet) };
+  const html = files.template
     .replace('{{scriptUrl}}', `/dashboard/app.js?v=${script.version}`)
     .replace('{{stylesheetUrl}}', `/dashboard/app.css?v=${stylesheet.version}`);
   return { html, script, stylesheet };
@@ -108,15 +149,17 @@ const dashboardSecurityHeaders = secureHeaders({
 
 /**
  * `GET /dashboard` (the page), `/dashboard/app.js` and `/dashboard/app.css`, to mount with
- * `app.route('/dashboard', dashboardRoutes(...))`. The bundle is built once, on first request, and
- * kept in memory; a failed build is retried on the next request.
+ * `app.route('/dashboard', dashboardRoutes(...))`. The assets are loaded once, on first request
+ * (read from the build output, or bundled from source), and kept in memory; a failure is retried on
+ * the next request.
  */
-export function dashboardRoutes({ logger, sourceDir }: DashboardOptions) {
+export function dashboardRoutes({ logger, sourceDir, prebuiltDir = findPrebuilt() }: DashboardOptions) {
   const routes = new Hono();
   let bundle: Promise<DashboardBundle> | undefined;
 
+  const loadFiles = (): Promise<DashboardFiles> => (prebuiltDir ? readPrebuilt(prebuiltDir) : bundleDashboard(sourceDir ?? findDashboardSources()));
   const loadBundle = (): Promise<DashboardBundle> => {
-    bundle ??= buildDashboard(sourceDir ?? findDashboardSources()).catch((error: unknown) => {
+    bundle ??= loadFiles().then(assemble, (error: unknown) => {
       bundle = undefined;
       throw error;
     });
