@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openPostgres, type PostgresDatabase } from '../db/database.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { createTcpProxy, type TcpProxy } from './faults/support/tcp-proxy.ts';
@@ -35,9 +35,10 @@ describe.runIf(onPostgres)('the database connection pool', () => {
     await Promise.all(Array.from({ length: 6 }, ping));
     await proxy.stopListening();
     proxy.cut();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await vi.waitFor(() => expect(proxy.openConnections()).toBe(0));
     // Every slot tries to reconnect while connections are refused; these wait for the database.
     const waiting = Array.from({ length: 12 }, () => ping().then(() => 'answered', () => 'failed'));
+    // The outage lasts long enough for those reconnects to be refused (a span of the fault, not a wait for an event).
     await new Promise((resolve) => setTimeout(resolve, 500));
 
     await proxy.listen();

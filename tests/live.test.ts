@@ -91,8 +91,11 @@ describe('the in-process bus', () => {
 describe('a slow subscriber', () => {
   it('is cut off at its buffer without skipping anything: it resumes from the last event it got and receives the rest', async () => {
     const bus = createMemoryBus({ maxEvents: 100, maxBytes: 64 * 1024 * 1024 });
+    let subscribed: () => void = () => {};
+    const hasSubscribed = new Promise<void>((resolve) => (subscribed = resolve));
     const live = createLiveStreams({
-      bus,
+      // The test publishes once the stream has subscribed to the bus.
+      bus: { ...bus, subscribe: (listener) => ((unsubscribe) => (subscribed(), unsubscribe))(bus.subscribe(listener)) },
       options: { ...STREAM_OPTIONS, maxStreamsPerKey: 5, subscriberBuffer: 2 },
       metrics: createMetrics({ defaultMetrics: false }),
       logger: createLogger('silent'),
@@ -100,7 +103,7 @@ describe('a slow subscriber', () => {
     const workspaceId = randomUUID();
     const stream = live.open({ keyId: 'k', workspaceId, filter: {}, lastEventId: undefined, signal: undefined });
     const first = stream.next(); // starts the stream
-    await new Promise((resolve) => setTimeout(resolve, 20)); // it has subscribed
+    await hasSubscribed;
     await bus.publish(['n1', 'n2', 'n3'].map((name) => storedEvent(workspaceId, name))); // n3 overflows
     const received = [(await first).value!];
     await bus.publish([storedEvent(workspaceId, 'n4')]); // after the overflow: not taken
@@ -127,8 +130,8 @@ describe('a slow subscriber', () => {
     const controller = new AbortController();
     const streams = Array.from({ length: 5 }, () => live.open({ keyId: 'k', workspaceId: randomUUID(), filter: {}, lastEventId: undefined, signal: controller.signal }));
     const firsts = streams.map((stream) => stream.next().then(() => 'open', (error: { reason?: string }) => error.reason));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(live.openStreams()).toBe(2);
+    // Five are counted at once; the three over the limit are refused once the shared count fails.
+    await waitFor(() => live.openStreams() === 2, 'the refused opens to be released');
     controller.abort();
     expect((await Promise.all(firsts)).filter((outcome) => outcome === 'too_many_streams')).toHaveLength(3);
     await Promise.all(streams.map((stream) => stream.return(undefined)));
@@ -375,6 +378,7 @@ describe('telemetry.live maximum duration', () => {
       for (let n = 0; n < 25; n += 1) {
         names.push(`tick-${n}`);
         await ingest.telemetry.ingest.mutate(event(workspaceId, `tick-${n}`));
+        // Paces the load over the 1 s boundaries (not a wait for something to happen).
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       await waitFor(() => stream.received.length >= names.length, 'every tick', 15_000);

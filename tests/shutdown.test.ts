@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { startChildService } from './support/child-service.ts';
 import { storedEvents } from './support/events.ts';
@@ -35,7 +35,8 @@ describe.runIf(process.env.TEST_DB_KIND === 'postgres')('graceful shutdown', () 
     const load = Promise.all(Array.from({ length: 8 }, async () => {
       for (let i = 0; i < 25; i += 1) await send();
     }));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // SIGTERM lands while the load is being served.
+    await vi.waitFor(() => expect(acknowledged.length).toBeGreaterThan(0), { timeout: 20_000, interval: 20 });
     service.process.kill('SIGTERM');
     await load;
     expect(await service.exited).toBe(0);
