@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTracker, type TrackerOptions, type TrackerProblem } from '../client/tracker.ts';
 import { reportWebVitals, type WebVitalsMetric } from '../client/web-vitals.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
@@ -64,6 +64,10 @@ function trackerFor(workspaceId: string, options: Partial<TrackerOptions> = {}) 
 }
 
 describe('tracker', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('sends a batch when flushAt events wait, with the ids and times given when they were tracked', async () => {
     const workspaceId = randomUUID();
     const requests = instrumentedFetch();
@@ -105,20 +109,26 @@ describe('tracker', () => {
 
   it('waits at least Retry-After after a 429 before sending again', async () => {
     const workspaceId = randomUUID();
-    let calls = 0;
+    // The tracker's timers and clock are fake until the retry goes out; the gap is read on that clock.
+    const calledAt: number[] = [];
     const fetch: NonNullable<TrackerOptions['fetch']> = async (input, init) => {
-      calls += 1;
-      if (calls === 1) {
+      calledAt.push(Date.now());
+      if (calledAt.length === 1) {
         const body = [{ error: { json: { message: 'Rate limit exceeded', code: -32029, data: { code: 'TOO_MANY_REQUESTS', httpStatus: 429, retryAfterSeconds: 1 } } } }];
         return new Response(JSON.stringify(body), { status: 429, headers: { 'content-type': 'application/json', 'retry-after': '1' } });
       }
+      // The retry reaches the in-process service, whose own timers need the real clock.
+      vi.useRealTimers();
       return globalThis.fetch(input, init);
     };
     const { tracker, problems } = trackerFor(workspaceId, { fetch });
-    const started = Date.now();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     tracker.track({ eventType: 'custom', name: 'limited' });
-    await tracker.flush({ timeoutMs: 5000 });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    const flushed = tracker.flush({ timeoutMs: 5000 });
+    for (let step = 0; calledAt.length < 2 && step < 300; step += 1) await vi.advanceTimersByTimeAsync(10);
+    await flushed;
+    expect(calledAt).toHaveLength(2);
+    expect(calledAt[1]! - calledAt[0]!).toBeGreaterThanOrEqual(1000);
     expect(problems).toContainEqual(expect.objectContaining({ kind: 'retrying', attempt: 1 }));
     expect((problems.find((problem) => problem.kind === 'retrying') as { delayMs: number }).delayMs).toBeGreaterThanOrEqual(1000);
     expect(await storedIn(workspaceId)).toHaveLength(1);
@@ -221,10 +231,9 @@ describe('tracker', () => {
     const hanging: NonNullable<TrackerOptions['fetch']> = () => new Promise<never>(() => {});
     const { tracker } = trackerFor(workspaceId, { fetch: hanging, flushAt: 1000, flushIntervalMs: 60_000 });
     tracker.track({ eventType: 'custom', name: 'stuck' });
-    const started = Date.now();
+    // The request never answers: only the deadline can end these calls.
     expect(await tracker.flush({ timeoutMs: 200 })).toEqual({ remaining: 1 });
     expect(await tracker.shutdown({ timeoutMs: 200 })).toEqual({ remaining: 1 });
-    expect(Date.now() - started).toBeLessThan(1500);
   });
 
   it('gives up on a request after requestTimeoutMs and retries it', async () => {
