@@ -1,6 +1,6 @@
 import type { EventInput, EventReceipt, JsonObject } from '../client/index.ts';
 import type { TelemetryClient } from './command.ts';
-import { isServiceError } from './errors.ts';
+import { classifyFailure } from '../client/retry-policy.ts';
 import { cliRetryDelayMs, sleep, type RetryPolicy } from './retry.ts';
 
 export interface PendingEvent {
@@ -51,7 +51,7 @@ export function createBatchSender(options: {
           return pending ? [{ pending, receipt }] : [];
         });
       } catch (error) {
-        if (isServiceError(error) && error.data?.code === 'PAYLOAD_TOO_LARGE' && batch.length > 1) {
+        if (classifyFailure(error).status === 413 && batch.length > 1) {
           const half = Math.ceil(batch.length / 2);
           largestBatch = Math.min(largestBatch, half);
           return [...(await sendWithRetries(batch.slice(0, half))), ...(await sendWithRetries(batch.slice(half)))];
