@@ -206,12 +206,16 @@ describe('deadlines', () => {
 describe('long-running operator jobs', () => {
   it('are not cut off by the procedure deadline: a retention run longer than it still answers its report', async () => {
     const config = testConfig({ PROCEDURE_TIMEOUT_MS: '100' });
-    const real = servicesWith(testDb.db, {}, config);
+    const stalled = () => new Promise<never>(() => {});
+    const real = servicesWith(testDb.db, { ingestor: { ingestEvent: stalled, ingestBatch: stalled } }, config);
+    let slow: TestServer | undefined;
+    // The run outlives the deadline: it returns only after an ingest call started after it was cut off.
     const slowRun: typeof real.retention.run = async (options) => {
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      const cutOff = await postJson('/api/events', { source: 'web', eventType: 'custom', name: 'x' }, {}, slow!.url);
+      expect(cutOff.status).toBe(503);
       return real.retention.run(options);
     };
-    const slow = await startTestServer(testDb.db, { config, services: { ...real, retention: { ...real.retention, run: slowRun } } });
+    slow = await startTestServer(testDb.db, { config, services: { ...real, retention: { ...real.retention, run: slowRun } } });
     try {
       const response = await postJson('/api/admin/retention/run', { dryRun: true }, { authorization: `Bearer ${keys.admin}` }, slow.url);
       expect(response.status).toBe(200);

@@ -151,15 +151,14 @@ describe('body limits on every route', () => {
   it('cuts off a request whose body stalls', async () => {
     const { port } = new URL(server.url);
     const socket = net.connect(Number(port), '127.0.0.1');
-    const started = Date.now();
     const closed = new Promise<string>((resolve) => {
       let received = '';
       socket.on('data', (chunk) => (received += chunk.toString()));
       socket.on('close', () => resolve(received));
     });
     socket.write(`POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"source":`);
+    // Only the service closes this socket (the test's own timeout bounds the wait).
     const received = await closed;
-    expect(Date.now() - started).toBeLessThan(10_000);
     expect(received === '' || received.startsWith('HTTP/1.1 408')).toBe(true);
   });
 });
