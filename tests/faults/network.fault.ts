@@ -56,6 +56,7 @@ describe('PostgreSQL connections slowed and cut (TCP proxy)', () => {
       const slowed = await timedIngest(workspaceId);
       expect(slowed.status).toBe(503);
       expect(slowed.ms).toBeLessThan(PROCEDURE_TIMEOUT_MS + 1000);
+      // The slowdown lasts a few seconds under load (a span of the fault, not a wait for an event).
       await new Promise((resolve) => setTimeout(resolve, 3000));
       proxy.setDelay(0);
       let acknowledged = load.acknowledgedCount();
@@ -63,8 +64,9 @@ describe('PostgreSQL connections slowed and cut (TCP proxy)', () => {
 
       // Cut: every connection dropped, three times.
       for (let cut = 0; cut < 3; cut += 1) {
+        // Each cut drops connections the pool has opened again since the last.
+        await waitUntil(() => proxy.openConnections() > 0, 'the pool to reconnect', 30_000);
         proxy.cut();
-        await new Promise((resolve) => setTimeout(resolve, 300));
       }
       acknowledged = load.acknowledgedCount();
       await waitUntil(() => load.acknowledgedCount() >= acknowledged + 2000, 'ingestion to resume after the cuts', 30_000);
@@ -72,7 +74,11 @@ describe('PostgreSQL connections slowed and cut (TCP proxy)', () => {
       const summary = await load.stop();
       const result = await reconcile(cluster.url, workspaceId, load);
       // Connections settle back within the pool (plus the LISTEN connection and the test's own).
-      await new Promise((resolve) => setTimeout(resolve, 2000));
+      await waitUntil(
+        async () => proxy.openConnections() <= POOL_MAX + 1 && (await cluster.clientConnections()) <= POOL_MAX + 1,
+        'connections to settle within the pool',
+        15_000,
+      ).catch(() => {}); // the assertions below name the numbers if they never do
       const serverSide = await cluster.clientConnections();
       const throughProxy = proxy.openConnections();
       console.log(`network: ${JSON.stringify({ ...result, lost: result.lost.length, slowedCall: slowed, failures: summary.failures, slowestCallMs: summary.slowestCallMs, serverSide, throughProxy })}`);

@@ -64,12 +64,18 @@ describe('reads from a streaming replica (DATABASE_READ_URL)', () => {
     await onStandby((sql) => sql`select pg_wal_replay_pause()`);
     const second = (await (await call('/api/events', { workspaceId, source: 'backend', eventType: 'probe', name: 'not-yet' })).json()) as { id: string };
     expect(second.id).toBeTruthy();
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await getEvent(second.id, workspaceId)).toBe(404);
     const onPrimary = postgres(primary.url, { max: 1, onnotice: () => {} });
     const [stored] = await onPrimary<{ count: number }[]>`select count(*)::int as count from telemetry.events where id = ${second.id}`;
+    const [primaryAt] = await onPrimary<{ lsn: string }[]>`select pg_current_wal_lsn()::text as lsn`;
     await onPrimary.end({ timeout: 1 });
     expect(stored!.count).toBe(1);
+    // The standby has received the commit (but not replayed it): the 404 is the paused replay.
+    await waitUntil(
+      () => onStandby(async (sql) => (await sql`select pg_last_wal_receive_lsn() >= ${primaryAt!.lsn}::pg_lsn as received`)[0]?.['received'] === true),
+      'the standby to receive the commit',
+      10_000,
+    );
+    expect(await getEvent(second.id, workspaceId)).toBe(404);
 
     await onStandby((sql) => sql`select pg_wal_replay_resume()`);
     await waitUntil(async () => (await getEvent(second.id, workspaceId)) === 200, 'the event after replay resumes', 10_000);
@@ -85,12 +91,11 @@ describe('reads from a streaming replica (DATABASE_READ_URL)', () => {
     expect(list.status).toBe(200);
     await standby.start();
     await waitUntil(async () => onStandby(async (sql) => (await sql`select pg_is_in_recovery() as standby`)[0]?.['standby'] === true), 'the standby to run again', 20_000);
-    // After the bypass window, reads use the standby again: paused replay makes that visible.
-    await new Promise((resolve) => setTimeout(resolve, 5500));
+    // With replay paused on the standby, an event reads as 404 there and 200 on the primary: once
+    // the bypass window (5 s) is over, reads use the standby again.
     await onStandby((sql) => sql`select pg_wal_replay_pause()`);
     const unseen = (await (await call('/api/events', { workspaceId, source: 'backend', eventType: 'probe', name: 'unseen' })).json()) as { id: string };
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(await getEvent(unseen.id, workspaceId)).toBe(404);
+    await waitUntil(async () => (await getEvent(unseen.id, workspaceId)) === 404, 'reads to use the standby again', 15_000);
     await onStandby((sql) => sql`select pg_wal_replay_resume()`);
   });
 });
