@@ -10,8 +10,9 @@ import type { CliIo } from '../cli/io.ts';
 import { createTelemetryClient, type EventInput, type TelemetryClient } from '../client/index.ts';
 import { uuidv7 } from '../client/uuid7.ts';
 import type { Services } from '../server/trpc/context.ts';
+import type { ServiceLifecycle } from '../server/services/index.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
 
 const BIN = fileURLToPath(new URL('../bin/telemetry.mjs', import.meta.url));
 
@@ -20,20 +21,21 @@ const BIN = fileURLToPath(new URL('../bin/telemetry.mjs', import.meta.url));
 let testDb: TestDatabase;
 let keys: TestKeys;
 let services: Services;
+let lifecycle: ServiceLifecycle | undefined;
 let server: TestServer;
 let ingest: TelemetryClient;
 beforeAll(async () => {
   testDb = await openTestDatabase();
   keys = await createTestKeys(testDb.db);
   const config = testConfig();
-  services = testServices(testDb.db, { config });
+  ({ services, lifecycle } = testWiring(testDb.db, { config }));
   server = await startTestServer(testDb.db, { config, services });
   ingest = createTelemetryClient({ url: server.url, apiKey: keys.ingest });
 });
 afterAll(async () => {
-  services?.live.endAll();
+  lifecycle?.endLiveStreams();
   await server?.close();
-  await services?.live.close();
+  await lifecycle?.close();
   await testDb?.drop();
 });
 

@@ -7,8 +7,9 @@ import { createEventWriter, type EventRow } from '../db/event-writers.ts';
 import { ensureDailyPartitions } from '../db/partitions.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
+import type { ServiceLifecycle } from '../server/services/index.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
 
 /**
  * The dashboard in a real Chromium (Debian's, never a downloaded one) against a real server:
@@ -79,6 +80,7 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
   let testDb: TestDatabase;
   let keys: TestKeys;
   let services: Services;
+  let lifecycle: ServiceLifecycle | undefined;
   let server: TestServer;
   let browser: Browser;
   let readKey: string;
@@ -105,15 +107,15 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     await writer.write(seedEvents(randomUUID(), users, now).slice(0, 12));
 
     const config = testConfig();
-    services = testServices(testDb.db, { config });
+    ({ services, lifecycle } = testWiring(testDb.db, { config }));
     server = await startTestServer(testDb.db, { config, services });
   });
 
   afterAll(async () => {
     await browser?.close();
-    services?.live.endAll();
+    lifecycle?.endLiveStreams();
     await server?.close();
-    await services?.live.close();
+    await lifecycle?.close();
     await testDb?.drop();
   });
 

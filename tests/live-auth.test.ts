@@ -14,7 +14,7 @@ import { createStreamTickets } from '../server/services/live/stream-tickets.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
 
 let testDb: TestDatabase;
 let keys: TestKeys;
@@ -56,7 +56,7 @@ interface Instance {
 /** An app instance over the shared test database that follows revocations, as `startService` does. */
 async function startInstance(overrides: Record<string, string> = {}): Promise<Instance> {
   const config = testConfig(overrides);
-  const services = testServices(testDb.db, { config });
+  const { services, lifecycle } = testWiring(testDb.db, { config });
   const stopFollowing = await services.keys.followRevocations();
   const server = await startTestServer(testDb.db, { config, services });
   return {
@@ -64,10 +64,10 @@ async function startInstance(overrides: Record<string, string> = {}): Promise<In
     server,
     client: (apiKey) => createTelemetryClient({ url: server.url, apiKey, EventSource }),
     async close() {
-      services.live.endAll();
+      lifecycle.endLiveStreams();
       await server.close();
       await stopFollowing();
-      await services.live.close();
+      await lifecycle.close();
     },
   };
 }
@@ -196,16 +196,17 @@ describe('secrets stay out of URLs', () => {
   beforeAll(async () => {
     const config = testConfig({ LIVE_MAX_DURATION_S: '1' });
     // The real services, with the ticket clock in the test's hands (expiry without waiting).
-    const services: Services = { ...testServices(testDb.db, { config }), streamTickets: createStreamTickets({ db: testDb.db, ttlMs: config.live.ticketTtlMs, now: () => clock }) };
+    const { services: wired, lifecycle } = testWiring(testDb.db, { config });
+    const services: Services = { ...wired, streamTickets: createStreamTickets({ db: testDb.db, ttlMs: config.live.ticketTtlMs, now: () => clock }) };
     const server = await startTestServer(testDb.db, { config, services });
     instance = {
       services,
       server,
       client: (apiKey) => createTelemetryClient({ url: server.url, apiKey, EventSource }),
       async close() {
-        services.live.endAll();
+        lifecycle.endLiveStreams();
         await server.close();
-        await services.live.close();
+        await lifecycle.close();
       },
     };
   });
@@ -308,7 +309,7 @@ describe('secrets stay out of URLs', () => {
   it('telemetry tail with an admin key never puts the key in a URL: its stream opens with a ticket', async () => {
     const urls: string[] = [];
     const config = testConfig();
-    const services = testServices(testDb.db, { config });
+    const { services, lifecycle } = testWiring(testDb.db, { config });
     const app = new Hono();
     app.use('*', async (c, next) => {
       urls.push(c.req.url);
@@ -344,10 +345,10 @@ describe('secrets stay out of URLs', () => {
         expect(decodeURIComponent(seen)).not.toContain(keys.admin);
       }
     } finally {
-      services.live.endAll();
+      lifecycle.endLiveStreams();
       server.close();
       if ('closeAllConnections' in server) server.closeAllConnections();
-      await services.live.close();
+      await lifecycle.close();
     }
   });
 });

@@ -14,7 +14,7 @@ import type { StoredEvent } from '../server/services/events/schemas.ts';
 import type { JsonObject } from '../server/services/events/json.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
 
 const MiB = 1024 * 1024;
 
@@ -70,16 +70,16 @@ interface Instance {
 
 async function startInstance(overrides: Record<string, string>, bus?: ServiceDeps['bus']): Promise<Instance> {
   const config = testConfig(overrides);
-  const services = testServices(testDb.db, { config, ...(bus && { bus }) });
+  const { services, lifecycle } = testWiring(testDb.db, { config, ...(bus && { bus }) });
   const server = await startTestServer(testDb.db, { config, services });
   return {
     services,
     server,
     client: (apiKey) => createTelemetryClient({ url: server.url, apiKey, EventSource }),
     async close() {
-      services.live.endAll();
+      lifecycle.endLiveStreams();
       await server.close();
-      await services.live.close();
+      await lifecycle.close();
     },
   };
 }

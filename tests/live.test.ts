@@ -18,7 +18,7 @@ import { createRedisStreamSlots } from '../server/services/live/stream-slots.ts'
 import type { StoredEvent } from '../server/services/events/schemas.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices, testWiring } from './support/app.ts';
 
 let testDb: TestDatabase;
 let keys: TestKeys;
@@ -159,16 +159,16 @@ interface Instance {
 
 async function startInstance(overrides: Record<string, string> = {}, bus?: ServiceDeps['bus'], streamSlots?: ServiceDeps['streamSlots']): Promise<Instance> {
   const config = testConfig(overrides);
-  const services = testServices(testDb.db, { config, ...(bus && { bus }), ...(streamSlots && { streamSlots }) });
+  const { services, lifecycle } = testWiring(testDb.db, { config, ...(bus && { bus }), ...(streamSlots && { streamSlots }) });
   const server = await startTestServer(testDb.db, { config, services });
   return {
     services,
     server,
     client: (apiKey) => createTelemetryClient({ url: server.url, apiKey, EventSource }),
     async close() {
-      services.live.endAll();
+      lifecycle.endLiveStreams();
       await server.close();
-      await services.live.close();
+      await lifecycle.close();
     },
   };
 }

@@ -32,11 +32,12 @@ export interface Services {
   erasure: ErasureService;
   /** Retention overrides and the expiry job (admin.retention). */
   retention: RetentionService;
-  rateLimiter: RateLimiter;
+  /** Spends a key's budget; closing it is the lifecycle's business. */
+  rateLimiter: Pick<RateLimiter, 'consume' | 'store'>;
   /** Per-workspace rate ceilings every bound key also spends from (admin.workspaceLimits). */
   workspaceLimits: WorkspaceLimitService;
-  /** Live streams of committed events (telemetry.live). */
-  live: LiveStreams;
+  /** Live streams of committed events (telemetry.live); ending them all is the lifecycle's business. */
+  live: Pick<LiveStreams, 'open' | 'openStreams' | 'windowSize'>;
   /** Short-lived tickets that open live streams without a key in the URL (telemetry.liveTicket). */
   streamTickets: StreamTickets;
   metrics: Metrics;

@@ -6,6 +6,7 @@ import { loadConfig, type Config } from '../../server/config.ts';
 import { createLogger, type Logger } from '../../server/logger.ts';
 import { wireServices, type WiringDeps } from '../../server/composition.ts';
 import { createMetrics } from '../../server/metrics.ts';
+import type { ServiceLifecycle } from '../../server/services/index.ts';
 import type { Services } from '../../server/trpc/context.ts';
 import { createContextInner } from '../../server/trpc/context.ts';
 import { createCallerFactory } from '../../server/trpc/init.ts';
@@ -34,13 +35,17 @@ const createCaller = createCallerFactory(appRouter);
  * The service verbs as the service wires them without Redis (memory bus and rate limits), silent,
  * with parts replaced or added where a test needs them (a bus, a limiter, a read pool, a clock).
  */
-export function testServices(
-  db: Database,
-  options: { config?: Config; logger?: Logger } & Pick<WiringDeps, 'readReplica' | 'readPool' | 'now'> & NonNullable<WiringDeps['replace']> = {},
-): Services {
+export function testServices(db: Database, options: TestWiringOptions = {}): Services {
+  return testWiring(db, options).services;
+}
+
+type TestWiringOptions = { config?: Config; logger?: Logger } & Pick<WiringDeps, 'readReplica' | 'readPool' | 'now'> & NonNullable<WiringDeps['replace']>;
+
+/** testServices with their lifecycle, for tests that end live streams and close what the services hold. */
+export function testWiring(db: Database, options: TestWiringOptions = {}): { services: Services; lifecycle: ServiceLifecycle } {
   const { config = testConfig(), logger = createLogger('silent'), rateLimiter, bus, streamSlots, ...rest } = options;
   const replace = { ...(rateLimiter && { rateLimiter }), ...(bus && { bus }), ...(streamSlots && { streamSlots }) };
-  return wireServices({ db, config, logger, metrics: createMetrics({ defaultMetrics: false }), replace, ...rest }).services;
+  return wireServices({ db, config, logger, metrics: createMetrics({ defaultMetrics: false }), replace, ...rest });
 }
 
 /** Calls procedures directly, without HTTP (the inner context). */
