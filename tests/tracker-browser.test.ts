@@ -12,6 +12,7 @@ import { createApp } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { createTestKeys, testConfig, testServices, type TestKeys } from './support/app.ts';
+import { waitUntil } from './faults/support/wait.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -26,6 +27,8 @@ describe.skipIf(!existsSync(CHROMIUM))('tracker in Chromium', () => {
   let origin: string;
   let closeServer: () => void;
   let serviceReachable = true;
+  /** Requests cut while the service was unreachable: each is a send the tracker must retry. */
+  let cutRequests = 0;
 
   beforeAll(async () => {
     testDb = await openTestDatabase();
@@ -45,6 +48,7 @@ describe.skipIf(!existsSync(CHROMIUM))('tracker in Chromium', () => {
     // "Offline": the service's connections are cut before any answer, as a lost network would.
     app.use('/trpc/*', async (c, next) => {
       if (!serviceReachable) {
+        cutRequests += 1;
         c.env.incoming.socket.destroy();
         return c.body(null, 503);
       }
@@ -62,7 +66,15 @@ describe.skipIf(!existsSync(CHROMIUM))('tracker in Chromium', () => {
     };
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 60_000);
 
@@ -88,7 +100,12 @@ describe.skipIf(!existsSync(CHROMIUM))('tracker in Chromium', () => {
   }
 
   function pageUrl(workspaceId: string, settings: { flushAt: number; flushIntervalMs: number }) {
-    const query = new URLSearchParams({ key: keys.ingest, workspace: workspaceId, flushAt: String(settings.flushAt), interval: String(settings.flushIntervalMs) });
+    const query = new URLSearchParams({
+      key: keys.ingest,
+      workspace: workspaceId,
+      flushAt: String(settings.flushAt),
+      interval: String(settings.flushIntervalMs),
+    });
     return `${origin}/page?${query}`;
   }
 
@@ -97,27 +114,40 @@ describe.skipIf(!existsSync(CHROMIUM))('tracker in Chromium', () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(pageUrl(workspaceId, { flushAt: 5, flushIntervalMs: 200 }));
-    await page.evaluate(() => ['online-1', 'online-2', 'online-3'].forEach((name) => window.track(name)));
+    await page.evaluate(() =>
+      ['online-1', 'online-2', 'online-3'].forEach((name) => {
+        window.track(name);
+      }),
+    );
     expect(await waitForStored(workspaceId, 3)).toEqual(['online-1', 'online-2', 'online-3']);
 
     // The service becomes unreachable (the page itself still loads).
     serviceReachable = false;
-    await page.evaluate(() => ['offline-1', 'offline-2', 'offline-3', 'offline-4'].forEach((name) => window.track(name)));
-    await page.waitForTimeout(600); // some sends fail and are scheduled for retry
+    await page.evaluate(() =>
+      ['offline-1', 'offline-2', 'offline-3', 'offline-4'].forEach((name) => {
+        window.track(name);
+      }),
+    );
+    await waitUntil(() => cutRequests > 0, 'a send to fail while the service is unreachable');
     const persisted = await page.evaluate(() => Object.keys(localStorage).filter((key) => key.startsWith('telemetry-tracker:queue:')).length);
     expect(persisted).toBe(1);
 
     await page.reload();
-    await page.evaluate(() => ['reloaded-1', 'reloaded-2'].forEach((name) => window.track(name)));
-    await page.waitForTimeout(300);
+    await page.evaluate(() =>
+      ['reloaded-1', 'reloaded-2'].forEach((name) => {
+        window.track(name);
+      }),
+    );
+    const cutBeforeReload = cutRequests;
+    await waitUntil(() => cutRequests > cutBeforeReload, 'the reloaded page to try sending');
     expect(await storedNames(workspaceId)).toHaveLength(3);
 
     serviceReachable = true;
     await page.evaluate(() => window.dispatchEvent(new Event('online')));
     const names = await waitForStored(workspaceId, 9);
     expect(names).toEqual(['offline-1', 'offline-2', 'offline-3', 'offline-4', 'online-1', 'online-2', 'online-3', 'reloaded-1', 'reloaded-2']);
-    // Nothing more arrives later (no duplicate sends, and the queue is empty).
-    await page.waitForTimeout(500);
+    // The queue empties, and every event was stored once (a resend would be answered `duplicate`).
+    await page.waitForFunction(() => window.tracker.queueSize() === 0);
     expect(await storedNames(workspaceId)).toHaveLength(9);
     expect(await page.evaluate(() => window.tracker.queueSize())).toBe(0);
     await context.close();
@@ -129,7 +159,11 @@ describe.skipIf(!existsSync(CHROMIUM))('tracker in Chromium', () => {
     const page = await context.newPage();
     // Nothing would be sent for a minute: only the page-hide flush can deliver these.
     await page.goto(pageUrl(workspaceId, { flushAt: 1000, flushIntervalMs: 60_000 }));
-    await page.evaluate(() => ['closing-1', 'closing-2', 'closing-3'].forEach((name) => window.track(name)));
+    await page.evaluate(() =>
+      ['closing-1', 'closing-2', 'closing-3'].forEach((name) => {
+        window.track(name);
+      }),
+    );
     await page.close({ runBeforeUnload: true });
     expect(await waitForStored(workspaceId, 3)).toEqual(['closing-1', 'closing-2', 'closing-3']);
     await context.close();
