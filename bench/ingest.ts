@@ -84,7 +84,11 @@ async function main() {
   const databaseUrl = url.toString();
   const db = openPostgres({ url: databaseUrl, maxConnections: 8 });
   const raw = postgres(databaseUrl, { max: 8, onnotice: () => {} });
-  const results: Record<string, unknown> = { startedAt: new Date().toISOString(), seconds: SECONDS, machine: { cpus: (await import('node:os')).cpus().length } };
+  const results: Record<string, unknown> = {
+    startedAt: new Date().toISOString(),
+    seconds: SECONDS,
+    machine: { cpus: (await import('node:os')).cpus().length },
+  };
 
   try {
     await db.migrate();
@@ -94,9 +98,11 @@ async function main() {
     log('COPY baseline…');
     await truncate(db);
     const copyRowsPerSecond = await writeThroughput(sampleRows(COPY_ROWS), 2000, 4, async (batch) => {
-      const writable = await db.client.unsafe(
-        'copy telemetry.events (id, workspace_id, user_id, source, event_type, name, target_type, target_id, metadata, created_at, received_at) from stdin',
-      ).writable();
+      const writable = await db.client
+        .unsafe(
+          'copy telemetry.events (id, workspace_id, user_id, source, event_type, name, target_type, target_id, metadata, created_at, received_at) from stdin',
+        )
+        .writable();
       await pipeline(Readable.from([toCopyText(batch)]), writable);
     });
     results.copy = { rowsPerSecond: copyRowsPerSecond };
@@ -115,22 +121,55 @@ async function main() {
     for (const runtime of RUNTIMES) {
       log(`${runtime}: telemetry service…`);
       await truncate(db);
-      const service = await startServer(runtime, 'server/main.ts', {
-        DATABASE_URL: databaseUrl,
-        TELEMETRY_ADMIN_KEY: ADMIN_KEY,
-        LOG_LEVEL: 'warn',
-        RATE_LIMIT_ADMIN_EPS: '100000000',
-        RATE_LIMIT_ADMIN_BURST: '0',
-        DATABASE_POOL_MAX: '8',
-      }, '/readyz');
+      const service = await startServer(
+        runtime,
+        'server/main.ts',
+        {
+          DATABASE_URL: databaseUrl,
+          TELEMETRY_ADMIN_KEY: ADMIN_KEY,
+          LOG_LEVEL: 'warn',
+          RATE_LIMIT_ADMIN_EPS: '100000000',
+          RATE_LIMIT_ADMIN_BURST: '0',
+          DATABASE_POOL_MAX: '8',
+        },
+        '/readyz',
+      );
       const auth = { authorization: `Bearer ${ADMIN_KEY}` };
       const batchBody = (size: number) => JSON.stringify({ json: { events: Array.from({ length: size }, (_, n) => sampleEvent(n)) } });
       // Warm up (JIT, connections, key cache).
-      await runLoad({ url: service.url, path: '/trpc/telemetry.ingest', body: JSON.stringify({ json: sampleEvent(0) }), headers: auth, connections: 16, seconds: 2 });
-      const batch100 = await runLoad({ url: service.url, path: '/trpc/telemetry.ingestBatch', body: batchBody(100), headers: auth, connections: 16, seconds: SECONDS });
-      const batch1000 = await runLoad({ url: service.url, path: '/trpc/telemetry.ingestBatch', body: batchBody(1000), headers: auth, connections: 16, seconds: SECONDS });
+      await runLoad({
+        url: service.url,
+        path: '/trpc/telemetry.ingest',
+        body: JSON.stringify({ json: sampleEvent(0) }),
+        headers: auth,
+        connections: 16,
+        seconds: 2,
+      });
+      const batch100 = await runLoad({
+        url: service.url,
+        path: '/trpc/telemetry.ingestBatch',
+        body: batchBody(100),
+        headers: auth,
+        connections: 16,
+        seconds: SECONDS,
+      });
+      const batch1000 = await runLoad({
+        url: service.url,
+        path: '/trpc/telemetry.ingestBatch',
+        body: batchBody(1000),
+        headers: auth,
+        connections: 16,
+        seconds: SECONDS,
+      });
       await truncate(db);
-      const single = await runLoad({ url: service.url, path: '/trpc/telemetry.ingest', body: JSON.stringify({ json: sampleEvent(0) }), headers: auth, connections: 64, seconds: SECONDS });
+      const single = await runLoad({
+        url: service.url,
+        path: '/trpc/telemetry.ingest',
+        body: JSON.stringify({ json: sampleEvent(0) }),
+        headers: auth,
+        connections: 64,
+        seconds: SECONDS,
+      });
       const peakRssMb = service.peakRssMb();
       await service.stop();
 
@@ -138,19 +177,43 @@ async function main() {
       await truncate(db);
       const naiveServer = await startServer(runtime, 'bench/servers/naive.ts', { DATABASE_URL: databaseUrl });
       await runLoad({ url: naiveServer.url, path: '/trpc/telemetry.ingest', body: JSON.stringify({ json: sampleEvent(0) }), connections: 16, seconds: 2 });
-      const naive = await runLoad({ url: naiveServer.url, path: '/trpc/telemetry.ingest', body: JSON.stringify({ json: sampleEvent(0) }), connections: 64, seconds: SECONDS });
+      const naive = await runLoad({
+        url: naiveServer.url,
+        path: '/trpc/telemetry.ingest',
+        body: JSON.stringify({ json: sampleEvent(0) }),
+        connections: 64,
+        seconds: SECONDS,
+      });
       await naiveServer.stop();
 
       log(`${runtime}: bare Hono…`);
       const bareServer = await startServer(runtime, 'bench/servers/bare.ts', {}, '/trpc/telemetry.ingest');
       await runLoad({ url: bareServer.url, path: '/trpc/telemetry.ingest', body: JSON.stringify({ json: sampleEvent(0) }), connections: 16, seconds: 2 });
-      const bare = await runLoad({ url: bareServer.url, path: '/trpc/telemetry.ingest', body: JSON.stringify({ json: sampleEvent(0) }), connections: 64, seconds: SECONDS });
+      const bare = await runLoad({
+        url: bareServer.url,
+        path: '/trpc/telemetry.ingest',
+        body: JSON.stringify({ json: sampleEvent(0) }),
+        connections: 64,
+        seconds: SECONDS,
+      });
       await bareServer.stop();
 
       log(`${runtime}: minimal tRPC on Hono…`);
       const trpcServerProcess = await startServer(runtime, 'bench/servers/trpc-minimal.ts', {}, '/trpc/telemetry.ingest');
-      await runLoad({ url: trpcServerProcess.url, path: '/trpc/telemetry.ingest', body: JSON.stringify({ json: sampleEvent(0) }), connections: 16, seconds: 2 });
-      const trpcMinimal = await runLoad({ url: trpcServerProcess.url, path: '/trpc/telemetry.ingest', body: JSON.stringify({ json: sampleEvent(0) }), connections: 64, seconds: SECONDS });
+      await runLoad({
+        url: trpcServerProcess.url,
+        path: '/trpc/telemetry.ingest',
+        body: JSON.stringify({ json: sampleEvent(0) }),
+        connections: 16,
+        seconds: 2,
+      });
+      const trpcMinimal = await runLoad({
+        url: trpcServerProcess.url,
+        path: '/trpc/telemetry.ingest',
+        body: JSON.stringify({ json: sampleEvent(0) }),
+        connections: 64,
+        seconds: SECONDS,
+      });
       await trpcServerProcess.stop();
 
       const eventsPerSecond = (load: LoadResult, size: number) => load.requestsPerSecond * size;
@@ -198,10 +261,13 @@ function printTable(results: Record<string, unknown>) {
   const lines: string[] = [];
   lines.push(`COPY into the partitioned table (2,000-row batches, 4 in flight): ${copy.toLocaleString('en')} rows/s`);
   lines.push('Insert forms with the id ledger (1,000-row batches, 4 in flight), rows/s:');
-  for (const [form, rate] of Object.entries(results.insertForms as Record<string, number>)) lines.push(`  ${form.padEnd(8)} ${rate.toLocaleString('en').padStart(9)}  (${round(rate / copy)}x COPY)`);
+  for (const [form, rate] of Object.entries(results.insertForms as Record<string, number>))
+    lines.push(`  ${form.padEnd(8)} ${rate.toLocaleString('en').padStart(9)}  (${round(rate / copy)}x COPY)`);
   lines.push('');
   lines.push('runtime  scenario                       req/s     events/s   p50 ms  p99 ms  failed  ratio');
-  for (const [runtime, data] of Object.entries(results.runtimes as Record<string, Record<string, LoadResult & { eventsPerSecond?: number }> & { ratios: Record<string, number>; peakRssMb: number }>)) {
+  for (const [runtime, data] of Object.entries(
+    results.runtimes as Record<string, Record<string, LoadResult & { eventsPerSecond?: number }> & { ratios: Record<string, number>; peakRssMb: number }>,
+  )) {
     const row = (name: string, load: LoadResult & { eventsPerSecond?: number }, ratio: string) =>
       lines.push(
         `${runtime.padEnd(8)} ${name.padEnd(30)} ${String(load.requestsPerSecond).padStart(7)} ${String(load.eventsPerSecond ?? load.requestsPerSecond).padStart(11)} ${String(load.p50Ms).padStart(7)} ${String(load.p99Ms).padStart(7)} ${String(load.failedRequests).padStart(7)}  ${ratio}`,

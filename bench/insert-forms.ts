@@ -49,7 +49,10 @@ export function createUnnestEventWriter(client: Sql): EventWriter {
     async write(rows) {
       if (rows.length === 0) return new Set();
       const column = <T>(pick: (row: EventRow) => T) => rows.map(pick);
-      return claimInsertAndRollUp(client, rows, (tx) => tx`
+      return claimInsertAndRollUp(
+        client,
+        rows,
+        (tx) => tx`
         with input as (
           select * from unnest(
             ${column((r) => r.id)}::uuid[], ${column((r) => r.workspaceId)}::uuid[], ${column((r) => r.userId)}::uuid[],
@@ -66,7 +69,8 @@ export function createUnnestEventWriter(client: Sql): EventWriter {
         )
         insert into telemetry.events (${tx.unsafe(EVENT_COLUMNS)})
         select i.* from input i join claimed c on c.id = i.id
-        returning id`);
+        returning id`,
+      );
     },
   };
 }
@@ -78,10 +82,22 @@ export function createValuesEventWriter(client: Sql): EventWriter {
     async write(rows) {
       if (rows.length === 0) return new Set();
       const values = rows.map((r) => [
-        r.id, r.workspaceId, r.userId, r.source, r.eventType, r.name, r.targetType, r.targetId,
-        r.metadata === null ? null : JSON.stringify(r.metadata), r.createdAt.toISOString(), r.receivedAt.toISOString(),
+        r.id,
+        r.workspaceId,
+        r.userId,
+        r.source,
+        r.eventType,
+        r.name,
+        r.targetType,
+        r.targetId,
+        r.metadata === null ? null : JSON.stringify(r.metadata),
+        r.createdAt.toISOString(),
+        r.receivedAt.toISOString(),
       ]);
-      return claimInsertAndRollUp(client, rows, (tx) => tx`
+      return claimInsertAndRollUp(
+        client,
+        rows,
+        (tx) => tx`
         with input (id, workspace_id, user_id, source, event_type, name, target_type, target_id, metadata, created_at, received_at) as (
           values ${tx(values as never)}
         ), typed as (
@@ -96,7 +112,8 @@ export function createValuesEventWriter(client: Sql): EventWriter {
         )
         insert into telemetry.events (${tx.unsafe(EVENT_COLUMNS)})
         select t.* from typed t join claimed c on c.id = t.id
-        returning id`);
+        returning id`,
+      );
     },
   };
 }
@@ -143,7 +160,10 @@ function claimInsertAndRollUp(
     () =>
       client.begin(async (tx) => {
         const stored = new Set((await claimAndInsert(tx)).map((row) => String(row.id)));
-        await addToRollups(tx, rows.filter((row) => stored.has(row.id)));
+        await addToRollups(
+          tx,
+          rows.filter((row) => stored.has(row.id)),
+        );
         return stored;
       }) as Promise<Set<string>>,
   );

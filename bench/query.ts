@@ -44,14 +44,15 @@ async function main() {
     await db.migrate();
     if (!reuse) seedSeconds = await seed();
     async function seed(): Promise<number> {
-    await ensureDailyPartitions(db, { from: start, to: new Date(now.getTime() + DAY_MS) });
+      await ensureDailyPartitions(db, { from: start, to: new Date(now.getTime() + DAY_MS) });
 
-    log(`seeding ${EVENTS.toLocaleString('en')} events…`);
-    const seedStarted = performance.now();
-    // Generated inside Postgres: workspace w is 00000000-0000-4000-8000-0000000000ww, 5,000 users each.
-    const chunk = 1_000_000;
-    for (let offset = 0; offset < EVENTS; offset += chunk) {
-      await db.client.unsafe(`
+      log(`seeding ${EVENTS.toLocaleString('en')} events…`);
+      const seedStarted = performance.now();
+      // Generated inside Postgres: workspace w is 00000000-0000-4000-8000-0000000000ww, 5,000 users each.
+      const chunk = 1_000_000;
+      for (let offset = 0; offset < EVENTS; offset += chunk) {
+        await db.client.unsafe(
+          `
         insert into telemetry.events (id, workspace_id, user_id, source, event_type, name, target_type, target_id, metadata, created_at, received_at)
         select gen_random_uuid(),
                ('00000000-0000-4000-8000-' || lpad((n % ${WORKSPACES})::text, 12, '0'))::uuid,
@@ -67,19 +68,21 @@ async function main() {
                         case e.event_type
                           when 'perf.metric' then (array['LCP','INP','TTFB'])[1 + (hashint4(n + 6) & 1023) % 3]
                           when 'ui.interaction' then (array['page.view','signup.start','signup.done','button.click'])[1 + (hashint4(n + 6) & 1023) % 4]
-                          else 'other' end as name) k`, [start.toISOString()]);
-      log(`  ${Math.min(offset + chunk, EVENTS).toLocaleString('en')}`);
-    }
-    log('ledger and rollups…');
-    await db.client.unsafe('insert into telemetry.event_ids (id, workspace_id, created_at) select id, workspace_id, created_at from telemetry.events');
-    for (const { table, unit } of ROLLUPS) {
-      await db.client.unsafe(`insert into telemetry.${table} (workspace_id, ${unit}, event_type, name, source, count)
+                          else 'other' end as name) k`,
+          [start.toISOString()],
+        );
+        log(`  ${Math.min(offset + chunk, EVENTS).toLocaleString('en')}`);
+      }
+      log('ledger and rollups…');
+      await db.client.unsafe('insert into telemetry.event_ids (id, workspace_id, created_at) select id, workspace_id, created_at from telemetry.events');
+      for (const { table, unit } of ROLLUPS) {
+        await db.client.unsafe(`insert into telemetry.${table} (workspace_id, ${unit}, event_type, name, source, count)
         select workspace_id, date_trunc('${unit}', created_at, 'UTC'), event_type, name, source, count(*) from telemetry.events group by 1, 2, 3, 4, 5`);
-    }
-    await db.client.unsafe('vacuum analyze');
-    const seconds = Math.round((performance.now() - seedStarted) / 1000);
-    log(`seeded in ${seconds} s`);
-    return seconds;
+      }
+      await db.client.unsafe('vacuum analyze');
+      const seconds = Math.round((performance.now() - seedStarted) / 1000);
+      log(`seeded in ${seconds} s`);
+      return seconds;
     }
 
     const workspaceId = '00000000-0000-4000-8000-000000000001';
@@ -99,14 +102,28 @@ async function main() {
       {
         name: 'stats.funnel: 3 steps over 7 days',
         target: 1000,
-        run: () => client.telemetry.stats.funnel.query({ ...lastWeek, windowSeconds: DAY_MS / 1000, steps: [{ name: 'page.view' }, { name: 'signup.start' }, { name: 'signup.done' }] }),
+        run: () =>
+          client.telemetry.stats.funnel.query({
+            ...lastWeek,
+            windowSeconds: DAY_MS / 1000,
+            steps: [{ name: 'page.view' }, { name: 'signup.start' }, { name: 'signup.done' }],
+          }),
       },
-      { name: 'stats.timeseries: 7 days by day, New York', run: () => client.telemetry.stats.timeseries.query({ ...lastWeek, bucket: 'day', timeZone: 'America/New_York' }) },
-      { name: 'stats.timeseries: 1 day by hour, unique users (raw)', run: () => client.telemetry.stats.timeseries.query({ ...lastDay, bucket: 'hour', uniqueUsers: true }) },
+      {
+        name: 'stats.timeseries: 7 days by day, New York',
+        run: () => client.telemetry.stats.timeseries.query({ ...lastWeek, bucket: 'day', timeZone: 'America/New_York' }),
+      },
+      {
+        name: 'stats.timeseries: 1 day by hour, unique users (raw)',
+        run: () => client.telemetry.stats.timeseries.query({ ...lastDay, bucket: 'hour', uniqueUsers: true }),
+      },
       { name: 'stats.top: names over 30 days', run: () => client.telemetry.stats.top.query({ ...month, by: 'name' }) },
       { name: 'stats.top: targets over 7 days (raw)', run: () => client.telemetry.stats.top.query({ ...lastWeek, by: 'targetId' }) },
       { name: 'stats.anomalies: 7 days by hour', run: () => client.telemetry.stats.anomalies.query({ ...lastWeek, bucket: 'hour' }) },
-      { name: 'events.get: one event', run: async () => client.telemetry.events.get.query({ id: (await client.telemetry.events.list.query({ limit: 1 })).events[0]!.id }) },
+      {
+        name: 'events.get: one event',
+        run: async () => client.telemetry.events.get.query({ id: (await client.telemetry.events.list.query({ limit: 1 })).events[0]!.id }),
+      },
     ];
     const results: { name: string; medianMs: number; p90Ms: number; targetMs: number | null; met: boolean | null }[] = [];
     for (const procedure of procedures) {
@@ -125,9 +142,15 @@ async function main() {
       log(`${procedure.name}: ${medianMs} ms`);
     }
 
-    const lines = [`${EVENTS.toLocaleString('en')} events, ${WORKSPACES} workspaces, 30 days; seeded in ${seedSeconds} s; medians of ${RUNS} runs through the HTTP client (Node)`, ''];
+    const lines = [
+      `${EVENTS.toLocaleString('en')} events, ${WORKSPACES} workspaces, 30 days; seeded in ${seedSeconds} s; medians of ${RUNS} runs through the HTTP client (Node)`,
+      '',
+    ];
     lines.push(`${'procedure'.padEnd(52)} ${'median'.padStart(9)} ${'p90'.padStart(9)}  target`);
-    for (const r of results) lines.push(`${r.name.padEnd(52)} ${`${r.medianMs} ms`.padStart(9)} ${`${r.p90Ms} ms`.padStart(9)}  ${r.targetMs ? `< ${r.targetMs} ms ${r.met ? 'met' : 'MISSED'}` : ''}`);
+    for (const r of results)
+      lines.push(
+        `${r.name.padEnd(52)} ${`${r.medianMs} ms`.padStart(9)} ${`${r.p90Ms} ms`.padStart(9)}  ${r.targetMs ? `< ${r.targetMs} ms ${r.met ? 'met' : 'MISSED'}` : ''}`,
+      );
     process.stdout.write(`${lines.join('\n')}\n`);
     mkdirSync('bench/results', { recursive: true });
     const file = `bench/results/query-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;

@@ -60,7 +60,9 @@ async function main() {
     log(`maximum: ${MAX_SECONDS} s of batches of ${BATCH} on ${CONNECTIONS} connections…`);
     const maximum = await runLoad({ ...load, seconds: MAX_SECONDS });
     const rate = Math.max(1, Math.floor(maximum.requestsPerSecond / 2));
-    log(`maximum ${maximum.requestsPerSecond} req/s (${maximum.requestsPerSecond * BATCH} events/s), p99 ${maximum.p99Ms} ms; soaking at ${rate} req/s for ${MINUTES} min`);
+    log(
+      `maximum ${maximum.requestsPerSecond} req/s (${maximum.requestsPerSecond * BATCH} events/s), p99 ${maximum.p99Ms} ms; soaking at ${rate} req/s for ${MINUTES} min`,
+    );
     log('minute  req/s  events/s  p50 ms  p99 ms  failed  RSS MB');
     for (let minute = 1; minute <= MINUTES; minute += 1) {
       const result = await runLoad({ ...load, seconds: 60, overallRate: rate });
@@ -87,10 +89,19 @@ async function main() {
     const p99Growth = mean(tail, (row) => row.p99Ms) / mean(head, (row) => row.p99Ms);
     const failed = minutes.reduce((sum, row) => sum + row.failed, 0);
     const flat = rssGrowth < 1.2 && p99Growth < 2 && failed === 0;
-    log(`RSS last/first third: ${rssGrowth.toFixed(2)}x; p99 last/first third: ${p99Growth.toFixed(2)}x; failed requests: ${failed}; ${flat ? 'flat' : 'NOT flat'}`);
+    log(
+      `RSS last/first third: ${rssGrowth.toFixed(2)}x; p99 last/first third: ${p99Growth.toFixed(2)}x; failed requests: ${failed}; ${flat ? 'flat' : 'NOT flat'}`,
+    );
     mkdirSync('bench/results', { recursive: true });
     const file = `bench/results/soak-${new Date().toISOString().replaceAll(':', '-').replaceAll('.', '-')}.json`;
-    writeFileSync(file, JSON.stringify({ startedAt: new Date().toISOString(), batch: BATCH, connections: CONNECTIONS, maximum, rate, minutes, rssGrowth, p99Growth, flat }, null, 2));
+    writeFileSync(
+      file,
+      JSON.stringify(
+        { startedAt: new Date().toISOString(), batch: BATCH, connections: CONNECTIONS, maximum, rate, minutes, rssGrowth, p99Growth, flat },
+        null,
+        2,
+      ),
+    );
     log(`results: ${file}`);
     if (!flat) process.exitCode = 1;
   } finally {

@@ -46,7 +46,10 @@ export async function startServer(runtime: Runtime, script: string, env: Record<
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${script} on ${runtime} exited early:\n${stderr}`);
-    const ready = await fetch(`${url}${readyPath}`, { method: readyPath.startsWith('/trpc') ? 'POST' : 'GET' }).then((r) => r.status < 500, () => false);
+    const ready = await fetch(`${url}${readyPath}`, { method: readyPath.startsWith('/trpc') ? 'POST' : 'GET' }).then(
+      (r) => r.status < 500,
+      () => false,
+    );
     if (ready) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
@@ -86,7 +89,15 @@ export interface LoadResult {
 }
 
 /** Drives `connections` concurrent keep-alive connections posting `body` for `seconds`. */
-export async function runLoad(options: { url: string; path: string; body: string; headers?: Record<string, string>; connections: number; seconds: number; overallRate?: number }): Promise<LoadResult> {
+export async function runLoad(options: {
+  url: string;
+  path: string;
+  body: string;
+  headers?: Record<string, string>;
+  connections: number;
+  seconds: number;
+  overallRate?: number;
+}): Promise<LoadResult> {
   const result = await autocannon({
     ...(options.overallRate && { overallRate: options.overallRate }),
     url: `${options.url}${options.path}`,

@@ -63,7 +63,8 @@ export function parseJsonObject(value: string | undefined, flag: string): JsonOb
   } catch (error) {
     throw new UsageError(`${flag} must be a JSON object: ${error instanceof Error ? error.message : String(error)}`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`${flag} must be a JSON object, like '{"value":12,"unit":"ms"}'`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new UsageError(`${flag} must be a JSON object, like '{"value":12,"unit":"ms"}'`);
   // JSON.parse only ever builds JSON values, so an object it answers is a JSON object.
   return parsed as JsonObject;
 }

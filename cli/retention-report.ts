@@ -16,7 +16,9 @@ export function formatRetentionReport(report: RetentionReport, { archiveDir }: {
   const label = (done: string, planned: string) => (report.dryRun ? planned : done);
   lines.push(report.dryRun ? 'Retention dry run: nothing was changed.' : 'Retention run finished.');
   if (report.interrupted) lines.push('Interrupted: the service stopped the run before it finished; the next run continues.');
-  lines.push(`Default retention: ${report.defaultDays} days (events before ${formatTime(report.defaultCutoff)} expire); longest allowed: ${report.maxDays} days.`);
+  lines.push(
+    `Default retention: ${report.defaultDays} days (events before ${formatTime(report.defaultCutoff)} expire); longest allowed: ${report.maxDays} days.`,
+  );
   for (const cutoff of report.cutoffs) {
     const capped = cutoff.requestedDays === undefined ? '' : `, set to ${cutoff.requestedDays} but capped by RETENTION_MAX_DAYS`;
     lines.push(`  workspace ${cutoff.workspaceId}: ${cutoff.days} days (before ${formatTime(cutoff.cutoff)}${capped})`);

@@ -11,7 +11,15 @@ import { sendCommand } from './commands/send.ts';
 import { tailCommand } from './commands/tail.ts';
 import { DEFAULT_URL } from './connection.ts';
 
-export const COMMANDS: readonly Command[] = [sendCommand, tailCommand, ...queryCommands, ...keysCommands, ...limitsCommands, ...retentionCommands, ...eraseCommands];
+export const COMMANDS: readonly Command[] = [
+  sendCommand,
+  tailCommand,
+  ...queryCommands,
+  ...keysCommands,
+  ...limitsCommands,
+  ...retentionCommands,
+  ...eraseCommands,
+];
 
 const HELP_FLAGS = new Set(['--help', '-h']);
 /** Flags that may come before the command words; the first two take a value. */

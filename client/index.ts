@@ -59,17 +59,19 @@ export function createTelemetryClient(options: TelemetryClientOptions) {
    * Each live connection gets a fresh ticket for the workspace it reads, minted with the key in
    * the header: the key itself never goes into a URL (proxies and access logs keep URLs).
    */
-  const liveLink: TRPCLink<AppRouter> = (runtime) => ({ op, next }) => {
-    const workspaceId = (op.input as { workspaceId?: unknown } | undefined)?.workspaceId;
-    const scope = typeof workspaceId === 'string' ? { workspaceId } : {};
-    return httpSubscriptionLink({
-      url,
-      // tRPC v11: the transformer goes on each link.
-      transformer: clientTransformer,
-      ...(apiKey && { connectionParams: async () => ({ ticket: (await client.telemetry.liveTicket.mutate(scope)).ticket }) }),
-      ...(options.EventSource && { EventSource: options.EventSource }),
-    })(runtime)({ op, next });
-  };
+  const liveLink: TRPCLink<AppRouter> =
+    (runtime) =>
+    ({ op, next }) => {
+      const workspaceId = (op.input as { workspaceId?: unknown } | undefined)?.workspaceId;
+      const scope = typeof workspaceId === 'string' ? { workspaceId } : {};
+      return httpSubscriptionLink({
+        url,
+        // tRPC v11: the transformer goes on each link.
+        transformer: clientTransformer,
+        ...(apiKey && { connectionParams: async () => ({ ticket: (await client.telemetry.liveTicket.mutate(scope)).ticket }) }),
+        ...(options.EventSource && { EventSource: options.EventSource }),
+      })(runtime)({ op, next });
+    };
   const client = createTRPCClient<AppRouter>({
     links: [
       splitLink({

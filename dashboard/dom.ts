@@ -29,7 +29,11 @@ export interface TableColumn<Row> {
 
 /** Replaces a table's content with a header row and one row per item (or a single "no data" row). */
 export function renderTable<Row>(table: HTMLTableElement, columns: readonly TableColumn<Row>[], rows: readonly Row[], caption?: string): void {
-  const head = element('thead', {}, element('tr', {}, ...columns.map((column) => element('th', { scope: 'col', ...(column.numeric && { class: 'num' }) }, column.header))));
+  const head = element(
+    'thead',
+    {},
+    element('tr', {}, ...columns.map((column) => element('th', { scope: 'col', ...(column.numeric && { class: 'num' }) }, column.header))),
+  );
   const body = element('tbody');
   if (rows.length === 0) body.append(element('tr', {}, element('td', { colspan: String(columns.length), class: 'empty' }, 'No data in this range')));
   for (const row of rows) {

@@ -45,7 +45,13 @@ export function funnelView(onStepsChange: () => void) {
           header: 'From first',
           numeric: true,
           // The service leaves the first step's conversion empty; everyone who started is 100% of itself.
-          cell: (step) => element('span', { class: 'share' }, bar(firstUsers ? step.users / firstUsers : 0), formatPercent(step.index === 0 && firstUsers > 0 ? 1 : step.conversionFromFirst)),
+          cell: (step) =>
+            element(
+              'span',
+              { class: 'share' },
+              bar(firstUsers ? step.users / firstUsers : 0),
+              formatPercent(step.index === 0 && firstUsers > 0 ? 1 : step.conversionFromFirst),
+            ),
         },
       ],
       result.steps,

@@ -21,7 +21,14 @@ export function percentilesView(onMetricChange: () => void) {
 
   return {
     async load({ client, scope, window }: ViewContext) {
-      const { items } = await client.telemetry.stats.top.query({ ...scope, from: window.from, to: window.to, by: 'name', eventType: 'perf.metric', limit: METRIC_LIMIT });
+      const { items } = await client.telemetry.stats.top.query({
+        ...scope,
+        from: window.from,
+        to: window.to,
+        by: 'name',
+        eventType: 'perf.metric',
+        limit: METRIC_LIMIT,
+      });
       const metrics = items.map((item) => item.key);
       if (chosenMetric === undefined || !metrics.includes(chosenMetric)) chosenMetric = metrics[0];
       select.replaceChildren(...metrics.map((name) => element('option', { value: name }, name)));
@@ -58,7 +65,11 @@ export function percentilesView(onMetricChange: () => void) {
       renderTable(
         table,
         [
-          { header: 'Samples', numeric: true, cell: () => element('span', { 'data-field': 'count', 'data-value': String(overall.count) }, formatCount(overall.count)) },
+          {
+            header: 'Samples',
+            numeric: true,
+            cell: () => element('span', { 'data-field': 'count', 'data-value': String(overall.count) }, formatCount(overall.count)),
+          },
           ...SHOWN_PERCENTILES.map((percentile) => ({
             header: percentile,
             numeric: true,

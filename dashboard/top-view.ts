@@ -20,7 +20,11 @@ export function topView() {
         [
           { header: 'Name', cell: (item) => element('span', { class: 'key' }, item.key) },
           { header: 'Events', numeric: true, cell: (item) => element('span', { class: 'count', 'data-value': String(item.count) }, formatCount(item.count)) },
-          { header: 'Share of top', numeric: true, cell: (item) => element('span', { class: 'share' }, bar(largest ? item.count / largest : 0), formatPercent(total ? item.count / total : null)) },
+          {
+            header: 'Share of top',
+            numeric: true,
+            cell: (item) => element('span', { class: 'share' }, bar(largest ? item.count / largest : 0), formatPercent(total ? item.count / total : null)),
+          },
         ],
         items,
         `Top ${TOP_LIMIT} event names by count`,

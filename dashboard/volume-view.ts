@@ -23,10 +23,17 @@ interface VolumeSeries {
 
 function volumeSeries(result: Timeseries, breakdown: Breakdown | undefined): VolumeSeries[] {
   const all = result.series
-    .map((series) => ({ label: breakdown ? (series.key ?? '(none)') : 'events', counts: series.points.map((point) => point.count), total: series.total, values: 1 }))
+    .map((series) => ({
+      label: breakdown ? (series.key ?? '(none)') : 'events',
+      counts: series.points.map((point) => point.count),
+      total: series.total,
+      values: 1,
+    }))
     .sort((a, b) => b.total - a.total);
   // The service answers the largest values and sums the rest into `other`; it always stays last.
-  const serverOther = result.other ? [{ label: '', counts: result.other.points.map((point) => point.count), total: result.other.total, values: result.other.keys }] : [];
+  const serverOther = result.other
+    ? [{ label: '', counts: result.other.points.map((point) => point.count), total: result.other.total, values: result.other.keys }]
+    : [];
   if (serverOther.length === 0 && all.length <= MAX_BREAKDOWN_SERIES) return all;
   const kept = all.slice(0, MAX_BREAKDOWN_SERIES - 1);
   const rest = [...all.slice(MAX_BREAKDOWN_SERIES - 1), ...serverOther];
@@ -109,17 +116,26 @@ export function volumeView() {
             color: seriesColor(index),
             style: series.length === 1 ? 'bars' : 'line',
           })),
-          marked: flagged.map((point) => ({ from: new Date(point.start), to: new Date(new Date(point.start).getTime() + BUCKET_MS[window.anomalyBucket ?? 'hour']) })),
+          marked: flagged.map((point) => ({
+            from: new Date(point.start),
+            to: new Date(new Date(point.start).getTime() + BUCKET_MS[window.anomalyBucket ?? 'hour']),
+          })),
           yLabel: 'events',
         });
       }
 
       const columns: TableColumn<number>[] = [
-        { header: timeseries.bucket === 'day' || timeseries.bucket === 'week' ? 'Day' : 'Time', cell: (index) => formatBucketStart(starts[index]!, timeseries.bucket) },
+        {
+          header: timeseries.bucket === 'day' || timeseries.bucket === 'week' ? 'Day' : 'Time',
+          cell: (index) => formatBucketStart(starts[index]!, timeseries.bucket),
+        },
         ...series.map<TableColumn<number>>((one) => ({ header: one.label, numeric: true, cell: (index) => formatCount(one.counts[index] ?? 0) })),
       ];
       // Newest bucket first, like the live tail; only buckets with events, so the table stays short.
-      const rows = starts.map((_, index) => index).filter((index) => series.some((one) => (one.counts[index] ?? 0) > 0)).reverse();
+      const rows = starts
+        .map((_, index) => index)
+        .filter((index) => series.some((one) => (one.counts[index] ?? 0) > 0))
+        .reverse();
       renderTable(dataTable, columns, rows, `Events per ${timeseries.bucket}`);
 
       renderTable<AnomalyPoint>(

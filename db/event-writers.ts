@@ -51,8 +51,16 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
       if (rows.length === 0) return new Set();
       const json = JSON.stringify(
         rows.map((r) => ({
-          id: r.id, workspace_id: r.workspaceId, user_id: r.userId, source: r.source, event_type: r.eventType, name: r.name,
-          target_type: r.targetType, target_id: r.targetId, metadata: r.metadata, created_at: r.createdAt.toISOString(),
+          id: r.id,
+          workspace_id: r.workspaceId,
+          user_id: r.userId,
+          source: r.source,
+          event_type: r.eventType,
+          name: r.name,
+          target_type: r.targetType,
+          target_id: r.targetId,
+          metadata: r.metadata,
+          created_at: r.createdAt.toISOString(),
           received_at: r.receivedAt.toISOString(),
         })),
       );

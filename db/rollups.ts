@@ -135,7 +135,8 @@ export function pickRollup(range: { from: Date; to: Date; bucketMs?: number | un
   const starts = range.bucketStarts ?? [];
   const aligned = (unitMs: number) => (date: Date) => date.getTime() % unitMs === 0;
   const rollup = COARSEST_FIRST.find(
-    ({ unitMs }) => (range.bucketMs === undefined || range.bucketMs >= unitMs) && aligned(unitMs)(range.from) && aligned(unitMs)(range.to) && starts.every(aligned(unitMs)),
+    ({ unitMs }) =>
+      (range.bucketMs === undefined || range.bucketMs >= unitMs) && aligned(unitMs)(range.from) && aligned(unitMs)(range.to) && starts.every(aligned(unitMs)),
   );
   return rollup && rollupOf(rollup.unit);
 }

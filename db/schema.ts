@@ -127,7 +127,7 @@ export const workspaceRetention = telemetry.table(
     updatedByKeyId: uuid('updated_by_key_id'),
   },
   // The same bounds as the admin procedure's input, so a hand-written row cannot break the job.
-  (table) => [check('workspace_retention_days_range', sql`days between 1 and 3650`)],
+  (_table) => [check('workspace_retention_days_range', sql`days between 1 and 3650`)],
 );
 
 /**

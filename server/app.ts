@@ -37,7 +37,10 @@ const require = createRequire(import.meta.url);
 // Unique per process start, then a counter: cheaper than a random UUID on every request.
 const REQUEST_ID_PREFIX = Math.random().toString(36).slice(2, 8);
 let requestCounter = 0;
-const nextRequestId = () => `${REQUEST_ID_PREFIX}-${(requestCounter += 1).toString(36)}`;
+const nextRequestId = () => {
+  requestCounter += 1;
+  return `${REQUEST_ID_PREFIX}-${requestCounter.toString(36)}`;
+};
 const SCALAR_BUNDLE_PATH = require.resolve('@scalar/api-reference/browser/standalone.js');
 
 /**
@@ -148,7 +151,13 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
     app.use('*', async (c, next) => {
       const started = performance.now();
       await next();
-      logger.debug('request', { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 });
+      logger.debug('request', {
+        requestId: c.get('requestId'),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      });
     });
   }
 
@@ -171,8 +180,7 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
 
   const limitBody = limitRequestBody({
     maxBytes: config.limits.maxBodyBytes,
-    onTooLarge: (c) =>
-      c.json({ error: { code: 'PAYLOAD_TOO_LARGE', message: `Request body exceeds ${config.limits.maxBodyBytes} bytes` } }, 413),
+    onTooLarge: (c) => c.json({ error: { code: 'PAYLOAD_TOO_LARGE', message: `Request body exceeds ${config.limits.maxBodyBytes} bytes` } }, 413),
   });
 
   const inflateBody = decompressRequestBody({ maxBytes: config.limits.maxBodyBytes });

@@ -129,7 +129,10 @@ export interface WiringDeps extends Pick<ServiceDeps, 'db' | 'config' | 'now'> {
  * The services for `config`: with Redis, rate limits and live stream slots are shared through it
  * (and the live bus too when LIVE_BUS=redis); without it, each process keeps its own in memory.
  */
-export function wireServices({ db, config, logger, metrics, redis, readReplica, readPool, now, replace = {} }: WiringDeps): { services: Services; lifecycle: ServiceLifecycle } {
+export function wireServices({ db, config, logger, metrics, redis, readReplica, readPool, now, replace = {} }: WiringDeps): {
+  services: Services;
+  lifecycle: ServiceLifecycle;
+} {
   const bus =
     replace.bus ??
     (config.live.bus === 'redis' && redis

@@ -49,7 +49,10 @@ const SETTINGS = {
     .describe('where live events are published: `memory` (this process), `redis` (needs `REDIS_URL`); `auto`: `redis` when `REDIS_URL` is set'),
   LIVE_REDIS_STREAM: z.string().trim().min(1).max(200).default('telemetry:events').describe('the Redis stream live events are published to'),
   CORS_ORIGINS: z.string().trim().default('*').describe('`*` or comma-separated origins allowed to call from a browser'),
-  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info').describe('least severity logged; logs are JSON lines (errors on stderr, the rest on stdout)'),
+  LOG_LEVEL: z
+    .enum(['debug', 'info', 'warn', 'error', 'silent'])
+    .default('info')
+    .describe('least severity logged; logs are JSON lines (errors on stderr, the rest on stdout)'),
   RETENTION_DAYS: z.coerce
     .number()
     .int()
@@ -108,13 +111,7 @@ const TUNABLES = {
     .max(600_000)
     .default(15_000)
     .describe('deadline of every query and mutation (live streams and operator jobs excepted); past it a retryable 503, and its read statements are cancelled'),
-  READY_CHECK_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .min(50)
-    .max(60_000)
-    .default(2000)
-    .describe('`/readyz` counts a database slower than this as unreachable'),
+  READY_CHECK_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2000).describe('`/readyz` counts a database slower than this as unreachable'),
   REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000).describe('a request must be fully received within this time'),
   HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000).describe('request headers must arrive within this time'),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(20_000).describe('longest graceful shutdown before exiting anyway'),
@@ -137,20 +134,8 @@ const TUNABLES = {
   PARTITION_DAYS_AHEAD: z.coerce.number().int().min(1).max(90).default(7).describe('daily partitions prepared ahead of time'),
   INGEST_FLUSH_MAX_EVENTS: z.coerce.number().int().min(1).max(100_000).default(2000).describe('most events per group-commit flush'),
   INGEST_FLUSH_DELAY_MS: z.coerce.number().min(0).max(1000).default(2).describe('how long the first queued event waits for company'),
-  INGEST_CONCURRENT_FLUSHES: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(64)
-    .default(4)
-    .describe('flushes at once (capped by `DATABASE_POOL_MAX`; 1 on PGlite)'),
-  INGEST_QUEUE_MAX_EVENTS: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(10_000_000)
-    .default(50_000)
-    .describe('events waiting before calls are refused with 503'),
+  INGEST_CONCURRENT_FLUSHES: z.coerce.number().int().min(1).max(64).default(4).describe('flushes at once (capped by `DATABASE_POOL_MAX`; 1 on PGlite)'),
+  INGEST_QUEUE_MAX_EVENTS: z.coerce.number().int().min(1).max(10_000_000).default(50_000).describe('events waiting before calls are refused with 503'),
   RATE_LIMIT_INGEST_EPS: z.coerce.number().int().min(1).default(2000).describe('default budget of one ingest key: events per second'),
   RATE_LIMIT_INGEST_BURST: z.coerce.number().int().min(0).default(10_000).describe('default budget of one ingest key: burst (events)'),
   RATE_LIMIT_READ_EPS: z.coerce.number().int().min(1).default(50).describe('default budget of one read key: calls per second'),
@@ -252,7 +237,13 @@ const TUNABLES = {
     .max(3600)
     .default(30)
     .describe("how often open streams' keys are checked against the database again (behind the revocation notice)"),
-  LIVE_TICKET_TTL_S: z.coerce.number().int().min(5).max(600).default(60).describe('how long a stream ticket (`telemetry.liveTicket`) opens live streams after it is minted'),
+  LIVE_TICKET_TTL_S: z.coerce
+    .number()
+    .int()
+    .min(5)
+    .max(600)
+    .default(60)
+    .describe('how long a stream ticket (`telemetry.liveTicket`) opens live streams after it is minted'),
 };
 
 /** Every variable by group, in the order docs/configuration.md lists them. */
@@ -333,7 +324,12 @@ const ConfigSchema = z
       }),
       maxTrpcBatchCalls: env.MAX_TRPC_BATCH_CALLS,
       /** `*` or the exact origins allowed to call from a browser. */
-      corsOrigins: env.CORS_ORIGINS === '*' ? ('*' as const) : env.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean),
+      corsOrigins:
+        env.CORS_ORIGINS === '*'
+          ? ('*' as const)
+          : env.CORS_ORIGINS.split(',')
+              .map((origin) => origin.trim())
+              .filter(Boolean),
       requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
       headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
       groupCommit: {

@@ -3,15 +3,7 @@
  * in exactly one place (server/trpc/errors.ts); anything else is an internal error whose message
  * never leaves the process.
  */
-export type DomainErrorCode =
-  | 'invalid_input'
-  | 'not_found'
-  | 'payload_too_large'
-  | 'conflict'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'rate_limited'
-  | 'unavailable';
+export type DomainErrorCode = 'invalid_input' | 'not_found' | 'payload_too_large' | 'conflict' | 'unauthorized' | 'forbidden' | 'rate_limited' | 'unavailable';
 
 export class DomainError extends Error {
   readonly code: DomainErrorCode;
@@ -22,11 +14,7 @@ export class DomainError extends Error {
   /** Seconds after which a retry may succeed (rate limits, overload, outages). */
   readonly retryAfterSeconds: number | undefined;
 
-  constructor(
-    code: DomainErrorCode,
-    message: string,
-    details: { path?: string; reason?: string; retryAfterSeconds?: number; cause?: unknown } = {},
-  ) {
+  constructor(code: DomainErrorCode, message: string, details: { path?: string; reason?: string; retryAfterSeconds?: number; cause?: unknown } = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'DomainError';
     this.code = code;

@@ -1,11 +1,11 @@
 import { serve } from '@hono/node-server';
-import { ConfigError, loadConfig } from './config.ts';
+import { type Config, ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
 import { startService } from './composition.ts';
 
 /** Starts the service on Node.js or Bun, whichever runs this file. */
 async function main() {
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (error) {
@@ -70,6 +70,8 @@ async function main() {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'failed to start', error: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) })}\n`);
+  process.stderr.write(
+    `${JSON.stringify({ level: 'error', msg: 'failed to start', error: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) })}\n`,
+  );
   process.exit(1);
 });

@@ -110,7 +110,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     liveReplayWindowBytes: new Gauge({
       name: 'telemetry_live_replay_window_bytes',
-      help: 'Bytes the live replay window holds (LIVE_REPLAY_BYTES bounds it), by the bus\'s own accounting',
+      help: "Bytes the live replay window holds (LIVE_REPLAY_BYTES bounds it), by the bus's own accounting",
       registers: [registry],
     }),
     liveReplayWindowEvents: new Gauge({

@@ -31,7 +31,9 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   for (const name of await listPartitions(db)) await db.rows(sql.raw(`drop table telemetry."${name}"`));
-  await db.rows(sql`truncate telemetry.events_default, telemetry.event_ids, telemetry.event_counts_minute, telemetry.event_counts_hour, telemetry.workspace_retention`);
+  await db.rows(
+    sql`truncate telemetry.events_default, telemetry.event_ids, telemetry.event_counts_minute, telemetry.event_counts_hour, telemetry.workspace_retention`,
+  );
   archiveDir = await mkdtemp(path.join(tmpdir(), 'telemetry-archive-'));
 });
 afterEach(async () => {
@@ -66,7 +68,14 @@ async function seed(): Promise<{ special: string }> {
   }
   const rows: EventRow[] = [];
   let variant = 0;
-  for (const time of ['2026-04-20T05:00:00Z', '2026-05-01T12:00:00Z', '2026-05-15T08:00:00Z', '2026-06-01T12:00:00Z', '2026-06-07T12:00:00Z', '2026-06-14T12:00:00Z']) {
+  for (const time of [
+    '2026-04-20T05:00:00Z',
+    '2026-05-01T12:00:00Z',
+    '2026-05-15T08:00:00Z',
+    '2026-06-01T12:00:00Z',
+    '2026-06-07T12:00:00Z',
+    '2026-06-14T12:00:00Z',
+  ]) {
     for (const workspaceId of [A, C, null]) {
       for (let copy = 0; copy < 3; copy += 1) rows.push(event(workspaceId, new Date(time), variant++));
       rows.push(event(workspaceId, new Date(new Date(time).getTime() + 90_000), variant++));
@@ -92,8 +101,12 @@ async function storedState() {
              metadata::text as metadata, ${iso('created_at')} as created_at, ${iso('received_at')} as received_at
       from telemetry.events order by id`),
     ledger: await db.rows<Row>(sql`select id::text as id, workspace_id::text as w, ${iso('created_at')} as created_at from telemetry.event_ids order by id`),
-    minutes: await db.rows<Row>(sql`select workspace_id::text as w, ${iso('minute')} as b, event_type, name, source, count::int as n from telemetry.event_counts_minute order by 1, 2, 3, 4, 5`),
-    hours: await db.rows<Row>(sql`select workspace_id::text as w, ${iso('hour')} as b, event_type, name, source, count::int as n from telemetry.event_counts_hour order by 1, 2, 3, 4, 5`),
+    minutes: await db.rows<Row>(
+      sql`select workspace_id::text as w, ${iso('minute')} as b, event_type, name, source, count::int as n from telemetry.event_counts_minute order by 1, 2, 3, 4, 5`,
+    ),
+    hours: await db.rows<Row>(
+      sql`select workspace_id::text as w, ${iso('hour')} as b, event_type, name, source, count::int as n from telemetry.event_counts_hour order by 1, 2, 3, 4, 5`,
+    ),
   };
 }
 
@@ -109,7 +122,9 @@ function retention(options: { onArchiveWritten?: (archive: WrittenArchive) => Pr
 }
 
 async function sha256Of(file: string): Promise<string> {
-  return createHash('sha256').update(await readFile(file)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
 }
 
 describe('archive before deletion', () => {
@@ -139,7 +154,9 @@ describe('archive before deletion', () => {
       expect(filePath).toBe(archive.file);
       expect(manifest).toMatchObject({ format: 'telemetry-events-ndjson', formatVersion: 1, rows: archive.rows, sha256: archive.sha256 });
       expect(await sha256Of(filePath)).toBe(manifest.sha256);
-      const lines = gunzipSync(await readFile(filePath)).toString('utf8').split('\n');
+      const lines = gunzipSync(await readFile(filePath))
+        .toString('utf8')
+        .split('\n');
       expect(lines.pop()).toBe('');
       expect(lines).toHaveLength(manifest.rows);
       const times = lines.map((line) => (JSON.parse(line) as { created_at: string }).created_at);
@@ -148,13 +165,26 @@ describe('archive before deletion', () => {
     }
     // One event per line, columns as stored; times keep their microseconds, numbers their digits.
     const may1 = report.archives.find((archive) => archive.partition === 'events_p20260501')!;
-    const line = gunzipSync(await readFile(may1.file)).toString('utf8').split('\n').find((text) => text.includes(special))!;
+    const line = gunzipSync(await readFile(may1.file))
+      .toString('utf8')
+      .split('\n')
+      .find((text) => text.includes(special))!;
     expect(line).toContain('"created_at": "2026-05-01T12:00:00.123456Z"');
     expect(line).toContain('1.000000000000000000001');
     expect(line).toContain('123456789012345678901234567890');
-    expect(Object.keys(JSON.parse(line) as object).sort()).toEqual(
-      ['created_at', 'event_type', 'id', 'metadata', 'name', 'received_at', 'source', 'target_id', 'target_type', 'user_id', 'workspace_id'],
-    );
+    expect(Object.keys(JSON.parse(line) as object).sort()).toEqual([
+      'created_at',
+      'event_type',
+      'id',
+      'metadata',
+      'name',
+      'received_at',
+      'source',
+      'target_id',
+      'target_type',
+      'user_id',
+      'workspace_id',
+    ]);
 
     let loaded = 0;
     for (const manifest of await findManifests(archiveDir)) loaded += (await loadArchive(db, manifest)).inserted;
@@ -208,7 +238,9 @@ describe('archive before deletion', () => {
     });
     const report = await service.run();
 
-    expect(report.errors).toEqual([{ target: 'events_p20260501', message: expect.stringMatching(/^archive failed, rows left in place: .*cannot be read as gzip/) }]);
+    expect(report.errors).toEqual([
+      { target: 'events_p20260501', message: expect.stringMatching(/^archive failed, rows left in place: .*cannot be read as gzip/) },
+    ]);
     expect(report.partitionsDropped.map((partition) => partition.name)).toEqual(['events_p20260515']);
     expect(await listPartitions(db)).toContain('events_p20260501');
     const may1 = (rows: Row[]) => rows.filter((row) => String(row.created_at).startsWith('2026-05-01'));
@@ -219,7 +251,7 @@ describe('archive before deletion', () => {
     const may1Buckets = (rows: Row[]) => rows.filter((row) => String(row.b).startsWith('2026-05-01'));
     expect(may1Buckets(after.minutes)).toEqual(may1Buckets(before.minutes));
     expect(may1Buckets(after.hours)).toEqual(may1Buckets(before.hours));
-    expect((await readdir(path.join(archiveDir, '2026-05-01')))).toEqual([]);
+    expect(await readdir(path.join(archiveDir, '2026-05-01'))).toEqual([]);
 
     // The next run, with a healthy archive, finishes the job.
     const next = await retention().run();
@@ -229,7 +261,19 @@ describe('archive before deletion', () => {
 
   it('keeps a partition that gains events while it is archived, and the next run archives and drops it whole', async () => {
     await seed();
-    const late: EventRow = { id: randomUUID(), workspaceId: A, userId: null, source: 'web', eventType: 'custom', name: 'late', targetType: null, targetId: null, metadata: null, createdAt: new Date('2026-05-15T09:00:00Z'), receivedAt: NOW };
+    const late: EventRow = {
+      id: randomUUID(),
+      workspaceId: A,
+      userId: null,
+      source: 'web',
+      eventType: 'custom',
+      name: 'late',
+      targetType: null,
+      targetId: null,
+      metadata: null,
+      createdAt: new Date('2026-05-15T09:00:00Z'),
+      receivedAt: NOW,
+    };
     const report = await retention({
       onArchiveWritten: async (archive) => {
         if (archive.manifest.partition === 'events_p20260515') await createEventWriter(db).write([late]);
@@ -248,7 +292,19 @@ describe('archive before deletion', () => {
 
   it('keeps a partition whose events changed while it was archived even when their count did not (one arrived, one was erased)', async () => {
     await seed();
-    const late: EventRow = { id: randomUUID(), workspaceId: A, userId: null, source: 'web', eventType: 'custom', name: 'late', targetType: null, targetId: null, metadata: null, createdAt: new Date('2026-05-15T09:00:00Z'), receivedAt: NOW };
+    const late: EventRow = {
+      id: randomUUID(),
+      workspaceId: A,
+      userId: null,
+      source: 'web',
+      eventType: 'custom',
+      name: 'late',
+      targetType: null,
+      targetId: null,
+      metadata: null,
+      createdAt: new Date('2026-05-15T09:00:00Z'),
+      receivedAt: NOW,
+    };
     const report = await retention({
       onArchiveWritten: async (archive) => {
         if (archive.manifest.partition !== 'events_p20260515') return;
@@ -258,7 +314,9 @@ describe('archive before deletion', () => {
       },
     }).run();
 
-    expect(report.errors).toEqual([{ target: 'events_p20260515', message: expect.stringMatching(/^rows changed while archiving \(same count, other events\)/) }]);
+    expect(report.errors).toEqual([
+      { target: 'events_p20260515', message: expect.stringMatching(/^rows changed while archiving \(same count, other events\)/) },
+    ]);
     expect(await listPartitions(db)).toContain('events_p20260515');
     const [kept] = await db.rows<{ n: number | string }>(sql`select count(*) as n from telemetry.events where id = ${late.id}`);
     expect(Number(kept!.n)).toBe(1);

@@ -144,7 +144,11 @@ describe('telemetry send', () => {
     expect(JSON.parse(again.stdout)).toEqual({ accepted: 0, duplicate: 5, rejected: 0, rejections: [] });
     const stored = await storedEvents(workspaceId);
     expect(stored.map((row) => row.name)).toEqual(['job-1', 'job-2', 'job-3', 'job-4', 'job-5']);
-    expect(stored.map((row) => row.id).sort()).toEqual(jsonLines<{ id: string }>(lines).map((line) => line.id).sort());
+    expect(stored.map((row) => row.id).sort()).toEqual(
+      jsonLines<{ id: string }>(lines)
+        .map((line) => line.id)
+        .sort(),
+    );
   });
 
   it('exits 1 and names the line and field path of each rejected event, storing the valid ones', async () => {
@@ -224,7 +228,9 @@ describe('telemetry query', () => {
     const workspaceId = randomUUID();
     const now = Date.now();
     const sent = [1, 2, 3].map((n) => event(workspaceId, `page-${n}`, { eventType: 'ui.view', createdAt: new Date(now - (10 - n) * 1000) }));
-    await ingest.telemetry.ingestBatch.mutate({ events: [...sent, event(workspaceId, 'other-type'), event(randomUUID(), 'other-workspace', { eventType: 'ui.view' })] });
+    await ingest.telemetry.ingestBatch.mutate({
+      events: [...sent, event(workspaceId, 'other-type'), event(randomUUID(), 'other-workspace', { eventType: 'ui.view' })],
+    });
 
     const [json, table] = await Promise.all([
       telemetry(['query', 'list', '--workspace', workspaceId, '--type', 'ui.view', '--json']),
@@ -267,7 +273,22 @@ describe('telemetry query', () => {
     const workspaceId = randomUUID();
     await ingest.telemetry.ingestBatch.mutate({ events: ['signup', 'signup', 'signup', 'login', 'login', 'logout'].map((name) => event(workspaceId, name)) });
 
-    const result = await telemetry(['query', 'timeseries', '--workspace', workspaceId, '--bucket', 'hour', '--from', '3h', '--to', 'now', '--breakdown', 'name', '--series', '1']);
+    const result = await telemetry([
+      'query',
+      'timeseries',
+      '--workspace',
+      workspaceId,
+      '--bucket',
+      'hour',
+      '--from',
+      '3h',
+      '--to',
+      'now',
+      '--breakdown',
+      'name',
+      '--series',
+      '1',
+    ]);
 
     expect(result.code).toBe(ExitCode.ok);
     expect(result.stdout).toMatch(/^bucket start\s+signup\s+other \(2\)$/m);
@@ -311,7 +332,11 @@ describe('telemetry tail', () => {
     await waitFor(() => services.live.openStreams() === 1, 'the tail’s live stream');
 
     await ingest.telemetry.ingestBatch.mutate({
-      events: [event(workspaceId, 'first', { eventType: 'ui.click' }), event(workspaceId, 'not a click'), event(randomUUID(), 'elsewhere', { eventType: 'ui.click' })],
+      events: [
+        event(workspaceId, 'first', { eventType: 'ui.click' }),
+        event(workspaceId, 'not a click'),
+        event(randomUUID(), 'elsewhere', { eventType: 'ui.click' }),
+      ],
     });
     await ingest.telemetry.ingest.mutate(event(workspaceId, 'second', { eventType: 'ui.click' }));
     const result = await tail;
@@ -367,8 +392,18 @@ describe('telemetry help and usage', () => {
     let stdout = '';
     let stderr = '';
     const io: CliIo = {
-      stdout: { write: (text) => void (stdout += text), isTTY: false },
-      stderr: { write: (text) => void (stderr += text), isTTY: false },
+      stdout: {
+        write: (text) => {
+          stdout += text;
+        },
+        isTTY: false,
+      },
+      stderr: {
+        write: (text) => {
+          stderr += text;
+        },
+        isTTY: false,
+      },
       stdin: { stream: noInput(), isTTY: true },
       env: {},
       onInterrupt: () => () => {},
@@ -418,7 +453,9 @@ describe('telemetry limits', () => {
     const set = await telemetry(['limits', 'set', '--workspace', workspaceId, '--kind', 'ingest', '--events-per-second', '300', '--burst', '900']);
     expect(set).toMatchObject({ code: ExitCode.ok, stdout: `The ingest keys of workspace ${workspaceId} now share 300/s, burst 900.\n` });
     const [list, boundList] = await Promise.all([telemetry(['limits', 'list', '--json']), telemetry(['limits', 'list', '--json'], { key: bound })]);
-    expect(JSON.parse(list.stdout)).toMatchObject({ overrides: expect.arrayContaining([expect.objectContaining({ workspaceId, kind: 'ingest', rateLimit: { eventsPerSecond: 300, burst: 900 } })]) });
+    expect(JSON.parse(list.stdout)).toMatchObject({
+      overrides: expect.arrayContaining([expect.objectContaining({ workspaceId, kind: 'ingest', rateLimit: { eventsPerSecond: 300, burst: 900 } })]),
+    });
     expect(JSON.parse(boundList.stdout).overrides).toEqual([expect.objectContaining({ workspaceId })]);
     // The bound admin's keys stay within it.
     const above = await telemetry(['keys', 'create', '--kind', 'ingest', '--events-per-second', '301'], { key: bound });

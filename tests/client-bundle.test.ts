@@ -23,7 +23,15 @@ describe('client package', () => {
   );
 
   it('builds the typed client on @trpc/client', async () => {
-    const result = await build({ entryPoints: ['client/index.ts'], bundle: true, write: false, metafile: true, format: 'esm', platform: 'browser', logLevel: 'silent' });
+    const result = await build({
+      entryPoints: ['client/index.ts'],
+      bundle: true,
+      write: false,
+      metafile: true,
+      format: 'esm',
+      platform: 'browser',
+      logLevel: 'silent',
+    });
     expect(Object.keys(result.metafile.inputs).some((path) => path.includes('@trpc/client'))).toBe(true);
   });
 });

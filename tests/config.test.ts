@@ -47,7 +47,10 @@ describe('tenant bounds in the configuration', () => {
     for (const kind of ['ingest', 'read', 'admin'] as const) {
       expect(config.workspaceRateLimits[kind].eventsPerSecond).toBeGreaterThan(config.rateLimits[kind].eventsPerSecond);
     }
-    expect(loadConfig({ RATE_LIMIT_WORKSPACE_INGEST_EPS: '10', RATE_LIMIT_WORKSPACE_INGEST_BURST: '0' }).workspaceRateLimits.ingest).toEqual({ eventsPerSecond: 10, burst: 0 });
+    expect(loadConfig({ RATE_LIMIT_WORKSPACE_INGEST_EPS: '10', RATE_LIMIT_WORKSPACE_INGEST_BURST: '0' }).workspaceRateLimits.ingest).toEqual({
+      eventsPerSecond: 10,
+      burst: 0,
+    });
     expect(() => loadConfig({ RATE_LIMIT_WORKSPACE_READ_EPS: '0' })).toThrow(/RATE_LIMIT_WORKSPACE_READ_EPS/);
   });
 });

@@ -41,7 +41,8 @@ const LIVE_EVENTS = 2;
 function seedTimes(now: Date): Date[] {
   const hourStart = Math.floor(now.getTime() / HOUR_MS) * HOUR_MS;
   const times: number[] = [];
-  for (let hoursBack = 20; hoursBack >= 3; hoursBack -= 1) times.push(hourStart - hoursBack * HOUR_MS + 10 * 60_000, hourStart - hoursBack * HOUR_MS + 40 * 60_000);
+  for (let hoursBack = 20; hoursBack >= 3; hoursBack -= 1)
+    times.push(hourStart - hoursBack * HOUR_MS + 10 * 60_000, hourStart - hoursBack * HOUR_MS + 40 * 60_000);
   for (let minute = 0; minute < 40; minute += 1) times.push(hourStart - 2 * HOUR_MS + minute * 60_000 + 5_000);
   times.push(hourStart - HOUR_MS + 10 * 60_000, hourStart - HOUR_MS + 40 * 60_000);
   return times.map((time) => new Date(time));
@@ -74,7 +75,15 @@ function seedEvents(workspaceId: string, users: readonly string[], now: Date): E
   });
 }
 
-const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const chromiumArgs = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: no Chromium at ${CHROMIUM_PATH}; install Debian's chromium package)`, () => {
   let testDb: TestDatabase;
@@ -91,10 +100,7 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     const now = new Date();
-    const [database, launched] = await Promise.all([
-      openTestDatabase(),
-      chromium.launch({ executablePath: CHROMIUM_PATH, args: chromiumArgs }),
-    ]);
+    const [database, launched] = await Promise.all([openTestDatabase(), chromium.launch({ executablePath: CHROMIUM_PATH, args: chromiumArgs })]);
     testDb = database;
     browser = launched;
     await ensureDailyPartitions(testDb.db, { from: new Date(now.getTime() - 2 * 86_400_000), to: new Date(now.getTime() + 86_400_000) });
@@ -207,9 +213,16 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
 
     // Split by name: one column per name in the data table, the same total.
     await page.selectOption('#volume-breakdown', 'name');
-    await expect.poll(() => page.$$eval('#volume-table thead th', (cells) => cells.map((cell) => cell.textContent).slice(1).sort())).toEqual(
-      NAME_COUNTS.map(([name]) => name).sort(),
-    );
+    await expect
+      .poll(() =>
+        page.$$eval('#volume-table thead th', (cells) =>
+          cells
+            .map((cell) => cell.textContent)
+            .slice(1)
+            .sort(),
+        ),
+      )
+      .toEqual(NAME_COUNTS.map(([name]) => name).sort());
 
     // Live: an event ingested while the page is open appears in the tail.
     await expect.poll(() => services.live.openStreams(), { timeout: 10_000 }).toBe(1);
@@ -294,7 +307,12 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     await signIn(page, keys.admin, elsewhere);
     await waitForData(page);
     await expect.poll(() => page.textContent('#live-status')).toBe('live');
-    await createTelemetryClient({ url: server.url, apiKey: keys.ingest }).telemetry.ingest.mutate({ workspaceId: elsewhere, source: 'web', eventType: 'ui.interaction', name: 'admin.tail.check' });
+    await createTelemetryClient({ url: server.url, apiKey: keys.ingest }).telemetry.ingest.mutate({
+      workspaceId: elsewhere,
+      source: 'web',
+      eventType: 'ui.interaction',
+      name: 'admin.tail.check',
+    });
     await page.waitForSelector('#live-list li:has-text("admin.tail.check")', { timeout: 10_000 });
 
     const liveUrls = urls.filter((url) => new URL(url).pathname === '/trpc/telemetry.live');
@@ -312,8 +330,17 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
       hour === hourStart - 2 * HOUR_MS ? Array.from({ length: 40 }, (_, m) => hour + m * 60_000) : [hour + 10 * 60_000, hour + 40 * 60_000],
     );
     const events: EventRow[] = times.map((time) => ({
-      id: randomUUID(), workspaceId: seasoned, userId: null, source: 'web', eventType: 'ui.interaction', name: 'page.view',
-      targetType: null, targetId: null, metadata: null, createdAt: new Date(time), receivedAt: new Date(time),
+      id: randomUUID(),
+      workspaceId: seasoned,
+      userId: null,
+      source: 'web',
+      eventType: 'ui.interaction',
+      name: 'page.view',
+      targetType: null,
+      targetId: null,
+      metadata: null,
+      createdAt: new Date(time),
+      receivedAt: new Date(time),
     }));
     const writer = createEventWriter(testDb.db);
     for (let i = 0; i < events.length; i += 500) await writer.write(events.slice(i, i + 500));

@@ -37,7 +37,12 @@ describe.runIf(onPostgres)('the database connection pool', () => {
     proxy.cut();
     await vi.waitFor(() => expect(proxy.openConnections()).toBe(0));
     // Every slot tries to reconnect while connections are refused; these wait for the database.
-    const waiting = Array.from({ length: 12 }, () => ping().then(() => 'answered', () => 'failed'));
+    const waiting = Array.from({ length: 12 }, () =>
+      ping().then(
+        () => 'answered',
+        () => 'failed',
+      ),
+    );
     // The outage lasts long enough for those reconnects to be refused (a span of the fault, not a wait for an event).
     await new Promise((resolve) => setTimeout(resolve, 500));
 

@@ -72,7 +72,9 @@ describe('a write rolled back by a deadlock', () => {
       expect(result).toMatchObject({ accepted: 2, rejected: 0 });
       expect(failing.calls()).toBe(3);
       expect((await storedEvents(testDb.db, workspaceId)).map((row) => row.name).sort()).toEqual(['a', 'b']);
-      const [counted] = await testDb.db.rows<{ n: number | string }>(sql`select coalesce(sum(count), 0) as n from telemetry.event_counts_minute where workspace_id = ${workspaceId}`);
+      const [counted] = await testDb.db.rows<{ n: number | string }>(
+        sql`select coalesce(sum(count), 0) as n from telemetry.event_counts_minute where workspace_id = ${workspaceId}`,
+      );
       expect(Number(counted?.n)).toBe(2);
     } finally {
       await server.close();
@@ -121,7 +123,19 @@ describe.runIf(onPostgres)('erasure and ingestion on the same rollup rows', () =
     const minute = Math.floor(Date.now() / 60_000) * 60_000 - 10 * 60_000;
     const at = (name: string): EventRow => {
       const time = new Date(minute);
-      return { id: randomUUID(), workspaceId, userId: user, source: 'web', eventType: 'custom', name, targetType: null, targetId: null, metadata: null, createdAt: time, receivedAt: time };
+      return {
+        id: randomUUID(),
+        workspaceId,
+        userId: user,
+        source: 'web',
+        eventType: 'custom',
+        name,
+        targetType: null,
+        targetId: null,
+        metadata: null,
+        createdAt: time,
+        receivedAt: time,
+      };
     };
     // Written later-key first, so the rows lie in the table against key order.
     const writer = createJsonEventWriter(testDb.db);
@@ -135,10 +149,7 @@ describe.runIf(onPostgres)('erasure and ingestion on the same rollup rows', () =
     let holding!: () => void;
     const held = new Promise<void>((resolve) => (holding = resolve));
     const lockRow = (sql: postgres.TransactionSql, name: string, nowait: boolean) =>
-      sql.unsafe(
-        `select 1 from telemetry.event_counts_minute where workspace_id = $1 and name = $2 for update${nowait ? ' nowait' : ''}`,
-        [workspaceId, name],
-      );
+      sql.unsafe(`select 1 from telemetry.event_counts_minute where workspace_id = $1 and name = $2 for update${nowait ? ' nowait' : ''}`, [workspaceId, name]);
     const holderTx = holder.begin(async (sql) => {
       await lockRow(sql, 'zz-later', false);
       holding();
@@ -149,15 +160,22 @@ describe.runIf(onPostgres)('erasure and ingestion on the same rollup rows', () =
       const admin = createTelemetryClient({ url: server.url, headers: { authorization: `Bearer ${keys.admin}` } });
       const erasure = admin.admin.erasure.request.mutate({ userId: user, workspaceId });
       // The erasure is waiting for the row the holder has.
-      await waitUntil(async () => {
-        const [row] = await prober<{ waiting: number }[]>`
+      await waitUntil(
+        async () => {
+          const [row] = await prober<{ waiting: number }[]>`
           select count(*)::int as waiting from pg_stat_activity
           where datname = current_database() and pid <> pg_backend_pid() and wait_event_type = 'Lock' and query like '%with deleted as%'`;
-        return (row?.waiting ?? 0) > 0;
-      }, 'the erasure to wait for the held rollup row', 10_000);
+          return (row?.waiting ?? 0) > 0;
+        },
+        'the erasure to wait for the held rollup row',
+        10_000,
+      );
       const earlierHeld = await prober
         .begin((sql) => lockRow(sql, 'aa-earlier', true))
-        .then(() => false, (error: { code?: string }) => error.code === '55P03');
+        .then(
+          () => false,
+          (error: { code?: string }) => error.code === '55P03',
+        );
       expect(earlierHeld).toBe(true);
       release();
       await holderTx;

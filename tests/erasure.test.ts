@@ -21,7 +21,19 @@ afterAll(async () => {
 
 function row(workspaceId: string, userId: string | null, minutesAgo: number): EventRow {
   const at = new Date(Date.now() - minutesAgo * 60_000);
-  return { id: randomUUID(), workspaceId, userId, source: 'web', eventType: 'custom', name: 'x', targetType: null, targetId: null, metadata: null, createdAt: at, receivedAt: at };
+  return {
+    id: randomUUID(),
+    workspaceId,
+    userId,
+    source: 'web',
+    eventType: 'custom',
+    name: 'x',
+    targetType: null,
+    targetId: null,
+    metadata: null,
+    createdAt: at,
+    receivedAt: at,
+  };
 }
 
 async function count(query: ReturnType<typeof sql>): Promise<number> {
@@ -95,6 +107,8 @@ describe('admin.erasure', () => {
     const elsewhere = await procedureCaller(testDb.db, { apiKey: keys.admin }).admin.erasure.request({ userId: randomUUID(), workspaceId: randomUUID() });
     await expect(bound.admin.erasure.status({ requestId: elsewhere.requestId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(procedureCaller(testDb.db, { apiKey: read }).admin.erasure.request({ userId: randomUUID() })).rejects.toMatchObject({ code: 'FORBIDDEN' });
-    await expect(procedureCaller(testDb.db, { apiKey: keys.ingest }).admin.erasure.request({ userId: randomUUID() })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(procedureCaller(testDb.db, { apiKey: keys.ingest }).admin.erasure.request({ userId: randomUUID() })).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+    });
   });
 });

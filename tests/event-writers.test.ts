@@ -57,7 +57,13 @@ describe('event writers', () => {
       const workspaceId = randomUUID();
       const tricky = 'tab\there\nnew\\line\r\\N \\t “quotes” 🚀 \u2028 end';
       const rows = [
-        row(workspaceId, { name: tricky, targetId: '\\N', targetType: '', metadata: { text: tricky, nested: { list: [1, 'a\tb', null] } }, userId: randomUUID() }),
+        row(workspaceId, {
+          name: tricky,
+          targetId: '\\N',
+          targetType: '',
+          metadata: { text: tricky, nested: { list: [1, 'a\tb', null] } },
+          userId: randomUUID(),
+        }),
         row(workspaceId, { metadata: {}, name: 'plain' }),
       ];
       const claimed = await writer.write(rows);

@@ -58,7 +58,19 @@ function observedWriter(inner: EventWriter) {
 
 function row(workspaceId: string, id: string = randomUUID()): EventRow {
   const now = new Date();
-  return { id, workspaceId, userId: null, source: 'web', eventType: 'custom', name: 'x', targetType: null, targetId: null, metadata: null, createdAt: now, receivedAt: now };
+  return {
+    id,
+    workspaceId,
+    userId: null,
+    source: 'web',
+    eventType: 'custom',
+    name: 'x',
+    targetType: null,
+    targetId: null,
+    metadata: null,
+    createdAt: now,
+    receivedAt: now,
+  };
 }
 
 describe('group commit', () => {
@@ -72,7 +84,12 @@ describe('group commit', () => {
     const workspaceId = randomUUID();
     observed.hold();
     let answered = 0;
-    const calls = Array.from({ length: 40 }, () => committer.write([row(workspaceId)]).then((claimed) => ((answered += 1), claimed)));
+    const calls = Array.from({ length: 40 }, () =>
+      committer.write([row(workspaceId)]).then((claimed) => {
+        answered += 1;
+        return claimed;
+      }),
+    );
     await observed.firstWrite; // the shared flush is in the database, held there
     expect(answered).toBe(0);
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(0);
@@ -150,7 +167,10 @@ describe('group commit', () => {
     const stalled = row(workspaceId);
     observed.hold();
     let failed = false;
-    const failing = committer.write([stalled]).catch((error: unknown) => ((failed = true), error));
+    const failing = committer.write([stalled]).catch((error: unknown) => {
+      failed = true;
+      return error;
+    });
     await vi.advanceTimersByTimeAsync(options.maxDelayMs);
     await observed.firstWrite;
     await vi.advanceTimersByTimeAsync(writeTimeoutMs - 1);
@@ -277,7 +297,9 @@ describe('per-minute rollups', () => {
     const workspaceId = randomUUID();
     await Promise.all(Array.from({ length: 30 }, () => committer.write(Array.from({ length: 7 }, () => row(workspaceId)))));
     const [raw] = await testDb.db.rows<{ count: string | number }>(sql`select count(*) as count from telemetry.events where workspace_id = ${workspaceId}`);
-    const [rolled] = await testDb.db.rows<{ count: string | number }>(sql`select coalesce(sum(count), 0) as count from telemetry.event_counts_minute where workspace_id = ${workspaceId}`);
+    const [rolled] = await testDb.db.rows<{ count: string | number }>(
+      sql`select coalesce(sum(count), 0) as count from telemetry.event_counts_minute where workspace_id = ${workspaceId}`,
+    );
     expect(Number(raw?.count)).toBe(210);
     expect(Number(rolled?.count)).toBe(210);
   });

@@ -66,8 +66,8 @@ describe('typed tRPC client over HTTP', () => {
 
   it('reports invalid input as a 400 whose data names the field path', async () => {
     const client = createTelemetryClient({ url: server.url, headers: { authorization: `Bearer ${keys.ingest}` } });
-    const error = await client.telemetry
-      .ingest.mutate({ source: 'web', eventType: 'perf.metric', name: 'LCP', metadata: { value: Number.NaN, unit: 'ms' } })
+    const error = await client.telemetry.ingest
+      .mutate({ source: 'web', eventType: 'perf.metric', name: 'LCP', metadata: { value: Number.NaN, unit: 'ms' } })
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(TRPCClientError);
     const clientError = error as TRPCClientError<AppRouter>;
@@ -81,7 +81,13 @@ describe('typed tRPC client over HTTP', () => {
 describe('plain-JSON face', () => {
   it('stores an event posted as plain JSON (as curl would), readable back from the database', async () => {
     const workspaceId = randomUUID();
-    const response = await postJson('/api/events', { workspaceId, source: 'backend', eventType: 'custom', name: 'deploy.finished', metadata: { version: '1.2.3' } });
+    const response = await postJson('/api/events', {
+      workspaceId,
+      source: 'backend',
+      eventType: 'custom',
+      name: 'deploy.finished',
+      metadata: { version: '1.2.3' },
+    });
     expect(response.status).toBe(200);
     const body = (await response.json()) as { id: string; createdAt: string };
     expect(Object.keys(body).sort()).toEqual(['createdAt', 'id']);
@@ -118,32 +124,41 @@ describe('plain-JSON face', () => {
   });
 
   it('answers a non-JSON content type with 415', async () => {
-    const response = await fetch(`${server.url}/api/events`, { method: 'POST', headers: { 'content-type': 'text/plain', authorization: `Bearer ${keys.ingest}` }, body: 'hello' });
+    const response = await fetch(`${server.url}/api/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', authorization: `Bearer ${keys.ingest}` },
+      body: 'hello',
+    });
     expect(response.status).toBe(415);
   });
 });
 
 describe('limits and failures over HTTP', () => {
-  it.each(['/api/events/batch', '/trpc/telemetry.ingestBatch'])('refuses a body one byte over the limit on %s with 413, and the connection stays usable', async (path) => {
-    const workspaceId = randomUUID();
-    const event = { workspaceId, source: 'web', eventType: 'custom', name: 'x' };
-    const envelope = path.startsWith('/trpc') ? (events: unknown[]) => ({ json: { events } }) : (events: unknown[]) => ({ events });
-    let body = JSON.stringify(envelope([{ ...event, metadata: { pad: '' } }]));
-    body = body.replace('"pad":""', `"pad":"${'x'.repeat(BODY_LIMIT + 1 - body.length)}"`);
-    expect(Buffer.byteLength(body)).toBe(BODY_LIMIT + 1);
-    const response = await postJson(path, body);
-    expect(response.status).toBe(413);
-    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(0);
-    const next = await postJson('/api/events', event);
-    expect(next.status).toBe(200);
-  });
+  it.each(['/api/events/batch', '/trpc/telemetry.ingestBatch'])(
+    'refuses a body one byte over the limit on %s with 413, and the connection stays usable',
+    async (path) => {
+      const workspaceId = randomUUID();
+      const event = { workspaceId, source: 'web', eventType: 'custom', name: 'x' };
+      const envelope = path.startsWith('/trpc') ? (events: unknown[]) => ({ json: { events } }) : (events: unknown[]) => ({ events });
+      let body = JSON.stringify(envelope([{ ...event, metadata: { pad: '' } }]));
+      body = body.replace('"pad":""', `"pad":"${'x'.repeat(BODY_LIMIT + 1 - body.length)}"`);
+      expect(Buffer.byteLength(body)).toBe(BODY_LIMIT + 1);
+      const response = await postJson(path, body);
+      expect(response.status).toBe(413);
+      expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(0);
+      const next = await postJson('/api/events', event);
+      expect(next.status).toBe(200);
+    },
+  );
 
   it('hides an internal failure behind a generic 500 on both faces', async () => {
     const { logger, lines } = capturingLogger();
     const secret = 'duplicate key value violates unique constraint "events_pkey"';
     const failing = await startTestServer(testDb.db, {
       logger,
-      services: servicesWith(testDb.db, { ingestor: { ingestEvent: () => Promise.reject(new Error(secret)), ingestBatch: () => Promise.reject(new Error(secret)) } }),
+      services: servicesWith(testDb.db, {
+        ingestor: { ingestEvent: () => Promise.reject(new Error(secret)), ingestBatch: () => Promise.reject(new Error(secret)) },
+      }),
     });
     try {
       const rest = await postJson('/api/events', { source: 'web', eventType: 'custom', name: 'x' }, {}, failing.url);
@@ -188,7 +203,10 @@ describe('deadlines', () => {
   it('answers a call that cannot finish within PROCEDURE_TIMEOUT_MS with a retryable 503, never a hang', async () => {
     const config = testConfig({ PROCEDURE_TIMEOUT_MS: '200' });
     const stalled = () => new Promise<never>(() => {});
-    const slow = await startTestServer(testDb.db, { config, services: servicesWith(testDb.db, { ingestor: { ingestEvent: stalled, ingestBatch: stalled } }, config) });
+    const slow = await startTestServer(testDb.db, {
+      config,
+      services: servicesWith(testDb.db, { ingestor: { ingestEvent: stalled, ingestBatch: stalled } }, config),
+    });
     try {
       // The call never finishes on its own: only the deadline can answer it.
       const response = await postJson('/api/events', { source: 'web', eventType: 'custom', name: 'x' }, {}, slow.url);

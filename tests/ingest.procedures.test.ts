@@ -141,7 +141,13 @@ describe('telemetry.ingest', () => {
     expect(errorPaths(await expectTrpcError(caller.telemetry.ingest(badError), 'BAD_REQUEST'))).toContain('metadata.message');
 
     await caller.telemetry.ingest({ workspaceId, source: 'web', eventType: 'perf.metric', name: 'LCP', metadata: { value: 1830.5, unit: 'ms', page: '/' } });
-    await caller.telemetry.ingest({ workspaceId, source: 'web', eventType: 'error', name: 'TypeError', metadata: { message: 'x is undefined', stack: 'at y' } });
+    await caller.telemetry.ingest({
+      workspaceId,
+      source: 'web',
+      eventType: 'error',
+      name: 'TypeError',
+      metadata: { message: 'x is undefined', stack: 'at y' },
+    });
     expect((await storedEvents(testDb.db, workspaceId)).map((e) => e.eventType).sort()).toEqual(['error', 'perf.metric']);
   });
 
@@ -181,7 +187,10 @@ describe('telemetry.ingest', () => {
     const id = randomUUID();
     const caller = ingestCaller();
     await caller.telemetry.ingest({ id, workspaceId: newWorkspace(), source: 'web', eventType: 'custom', name: 'x' });
-    const error = await expectTrpcError(caller.telemetry.ingest({ id, workspaceId: newWorkspace(), source: 'web', eventType: 'custom', name: 'x' }), 'CONFLICT');
+    const error = await expectTrpcError(
+      caller.telemetry.ingest({ id, workspaceId: newWorkspace(), source: 'web', eventType: 'custom', name: 'x' }),
+      'CONFLICT',
+    );
     expect(error.message).not.toMatch(/\d{4}-\d\d-\d\d/);
     expect(await countEventsWithId(testDb.db, id)).toBe(1);
   });
@@ -214,7 +223,12 @@ describe('telemetry.ingestBatch', () => {
     });
 
     expect(result).toMatchObject({ accepted: 2, duplicates: 0, rejected: 2 });
-    expect(result.receipts.map((r) => [r.index, r.status])).toEqual([[0, 'accepted'], [1, 'rejected'], [2, 'rejected'], [3, 'accepted']]);
+    expect(result.receipts.map((r) => [r.index, r.status])).toEqual([
+      [0, 'accepted'],
+      [1, 'rejected'],
+      [2, 'rejected'],
+      [3, 'accepted'],
+    ]);
     expect(result.receipts[1]).toMatchObject({ code: 'invalid_event', path: 'metadata.value' });
     expect(result.receipts[2]).toMatchObject({ code: 'invalid_event', path: 'source' });
     const stored = await storedEvents(testDb.db, workspaceId);
@@ -296,7 +310,13 @@ describe('daily partitions', () => {
     const midnight = new Date(Math.floor(Date.now() / DAY) * DAY);
     const caller = ingestCaller();
     const atMidnight = await caller.telemetry.ingest({ workspaceId, source: 'web', eventType: 'custom', name: 'a', createdAt: midnight });
-    const justBefore = await caller.telemetry.ingest({ workspaceId, source: 'web', eventType: 'custom', name: 'b', createdAt: new Date(midnight.getTime() - 1) });
+    const justBefore = await caller.telemetry.ingest({
+      workspaceId,
+      source: 'web',
+      eventType: 'custom',
+      name: 'b',
+      createdAt: new Date(midnight.getTime() - 1),
+    });
     const dayOf = (d: Date) => d.toISOString().slice(0, 10).replaceAll('-', '');
     expect(await partitionOf(testDb.db, atMidnight.id)).toBe(`telemetry.events_p${dayOf(midnight)}`);
     expect(await partitionOf(testDb.db, justBefore.id)).toBe(`telemetry.events_p${dayOf(new Date(midnight.getTime() - DAY))}`);

@@ -255,19 +255,29 @@ describe('secrets stay out of URLs', () => {
     const otherWorkspace = Buffer.from(Buffer.from(payload, 'base64url').toString().replace(workspaceId, randomUUID())).toString('base64url');
     const refusals = [`tlmt_${otherWorkspace}.${mac}`, `tlmt_${payload}.${'A'.repeat(43)}`, 'tlmt_bm90LWEtdGlja2V0.xyz', 'not a ticket'];
     for (const ticket of refusals) {
-      expect(await streamError(await rawStream(instance.server.url, {}, { ticket }))).toMatchObject({ code: 'UNAUTHORIZED', httpStatus: 401, reason: 'ticket_invalid' });
+      expect(await streamError(await rawStream(instance.server.url, {}, { ticket }))).toMatchObject({
+        code: 'UNAUTHORIZED',
+        httpStatus: 401,
+        reason: 'ticket_invalid',
+      });
     }
 
     const now = clock;
     try {
       clock = now + 61_000;
-      expect(await streamError(await rawStream(instance.server.url, {}, { ticket: minted.ticket }))).toMatchObject({ code: 'UNAUTHORIZED', reason: 'ticket_invalid' });
+      expect(await streamError(await rawStream(instance.server.url, {}, { ticket: minted.ticket }))).toMatchObject({
+        code: 'UNAUTHORIZED',
+        reason: 'ticket_invalid',
+      });
     } finally {
       clock = now;
     }
 
     await instance.client(keys.admin).admin.keys.revoke.mutate({ id: read.id });
-    expect(await streamError(await rawStream(instance.server.url, {}, { ticket: minted.ticket }))).toMatchObject({ code: 'UNAUTHORIZED', reason: 'ticket_invalid' });
+    expect(await streamError(await rawStream(instance.server.url, {}, { ticket: minted.ticket }))).toMatchObject({
+      code: 'UNAUTHORIZED',
+      reason: 'ticket_invalid',
+    });
     expect(instance.services.live.openStreams()).toBe(0);
   });
 
@@ -322,17 +332,27 @@ describe('secrets stay out of URLs', () => {
     try {
       const workspaceId = randomUUID();
       const { TELEMETRY_KEY: _key, TELEMETRY_URL: _url, ...env } = process.env;
-      const child = spawn(process.execPath, [fileURLToPath(new URL('../bin/telemetry.mjs', import.meta.url)), 'tail', '--workspace', workspaceId, '--count', '1', '--json'], {
-        env: { ...env, TELEMETRY_URL: url, TELEMETRY_KEY: keys.admin },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [fileURLToPath(new URL('../bin/telemetry.mjs', import.meta.url)), 'tail', '--workspace', workspaceId, '--count', '1', '--json'],
+        {
+          env: { ...env, TELEMETRY_URL: url, TELEMETRY_KEY: keys.admin },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
       const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
       await waitFor(() => services.live.openStreams() === 1, 'the tail’s stream', 20_000);
-      await createTelemetryClient({ url, apiKey: keys.ingest }).telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'cli', eventType: 'custom', name: 'tailed' });
+      await createTelemetryClient({ url, apiKey: keys.ingest }).telemetry.ingest.mutate({
+        id: randomUUID(),
+        workspaceId,
+        source: 'cli',
+        eventType: 'custom',
+        name: 'tailed',
+      });
       expect(await exited).toBe(0);
       expect(stderr).toBe('');
       expect(JSON.parse(stdout)).toMatchObject({ name: 'tailed', workspaceId });

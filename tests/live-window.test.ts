@@ -48,7 +48,14 @@ function emptyObjectsMetadata(): Record<string, object[]> {
 }
 
 function bigEvent(workspaceId: string, name: string) {
-  return { id: randomUUID(), workspaceId, source: 'web' as const, eventType: 'custom' as const, name, metadata: emptyObjectsMetadata() as unknown as JsonObject };
+  return {
+    id: randomUUID(),
+    workspaceId,
+    source: 'web' as const,
+    eventType: 'custom' as const,
+    name,
+    metadata: emptyObjectsMetadata() as unknown as JsonObject,
+  };
 }
 
 function subscribe(client: TelemetryClient, input: Parameters<TelemetryClient['telemetry']['live']['subscribe']>[0]) {

@@ -46,7 +46,13 @@ function subscribe(client: TelemetryClient, input: Parameters<TelemetryClient['t
   return { received, errors, stop: () => subscription.unsubscribe() };
 }
 
-const STREAM_OPTIONS = { maxStreamsPerKey: 5, maxDurationMs: 60_000, subscriberBuffer: 100, subscriberBufferBytes: 16 * 1024 * 1024, maxResumeBytes: 32 * 1024 * 1024 };
+const STREAM_OPTIONS = {
+  maxStreamsPerKey: 5,
+  maxDurationMs: 60_000,
+  subscriberBuffer: 100,
+  subscriberBufferBytes: 16 * 1024 * 1024,
+  maxResumeBytes: 32 * 1024 * 1024,
+};
 
 let debugState = () => '';
 async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -63,7 +69,19 @@ function event(workspaceId: string, name: string, eventType: 'custom' | 'ui.clic
 
 function storedEvent(workspaceId: string, name: string): StoredEvent {
   const at = new Date().toISOString();
-  return { id: randomUUID(), workspaceId, userId: null, source: 'web', eventType: 'custom', name, targetType: null, targetId: null, metadata: null, createdAt: at, receivedAt: at };
+  return {
+    id: randomUUID(),
+    workspaceId,
+    userId: null,
+    source: 'web',
+    eventType: 'custom',
+    name,
+    targetType: null,
+    targetId: null,
+    metadata: null,
+    createdAt: at,
+    receivedAt: at,
+  };
 }
 
 describe('the in-process bus', () => {
@@ -95,7 +113,14 @@ describe('a slow subscriber', () => {
     const hasSubscribed = new Promise<void>((resolve) => (subscribed = resolve));
     const live = createLiveStreams({
       // The test publishes once the stream has subscribed to the bus.
-      bus: { ...bus, subscribe: (listener) => ((unsubscribe) => (subscribed(), unsubscribe))(bus.subscribe(listener)) },
+      bus: {
+        ...bus,
+        subscribe: (listener) => {
+          const unsubscribe = bus.subscribe(listener);
+          subscribed();
+          return unsubscribe;
+        },
+      },
       options: { ...STREAM_OPTIONS, maxStreamsPerKey: 5, subscriberBuffer: 2 },
       metrics: createMetrics({ defaultMetrics: false }),
       logger: createLogger('silent'),
@@ -128,8 +153,15 @@ describe('a slow subscriber', () => {
       sharedSlots: slowShared,
     });
     const controller = new AbortController();
-    const streams = Array.from({ length: 5 }, () => live.open({ keyId: 'k', workspaceId: randomUUID(), filter: {}, lastEventId: undefined, signal: controller.signal }));
-    const firsts = streams.map((stream) => stream.next().then(() => 'open', (error: { reason?: string }) => error.reason));
+    const streams = Array.from({ length: 5 }, () =>
+      live.open({ keyId: 'k', workspaceId: randomUUID(), filter: {}, lastEventId: undefined, signal: controller.signal }),
+    );
+    const firsts = streams.map((stream) =>
+      stream.next().then(
+        () => 'open',
+        (error: { reason?: string }) => error.reason,
+      ),
+    );
     // Five are counted at once; the three over the limit are refused once the shared count fails.
     await waitFor(() => live.openStreams() === 2, 'the refused opens to be released');
     controller.abort();
@@ -145,7 +177,9 @@ describe('a slow subscriber', () => {
       logger: createLogger('silent'),
     });
     live.endAll();
-    await expect(live.open({ keyId: 'k', workspaceId: randomUUID(), filter: {}, lastEventId: undefined, signal: undefined }).next()).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(live.open({ keyId: 'k', workspaceId: randomUUID(), filter: {}, lastEventId: undefined, signal: undefined }).next()).rejects.toMatchObject({
+      name: 'AbortError',
+    });
     expect(live.openStreams()).toBe(0);
   });
 });
@@ -516,7 +550,9 @@ describe.runIf(redisUrl)('telemetry.live across instances (Redis Streams)', () =
     const deadline = Date.now() + 5000;
     let entries: [string, string[]][] = [];
     while (entries.length === 0 && Date.now() < deadline) {
-      const result = (await redis.xreadgroup('GROUP', group, 'consumer-1', 'COUNT', 10, 'BLOCK', 500, 'STREAMS', stream, '>')) as [string, [string, string[]][]][] | null;
+      const result = (await redis.xreadgroup('GROUP', group, 'consumer-1', 'COUNT', 10, 'BLOCK', 500, 'STREAMS', stream, '>')) as
+        | [string, [string, string[]][]][]
+        | null;
       entries = result?.[0]?.[1] ?? [];
     }
     expect(entries).toHaveLength(1);

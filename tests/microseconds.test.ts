@@ -46,7 +46,11 @@ async function storedMicros(id: string): Promise<string | undefined> {
 const micros = (iso: string) => String(BigInt(Date.parse(iso)) * 1000n + BigInt((/\.(\d+)Z$/.exec(iso)?.[1] ?? '').padEnd(6, '0').slice(3, 6)));
 
 const api = (path: string, body: unknown, key: string) =>
-  fetch(`${server.url}/api/${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(body) });
+  fetch(`${server.url}/api/${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify(body),
+  });
 
 describe('createdAt microseconds on /api', () => {
   it('are stored, answered in receipts, events.get and events.list, and order a page and its cursor', async () => {
@@ -60,18 +64,27 @@ describe('createdAt microseconds on /api', () => {
 
     const response = await api('events/batch', { events: [event(earlierId, earlier), event(laterId, later)] }, keys.ingest);
     const receipts = ((await response.json()) as { receipts: { status: string; createdAt: string }[] }).receipts;
-    expect(receipts.map((r) => [r.status, r.createdAt])).toEqual([['accepted', earlier], ['accepted', later]]);
+    expect(receipts.map((r) => [r.status, r.createdAt])).toEqual([
+      ['accepted', earlier],
+      ['accepted', later],
+    ]);
     expect(await storedMicros(earlierId)).toBe(micros(earlier));
 
     const retry = await api('events/batch', { events: [event(earlierId, earlier)] }, keys.ingest);
-    expect(((await retry.json()) as { receipts: { status: string; createdAt: string }[] }).receipts[0]).toMatchObject({ status: 'duplicate', createdAt: earlier });
+    expect(((await retry.json()) as { receipts: { status: string; createdAt: string }[] }).receipts[0]).toMatchObject({
+      status: 'duplicate',
+      createdAt: earlier,
+    });
 
     const single = await fetch(`${server.url}/api/events/${earlierId}`, { headers: { authorization: `Bearer ${readKey}` } });
     expect(((await single.json()) as { createdAt: string }).createdAt).toBe(earlier);
 
     const first = (await (await api('events/list', { limit: 1 }, readKey)).json()) as { events: { id: string; createdAt: string }[]; nextCursor: string };
     expect(first.events.map((e) => [e.id, e.createdAt])).toEqual([[laterId, later]]);
-    const second = (await (await api('events/list', { limit: 1, cursor: first.nextCursor }, readKey)).json()) as { events: { id: string; createdAt: string }[]; nextCursor: string | null };
+    const second = (await (await api('events/list', { limit: 1, cursor: first.nextCursor }, readKey)).json()) as {
+      events: { id: string; createdAt: string }[];
+      nextCursor: string | null;
+    };
     expect(second.events.map((e) => [e.id, e.createdAt])).toEqual([[earlierId, earlier]]);
     expect(second.nextCursor).toBeNull();
 

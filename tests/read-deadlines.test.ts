@@ -72,12 +72,10 @@ describe.skipIf(onPglite)(
       // Twelve heavy statistics calls (unique users force the raw events of the locked day).
       const reader = createTelemetryClient({ url: service.url, apiKey: readKey, maxBatchItems: 1 });
       const reads = Array.from({ length: 12 }, () =>
-        reader.telemetry.stats.timeseries
-          .query({ from: LOCKED_DAY, to: new Date(LOCKED_DAY.getTime() + 86_400_000), bucket: 'hour', uniqueUsers: true })
-          .then(
-            () => 'answered',
-            (error: { data?: { httpStatus?: number } }) => error.data?.httpStatus,
-          ),
+        reader.telemetry.stats.timeseries.query({ from: LOCKED_DAY, to: new Date(LOCKED_DAY.getTime() + 86_400_000), bucket: 'hour', uniqueUsers: true }).then(
+          () => 'answered',
+          (error: { data?: { httpStatus?: number } }) => error.data?.httpStatus,
+        ),
       );
       await expect.poll(lockWaiters, { timeout: 10_000, interval: 50 }).toBeGreaterThan(0);
 
@@ -99,7 +97,12 @@ describe.skipIf(onPglite)(
       await locker.unsafe('rollback');
       locker.release();
       locker = undefined;
-      const answered = await reader.telemetry.stats.timeseries.query({ from: LOCKED_DAY, to: new Date(LOCKED_DAY.getTime() + 86_400_000), bucket: 'hour', uniqueUsers: true });
+      const answered = await reader.telemetry.stats.timeseries.query({
+        from: LOCKED_DAY,
+        to: new Date(LOCKED_DAY.getTime() + 86_400_000),
+        bucket: 'hour',
+        uniqueUsers: true,
+      });
       expect(answered.series[0]!.points).toHaveLength(24);
     });
   },

@@ -64,7 +64,19 @@ beforeAll(async () => {
     for (const day of [oldDay, recentDay]) {
       for (let index = 0; index < 5; index += 1) {
         const at = new Date(day.getTime() + 3_600_000 + index * 60_000);
-        rows.push({ id: randomUUID(), workspaceId: randomUUID(), userId: null, source: 'cli', eventType: 'custom', name: 'run', targetType: null, targetId: null, metadata: { index }, createdAt: at, receivedAt: at });
+        rows.push({
+          id: randomUUID(),
+          workspaceId: randomUUID(),
+          userId: null,
+          source: 'cli',
+          eventType: 'custom',
+          name: 'run',
+          targetType: null,
+          targetId: null,
+          metadata: { index },
+          createdAt: at,
+          receivedAt: at,
+        });
       }
     }
     await createEventWriter(db).write(rows);

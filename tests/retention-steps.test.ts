@@ -34,7 +34,19 @@ beforeEach(async () => {
 
 function event(workspaceId: string | null, createdAt: string, name = 'x'): EventRow {
   const at = new Date(createdAt);
-  return { id: randomUUID(), workspaceId, userId: null, source: 'web', eventType: 'custom', name, targetType: null, targetId: null, metadata: null, createdAt: at, receivedAt: at };
+  return {
+    id: randomUUID(),
+    workspaceId,
+    userId: null,
+    source: 'web',
+    eventType: 'custom',
+    name,
+    targetType: null,
+    targetId: null,
+    metadata: null,
+    createdAt: at,
+    receivedAt: at,
+  };
 }
 
 async function seed(partitionDays: readonly string[], rows: readonly EventRow[]) {
@@ -54,7 +66,10 @@ function run(options: { dryRun: boolean; defaultDays?: number; overrides?: { wor
 
 describe('retention steps', () => {
   it('plan: expired partitions and default-partition days oldest first, and one target per shorter retention', async () => {
-    await seed(['2026-05-01', '2026-05-03'], [event(A, '2026-05-03T10:00:00Z'), event(A, '2026-05-01T10:00:00Z'), event(B, '2026-05-02T10:00:00Z'), event(A, '2026-06-14T10:00:00Z')]);
+    await seed(
+      ['2026-05-01', '2026-05-03'],
+      [event(A, '2026-05-03T10:00:00Z'), event(A, '2026-05-01T10:00:00Z'), event(B, '2026-05-02T10:00:00Z'), event(A, '2026-06-14T10:00:00Z')],
+    );
     const { plan } = run({ dryRun: true, defaultDays: 10, overrides: [{ workspaceId: B, days: 30 }] }).options;
     const targets = await planExpiry(db, plan);
     expect(targets.expiredDays.map((day) => [day.kind, day.day.toISOString().slice(0, 10)])).toEqual([
@@ -84,7 +99,12 @@ describe('retention steps', () => {
 
     const real = run({ dryRun: false });
     await expirePartition(real, day, rollups);
-    expect(real.finish()).toMatchObject({ partitionsDropped: counted.partitionsDropped, ledgerRowsDeleted: 3, rollupRowsDeleted: { minute: 3, hour: 3 }, errors: [] });
+    expect(real.finish()).toMatchObject({
+      partitionsDropped: counted.partitionsDropped,
+      ledgerRowsDeleted: 3,
+      rollupRowsDeleted: { minute: 3, hour: 3 },
+      errors: [],
+    });
     expect(await listPartitions(db)).toEqual([]);
     expect([await count('event_ids'), await count('event_counts_minute'), await count('event_counts_hour')]).toEqual([0, 0, 0]);
   });

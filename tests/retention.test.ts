@@ -32,7 +32,9 @@ afterAll(async () => {
 // The job spans the whole database: every test starts from an empty one (same instance).
 beforeEach(async () => {
   for (const name of await listPartitions(db)) await db.rows(sql.raw(`drop table telemetry."${name}"`));
-  await db.rows(sql`truncate telemetry.events_default, telemetry.event_ids, telemetry.event_counts_minute, telemetry.event_counts_hour, telemetry.workspace_retention, telemetry.api_keys`);
+  await db.rows(
+    sql`truncate telemetry.events_default, telemetry.event_ids, telemetry.event_counts_minute, telemetry.event_counts_hour, telemetry.workspace_retention, telemetry.api_keys`,
+  );
   keys = await createTestKeys(db);
 });
 
@@ -87,10 +89,18 @@ const bucket = (column: string) => sql.raw(`to_char(${column} at time zone 'UTC'
 async function snapshot() {
   return {
     partitions: await listPartitions(db),
-    events: await db.rows<{ id: string; partition: string }>(sql`select id::text as id, tableoid::regclass::text as partition from telemetry.events order by id`),
-    ledger: await db.rows<{ id: string }>(sql`select id::text as id, workspace_id::text as workspace, ${bucket('created_at')} as at from telemetry.event_ids order by id`),
-    minutes: await db.rows(sql`select workspace_id::text as w, ${bucket('minute')} as b, event_type, name, source, count::int as n from telemetry.event_counts_minute order by 1, 2, 3, 4, 5`),
-    hours: await db.rows(sql`select workspace_id::text as w, ${bucket('hour')} as b, event_type, name, source, count::int as n from telemetry.event_counts_hour order by 1, 2, 3, 4, 5`),
+    events: await db.rows<{ id: string; partition: string }>(
+      sql`select id::text as id, tableoid::regclass::text as partition from telemetry.events order by id`,
+    ),
+    ledger: await db.rows<{ id: string }>(
+      sql`select id::text as id, workspace_id::text as workspace, ${bucket('created_at')} as at from telemetry.event_ids order by id`,
+    ),
+    minutes: await db.rows(
+      sql`select workspace_id::text as w, ${bucket('minute')} as b, event_type, name, source, count::int as n from telemetry.event_counts_minute order by 1, 2, 3, 4, 5`,
+    ),
+    hours: await db.rows(
+      sql`select workspace_id::text as w, ${bucket('hour')} as b, event_type, name, source, count::int as n from telemetry.event_counts_hour order by 1, 2, 3, 4, 5`,
+    ),
   };
 }
 
@@ -181,7 +191,10 @@ describe('retention job', () => {
     const seeded = await seed([A, B, C, null], TIMES, PARTITION_DAYS);
     // Erased events leave zero-count rollup rows behind (on days without any other event): they expire too.
     const erasedUser = randomUUID();
-    const erased = [event(A, new Date('2026-05-05T12:00:00Z'), 7), event(C, new Date('2026-06-03T12:00:00Z'), 8)].map((row) => ({ ...row, userId: erasedUser }));
+    const erased = [event(A, new Date('2026-05-05T12:00:00Z'), 7), event(C, new Date('2026-06-03T12:00:00Z'), 8)].map((row) => ({
+      ...row,
+      userId: erasedUser,
+    }));
     await createEventWriter(db).write(erased);
     await createErasureService({ db }).eraseUser({ userId: erasedUser, workspaceId: null, requestedByKeyId: randomUUID() }, null);
     expect(await count(sql`select count(*) as n from telemetry.event_counts_minute where count = 0`)).toBe(2);
@@ -266,31 +279,34 @@ describe('retention job', () => {
     expect(aTimes).toContain('2026-05-16T12:00:00.000Z');
   });
 
-  it.runIf(process.env.TEST_DB_KIND === 'postgres')('waits out a long read of telemetry.events in short tries instead of blocking ingestion behind its drop', async () => {
-    await seed([A], TIMES, PARTITION_DAYS);
-    // Another session reads telemetry.events for 3 s: its lock keeps the DROP waiting.
-    const other = postgres(testDb.url!, { max: 1, onnotice: () => {} });
-    const reading = other.begin(async (tx) => {
-      await tx`select count(*) from telemetry.events`;
-      await tx`select pg_sleep(3)`;
-    });
-    let readerDone = false;
-    void reading.then(() => (readerDone = true));
-    // The reader holds its lock once its sleep is running.
-    await vi.waitFor(async () => {
-      const [row] = await testDb.db.rows<{ n: number | string }>(
-        sql`select count(*) as n from pg_stat_activity where datname = current_database() and state = 'active' and query like '%pg_sleep(3)%' and pid <> pg_backend_pid()`,
-      );
-      expect(Number(row?.n)).toBe(1);
-    });
-    const report = await retentionService().run();
-    // The drop waited for the reader (in short tries) rather than failing or being reported as an error.
-    expect(readerDone).toBe(true);
-    await reading;
-    await other.end();
-    expect(report.errors).toEqual([]);
-    expect(report.partitionsDropped.length).toBeGreaterThan(0);
-  });
+  it.runIf(process.env.TEST_DB_KIND === 'postgres')(
+    'waits out a long read of telemetry.events in short tries instead of blocking ingestion behind its drop',
+    async () => {
+      await seed([A], TIMES, PARTITION_DAYS);
+      // Another session reads telemetry.events for 3 s: its lock keeps the DROP waiting.
+      const other = postgres(testDb.url!, { max: 1, onnotice: () => {} });
+      const reading = other.begin(async (tx) => {
+        await tx`select count(*) from telemetry.events`;
+        await tx`select pg_sleep(3)`;
+      });
+      let readerDone = false;
+      void reading.then(() => (readerDone = true));
+      // The reader holds its lock once its sleep is running.
+      await vi.waitFor(async () => {
+        const [row] = await testDb.db.rows<{ n: number | string }>(
+          sql`select count(*) as n from pg_stat_activity where datname = current_database() and state = 'active' and query like '%pg_sleep(3)%' and pid <> pg_backend_pid()`,
+        );
+        expect(Number(row?.n)).toBe(1);
+      });
+      const report = await retentionService().run();
+      // The drop waited for the reader (in short tries) rather than failing or being reported as an error.
+      expect(readerDone).toBe(true);
+      await reading;
+      await other.end();
+      expect(report.errors).toEqual([]);
+      expect(report.partitionsDropped.length).toBeGreaterThan(0);
+    },
+  );
 
   it('refuses a second run while one is in progress, and runs again once it has finished', async () => {
     const retention = retentionService();
@@ -362,7 +378,10 @@ describe('admin.retention', () => {
     expect(report.rowsDeleted).toEqual([{ workspaceId: C, rows: 2 }]);
     const remaining = await db.rows<{ id: string }>(sql`select id::text as id from telemetry.events order by id`);
     expect(remaining.map((row) => row.id)).toEqual(
-      seeded.filter((row) => row.workspaceId === A || row.createdAt >= new Date('2026-06-05T10:00:00Z')).map((row) => row.id).sort(),
+      seeded
+        .filter((row) => row.workspaceId === A || row.createdAt >= new Date('2026-06-05T10:00:00Z'))
+        .map((row) => row.id)
+        .sort(),
     );
   });
 
@@ -427,7 +446,11 @@ describe('a workspace retention is its own (RETENTION_MAX_DAYS)', () => {
       // The maximum binds unbound admins too: it is the service's, set by RETENTION_MAX_DAYS.
       await expect(unbound.admin.retention.set.mutate({ workspaceId: B, days: 3650 })).rejects.toMatchObject({ data: { httpStatus: 400 } });
       expect(await bound.admin.retention.list.query()).toEqual({ defaultDays: 30, maxDays: 60, overrides: [] });
-      expect(await unbound.admin.retention.run.mutate({ dryRun: true })).toMatchObject({ maxDays: 60, longestDays: 30, partitionCutoff: new Date('2026-05-16T00:00:00Z') });
+      expect(await unbound.admin.retention.run.mutate({ dryRun: true })).toMatchObject({
+        maxDays: 60,
+        longestDays: 30,
+        partitionCutoff: new Date('2026-05-16T00:00:00Z'),
+      });
 
       // Up to the maximum is the workspace's own business.
       expect(await bound.admin.retention.set.mutate({ workspaceId: A, days: 60 })).toMatchObject({ workspaceId: A, days: 60 });
@@ -469,7 +492,8 @@ describe('a workspace retention is its own (RETENTION_MAX_DAYS)', () => {
     const kept = seeded.filter((row) => row.createdAt >= new Date(keptSince[row.workspaceId!]!));
     const remaining = await db.rows<{ id: string }>(sql`select id::text as id from telemetry.events order by id`);
     expect(remaining.map((row) => row.id)).toEqual(kept.map((row) => row.id).sort());
-    const daysKept = (workspaceId: string) => new Set(kept.filter((row) => row.workspaceId === workspaceId).map((row) => row.createdAt.toISOString().slice(0, 10)));
+    const daysKept = (workspaceId: string) =>
+      new Set(kept.filter((row) => row.workspaceId === workspaceId).map((row) => row.createdAt.toISOString().slice(0, 10)));
     expect(daysKept(L)).toEqual(new Set(['2026-04-20', '2026-06-01', '2026-06-14']));
     expect(daysKept(S)).toEqual(new Set(['2026-06-14']));
     const { minutes, hours } = await snapshot();

@@ -42,7 +42,11 @@ describe('retry rules', () => {
     ['timeout (no answer)', new Error('The operation was aborted due to timeout'), { live: true, tracker: true, cli: false }],
     ['400', serviceError({ code: 'BAD_REQUEST', httpStatus: 400 }), { live: false, tracker: false, cli: false }],
     ['401', serviceError({ code: 'UNAUTHORIZED', httpStatus: 401 }), { live: false, tracker: false, cli: false }],
-    ['401 expired stream ticket', serviceError({ code: 'UNAUTHORIZED', httpStatus: 401, reason: 'ticket_invalid' }), { live: true, tracker: false, cli: false }],
+    [
+      '401 expired stream ticket',
+      serviceError({ code: 'UNAUTHORIZED', httpStatus: 401, reason: 'ticket_invalid' }),
+      { live: true, tracker: false, cli: false },
+    ],
     ['408', new HttpStatusError(408), { live: true, tracker: true, cli: false }],
     ['413', new HttpStatusError(413), { live: false, tracker: false, cli: false }],
     ['429', serviceError({ code: 'TOO_MANY_REQUESTS', httpStatus: 429 }), { live: false, tracker: true, cli: true }],

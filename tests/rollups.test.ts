@@ -29,7 +29,9 @@ describe('rollups (db/rollups.ts)', () => {
     expect(unit({ from: at('2026-06-01T10:05:00Z'), to: at('2026-06-01T11:00:00Z') })).toBe('minute');
     expect(unit({ from: at('2026-06-01T10:00:00Z'), to: at('2026-06-01T11:00:00Z'), bucketMs: 60_000 })).toBe('minute');
     // Bucket starts off the hour (days in a half-hour time zone) need minutes too.
-    expect(unit({ from: at('2026-06-01T00:00:00Z'), to: at('2026-06-03T00:00:00Z'), bucketMs: 86_400_000, bucketStarts: [at('2026-06-01T18:30:00Z')] })).toBe('minute');
+    expect(unit({ from: at('2026-06-01T00:00:00Z'), to: at('2026-06-03T00:00:00Z'), bucketMs: 86_400_000, bucketStarts: [at('2026-06-01T18:30:00Z')] })).toBe(
+      'minute',
+    );
     // Nothing finer than a minute: the events themselves.
     expect(unit({ from: at('2026-06-01T10:00:30Z'), to: at('2026-06-01T11:00:00Z') })).toBeUndefined();
   });

@@ -23,7 +23,9 @@ describe.runIf(process.env.TEST_DB_KIND === 'postgres')('graceful shutdown', () 
       const response = await fetch(`${service.url}/api/events/batch`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${service.adminKey}` },
-        body: JSON.stringify({ events: Array.from({ length: 20 }, () => ({ id: randomUUID(), workspaceId, source: 'backend', eventType: 'custom', name: 'load' })) }),
+        body: JSON.stringify({
+          events: Array.from({ length: 20 }, () => ({ id: randomUUID(), workspaceId, source: 'backend', eventType: 'custom', name: 'load' })),
+        }),
       }).catch(() => undefined);
       if (response?.ok) {
         const body = (await response.json()) as { receipts: { status: string; id: string }[] };
@@ -32,9 +34,11 @@ describe.runIf(process.env.TEST_DB_KIND === 'postgres')('graceful shutdown', () 
         refused += 1;
       }
     };
-    const load = Promise.all(Array.from({ length: 8 }, async () => {
-      for (let i = 0; i < 25; i += 1) await send();
-    }));
+    const load = Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let i = 0; i < 25; i += 1) await send();
+      }),
+    );
     // SIGTERM lands while the load is being served.
     await vi.waitFor(() => expect(acknowledged.length).toBeGreaterThan(0), { timeout: 20_000, interval: 20 });
     service.process.kill('SIGTERM');

@@ -28,7 +28,10 @@ const NAMES = ['page.view', 'signup.start', 'signup.done', 'LCP', 'button.click'
 
 // A small deterministic generator, so failures reproduce.
 let state = 42;
-const random = () => ((state = (state * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+const random = () => {
+  state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+  return state / 2 ** 31;
+};
 const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
 
 function event(createdAt: Date, overrides: Partial<EventRow> = {}): EventRow {
@@ -79,8 +82,10 @@ describe('stats.timeseries', () => {
     const result = await reader().telemetry.stats.timeseries({ from: FROM, to: TO, bucket: 'day', timeZone: 'America/New_York' });
     const points = result.series[0]!.points;
     const expected = new Map<string, number>();
-    for (const e of seeded.filter((e) => inRange(e, FROM, TO))) expected.set(localDay(e.createdAt, 'America/New_York'), (expected.get(localDay(e.createdAt, 'America/New_York')) ?? 0) + 1);
-    for (const point of points) expect(point.count, localDay(new Date(point.start), 'America/New_York')).toBe(expected.get(localDay(new Date(point.start), 'America/New_York')) ?? 0);
+    for (const e of seeded.filter((e) => inRange(e, FROM, TO)))
+      expected.set(localDay(e.createdAt, 'America/New_York'), (expected.get(localDay(e.createdAt, 'America/New_York')) ?? 0) + 1);
+    for (const point of points)
+      expect(point.count, localDay(new Date(point.start), 'America/New_York')).toBe(expected.get(localDay(new Date(point.start), 'America/New_York')) ?? 0);
     expect(points.reduce((sum, p) => sum + p.count, 0)).toBe(seeded.filter((e) => inRange(e, FROM, TO)).length);
     const nov1 = points.find((p) => localDay(new Date(p.start), 'America/New_York') === '2026-11-01')!;
     const nov2 = points[points.indexOf(nov1) + 1]!;
@@ -121,14 +126,22 @@ describe('stats.timeseries', () => {
   });
 
   it('answers an empty range with zeros', async () => {
-    const result = await reader().telemetry.stats.timeseries({ from: new Date('2025-01-01T00:00:00Z'), to: new Date('2025-01-01T00:10:00Z'), bucket: 'minute' });
+    const result = await reader().telemetry.stats.timeseries({
+      from: new Date('2025-01-01T00:00:00Z'),
+      to: new Date('2025-01-01T00:10:00Z'),
+      bucket: 'minute',
+    });
     expect(result.series[0]!.points.map((p) => p.count)).toEqual(Array(10).fill(0));
   });
 
   it('refuses too many buckets and an inverted range with 400', async () => {
-    await expect(reader().telemetry.stats.timeseries({ from: FROM, to: new Date(FROM.getTime() + 30 * 86_400_000), bucket: 'minute' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(reader().telemetry.stats.timeseries({ from: FROM, to: new Date(FROM.getTime() + 30 * 86_400_000), bucket: 'minute' })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
     await expect(reader().telemetry.stats.timeseries({ from: TO, to: FROM, bucket: 'day' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(reader().telemetry.stats.timeseries({ from: FROM, to: TO, bucket: 'day', timeZone: 'Mars/Olympus' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(reader().telemetry.stats.timeseries({ from: FROM, to: TO, bucket: 'day', timeZone: 'Mars/Olympus' })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
   });
 });
 
@@ -154,7 +167,12 @@ describe('stats.timeseries answers are bounded', () => {
     const caller = procedureCaller(testDb.db, { apiKey: manyNamesKey });
     const result = await caller.telemetry.stats.timeseries({ ...DAY, bucket: 'hour', breakdown: 'name', uniqueUsers });
     expect(result.source).toBe(uniqueUsers ? 'raw' : 'rollup');
-    expect(result.series.map((s) => s.key)).toEqual(frequent.slice(2).reverse().map(([name]) => name));
+    expect(result.series.map((s) => s.key)).toEqual(
+      frequent
+        .slice(2)
+        .reverse()
+        .map(([name]) => name),
+    );
     expect(result.series.every((s) => s.points.length === 24)).toBe(true);
     expect(result.other).toMatchObject({ keys: 1002, total: 1000 + 20 + 21 });
     expect(result.other!.points).toHaveLength(24);
@@ -180,13 +198,17 @@ describe('stats.timeseries answers are bounded', () => {
     try {
       const client = createTelemetryClient({ url: server.url, apiKey: manyNamesKey });
       // 51 series x 1,441 minutes is over 20,000 points; without the breakdown the same range is fine.
-      const refused = await client.telemetry.stats.timeseries.query({ ...DAY, bucket: 'minute', breakdown: 'name', seriesLimit: 50 }).catch((caught: unknown) => caught);
+      const refused = await client.telemetry.stats.timeseries
+        .query({ ...DAY, bucket: 'minute', breakdown: 'name', seriesLimit: 50 })
+        .catch((caught: unknown) => caught);
       expect(refused).toBeInstanceOf(TRPCClientError);
       const error = refused as TRPCClientError<AppRouter>;
       expect(error.data?.httpStatus).toBe(400);
       expect(error.data?.issues?.[0]?.path).toBe('bucket');
       expect(error.message).toContain('points');
-      await expect(client.telemetry.stats.timeseries.query({ ...DAY, bucket: 'minute', breakdown: 'name', seriesLimit: 51 })).rejects.toMatchObject({ data: { httpStatus: 400 } });
+      await expect(client.telemetry.stats.timeseries.query({ ...DAY, bucket: 'minute', breakdown: 'name', seriesLimit: 51 })).rejects.toMatchObject({
+        data: { httpStatus: 400 },
+      });
       const single = await client.telemetry.stats.timeseries.query({ ...DAY, bucket: 'minute' });
       expect(single.series[0]!.points).toHaveLength(1440);
     } finally {
@@ -199,7 +221,9 @@ describe('telemetry.events.list pages are bounded in bytes', () => {
   it('ends a page of large events early and pages on to the rest, each event exactly once, over HTTP', async () => {
     const large = randomUUID();
     // 200 events of 30 KB of metadata: 6 MB, more than one page may hold.
-    const rows = Array.from({ length: 200 }, (_, i) => event(new Date(Date.UTC(2026, 9, 29, 12, 0, i)), { workspaceId: large, metadata: { blob: 'x'.repeat(30_000) } }));
+    const rows = Array.from({ length: 200 }, (_, i) =>
+      event(new Date(Date.UTC(2026, 9, 29, 12, 0, i)), { workspaceId: large, metadata: { blob: 'x'.repeat(30_000) } }),
+    );
     await createEventWriter(testDb.db).write(rows);
     const key = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId: large })).key;
     const server = await startTestServer(testDb.db);
@@ -227,7 +251,10 @@ describe('stats.top', () => {
     const result = await reader().telemetry.stats.top({ from: FROM, to: TO, by, limit: 3 });
     const counts = new Map<string, number>();
     for (const e of seeded) if (e[field] !== null) counts.set(String(e[field]), (counts.get(String(e[field])) ?? 0) + 1);
-    const expected = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 3).map(([key, count]) => ({ key, count }));
+    const expected = [...counts.entries()]
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, 3)
+      .map(([key, count]) => ({ key, count }));
     expect(result.items).toEqual(expected);
   });
 });
@@ -242,7 +269,10 @@ describe('stats.percentiles', () => {
 
   it('matches percentiles computed over the same perf.metric values, overall and per day', async () => {
     const result = await reader().telemetry.stats.percentiles({ from: FROM, to: TO, name: 'LCP', bucket: 'day' });
-    const values = seeded.filter((e) => e.name === 'LCP').map((e) => (e.metadata as { value: number }).value).sort((a, b) => a - b);
+    const values = seeded
+      .filter((e) => e.name === 'LCP')
+      .map((e) => (e.metadata as { value: number }).value)
+      .sort((a, b) => a - b);
     expect(result.overall.count).toBe(values.length);
     expect(result.overall.min).toBe(values[0]);
     expect(result.overall.max).toBe(values[values.length - 1]);
@@ -253,7 +283,10 @@ describe('stats.percentiles', () => {
     expect(result.buckets).toHaveLength(8);
     const day = result.buckets![2]!;
     const dayStart = new Date(day.start);
-    const dayValues = seeded.filter((e) => e.name === 'LCP' && inRange(e, dayStart, new Date(dayStart.getTime() + 86_400_000))).map((e) => (e.metadata as { value: number }).value).sort((a, b) => a - b);
+    const dayValues = seeded
+      .filter((e) => e.name === 'LCP' && inRange(e, dayStart, new Date(dayStart.getTime() + 86_400_000)))
+      .map((e) => (e.metadata as { value: number }).value)
+      .sort((a, b) => a - b);
     expect(day.count).toBe(dayValues.length);
     expect(day.p90).toBeCloseTo(percentile(dayValues, 0.9), 6);
   });
@@ -307,7 +340,13 @@ describe('stats.anomalies', () => {
     const start = Date.parse('2026-01-05T00:00:00Z');
     // A strong daily rhythm: busy at 12:00, quiet at night. A normal busy noon is no anomaly.
     const hourly = Array.from({ length: 4 * 168 }, (_, i) => ({ start: new Date(start + i * 3_600_000), count: i % 24 === 12 ? 100 : 5 }));
-    const points = detectAnomalies({ history: hourly.slice(0, 3 * 168), points: hourly.slice(3 * 168), bucket: 'hour', threshold: 3.5, recordedSince: new Date(start) });
+    const points = detectAnomalies({
+      history: hourly.slice(0, 3 * 168),
+      points: hourly.slice(3 * 168),
+      bucket: 'hour',
+      threshold: 3.5,
+      recordedSince: new Date(start),
+    });
     expect(points.every((p) => p.baseline === 'hour_of_week')).toBe(true);
     expect(points.some((p) => p.anomaly)).toBe(false);
   });
@@ -325,7 +364,9 @@ describe('stats.anomalies', () => {
     const clientFor = (apiKey: string) => createTelemetryClient({ url: server.url, apiKey });
     async function seedCounts(workspace: string, counts: readonly (readonly [Date, number])[]) {
       // Before the seeded partitions: these land in the default partition.
-      const rows = counts.flatMap(([hour, count]) => Array.from({ length: count }, (_, i) => event(new Date(hour.getTime() + i * 1000), { workspaceId: workspace })));
+      const rows = counts.flatMap(([hour, count]) =>
+        Array.from({ length: count }, (_, i) => event(new Date(hour.getTime() + i * 1000), { workspaceId: workspace })),
+      );
       const writer = createEventWriter(testDb.db);
       for (let i = 0; i < rows.length; i += 500) await writer.write(rows.slice(i, i + 500));
       return (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId: workspace })).key;
@@ -370,7 +411,11 @@ describe('stats.anomalies', () => {
       expect(result.points.every((p) => p.baseline === 'insufficient' && p.expected === null)).toBe(true);
       expect(result.points.map((p) => p.observed)).toEqual(counts.map(([, count]) => count));
 
-      const days = await clientFor(key).telemetry.stats.anomalies.query({ from: new Date('2026-09-10T00:00:00Z'), to: new Date('2026-09-21T00:00:00Z'), bucket: 'day' });
+      const days = await clientFor(key).telemetry.stats.anomalies.query({
+        from: new Date('2026-09-10T00:00:00Z'),
+        to: new Date('2026-09-21T00:00:00Z'),
+        bucket: 'day',
+      });
       expect(days.status).toBe('insufficient_history');
       expect(days.points.some((p) => p.anomaly)).toBe(false);
     });
@@ -378,7 +423,10 @@ describe('stats.anomalies', () => {
     it('judges only the hours with three recorded weeks before them, and says the history is partial', async () => {
       // One event an hour from `since` on, for 22 days; the range spans the 21st and 22nd day.
       const since = new Date('2026-08-01T00:00:00Z');
-      const key = await seedCounts(randomUUID(), Array.from({ length: 22 * 24 }, (_, h) => [new Date(since.getTime() + h * HOUR), 1] as const));
+      const key = await seedCounts(
+        randomUUID(),
+        Array.from({ length: 22 * 24 }, (_, h) => [new Date(since.getTime() + h * HOUR), 1] as const),
+      );
       const from = new Date(since.getTime() + 20 * 24 * HOUR);
       const result = await clientFor(key).telemetry.stats.anomalies.query({ from, to: new Date(from.getTime() + 48 * HOUR), bucket: 'hour' });
       expect(result.status).toBe('partial_history');
@@ -419,7 +467,9 @@ describe('telemetry.events.list', () => {
     for (const [i, id] of ids.entries()) {
       const at = `2025-06-01T12:00:00.000${i}01Z`;
       await testDb.db.rows(sql`insert into telemetry.event_ids (id, workspace_id, created_at) values (${id}, ${workspaceId}, ${at}::timestamptz)`);
-      await testDb.db.rows(sql`insert into telemetry.events (id, workspace_id, source, event_type, name, created_at) values (${id}, ${workspaceId}, 'web', 'custom', 'micro', ${at}::timestamptz)`);
+      await testDb.db.rows(
+        sql`insert into telemetry.events (id, workspace_id, source, event_type, name, created_at) values (${id}, ${workspaceId}, 'web', 'custom', 'micro', ${at}::timestamptz)`,
+      );
     }
     const seen: string[] = [];
     let cursor: string | undefined;

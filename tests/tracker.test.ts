@@ -114,7 +114,9 @@ describe('tracker', () => {
     const fetch: NonNullable<TrackerOptions['fetch']> = async (input, init) => {
       calledAt.push(Date.now());
       if (calledAt.length === 1) {
-        const body = [{ error: { json: { message: 'Rate limit exceeded', code: -32029, data: { code: 'TOO_MANY_REQUESTS', httpStatus: 429, retryAfterSeconds: 1 } } } }];
+        const body = [
+          { error: { json: { message: 'Rate limit exceeded', code: -32029, data: { code: 'TOO_MANY_REQUESTS', httpStatus: 429, retryAfterSeconds: 1 } } } },
+        ];
         return new Response(JSON.stringify(body), { status: 429, headers: { 'content-type': 'application/json', 'retry-after': '1' } });
       }
       // The retry reaches the in-process service, whose own timers need the real clock.
@@ -202,7 +204,12 @@ describe('tracker', () => {
     await tracker.shutdown();
     const rows = await storedIn(workspaceId);
     expect(rows.filter((row) => row.event_type === 'custom')).toHaveLength(5);
-    expect(rows.filter((row) => row.event_type === 'error').map((row) => row.metadata?.['message']).sort()).toEqual(['boom', 'boom again']);
+    expect(
+      rows
+        .filter((row) => row.event_type === 'error')
+        .map((row) => row.metadata?.['message'])
+        .sort(),
+    ).toEqual(['boom', 'boom again']);
   });
 
   it('turns web-vitals reports into perf.metric events (ms, CLS as a score)', async () => {

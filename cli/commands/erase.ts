@@ -12,15 +12,19 @@ const CONNECTION_HELP = 'Connection: --url <url> (TELEMETRY_URL), --key <key> (T
 
 function describeReceipt(receipt: ErasureReceipt): string {
   const scope = receipt.workspaceId ? `in workspace ${receipt.workspaceId}` : 'in every workspace';
-  return [
+  return `${[
     `Erased ${formatCount(receipt.deletedCount)} events of user ${receipt.userId} ${scope}.`,
     `Request ${receipt.requestId}, requested ${formatTime(receipt.requestedAt)}, completed ${formatTime(receipt.completedAt)}.`,
-  ].join('\n') + '\n';
+  ].join('\n')}\n`;
 }
 
 async function eraseUser(args: string[], { io }: CommandContext): Promise<ExitCode> {
   const { values, positionals } = parseOrExplain(() =>
-    parseArgs({ args, options: { ...CONNECTION_OPTIONS, user: { type: 'string' }, workspace: { type: 'string' }, json: { type: 'boolean' } }, allowPositionals: true }),
+    parseArgs({
+      args,
+      options: { ...CONNECTION_OPTIONS, user: { type: 'string' }, workspace: { type: 'string' }, json: { type: 'boolean' } },
+      allowPositionals: true,
+    }),
   );
   refuseExtraPositionals(positionals);
   const userId = requireValue(values.user, '--user');
@@ -53,7 +57,9 @@ Examples:
 `;
 
 async function erasureStatus(args: string[], { io }: CommandContext): Promise<ExitCode> {
-  const { values, positionals } = parseOrExplain(() => parseArgs({ args, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, allowPositionals: true }));
+  const { values, positionals } = parseOrExplain(() =>
+    parseArgs({ args, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, allowPositionals: true }),
+  );
   const requestId = requirePositional(positionals, 0, 'The request id (printed by telemetry erase)');
   const session = openSession(values, io, KEY_NEEDED, { flagOf: (field) => (field === 'requestId' ? '<requestId>' : undefined) });
   const receipt = await session.call((client) => client.admin.erasure.status.query({ requestId }));
@@ -71,6 +77,6 @@ ${CONNECTION_HELP}
 `;
 
 export const eraseCommands: Command[] = [
-  { path: ['erase'], summary: "Delete every event of a user (GDPR erasure)", help: ERASE_HELP, run: eraseUser },
+  { path: ['erase'], summary: 'Delete every event of a user (GDPR erasure)', help: ERASE_HELP, run: eraseUser },
   { path: ['erase', 'status'], summary: 'Show an erasure request', help: STATUS_HELP, run: erasureStatus },
 ];

@@ -41,7 +41,9 @@ async function createKey(args: string[], { io }: CommandContext): Promise<ExitCo
     writeJson(io.stdout, created);
   } else {
     io.stdout.write(`${created.key}\n`);
-    io.stderr.write(`Created ${created.kind} key ${created.id}${created.workspaceId ? ` for workspace ${created.workspaceId}` : ' (no workspace)'}. The secret above is shown only now: store it.\n`);
+    io.stderr.write(
+      `Created ${created.kind} key ${created.id}${created.workspaceId ? ` for workspace ${created.workspaceId}` : ' (no workspace)'}. The secret above is shown only now: store it.\n`,
+    );
   }
   return ExitCode.ok;
 }
@@ -106,7 +108,9 @@ ${CONNECTION_HELP}
 // ---- keys revoke / rotate -------------------------------------------------------------------
 
 async function revokeKey(args: string[], { io }: CommandContext): Promise<ExitCode> {
-  const { values, positionals } = parseOrExplain(() => parseArgs({ args, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, allowPositionals: true }));
+  const { values, positionals } = parseOrExplain(() =>
+    parseArgs({ args, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, allowPositionals: true }),
+  );
   const id = requirePositional(positionals, 0, 'The key id (see telemetry keys list)');
   const session = openSession(values, io, KEY_NEEDED, { flagOf: idFlag });
   const revoked = await session.call((client) => client.admin.keys.revoke.mutate({ id }));
@@ -127,7 +131,9 @@ Example:
 `;
 
 async function rotateKey(args: string[], { io }: CommandContext): Promise<ExitCode> {
-  const { values, positionals } = parseOrExplain(() => parseArgs({ args, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, allowPositionals: true }));
+  const { values, positionals } = parseOrExplain(() =>
+    parseArgs({ args, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, allowPositionals: true }),
+  );
   const id = requirePositional(positionals, 0, 'The key id (see telemetry keys list)');
   const session = openSession(values, io, KEY_NEEDED, { flagOf: idFlag });
   const created = await session.call((client) => client.admin.keys.rotate.mutate({ id }));

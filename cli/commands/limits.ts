@@ -57,7 +57,11 @@ Example:
 
 async function clearLimit(args: string[], { io }: CommandContext): Promise<ExitCode> {
   const { values, positionals } = parseOrExplain(() =>
-    parseArgs({ args, options: { ...CONNECTION_OPTIONS, workspace: { type: 'string' }, kind: { type: 'string' }, json: { type: 'boolean' } }, allowPositionals: true }),
+    parseArgs({
+      args,
+      options: { ...CONNECTION_OPTIONS, workspace: { type: 'string' }, kind: { type: 'string' }, json: { type: 'boolean' } },
+      allowPositionals: true,
+    }),
   );
   refuseExtraPositionals(positionals);
   const workspaceId = requireValue(values.workspace, '--workspace');
@@ -65,7 +69,8 @@ async function clearLimit(args: string[], { io }: CommandContext): Promise<ExitC
   const session = openSession(values, io, KEY_NEEDED, { flagOf });
   const cleared = await session.call((client) => client.admin.workspaceLimits.clear.mutate({ workspaceId, ...(kind && { kind }) }));
   if (values.json) writeJson(io.stdout, cleared);
-  else if (cleared.cleared.length > 0) io.stdout.write(`Workspace ${cleared.workspaceId} is back to the default ceiling for ${cleared.cleared.join(', ')} keys.\n`);
+  else if (cleared.cleared.length > 0)
+    io.stdout.write(`Workspace ${cleared.workspaceId} is back to the default ceiling for ${cleared.cleared.join(', ')} keys.\n`);
   else io.stdout.write(`Workspace ${cleared.workspaceId} had no ceiling override; it keeps the defaults.\n`);
   return ExitCode.ok;
 }
@@ -83,7 +88,9 @@ ${CONNECTION_HELP}
 // ---- limits list ----------------------------------------------------------------------------
 
 async function listLimits(args: string[], { io }: CommandContext): Promise<ExitCode> {
-  const { values, positionals } = parseOrExplain(() => parseArgs({ args, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, allowPositionals: true }));
+  const { values, positionals } = parseOrExplain(() =>
+    parseArgs({ args, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, allowPositionals: true }),
+  );
   refuseExtraPositionals(positionals);
   const session = openSession(values, io, KEY_NEEDED);
   const limits = await session.call((client) => client.admin.workspaceLimits.list.query());
@@ -94,7 +101,14 @@ async function listLimits(args: string[], { io }: CommandContext): Promise<ExitC
   io.stdout.write(`Default ceiling per workspace: ${KEY_KINDS.map((kind) => `${kind} ${budget(limits.defaults[kind])}`).join('; ')}\n`);
   if (limits.overrides.length === 0) io.stdout.write('No workspace overrides.\n');
   else {
-    const rows = limits.overrides.map((item) => [item.workspaceId, item.kind, String(item.rateLimit.eventsPerSecond), String(item.rateLimit.burst), formatTime(item.updatedAt), item.updatedByKeyId ?? '']);
+    const rows = limits.overrides.map((item) => [
+      item.workspaceId,
+      item.kind,
+      String(item.rateLimit.eventsPerSecond),
+      String(item.rateLimit.burst),
+      formatTime(item.updatedAt),
+      item.updatedByKeyId ?? '',
+    ]);
     io.stdout.write(formatTable(['workspace', 'kind', 'per second', 'burst', 'updated', 'by key'], rows));
   }
   return ExitCode.ok;

@@ -107,7 +107,15 @@ async function listEvents(args: string[], { io, now }: CommandContext): Promise<
 }
 
 function eventRow(event: StoredEvent): string[] {
-  return [event.createdAt, event.eventType, event.name, event.source, event.userId ?? '', event.id, event.metadata ? ellipsize(toJson(event.metadata), 60) : ''];
+  return [
+    event.createdAt,
+    event.eventType,
+    event.name,
+    event.source,
+    event.userId ?? '',
+    event.id,
+    event.metadata ? ellipsize(toJson(event.metadata), 60) : '',
+  ];
 }
 
 const LIST_HELP = `Usage:
@@ -148,7 +156,9 @@ async function getEvent(args: string[], { io }: CommandContext): Promise<ExitCod
   );
   const id = requirePositional(positionals, 0, 'The event id');
   const session = openSession(values, io, KEY_NEEDED, { flagOf: (field) => (field === 'id' ? '<id>' : undefined) });
-  const event = await session.call((client) => client.telemetry.events.get.query({ id, ...(values.workspace !== undefined && { workspaceId: values.workspace }) }));
+  const event = await session.call((client) =>
+    client.telemetry.events.get.query({ id, ...(values.workspace !== undefined && { workspaceId: values.workspace }) }),
+  );
   if (values.json) writeJson(io.stdout, event);
   else io.stdout.write(`${JSON.stringify(event, null, 2)}\n`);
   return ExitCode.ok;
@@ -190,7 +200,13 @@ async function top(args: string[], { io, now }: CommandContext): Promise<ExitCod
     }),
   );
   if (values.json) writeJson(io.stdout, result);
-  else io.stdout.write(formatTable([by, 'count'], result.items.map((item) => [item.key, formatCount(item.count)])));
+  else
+    io.stdout.write(
+      formatTable(
+        [by, 'count'],
+        result.items.map((item) => [item.key, formatCount(item.count)]),
+      ),
+    );
   return ExitCode.ok;
 }
 
@@ -295,7 +311,13 @@ Examples:
 
 // ---- query percentiles ----------------------------------------------------------------------
 
-const PERCENTILES_OPTIONS = { ...CONNECTION_OPTIONS, ...FILTER_OPTIONS, field: { type: 'string' }, bucket: { type: 'string' }, tz: { type: 'string' } } as const;
+const PERCENTILES_OPTIONS = {
+  ...CONNECTION_OPTIONS,
+  ...FILTER_OPTIONS,
+  field: { type: 'string' },
+  bucket: { type: 'string' },
+  tz: { type: 'string' },
+} as const;
 
 async function percentiles(args: string[], { io, now }: CommandContext): Promise<ExitCode> {
   const { values, positionals } = parseOrExplain(() => parseArgs({ args, options: PERCENTILES_OPTIONS, allowPositionals: true }));
@@ -321,7 +343,17 @@ async function percentiles(args: string[], { io, now }: CommandContext): Promise
   }
   const figure = (value: number | null) => (value === null ? '' : String(Math.round(value * 1000) / 1000));
   type Distribution = typeof result.overall;
-  const row = (label: string, d: Distribution) => [label, formatCount(d.count), figure(d.min), figure(d.p50), figure(d.p75), figure(d.p90), figure(d.p95), figure(d.p99), figure(d.max)];
+  const row = (label: string, d: Distribution) => [
+    label,
+    formatCount(d.count),
+    figure(d.min),
+    figure(d.p50),
+    figure(d.p75),
+    figure(d.p90),
+    figure(d.p95),
+    figure(d.p99),
+    figure(d.max),
+  ];
   const rows = [...(result.buckets ?? []).map((item) => row(item.start, item)), row('overall', result.overall)];
   io.stdout.write(formatTable(['bucket start', 'count', 'min', 'p50', 'p75', 'p90', 'p95', 'p99', 'max'], rows));
   return ExitCode.ok;

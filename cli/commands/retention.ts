@@ -41,7 +41,11 @@ Example:
 
 async function setRetention(args: string[], { io }: CommandContext): Promise<ExitCode> {
   const { values, positionals } = parseOrExplain(() =>
-    parseArgs({ args, options: { ...CONNECTION_OPTIONS, workspace: { type: 'string' }, days: { type: 'string' }, json: { type: 'boolean' } }, allowPositionals: true }),
+    parseArgs({
+      args,
+      options: { ...CONNECTION_OPTIONS, workspace: { type: 'string' }, days: { type: 'string' }, json: { type: 'boolean' } },
+      allowPositionals: true,
+    }),
   );
   refuseExtraPositionals(positionals);
   const workspaceId = requireValue(values.workspace, '--workspace');
@@ -89,7 +93,9 @@ ${CONNECTION_HELP}
 `;
 
 async function listRetention(args: string[], { io }: CommandContext): Promise<ExitCode> {
-  const { values, positionals } = parseOrExplain(() => parseArgs({ args, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, allowPositionals: true }));
+  const { values, positionals } = parseOrExplain(() =>
+    parseArgs({ args, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, allowPositionals: true }),
+  );
   refuseExtraPositionals(positionals);
   const session = openSession(values, io, KEY_NEEDED);
   const policies = await session.call((client) => client.admin.retention.list.query());

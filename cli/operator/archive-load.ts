@@ -71,7 +71,9 @@ async function main(): Promise<number> {
       const loaded = await loadArchive(db, manifest);
       inserted += loaded.inserted;
       duplicates += loaded.duplicates;
-      process.stdout.write(`${manifest}: ${loaded.inserted} of ${loaded.rows} events loaded${loaded.duplicates > 0 ? ` (${loaded.duplicates} already stored)` : ''}\n`);
+      process.stdout.write(
+        `${manifest}: ${loaded.inserted} of ${loaded.rows} events loaded${loaded.duplicates > 0 ? ` (${loaded.duplicates} already stored)` : ''}\n`,
+      );
     }
     process.stdout.write(`Loaded ${inserted} events from ${manifests.length} archive(s)${duplicates > 0 ? `; ${duplicates} were already stored` : ''}.\n`);
     return 0;

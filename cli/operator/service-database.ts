@@ -25,7 +25,12 @@ export async function openServiceDatabase(config: Config, command: string): Prom
     process.stderr.write(`${command}: no database at ${config.pgliteDir}; set DATABASE_URL, or PGLITE_DIR to the service's data directory\n`);
     return undefined;
   }
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, maxConnections: 2, connectTimeoutSeconds: config.databaseConnectTimeoutSeconds });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    pgliteDir: config.pgliteDir,
+    maxConnections: 2,
+    connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
+  });
   const readiness = await checkReadiness(db, { timeoutMs: config.databaseConnectTimeoutSeconds * 1000 });
   if (readiness.ready) return db;
   process.stderr.write(

@@ -73,8 +73,12 @@ export function createEventQueue(options: { storage: QueueStorage | null | undef
     /** Events not being sent, oldest first. */
     waiting: () => queue.filter((item) => !inFlight.has(item.event.id!)),
     waitingCount: () => queue.length - inFlight.size,
-    markInFlight: (events: readonly EventInput[]) => events.forEach((event) => inFlight.add(event.id!)),
-    release: (events: readonly EventInput[]) => events.forEach((event) => inFlight.delete(event.id!)),
+    markInFlight: (events: readonly EventInput[]) => {
+      for (const event of events) inFlight.add(event.id!);
+    },
+    release: (events: readonly EventInput[]) => {
+      for (const event of events) inFlight.delete(event.id!);
+    },
     /** Events waiting or being sent. */
     size: () => queue.length,
     droppedTotal: () => droppedTotal,

@@ -199,7 +199,13 @@ export function dashboardRoutes({ logger, sourceDir, prebuiltDir = findPrebuilt(
       return c.html(html);
     }),
   );
-  routes.get('/app.js', withBundle(({ script }, c) => serveAsset(script, 'text/javascript; charset=utf-8', c)));
-  routes.get('/app.css', withBundle(({ stylesheet }, c) => serveAsset(stylesheet, 'text/css; charset=utf-8', c)));
+  routes.get(
+    '/app.js',
+    withBundle(({ script }, c) => serveAsset(script, 'text/javascript; charset=utf-8', c)),
+  );
+  routes.get(
+    '/app.css',
+    withBundle(({ stylesheet }, c) => serveAsset(stylesheet, 'text/css; charset=utf-8', c)),
+  );
   return routes;
 }

@@ -27,7 +27,8 @@ export const adminRouter = router({
           tags: ['admin'],
           protect: true,
           summary: "Set a workspace's rate ceiling for one kind of key (unbound admin keys only)",
-          description: 'All keys of that kind bound to the workspace share this budget, whatever their own limits; raising or lowering it needs an admin key not bound to a workspace.',
+          description:
+            'All keys of that kind bound to the workspace share this budget, whatever their own limits; raising or lowering it needs an admin key not bound to a workspace.',
         },
       })
       .input(SetWorkspaceLimitInput)
@@ -35,13 +36,29 @@ export const adminRouter = router({
       .mutation(({ ctx, input }) => ctx.services.workspaceLimits.setCeiling({ ...input, updatedByKeyId: ctx.key.id }, ctx.adminScope)),
 
     clear: adminProcedure
-      .meta({ openapi: { method: 'POST', path: '/admin/workspace-limits/{workspaceId}/clear', tags: ['admin'], protect: true, summary: "Remove a workspace's rate ceiling overrides (back to the defaults; unbound admin keys only)" } })
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/admin/workspace-limits/{workspaceId}/clear',
+          tags: ['admin'],
+          protect: true,
+          summary: "Remove a workspace's rate ceiling overrides (back to the defaults; unbound admin keys only)",
+        },
+      })
       .input(ClearWorkspaceLimitInput)
       .output(ClearedWorkspaceLimits)
       .mutation(({ ctx, input }) => ctx.services.workspaceLimits.clearCeiling(input, ctx.adminScope)),
 
     list: adminProcedure
-      .meta({ openapi: { method: 'GET', path: '/admin/workspace-limits', tags: ['admin'], protect: true, summary: 'The default workspace rate ceilings and the per-workspace overrides' } })
+      .meta({
+        openapi: {
+          method: 'GET',
+          path: '/admin/workspace-limits',
+          tags: ['admin'],
+          protect: true,
+          summary: 'The default workspace rate ceilings and the per-workspace overrides',
+        },
+      })
       .input(z.object({}).optional())
       .output(WorkspaceLimits)
       .query(({ ctx }) => ctx.services.workspaceLimits.listCeilings(ctx.adminScope)),
@@ -57,7 +74,7 @@ export const adminRouter = router({
           protect: true,
           summary: "Set a workspace's retention (days), overriding the default",
           description:
-            'Events of the workspace older than this are removed by the next retention run (archived first when ARCHIVE_DIR is set). At most RETENTION_MAX_DAYS (400 above it), for any admin key: a longer retention would keep every workspace\'s old partitions.',
+            "Events of the workspace older than this are removed by the next retention run (archived first when ARCHIVE_DIR is set). At most RETENTION_MAX_DAYS (400 above it), for any admin key: a longer retention would keep every workspace's old partitions.",
         },
       })
       .input(SetRetentionInput)
@@ -65,13 +82,23 @@ export const adminRouter = router({
       .mutation(({ ctx, input }) => ctx.services.retention.setOverride({ ...input, updatedByKeyId: ctx.key.id }, ctx.adminScope)),
 
     clear: adminProcedure
-      .meta({ openapi: { method: 'POST', path: '/admin/retention/{workspaceId}/clear', tags: ['admin'], protect: true, summary: "Remove a workspace's retention override (back to the default)" } })
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/admin/retention/{workspaceId}/clear',
+          tags: ['admin'],
+          protect: true,
+          summary: "Remove a workspace's retention override (back to the default)",
+        },
+      })
       .input(ClearRetentionInput)
       .output(ClearedRetention)
       .mutation(({ ctx, input }) => ctx.services.retention.clearOverride(input.workspaceId, ctx.adminScope)),
 
     list: adminProcedure
-      .meta({ openapi: { method: 'GET', path: '/admin/retention', tags: ['admin'], protect: true, summary: 'The default retention and the per-workspace overrides' } })
+      .meta({
+        openapi: { method: 'GET', path: '/admin/retention', tags: ['admin'], protect: true, summary: 'The default retention and the per-workspace overrides' },
+      })
       .input(z.object({}).optional())
       .output(RetentionPolicies)
       .query(({ ctx }) => ctx.services.retention.listPolicies(ctx.adminScope)),
@@ -84,7 +111,8 @@ export const adminRouter = router({
           tags: ['admin'],
           protect: true,
           summary: 'Run the retention job now (or a dry run) and answer its report',
-          description: 'Unbound admin keys only: the job spans every workspace. Answers 409 while another run (scheduled or on demand, in any instance) is in progress.',
+          description:
+            'Unbound admin keys only: the job spans every workspace. Answers 409 while another run (scheduled or on demand, in any instance) is in progress.',
         },
         // A real run may take minutes; answering "retry" while it goes on would only earn a 409.
         longRunning: true,
@@ -102,8 +130,9 @@ export const adminRouter = router({
           path: '/admin/erasure',
           tags: ['admin'],
           protect: true,
-          summary: "Delete every event of a user (GDPR right to erasure)",
-          description: 'Deletes the events in every partition, corrects the rollups and records an audit row, in one transaction. Events of that user arriving later are stored as usual; retries of erased events (same id) are answered duplicate and not stored again.',
+          summary: 'Delete every event of a user (GDPR right to erasure)',
+          description:
+            'Deletes the events in every partition, corrects the rollups and records an audit row, in one transaction. Events of that user arriving later are stored as usual; retries of erased events (same id) are answered duplicate and not stored again.',
         },
         // One transaction over every partition: it may outlast the usual deadline, and a retry
         // while it runs would erase twice.
@@ -111,10 +140,20 @@ export const adminRouter = router({
       })
       .input(EraseUserInput)
       .output(ErasureReceipt)
-      .mutation(({ ctx, input }) => ctx.services.erasure.eraseUser({ userId: input.userId, workspaceId: input.workspaceId, requestedByKeyId: ctx.key.id }, ctx.adminScope)),
+      .mutation(({ ctx, input }) =>
+        ctx.services.erasure.eraseUser({ userId: input.userId, workspaceId: input.workspaceId, requestedByKeyId: ctx.key.id }, ctx.adminScope),
+      ),
 
     status: adminProcedure
-      .meta({ openapi: { method: 'GET', path: '/admin/erasure/{requestId}', tags: ['admin'], protect: true, summary: 'An erasure request and how many events it deleted' } })
+      .meta({
+        openapi: {
+          method: 'GET',
+          path: '/admin/erasure/{requestId}',
+          tags: ['admin'],
+          protect: true,
+          summary: 'An erasure request and how many events it deleted',
+        },
+      })
       .input(ErasureStatusInput)
       .output(ErasureReceipt)
       .query(({ ctx, input }) => ctx.services.erasure.status(input.requestId, ctx.adminScope)),
@@ -122,7 +161,15 @@ export const adminRouter = router({
 
   keys: router({
     create: adminProcedure
-      .meta({ openapi: { method: 'POST', path: '/admin/keys', tags: ['admin'], protect: true, summary: 'Create an API key (the secret is shown only in this answer)' } })
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/admin/keys',
+          tags: ['admin'],
+          protect: true,
+          summary: 'Create an API key (the secret is shown only in this answer)',
+        },
+      })
       .input(CreateKeyInput)
       .output(CreatedKey)
       .mutation(({ ctx, input }) => ctx.services.keys.createKey(input, ctx.adminScope)),
@@ -140,7 +187,15 @@ export const adminRouter = router({
       .mutation(({ ctx, input }) => ctx.services.keys.revokeKey(input.id, ctx.adminScope)),
 
     rotate: adminProcedure
-      .meta({ openapi: { method: 'POST', path: '/admin/keys/{id}/rotate', tags: ['admin'], protect: true, summary: 'Revoke an API key and issue a new one with the same settings' } })
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/admin/keys/{id}/rotate',
+          tags: ['admin'],
+          protect: true,
+          summary: 'Revoke an API key and issue a new one with the same settings',
+        },
+      })
       .input(KeyIdInput)
       .output(CreatedKey)
       .mutation(({ ctx, input }) => ctx.services.keys.rotateKey(input.id, ctx.adminScope)),

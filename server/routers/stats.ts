@@ -18,7 +18,13 @@ const meta = (path: `/${string}`, summary: string, description?: string) => ({
 
 export const statsRouter = router({
   timeseries: readProcedure
-    .meta(meta('/stats/timeseries', 'Event counts per time bucket', 'Minute and hour buckets are UTC; day and week buckets follow timeZone, DST included. Empty buckets are zero. Answered from per-minute rollups when the filters allow (no unique users, no targetType, minute-aligned range), else from raw events.'))
+    .meta(
+      meta(
+        '/stats/timeseries',
+        'Event counts per time bucket',
+        'Minute and hour buckets are UTC; day and week buckets follow timeZone, DST included. Empty buckets are zero. Answered from per-minute rollups when the filters allow (no unique users, no targetType, minute-aligned range), else from raw events.',
+      ),
+    )
     .input(TimeseriesInput)
     .output(TimeseriesResult)
     .query(({ ctx, input }) => ctx.services.stats.timeseries(ctx.workspaceId, input)),
@@ -30,7 +36,13 @@ export const statsRouter = router({
     .query(({ ctx, input }) => ctx.services.stats.top(ctx.workspaceId, input)),
 
   percentiles: readProcedure
-    .meta(meta('/stats/percentiles', 'Percentiles of a numeric metadata field', 'p50/p75/p90/p95/p99, count, min and max of metadata.<field> (default: perf.metric value), overall and optionally per bucket.'))
+    .meta(
+      meta(
+        '/stats/percentiles',
+        'Percentiles of a numeric metadata field',
+        'p50/p75/p90/p95/p99, count, min and max of metadata.<field> (default: perf.metric value), overall and optionally per bucket.',
+      ),
+    )
     .input(PercentilesInput)
     .output(PercentilesResult)
     .query(({ ctx, input }) => ctx.services.stats.percentiles(ctx.workspaceId, input)),

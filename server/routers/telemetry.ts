@@ -39,9 +39,7 @@ export const telemetryRouter = router({
     })
     .input(IngestBatchInput)
     .output(IngestBatchResult)
-    .mutation(({ ctx, input }) =>
-      ctx.services.ingestor.ingestBatch(input.events, { sentAt: input.sentAt, workspaceBinding: ctx.workspaceBinding }),
-    ),
+    .mutation(({ ctx, input }) => ctx.services.ingestor.ingestBatch(input.events, { sentAt: input.sentAt, workspaceBinding: ctx.workspaceBinding })),
 
   events: router({
     list: readProcedure
@@ -52,7 +50,8 @@ export const telemetryRouter = router({
           tags: ['telemetry'],
           protect: true,
           summary: 'List events, newest first',
-          description: 'Filters by time range, type, name, source, user, target and metadata containment. Keyset pagination: pass nextCursor back as cursor; pages stay stable while events arrive.',
+          description:
+            'Filters by time range, type, name, source, user, target and metadata containment. Keyset pagination: pass nextCursor back as cursor; pages stay stable while events arrive.',
         },
       })
       .input(ListEventsInput)

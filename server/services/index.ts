@@ -59,7 +59,10 @@ export interface ServiceLifecycle {
   close(): Promise<void>;
 }
 
-export function createServices({ db, config, logger, metrics, rateLimiter, bus, streamSlots, readReplica, readPool, now }: ServiceDeps): { services: Services; lifecycle: ServiceLifecycle } {
+export function createServices({ db, config, logger, metrics, rateLimiter, bus, streamSlots, readReplica, readPool, now }: ServiceDeps): {
+  services: Services;
+  lifecycle: ServiceLifecycle;
+} {
   const reads = createReadRouting({
     primary: readPool ?? db,
     ...(readReplica && { replica: readReplica }),

@@ -30,12 +30,24 @@ export function toTRPCError(error: unknown): TRPCError {
   if (!(error instanceof DomainError)) {
     if (isDatabaseUnavailable(error)) return toTRPCError(databaseUnavailable(error));
     if (isTransientConflict(error)) {
-      return toTRPCError(new DomainError('unavailable', 'The database is busy with conflicting work; retry shortly', { retryAfterSeconds: 1, reason: 'write_conflict', cause: error }));
+      return toTRPCError(
+        new DomainError('unavailable', 'The database is busy with conflicting work; retry shortly', {
+          retryAfterSeconds: 1,
+          reason: 'write_conflict',
+          cause: error,
+        }),
+      );
     }
     // A statement stopped by statement_timeout (the backstop behind a call's deadline) or by an
     // operator's cancel: the same answer as a call that ran out of time.
     if (isQueryCanceled(error)) {
-      return toTRPCError(new DomainError('unavailable', 'The service could not answer in time; retry shortly', { retryAfterSeconds: 1, reason: 'deadline_exceeded', cause: error }));
+      return toTRPCError(
+        new DomainError('unavailable', 'The service could not answer in time; retry shortly', {
+          retryAfterSeconds: 1,
+          reason: 'deadline_exceeded',
+          cause: error,
+        }),
+      );
     }
   }
   if (error instanceof DomainError) {

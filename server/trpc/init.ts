@@ -105,7 +105,8 @@ export async function* mapStreamErrors<T>(ctx: Context, path: string, stream: As
   }
 }
 
-const deadlineExceeded = () => new DomainError('unavailable', 'The service could not answer in time; retry shortly', { retryAfterSeconds: 1, reason: 'deadline_exceeded' });
+const deadlineExceeded = () =>
+  new DomainError('unavailable', 'The service could not answer in time; retry shortly', { retryAfterSeconds: 1, reason: 'deadline_exceeded' });
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
@@ -160,7 +161,8 @@ async function identify(ctx: Context): Promise<ApiKeyIdentity> {
   if (ctx.streamTicket !== undefined) {
     const granted = await ctx.services.streamTickets.redeem(ctx.streamTicket);
     // The reason tells the typed client to mint a new ticket (an EventSource reconnects with its old URL).
-    if (!granted) throw new DomainError('unauthorized', 'Invalid or expired stream ticket: mint a new one with telemetry.liveTicket', { reason: 'ticket_invalid' });
+    if (!granted)
+      throw new DomainError('unauthorized', 'Invalid or expired stream ticket: mint a new one with telemetry.liveTicket', { reason: 'ticket_invalid' });
     return granted;
   }
   if (!ctx.apiKey) {

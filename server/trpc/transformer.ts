@@ -72,7 +72,10 @@ function deserializeInput(payload: unknown): unknown {
     if (typeof meta !== 'object') refuse('Malformed superjson input');
     const { referentialEqualities, values } = meta as { referentialEqualities?: unknown; values?: unknown };
     if (referentialEqualities !== undefined) {
-      refuse('Shared references (superjson referentialEqualities) are not accepted in procedure input: send each value in full', firstReferencePath(referentialEqualities));
+      refuse(
+        'Shared references (superjson referentialEqualities) are not accepted in procedure input: send each value in full',
+        firstReferencePath(referentialEqualities),
+      );
     }
     if (values !== undefined) checkValueAnnotations(values);
   }

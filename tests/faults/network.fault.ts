@@ -81,7 +81,9 @@ describe('PostgreSQL connections slowed and cut (TCP proxy)', () => {
       ).catch(() => {}); // the assertions below name the numbers if they never do
       const serverSide = await cluster.clientConnections();
       const throughProxy = proxy.openConnections();
-      console.log(`network: ${JSON.stringify({ ...result, lost: result.lost.length, slowedCall: slowed, failures: summary.failures, slowestCallMs: summary.slowestCallMs, serverSide, throughProxy })}`);
+      console.log(
+        `network: ${JSON.stringify({ ...result, lost: result.lost.length, slowedCall: slowed, failures: summary.failures, slowestCallMs: summary.slowestCallMs, serverSide, throughProxy })}`,
+      );
       expect(result.lost).toEqual([]);
       expect(result.duplicateRows).toBe(0);
       expect(result.unknown).toBe(0);

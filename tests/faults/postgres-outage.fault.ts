@@ -24,7 +24,10 @@ afterAll(async () => {
 });
 
 async function readyStatus(): Promise<number> {
-  return fetch(`${service.url}/readyz`).then((response) => response.status, () => 0);
+  return fetch(`${service.url}/readyz`).then(
+    (response) => response.status,
+    () => 0,
+  );
 }
 
 describe('PostgreSQL stopped under load, then started again', () => {
@@ -62,7 +65,9 @@ describe('PostgreSQL stopped under load, then started again', () => {
 
       const summary = await load.stop();
       const result = await reconcile(cluster.url, workspaceId, load);
-      console.log(`postgres outage: ${JSON.stringify({ ...result, lost: result.lost.length, failedInMs, recoveredInMs, failures: summary.failures, slowestFailureMs: summary.slowestFailureMs })}`);
+      console.log(
+        `postgres outage: ${JSON.stringify({ ...result, lost: result.lost.length, failedInMs, recoveredInMs, failures: summary.failures, slowestFailureMs: summary.slowestFailureMs })}`,
+      );
       expect(result.lost).toEqual([]);
       expect(result.duplicateRows).toBe(0);
       expect(result.unknown).toBe(0);

@@ -90,7 +90,11 @@ describe('reads from a streaming replica (DATABASE_READ_URL)', () => {
     const list = await call('/api/events/list', { workspaceId, limit: 10 });
     expect(list.status).toBe(200);
     await standby.start();
-    await waitUntil(async () => onStandby(async (sql) => (await sql`select pg_is_in_recovery() as standby`)[0]?.['standby'] === true), 'the standby to run again', 20_000);
+    await waitUntil(
+      async () => onStandby(async (sql) => (await sql`select pg_is_in_recovery() as standby`)[0]?.['standby'] === true),
+      'the standby to run again',
+      20_000,
+    );
     // With replay paused on the standby, an event reads as 404 there and 200 on the primary: once
     // the bypass window (5 s) is over, reads use the standby again.
     await onStandby((sql) => sql`select pg_wal_replay_pause()`);

@@ -76,7 +76,10 @@ function awaitLiveEvent(workspaceId: string, name: string, timeoutMs: number): {
     try {
       // An admin key never goes into a URL: the stream opens with a ticket minted with it.
       const params = encodeURIComponent(JSON.stringify({ ticket: await streamTicket(service.url, service.adminKey, workspaceId) }));
-      const response = await fetch(`${service.url}/trpc/telemetry.live?input=${input}&connectionParams=${params}`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+      const response = await fetch(`${service.url}/trpc/telemetry.live?input=${input}&connectionParams=${params}`, {
+        headers: { accept: 'text/event-stream' },
+        signal: controller.signal,
+      });
       const reader = response.body!.getReader();
       let text = '';
       while (!text.includes(`"${name}"`)) text += new TextDecoder().decode((await reader.read()).value);

@@ -16,7 +16,14 @@ const adminKey = `fault-admin-${randomBytes(16).toString('hex')}`;
 beforeAll(async () => {
   cluster = await createPgCluster();
   redis = await startPrivateRedis();
-  const env = { TELEMETRY_ADMIN_KEY: adminKey, DATABASE_URL: cluster.url, REDIS_URL: redis.url, LOG_LEVEL: 'warn', RATE_LIMIT_ADMIN_EPS: '100000000', RATE_LIMIT_ADMIN_BURST: '100000000' };
+  const env = {
+    TELEMETRY_ADMIN_KEY: adminKey,
+    DATABASE_URL: cluster.url,
+    REDIS_URL: redis.url,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_ADMIN_EPS: '100000000',
+    RATE_LIMIT_ADMIN_BURST: '100000000',
+  };
   [first, second] = await Promise.all([startChildService(env), startChildService(env)]);
 });
 afterAll(async () => {
@@ -60,7 +67,10 @@ describe('two instances sharing PostgreSQL and Redis', () => {
       body: JSON.stringify({ workspaceId }),
     });
     const params = encodeURIComponent(JSON.stringify({ ticket: ((await minted.json()) as { ticket: string }).ticket }));
-    const response = await fetch(`${second.url}/trpc/telemetry.live?input=${input}&connectionParams=${params}`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+    const response = await fetch(`${second.url}/trpc/telemetry.live?input=${input}&connectionParams=${params}`, {
+      headers: { accept: 'text/event-stream' },
+      signal: controller.signal,
+    });
     const reader = response.body!.getReader();
     await reader.read(); // "connected"
     // The stream is registered on the second instance once its gauge says so.
@@ -84,7 +94,10 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     const controller = new AbortController();
     const input = encodeURIComponent(JSON.stringify({ json: {} }));
     const params = encodeURIComponent(JSON.stringify({ apiKey: created.key }));
-    const response = await fetch(`${second.url}/trpc/telemetry.live?input=${input}&connectionParams=${params}`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+    const response = await fetch(`${second.url}/trpc/telemetry.live?input=${input}&connectionParams=${params}`, {
+      headers: { accept: 'text/event-stream' },
+      signal: controller.signal,
+    });
     const reader = response.body!.getReader();
     await reader.read(); // "connected"
     const deadlineOpen = Date.now() + 10_000;
@@ -107,9 +120,7 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     const workspaceId = randomUUID();
     const events = Array.from({ length: 500 }, () => ({ id: uuidv7(), workspaceId, source: 'backend', eventType: 'probe', name: 'twice' }));
     // The same 500 ids, to both instances, three times each, concurrently.
-    const responses = await Promise.all(
-      [first, second, first, second, first, second].map((service) => post(service, '/api/events/batch', { events })),
-    );
+    const responses = await Promise.all([first, second, first, second, first, second].map((service) => post(service, '/api/events/batch', { events })));
     const bodies = (await Promise.all(responses.map((response) => response.json()))) as { accepted: number; duplicates: number }[];
     expect(bodies.reduce((sum, body) => sum + body.accepted, 0)).toBe(500);
     expect(bodies.reduce((sum, body) => sum + body.duplicates, 0)).toBe(2500);
@@ -117,8 +128,12 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     const sql = postgres(cluster.url, { max: 1, onnotice: () => {} });
     try {
       const [events_] = await sql<{ count: number }[]>`select count(*)::int as count from telemetry.events where workspace_id = ${workspaceId}`;
-      const [minute] = await sql<{ count: number }[]>`select coalesce(sum(count), 0)::int as count from telemetry.event_counts_minute where workspace_id = ${workspaceId}`;
-      const [hour] = await sql<{ count: number }[]>`select coalesce(sum(count), 0)::int as count from telemetry.event_counts_hour where workspace_id = ${workspaceId}`;
+      const [minute] = await sql<
+        { count: number }[]
+      >`select coalesce(sum(count), 0)::int as count from telemetry.event_counts_minute where workspace_id = ${workspaceId}`;
+      const [hour] = await sql<
+        { count: number }[]
+      >`select coalesce(sum(count), 0)::int as count from telemetry.event_counts_hour where workspace_id = ${workspaceId}`;
       expect({ events: events_!.count, minuteRollup: minute!.count, hourRollup: hour!.count }).toEqual({ events: 500, minuteRollup: 500, hourRollup: 500 });
     } finally {
       await sql.end({ timeout: 1 });

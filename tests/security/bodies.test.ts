@@ -18,7 +18,13 @@ beforeAll(async () => {
   testDb = await openTestDatabase();
   keys = await createTestKeys(testDb.db);
   server = await startTestServer(testDb.db, {
-    config: testConfig({ MAX_BODY_BYTES: String(BODY_LIMIT), MAX_BATCH_EVENTS: '100', REQUEST_TIMEOUT_MS: '1000', HEADERS_TIMEOUT_MS: '1000', RATE_LIMIT_ADMIN_EPS: '10000' }),
+    config: testConfig({
+      MAX_BODY_BYTES: String(BODY_LIMIT),
+      MAX_BATCH_EVENTS: '100',
+      REQUEST_TIMEOUT_MS: '1000',
+      HEADERS_TIMEOUT_MS: '1000',
+      RATE_LIMIT_ADMIN_EPS: '10000',
+    }),
   });
 });
 afterAll(async () => {
@@ -120,7 +126,9 @@ describe('body limits on every route', () => {
 
   it('accepts a gzip-compressed body', async () => {
     const workspaceId = randomUUID();
-    const response = await post('/api/events/batch', gzipSync(JSON.stringify({ events: [event(workspaceId), event(workspaceId)] })), { 'content-encoding': 'gzip' });
+    const response = await post('/api/events/batch', gzipSync(JSON.stringify({ events: [event(workspaceId), event(workspaceId)] })), {
+      'content-encoding': 'gzip',
+    });
     expect(response.status).toBe(200);
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(2);
   });
@@ -236,7 +244,8 @@ describe('malformed and hostile input', () => {
     const workspaceId = randomUUID();
     let body: string;
     if (override === '1e400') body = `{"workspaceId":"${workspaceId}","source":"web","eventType":"custom","name":"x","metadata":{"n":1e400}}`;
-    else if (override === 'perf') body = `{"workspaceId":"${workspaceId}","source":"web","eventType":"perf.metric","name":"x","metadata":{"value":1e400,"unit":"ms"}}`;
+    else if (override === 'perf')
+      body = `{"workspaceId":"${workspaceId}","source":"web","eventType":"perf.metric","name":"x","metadata":{"value":1e400,"unit":"ms"}}`;
     else body = JSON.stringify(event(workspaceId, override as Record<string, unknown>));
     const response = await ingest(body);
     expect(response.status).toBeGreaterThanOrEqual(400);
@@ -249,7 +258,9 @@ describe('the same id', () => {
   it('twice in one batch and again in another call is stored once', async () => {
     const workspaceId = randomUUID();
     const id = randomUUID();
-    const first = await post('/api/events/batch', JSON.stringify({ events: [event(workspaceId, { id }), event(workspaceId, { id })] }), { authorization: `Bearer ${keys.ingest}` });
+    const first = await post('/api/events/batch', JSON.stringify({ events: [event(workspaceId, { id }), event(workspaceId, { id })] }), {
+      authorization: `Bearer ${keys.ingest}`,
+    });
     const again = await post('/api/events/batch', JSON.stringify({ events: [event(workspaceId, { id })] }), { authorization: `Bearer ${keys.ingest}` });
     expect((JSON.parse(first.body) as { receipts: { status: string }[] }).receipts.map((r) => r.status)).toEqual(['accepted', 'duplicate']);
     expect((JSON.parse(again.body) as { receipts: { status: string }[] }).receipts.map((r) => r.status)).toEqual(['duplicate']);

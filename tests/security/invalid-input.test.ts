@@ -35,7 +35,9 @@ interface Refusal {
 async function trpcQuery(path: string, json: Record<string, unknown>, dates: string[] = []): Promise<Refusal> {
   const values = Object.fromEntries(dates.map((field) => [field, ['Date']]));
   const input = { json, ...(dates.length > 0 && { meta: { values, v: 1 } }) };
-  const response = await fetch(`${server.url}/trpc/${path}?input=${encodeURIComponent(JSON.stringify(input))}`, { headers: { authorization: `Bearer ${readKey}` } });
+  const response = await fetch(`${server.url}/trpc/${path}?input=${encodeURIComponent(JSON.stringify(input))}`, {
+    headers: { authorization: `Bearer ${readKey}` },
+  });
   const body = (await response.json()) as { error?: { json: { data: { issues?: Refusal['issues'] } } } };
   return { status: response.status, issues: body.error?.json.data.issues ?? [] };
 }
@@ -76,7 +78,13 @@ describe('dates PostgreSQL cannot read', () => {
     ['year -5000 (a Date on the tRPC face)', 'telemetry.events.list', { from: '-005000-01-01T00:00:00.000Z' }, ['from'], 'from'],
     ['year -1 as the end of a range', 'telemetry.events.list', { to: '-000001-06-01T00:00:00.000Z' }, ['to'], 'to'],
     ['year 300000', 'telemetry.events.list', { from: '+300000-01-01T00:00:00.000Z' }, ['from'], 'from'],
-    ['year -5000 in a timeseries', 'telemetry.stats.timeseries', { from: '-005000-01-01T00:00:00.000Z', to: '-005000-06-01T00:00:00.000Z', bucket: 'week' }, ['from', 'to'], 'from'],
+    [
+      'year -5000 in a timeseries',
+      'telemetry.stats.timeseries',
+      { from: '-005000-01-01T00:00:00.000Z', to: '-005000-06-01T00:00:00.000Z', bucket: 'week' },
+      ['from', 'to'],
+      'from',
+    ],
     ['year 0 in top', 'telemetry.stats.top', { from: '0000-01-01T00:00:00.000Z', to: '0000-01-02T00:00:00.000Z', by: 'name' }, [], 'from'],
   ])('are answered 400 naming the field on the tRPC face for %s', async (_label, path, json, dates, field) => {
     const refusal = await trpcQuery(path, json, dates);
@@ -96,9 +104,24 @@ describe('dates PostgreSQL cannot read', () => {
   });
 
   it.each([
-    ['a funnel whose window would run past year 9999', 'stats/funnel', { from: '9999-12-01T00:00:00Z', to: '9999-12-30T00:00:00Z', steps: [{ name: 'a' }, { name: 'b' }] }, 'to'],
-    ['anomalies whose history would start before year 1', 'stats/anomalies', { from: '0001-01-10T00:00:00Z', to: '0001-01-12T00:00:00Z', bucket: 'hour' }, 'from'],
-    ['week buckets whose first week would start before year 1', 'stats/timeseries', { from: '0001-01-01T00:00:00Z', to: '0001-02-01T00:00:00Z', bucket: 'week' }, 'from'],
+    [
+      'a funnel whose window would run past year 9999',
+      'stats/funnel',
+      { from: '9999-12-01T00:00:00Z', to: '9999-12-30T00:00:00Z', steps: [{ name: 'a' }, { name: 'b' }] },
+      'to',
+    ],
+    [
+      'anomalies whose history would start before year 1',
+      'stats/anomalies',
+      { from: '0001-01-10T00:00:00Z', to: '0001-01-12T00:00:00Z', bucket: 'hour' },
+      'from',
+    ],
+    [
+      'week buckets whose first week would start before year 1',
+      'stats/timeseries',
+      { from: '0001-01-01T00:00:00Z', to: '0001-02-01T00:00:00Z', bucket: 'week' },
+      'from',
+    ],
   ])('are answered 400 naming the field when %s', async (_label, path, body, field) => {
     const refusal = await apiPost(path, body);
     expect(refusal.status).toBe(400);

@@ -66,7 +66,10 @@ describe('authentication', () => {
   it('answers 401 on the tRPC face too', async () => {
     const error = await createTelemetryClient({ url: server.url })
       .telemetry.ingest.mutate({ source: 'web', eventType: 'custom', name: 'x' })
-      .then(() => undefined, (caught: { data?: { httpStatus?: number } }) => caught);
+      .then(
+        () => undefined,
+        (caught: { data?: { httpStatus?: number } }) => caught,
+      );
     expect(error?.data?.httpStatus).toBe(401);
   });
 
@@ -115,7 +118,10 @@ describe('key storage and listing', () => {
   it('refuses a read key without a workspace', async () => {
     const error = await clientWith(keys.admin)
       .admin.keys.create.mutate({ kind: 'read' })
-      .then(() => undefined, (caught: { data?: { httpStatus?: number; issues?: { path: string }[] } }) => caught);
+      .then(
+        () => undefined,
+        (caught: { data?: { httpStatus?: number; issues?: { path: string }[] } }) => caught,
+      );
     expect(error?.data?.httpStatus).toBe(400);
     expect(error?.data?.issues?.[0]?.path).toBe('workspaceId');
   });
@@ -134,13 +140,15 @@ describe('key storage and listing', () => {
 describe('key kinds', () => {
   it('answers 403 to an ingest key on a read procedure and on an admin procedure', async () => {
     const client = clientWith(keys.ingest);
-    const read = await client.telemetry.events.get
-      .query({ id: randomUUID(), workspaceId: randomUUID() })
-      .then(() => undefined, (caught: { data?: { httpStatus?: number } }) => caught);
+    const read = await client.telemetry.events.get.query({ id: randomUUID(), workspaceId: randomUUID() }).then(
+      () => undefined,
+      (caught: { data?: { httpStatus?: number } }) => caught,
+    );
     expect(read?.data?.httpStatus).toBe(403);
-    const admin = await client.admin.keys.list
-      .query()
-      .then(() => undefined, (caught: { data?: { httpStatus?: number } }) => caught);
+    const admin = await client.admin.keys.list.query().then(
+      () => undefined,
+      (caught: { data?: { httpStatus?: number } }) => caught,
+    );
     expect(admin?.data?.httpStatus).toBe(403);
   });
 
@@ -162,9 +170,10 @@ describe('key kinds', () => {
     expect(own.workspaceId).toBe(workspaceId);
     const listed = await client.admin.keys.list.query();
     expect(listed.every((k) => k.workspaceId === workspaceId)).toBe(true);
-    const revokeOther = await client.admin.keys.revoke
-      .mutate({ id: outsider.id })
-      .then(() => undefined, (caught: { data?: { httpStatus?: number } }) => caught);
+    const revokeOther = await client.admin.keys.revoke.mutate({ id: outsider.id }).then(
+      () => undefined,
+      (caught: { data?: { httpStatus?: number } }) => caught,
+    );
     expect(revokeOther?.data?.httpStatus).toBe(403);
     expect((await ingestRest(`Bearer ${outsider.key}`, event(outsider.workspaceId ?? undefined))).status).toBe(200);
   });
@@ -177,7 +186,9 @@ describe('bootstrap admin key', () => {
     expect(await service.ensureAdminKey(secret)).toEqual({});
     expect(await service.ensureAdminKey(secret)).toEqual({});
     expect((await service.authenticate(secret))?.kind).toBe('admin');
-    const rows = await testDb.db.rows<{ count: number }>(sql`select count(*)::int as count from telemetry.api_keys where secret_hash = ${hashKeySecret(secret)}`);
+    const rows = await testDb.db.rows<{ count: number }>(
+      sql`select count(*)::int as count from telemetry.api_keys where secret_hash = ${hashKeySecret(secret)}`,
+    );
     expect(Number(rows[0]?.count)).toBe(1);
   });
 

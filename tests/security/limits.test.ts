@@ -22,7 +22,8 @@ afterAll(async () => {
 });
 
 async function keyWithLimit(eventsPerSecond: number, burst: number, workspaceId?: string) {
-  return (await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', rateLimit: { eventsPerSecond, burst }, ...(workspaceId && { workspaceId }) })).key;
+  return (await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', rateLimit: { eventsPerSecond, burst }, ...(workspaceId && { workspaceId }) }))
+    .key;
 }
 
 const event = (workspaceId: string, name = 'x') => ({ workspaceId, source: 'web' as const, eventType: 'custom' as const, name });
@@ -39,7 +40,11 @@ describe('per-key rate limits', () => {
   it('count a batch per event and answer 429 with Retry-After once the budget is spent', async () => {
     const workspaceId = randomUUID();
     const key = await keyWithLimit(10, 0);
-    const first = await postBatch(server.url, key, Array.from({ length: 10 }, () => event(workspaceId)));
+    const first = await postBatch(
+      server.url,
+      key,
+      Array.from({ length: 10 }, () => event(workspaceId)),
+    );
     expect(first.status).toBe(200);
     const second = await postBatch(server.url, key, [event(workspaceId, 'over')]);
     expect(second.status).toBe(429);
@@ -60,7 +65,11 @@ describe('per-key rate limits', () => {
   it('refuse a call costing more than the whole budget with 413, since no retry could pass', async () => {
     const key = await keyWithLimit(5, 5);
     const workspaceId = randomUUID();
-    const response = await postBatch(server.url, key, Array.from({ length: 11 }, () => event(workspaceId)));
+    const response = await postBatch(
+      server.url,
+      key,
+      Array.from({ length: 11 }, () => event(workspaceId)),
+    );
     expect(response.status).toBe(413);
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(0);
   });
@@ -68,7 +77,15 @@ describe('per-key rate limits', () => {
   it('use the burst allowance above the sustained rate', async () => {
     const key = await keyWithLimit(5, 10);
     const workspaceId = randomUUID();
-    expect((await postBatch(server.url, key, Array.from({ length: 15 }, () => event(workspaceId)))).status).toBe(200);
+    expect(
+      (
+        await postBatch(
+          server.url,
+          key,
+          Array.from({ length: 15 }, () => event(workspaceId)),
+        )
+      ).status,
+    ).toBe(200);
     expect((await postBatch(server.url, key, [event(workspaceId)])).status).toBe(429);
   });
 
@@ -76,9 +93,7 @@ describe('per-key rate limits', () => {
     const key = await keyWithLimit(3, 0);
     const workspaceId = randomUUID();
     const client = createTelemetryClient({ url: server.url, headers: { authorization: `Bearer ${key}` } });
-    const results = await Promise.allSettled(
-      Array.from({ length: 5 }, (_, n) => client.telemetry.ingest.mutate(event(workspaceId, `call-${n}`))),
-    );
+    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, n) => client.telemetry.ingest.mutate(event(workspaceId, `call-${n}`))));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     expect(refused.map((r) => (r.reason as { data?: { httpStatus?: number } }).data?.httpStatus)).toEqual([429, 429]);
@@ -207,7 +222,9 @@ describe('per-workspace rate ceilings', () => {
       expect((await postBatch(ceilingServer.url, second.key, batchOf(workspace, 6))).status).toBe(200);
       expect(await storedEvents(testDb.db, workspace)).toHaveLength(12);
       // ...and the bound admin may now mint up to the new ceiling.
-      await expect(bound.admin.keys.create.mutate({ kind: 'ingest', rateLimit: { eventsPerSecond: 1, burst: 100 } })).resolves.toMatchObject({ workspaceId: workspace });
+      await expect(bound.admin.keys.create.mutate({ kind: 'ingest', rateLimit: { eventsPerSecond: 1, burst: 100 } })).resolves.toMatchObject({
+        workspaceId: workspace,
+      });
 
       expect(await bound.admin.workspaceLimits.list.query()).toEqual({
         defaults: expect.objectContaining({ ingest: { eventsPerSecond: 1, burst: 9 } }),

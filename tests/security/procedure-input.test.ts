@@ -149,7 +149,9 @@ describe('__proto__ keys', () => {
     const response = await trpcPost('telemetry.ingestBatch', `{"json":{"events":[${withProto}]}}`, keys.ingest);
     expect(response.status).toBe(200);
     const { result } = (await response.json()) as { result: { data: { json: { receipts: unknown[] } } } };
-    expect(result.data.json.receipts).toEqual([{ index: 0, status: 'rejected', code: 'invalid_event', message: 'Key "__proto__" is not allowed', path: 'metadata.__proto__' }]);
+    expect(result.data.json.receipts).toEqual([
+      { index: 0, status: 'rejected', code: 'invalid_event', message: 'Key "__proto__" is not allowed', path: 'metadata.__proto__' },
+    ]);
   });
 
   it('are refused in an events.list metadata filter on both faces', async () => {

@@ -51,12 +51,24 @@ const eventLike = fc.oneof(
         targetId: fc.option(mostly(plainText, awkwardString), { nil: undefined }),
         metadata: fc.option(
           mostly(
-            fc.oneof(fc.record({ value: fc.double({ noNaN: true, noDefaultInfinity: true }), unit: fc.constantFrom('ms', 'bytes') }), fc.record({ message: plainText })),
+            fc.oneof(
+              fc.record({ value: fc.double({ noNaN: true, noDefaultInfinity: true }), unit: fc.constantFrom('ms', 'bytes') }),
+              fc.record({ message: plainText }),
+            ),
             fc.oneof(fc.dictionary(awkwardKey, awkwardJson, { maxKeys: 5 }), awkwardJson),
           ),
           { nil: undefined },
         ),
-        createdAt: fc.option(mostly(recentTime, fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), awkwardString)), { nil: undefined }),
+        createdAt: fc.option(
+          mostly(
+            recentTime,
+            fc.oneof(
+              fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+              awkwardString,
+            ),
+          ),
+          { nil: undefined },
+        ),
       },
       { requiredKeys: ['source', 'eventType', 'name'] },
     ),
@@ -69,39 +81,38 @@ describe('any input to ingestBatch', () => {
     let acceptedEvents = 0;
     let refusedCalls = 0;
     await fc.assert(
-      fc.asyncProperty(
-        fc.array(eventLike, { minLength: 1, maxLength: 6 }),
-        async (events) => {
-          const workspaceId = randomUUID();
-          const stamped = events.map((event) => (typeof event === 'object' && event !== null && !Array.isArray(event) && 'source' in event ? { ...event, workspaceId } : event));
-          const response = await fetch(`${server.url}/api/events/batch`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.ingest}` },
-            body: JSON.stringify({ events: stamped }),
-          });
-          expect(response.status).toBeLessThan(500);
-          const stored = await storedEvents(testDb.db, workspaceId);
-          if (response.status !== 200) {
-            refusedCalls += 1;
-            expect(stored).toHaveLength(0);
-            return;
-          }
-          const body = (await response.json()) as { receipts: { index: number; status: string; id?: string; createdAt?: string }[] };
-          expect(body.receipts.map((r) => r.index)).toEqual(stamped.map((_, index) => index));
-          const acceptedIds = new Set(body.receipts.filter((r) => r.status === 'accepted').map((r) => r.id));
-          expect(new Set(stored.map((e) => e.id))).toEqual(acceptedIds);
-          acceptedEvents += acceptedIds.size;
-          for (const receipt of body.receipts.filter((r) => r.status === 'accepted')) {
-            const row = stored.find((e) => e.id === receipt.id)!;
-            // Compare with what went over the wire (JSON has no -0, for one).
-            const sent = JSON.parse(JSON.stringify(stamped[receipt.index])) as Record<string, unknown>;
-            expect(row.createdAt.toISOString()).toBe(receipt.createdAt);
-            expect(row.name).toBe(sent.name);
-            expect(row.source).toBe(sent.source);
-            expect(row.metadata ?? undefined).toEqual(sent.metadata ?? undefined);
-          }
-        },
-      ),
+      fc.asyncProperty(fc.array(eventLike, { minLength: 1, maxLength: 6 }), async (events) => {
+        const workspaceId = randomUUID();
+        const stamped = events.map((event) =>
+          typeof event === 'object' && event !== null && !Array.isArray(event) && 'source' in event ? { ...event, workspaceId } : event,
+        );
+        const response = await fetch(`${server.url}/api/events/batch`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.ingest}` },
+          body: JSON.stringify({ events: stamped }),
+        });
+        expect(response.status).toBeLessThan(500);
+        const stored = await storedEvents(testDb.db, workspaceId);
+        if (response.status !== 200) {
+          refusedCalls += 1;
+          expect(stored).toHaveLength(0);
+          return;
+        }
+        const body = (await response.json()) as { receipts: { index: number; status: string; id?: string; createdAt?: string }[] };
+        expect(body.receipts.map((r) => r.index)).toEqual(stamped.map((_, index) => index));
+        const acceptedIds = new Set(body.receipts.filter((r) => r.status === 'accepted').map((r) => r.id));
+        expect(new Set(stored.map((e) => e.id))).toEqual(acceptedIds);
+        acceptedEvents += acceptedIds.size;
+        for (const receipt of body.receipts.filter((r) => r.status === 'accepted')) {
+          const row = stored.find((e) => e.id === receipt.id)!;
+          // Compare with what went over the wire (JSON has no -0, for one).
+          const sent = JSON.parse(JSON.stringify(stamped[receipt.index])) as Record<string, unknown>;
+          expect(row.createdAt.toISOString()).toBe(receipt.createdAt);
+          expect(row.name).toBe(sent.name);
+          expect(row.source).toBe(sent.source);
+          expect(row.metadata ?? undefined).toEqual(sent.metadata ?? undefined);
+        }
+      }),
       { numRuns: 150 },
     );
     // The generator must reach both sides, or the property says little.

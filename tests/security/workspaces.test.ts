@@ -105,8 +105,7 @@ describe('read keys bound to a workspace', () => {
   });
 
   it('get the same answers on the plain-JSON face', async () => {
-    const get = (id: string, key: string, query = '') =>
-      fetch(`${server.url}/api/events/${id}${query}`, { headers: { authorization: `Bearer ${key}` } });
+    const get = (id: string, key: string, query = '') => fetch(`${server.url}/api/events/${id}${query}`, { headers: { authorization: `Bearer ${key}` } });
     expect((await get(eventOfA, readA)).status).toBe(200);
     expect((await get(eventOfB, readA)).status).toBe(404);
     expect((await get(eventOfB, readA, `?workspaceId=${workspaceB}`)).status).toBe(403);
@@ -140,7 +139,10 @@ describe('every procedure is scoped', () => {
   it.each(reads)('%s refuses a read key naming another workspace with FORBIDDEN', async (path) => {
     const caller = procedureCaller(testDb.db, { apiKey: readA }) as unknown as Record<string, unknown>;
     const procedure = path.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], caller) as (input: unknown) => Promise<unknown>;
-    const error = await procedure({ workspaceId: workspaceB }).then(() => undefined, (caught: unknown) => caught);
+    const error = await procedure({ workspaceId: workspaceB }).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
     expect(error).toBeInstanceOf(TRPCError);
     expect((error as TRPCError).code).toBe('FORBIDDEN');
   });
@@ -148,7 +150,10 @@ describe('every procedure is scoped', () => {
   it.each(reads)('%s refuses an ingest key with FORBIDDEN', async (path) => {
     const caller = procedureCaller(testDb.db, { apiKey: ingestA }) as unknown as Record<string, unknown>;
     const procedure = path.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], caller) as (input: unknown) => Promise<unknown>;
-    const error = await procedure({ workspaceId: workspaceA }).then(() => undefined, (caught: unknown) => caught);
+    const error = await procedure({ workspaceId: workspaceA }).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
     expect((error as TRPCError).code).toBe('FORBIDDEN');
   });
 });

@@ -49,10 +49,7 @@ export function testWiring(db: Database, options: TestWiringOptions = {}): { ser
 }
 
 /** Calls procedures directly, without HTTP (the inner context). */
-export function procedureCaller(
-  db: Database,
-  options: { apiKey?: string; config?: Config; services?: Services; logger?: Logger; now?: () => Date } = {},
-) {
+export function procedureCaller(db: Database, options: { apiKey?: string; config?: Config; services?: Services; logger?: Logger; now?: () => Date } = {}) {
   const config = options.config ?? testConfig();
   const services = options.services ?? testServices(db, { config, now: options.now });
   return createCaller(createContextInner({ config, services, logger: options.logger ?? createLogger('silent'), requestId: 'test', apiKey: options.apiKey }));

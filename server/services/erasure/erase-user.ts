@@ -20,7 +20,10 @@ export function createErasureService({ db }: { db: Database }) {
    * `scope`: the calling admin key's workspace (null: unbound). A bound key erases in its own
    * workspace only (the default there); an unbound one in the workspace named, or in all.
    */
-  async function eraseUser(request: { userId: string; workspaceId?: string | null | undefined; requestedByKeyId: string }, scope: string | null): Promise<ErasureReceipt> {
+  async function eraseUser(
+    request: { userId: string; workspaceId?: string | null | undefined; requestedByKeyId: string },
+    scope: string | null,
+  ): Promise<ErasureReceipt> {
     const input = { ...request, workspaceId: request.workspaceId ?? scope };
     if (scope && input.workspaceId !== scope) throw new DomainError('forbidden', 'This admin key manages only its own workspace');
     const requestId = randomUUID();
@@ -28,26 +31,35 @@ export function createErasureService({ db }: { db: Database }) {
     const workspaceFilter = input.workspaceId ? sql`and workspace_id = ${input.workspaceId}` : sql``;
     // Rollup rows are locked in the flush's order, so a deadlock with ingestion should not happen;
     // if one does (or another conflict), the whole transaction is safe to run again.
-    const deletedCount = await retryTransientConflicts(() => db.transaction(async (tx) => {
-      // No index leads from user_id: erasure is rare, and one scan of the table is its whole cost.
-      const [row] = await tx.rows<{ deleted: number | string }>(sql`
+    const deletedCount = await retryTransientConflicts(() =>
+      db.transaction(async (tx) => {
+        // No index leads from user_id: erasure is rare, and one scan of the table is its whole cost.
+        const [row] = await tx.rows<{ deleted: number | string }>(sql`
         with deleted as (
           delete from telemetry.events where user_id = ${input.userId} ${workspaceFilter}
           returning workspace_id, created_at, event_type, name, source
         )${SUBTRACT_DELETED_FROM_ROLLUPS}
         select count(*) as deleted from deleted`);
-      const deleted = Number(row?.deleted ?? 0);
-      await tx.rows(sql`
+        const deleted = Number(row?.deleted ?? 0);
+        await tx.rows(sql`
         insert into telemetry.erasure_requests (id, user_id, workspace_id, requested_by_key_id, requested_at, completed_at, deleted_count)
         values (${requestId}, ${input.userId}, ${input.workspaceId}, ${input.requestedByKeyId}, ${requestedAt.toISOString()}::timestamptz, now(), ${deleted})`);
-      return deleted;
-    }));
+        return deleted;
+      }),
+    );
     return status(requestId, null).then((receipt) => ({ ...receipt, deletedCount }));
   }
 
   /** A past request; a workspace-bound admin (`scope`) sees its own workspace's requests only. */
   async function status(requestId: string, scope: string | null): Promise<ErasureReceipt> {
-    const [row] = await db.rows<{ id: string; user_id: string; workspace_id: string | null; deleted_count: number | string; requested_ms: number | string; completed_ms: number | string }>(sql`
+    const [row] = await db.rows<{
+      id: string;
+      user_id: string;
+      workspace_id: string | null;
+      deleted_count: number | string;
+      requested_ms: number | string;
+      completed_ms: number | string;
+    }>(sql`
       select id, user_id, workspace_id, deleted_count,
              (extract(epoch from requested_at) * 1000)::float8 as requested_ms, (extract(epoch from completed_at) * 1000)::float8 as completed_ms
       from telemetry.erasure_requests where id = ${requestId} ${scope ? sql`and workspace_id = ${scope}` : sql``}`);

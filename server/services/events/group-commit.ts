@@ -120,7 +120,9 @@ export function createGroupCommitter(
   function write(rows: readonly EventRow[]): Promise<WriteOutcome> {
     if (rows.length === 0) return Promise.resolve({ claimed: new Set(), refused: new Set() });
     if (closed) {
-      return Promise.reject(new DomainError('unavailable', 'The service is shutting down; retry on another instance', { retryAfterSeconds: 1, reason: 'shutting_down' }));
+      return Promise.reject(
+        new DomainError('unavailable', 'The service is shutting down; retry on another instance', { retryAfterSeconds: 1, reason: 'shutting_down' }),
+      );
     }
     if (databaseDown) {
       return Promise.reject(databaseUnavailable(new Error('the database was found unavailable; waiting for it to answer again')));
@@ -212,7 +214,9 @@ export function createGroupCommitter(
       runningFlushes -= 1;
       updateDepth();
       if (queue.length > 0) startFlushes();
-      else if (runningFlushes === 0) idleWaiters.splice(0).forEach((wake) => wake());
+      else if (runningFlushes === 0) {
+        for (const wake of idleWaiters.splice(0)) wake();
+      }
     }
   }
 

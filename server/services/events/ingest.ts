@@ -6,15 +6,7 @@ import type { GroupCommitter } from './group-commit.ts';
 import { isDatabaseUnavailable } from '../../../db/errors.ts';
 import { isStorableTime } from '../../../db/timestamps.ts';
 import { databaseUnavailable, DomainError } from '../../errors.ts';
-import {
-  parseEvent,
-  type ParsedEvent,
-  type EventReceipt,
-  type IngestBatchResult,
-  type IngestResult,
-  type RejectionCode,
-  type ValidEvent,
-} from './schemas.ts';
+import { parseEvent, type ParsedEvent, type EventReceipt, type IngestBatchResult, type IngestResult, type RejectionCode, type ValidEvent } from './schemas.ts';
 import { epochMicros, fromEpochMicros, parseIsoTime } from './precise-time.ts';
 import { uuidv7, uuidv7Time } from '../../../client/uuid7.ts';
 
@@ -149,7 +141,12 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
       }
       if (refused.has(p.id)) {
         // Past a few refused events in one call, the rest of it is refused unsorted (group-commit.ts).
-        receipts[p.index] = reject(p.index, 'invalid_event', 'Not stored: the database refused this event, or one sent with it in a batch of many refused events', '');
+        receipts[p.index] = reject(
+          p.index,
+          'invalid_event',
+          'Not stored: the database refused this event, or one sent with it in a batch of many refused events',
+          '',
+        );
         continue;
       }
       const stored = existing.get(p.id);

@@ -106,7 +106,9 @@ const EventObject = z.strictObject({
   targetType: StoredText(EVENT_LIMITS.targetTypeLength).nullish(),
   targetId: StoredText(EVENT_LIMITS.targetIdLength).nullish(),
   metadata: JsonObjectSchema.nullish(),
-  createdAt: Timestamp.optional().describe('When the event happened (ISO 8601, kept to the microsecond; finer is refused); defaults to the id\'s UUIDv7 time, else the server clock'),
+  createdAt: Timestamp.optional().describe(
+    "When the event happened (ISO 8601, kept to the microsecond; finer is refused); defaults to the id's UUIDv7 time, else the server clock",
+  ),
 });
 
 const EventSchemaRuntime = EventObject.superRefine((event, ctx) => {

@@ -197,17 +197,13 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
   /** Revokes a key and issues a new one with the same kind, workspace, name and rate limit. */
   async function rotateKey(id: string, scope: AdminScope): Promise<CreatedKey> {
     // One statement revokes the key and answers the settings its successor takes.
-    const [old] = await db.orm
-      .update(apiKeys)
-      .set({ revokedAt: new Date() })
-      .where(activeInScope(id, scope))
-      .returning({
-        kind: apiKeys.kind,
-        workspaceId: apiKeys.workspaceId,
-        name: apiKeys.name,
-        rateLimitEventsPerSecond: apiKeys.rateLimitEventsPerSecond,
-        rateLimitBurst: apiKeys.rateLimitBurst,
-      });
+    const [old] = await db.orm.update(apiKeys).set({ revokedAt: new Date() }).where(activeInScope(id, scope)).returning({
+      kind: apiKeys.kind,
+      workspaceId: apiKeys.workspaceId,
+      name: apiKeys.name,
+      rateLimitEventsPerSecond: apiKeys.rateLimitEventsPerSecond,
+      rateLimitBurst: apiKeys.rateLimitBurst,
+    });
     if (!old) throw await refusal(id, scope);
     await announceRevoked(id);
     // The old key was in scope, so its workspace is; its rate limit was allowed when it was created.

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from '../../logger.ts';
 import type { RateLimitPolicy } from '../keys/schemas.ts';
@@ -97,7 +97,11 @@ export function createRateLimiter(options: { redis?: Redis; logger: Logger; keyP
   async function spend(subject: string, cost: number, policy: RateLimitPolicy): Promise<Spent> {
     const { sustained, burst } = limitersFor(policy);
     // Giving back is best effort: a lost refund only makes the budget a little stricter for a second.
-    const giveBack = (limiter: RateLimiterAbstract, points: number) => limiter.reward(subject, points).then(() => undefined, () => undefined);
+    const giveBack = (limiter: RateLimiterAbstract, points: number) =>
+      limiter.reward(subject, points).then(
+        () => undefined,
+        () => undefined,
+      );
     try {
       await sustained.consume(subject, cost);
       return { allowed: true, refund: () => giveBack(sustained, cost) };

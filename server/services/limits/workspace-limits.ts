@@ -27,7 +27,9 @@ const MAX_CACHED_WORKSPACES = 10_000;
 /** Ceilings bound what every key of a workspace can do, so an admin key bound to one may not move them. */
 function assertUnbound(scope: string | null) {
   if (scope) {
-    throw new DomainError('forbidden', "Only an admin key not bound to a workspace may change a workspace's rate ceiling", { reason: 'workspace_ceiling_unbound_only' });
+    throw new DomainError('forbidden', "Only an admin key not bound to a workspace may change a workspace's rate ceiling", {
+      reason: 'workspace_ceiling_unbound_only',
+    });
   }
 }
 
@@ -99,7 +101,10 @@ export function createWorkspaceLimits({ db, defaults, cacheTtlMs = 10_000, now =
   }
 
   /** `scope`: the calling admin key's workspace (null: unbound); only unbound keys may set ceilings. */
-  async function setCeiling(input: { workspaceId: string; kind: KeyKind; rateLimit: RateLimitPolicy; updatedByKeyId: string | null }, scope: string | null): Promise<WorkspaceLimit> {
+  async function setCeiling(
+    input: { workspaceId: string; kind: KeyKind; rateLimit: RateLimitPolicy; updatedByKeyId: string | null },
+    scope: string | null,
+  ): Promise<WorkspaceLimit> {
     assertUnbound(scope);
     const values = {
       workspaceId: input.workspaceId,
@@ -127,7 +132,9 @@ export function createWorkspaceLimits({ db, defaults, cacheTtlMs = 10_000, now =
     const { workspaceId, kind } = input;
     const removed = await db.orm
       .delete(workspaceRateLimits)
-      .where(kind ? and(eq(workspaceRateLimits.workspaceId, workspaceId), eq(workspaceRateLimits.kind, kind)) : eq(workspaceRateLimits.workspaceId, workspaceId))
+      .where(
+        kind ? and(eq(workspaceRateLimits.workspaceId, workspaceId), eq(workspaceRateLimits.kind, kind)) : eq(workspaceRateLimits.workspaceId, workspaceId),
+      )
       .returning({ kind: workspaceRateLimits.kind });
     cache.delete(workspaceId);
     return { workspaceId, cleared: removed.map((row) => row.kind).sort() };
@@ -136,7 +143,10 @@ export function createWorkspaceLimits({ db, defaults, cacheTtlMs = 10_000, now =
   /** The defaults and the overrides; `scope` limits a workspace-bound admin to its own workspace. */
   async function listCeilings(scope: string | null): Promise<WorkspaceLimits> {
     const query = db.orm.select(columns).from(workspaceRateLimits);
-    const rows = await (scope ? query.where(eq(workspaceRateLimits.workspaceId, scope)) : query).orderBy(asc(workspaceRateLimits.workspaceId), asc(workspaceRateLimits.kind));
+    const rows = await (scope ? query.where(eq(workspaceRateLimits.workspaceId, scope)) : query).orderBy(
+      asc(workspaceRateLimits.workspaceId),
+      asc(workspaceRateLimits.kind),
+    );
     return { defaults, overrides: rows.map(toLimit) };
   }
 

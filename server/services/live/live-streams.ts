@@ -81,7 +81,7 @@ export function createLiveStreams({
   const revokeStreamsByKey = new Map<string, Set<() => void>>();
 
   function endStreamsOfKey(keyId: string): void {
-    revokeStreamsByKey.get(keyId)?.forEach((revoke) => revoke());
+    for (const revoke of revokeStreamsByKey.get(keyId) ?? []) revoke();
   }
 
   const keyCheck = activeKeyIds
@@ -207,7 +207,11 @@ export function createLiveStreams({
       let last = request.lastEventId;
       if (last !== undefined) {
         const replay = await bus.replay(last).catch((error: unknown) => {
-          throw new DomainError('unavailable', 'Missed events cannot be read right now; reconnect shortly', { reason: 'replay_unavailable', retryAfterSeconds: 2, cause: error });
+          throw new DomainError('unavailable', 'Missed events cannot be read right now; reconnect shortly', {
+            reason: 'replay_unavailable',
+            retryAfterSeconds: 2,
+            cause: error,
+          });
         });
         let truncated = replay.truncated;
         let scannedBytes = 0;
@@ -215,7 +219,11 @@ export function createLiveStreams({
         try {
           reading: for (;;) {
             const page = await pages.next().catch((error: unknown) => {
-              throw new DomainError('unavailable', 'Missed events cannot be read right now; reconnect shortly', { reason: 'replay_unavailable', retryAfterSeconds: 2, cause: error });
+              throw new DomainError('unavailable', 'Missed events cannot be read right now; reconnect shortly', {
+                reason: 'replay_unavailable',
+                retryAfterSeconds: 2,
+                cause: error,
+              });
             });
             if (page.done) break;
             for (const record of page.value) {
@@ -250,7 +258,10 @@ export function createLiveStreams({
           continue;
         }
         if (overflowed) {
-          throw new DomainError('unavailable', 'This stream fell too far behind; it resumes from the last event received', { reason: 'slow_consumer', retryAfterSeconds: 1 });
+          throw new DomainError('unavailable', 'This stream fell too far behind; it resumes from the last event received', {
+            reason: 'slow_consumer',
+            retryAfterSeconds: 1,
+          });
         }
         if (expired) throw new StreamExpired('The stream reached its maximum duration');
         await new Promise<void>((resolve) => (wake = resolve));
@@ -292,7 +303,7 @@ export function createLiveStreams({
     /** Ends every open stream (on shutdown, so the server can close; clients resume on another instance). */
     endAll() {
       closing = true;
-      expireOpenStreams.forEach((expire) => expire());
+      for (const expire of expireOpenStreams) expire();
     },
     /** Ends every open stream of a revoked (or rotated-away) key at once, with an UNAUTHORIZED error. */
     endStreamsOfKey,

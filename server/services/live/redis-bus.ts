@@ -96,13 +96,15 @@ export function windowBytesKey(stream: string): string {
  * Each instance reads new entries with one blocking XREAD on a connection of its own and hands
  * them to its local subscribers; replay is XRANGE from the subscriber's last id, in small pages.
  */
-export function createRedisBus(options: WindowBounds & {
-  redis: Redis;
-  stream: string;
-  logger: Logger;
-  /** How long one blocking read waits before it is issued again (ms). */
-  blockMs?: number;
-}): EventBus {
+export function createRedisBus(
+  options: WindowBounds & {
+    redis: Redis;
+    stream: string;
+    logger: Logger;
+    /** How long one blocking read waits before it is issued again (ms). */
+    blockMs?: number;
+  },
+): EventBus {
   const { redis, stream, logger } = options;
   const counterKey = windowBytesKey(stream);
   const reader = redis.duplicate();
@@ -133,7 +135,9 @@ export function createRedisBus(options: WindowBounds & {
           const newest = (await reader.xrevrange(stream, '+', '-', 'COUNT', 1)) as StreamEntry[];
           lastId = newest[0]?.[0] ?? '0-0';
         }
-        const result = (await reader.xread('COUNT', READ_BATCH, 'BLOCK', options.blockMs ?? 5000, 'STREAMS', stream, lastId)) as [string, StreamEntry[]][] | null;
+        const result = (await reader.xread('COUNT', READ_BATCH, 'BLOCK', options.blockMs ?? 5000, 'STREAMS', stream, lastId)) as
+          | [string, StreamEntry[]][]
+          | null;
         readerWarned = false;
         const entries = result?.[0]?.[1] ?? [];
         if (entries.length === 0) continue;
@@ -203,14 +207,22 @@ const ENTRY_WIDTH = ENTRY_FIELD_NAMES.length * 2;
 
 function entryFields(event: StoredEvent): string[] {
   return [
-    'v', LIVE_RECORD_VERSION,
-    'workspaceId', event.workspaceId ?? '',
-    'eventType', event.eventType,
-    'name', event.name,
-    'source', event.source,
-    'userId', event.userId ?? '',
-    'targetType', event.targetType ?? '',
-    'event', JSON.stringify(event),
+    'v',
+    LIVE_RECORD_VERSION,
+    'workspaceId',
+    event.workspaceId ?? '',
+    'eventType',
+    event.eventType,
+    'name',
+    event.name,
+    'source',
+    event.source,
+    'userId',
+    event.userId ?? '',
+    'targetType',
+    event.targetType ?? '',
+    'event',
+    JSON.stringify(event),
   ];
 }
 

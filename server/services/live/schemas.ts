@@ -17,7 +17,9 @@ export const LiveInput = LiveFilter.extend({
 export type LiveInput = z.infer<typeof LiveInput>;
 
 export const LiveTicket = z.object({
-  ticket: z.string().describe('Opens live streams of the named workspace until it expires: send it as connectionParams { ticket } (the `connectionParams` query parameter)'),
+  ticket: z
+    .string()
+    .describe('Opens live streams of the named workspace until it expires: send it as connectionParams { ticket } (the `connectionParams` query parameter)'),
   expiresAt: z.date(),
 });
 export type LiveTicket = z.infer<typeof LiveTicket>;

@@ -36,15 +36,18 @@ export function createRedisStreamSlots(options: { redis: Redis; prefix?: string;
       const now = Date.now();
       const granted = await redis.eval(ACQUIRE, 1, key, now, now + leaseMs, limit, member, leaseMs * 2);
       if (granted !== 1) return undefined;
-      const renew = setInterval(() => {
-        const expiry = Date.now() + leaseMs;
-        redis
-          .multi()
-          .zadd(key, 'XX', expiry, member)
-          .pexpire(key, leaseMs * 2)
-          .exec()
-          .catch(() => {}); // Redis away: the lease lapses, which frees the slot rather than locking it
-      }, Math.max(1000, Math.floor(leaseMs / 3)));
+      const renew = setInterval(
+        () => {
+          const expiry = Date.now() + leaseMs;
+          redis
+            .multi()
+            .zadd(key, 'XX', expiry, member)
+            .pexpire(key, leaseMs * 2)
+            .exec()
+            .catch(() => {}); // Redis away: the lease lapses, which frees the slot rather than locking it
+        },
+        Math.max(1000, Math.floor(leaseMs / 3)),
+      );
       renew.unref();
       let released = false;
       return {

@@ -33,7 +33,12 @@ export function createStreamTickets({ db, ttlMs, now = Date.now }: { db: Databas
   async function activeKey(keyId: string) {
     try {
       const [row] = await db.orm
-        .select({ id: apiKeys.id, secretHash: apiKeys.secretHash, rateLimitEventsPerSecond: apiKeys.rateLimitEventsPerSecond, rateLimitBurst: apiKeys.rateLimitBurst })
+        .select({
+          id: apiKeys.id,
+          secretHash: apiKeys.secretHash,
+          rateLimitEventsPerSecond: apiKeys.rateLimitEventsPerSecond,
+          rateLimitBurst: apiKeys.rateLimitBurst,
+        })
         .from(apiKeys)
         .where(and(eq(apiKeys.id, keyId), isNull(apiKeys.revokedAt)))
         .limit(1);
@@ -44,7 +49,9 @@ export function createStreamTickets({ db, ttlMs, now = Date.now }: { db: Databas
   }
 
   function sign(secretHash: string, payload: string): Buffer {
-    return createHmac('sha256', Buffer.from(secretHash, 'hex')).update(MAC_CONTEXT + payload).digest();
+    return createHmac('sha256', Buffer.from(secretHash, 'hex'))
+      .update(MAC_CONTEXT + payload)
+      .digest();
   }
 
   /** A ticket for live streams of `workspaceId`, minted by the (already authenticated) key `keyId`. */
@@ -81,7 +88,9 @@ export function createStreamTickets({ db, ttlMs, now = Date.now }: { db: Databas
       kind: 'read',
       workspaceId,
       rateLimit:
-        key.rateLimitEventsPerSecond !== null && key.rateLimitBurst !== null ? { eventsPerSecond: key.rateLimitEventsPerSecond, burst: key.rateLimitBurst } : null,
+        key.rateLimitEventsPerSecond !== null && key.rateLimitBurst !== null
+          ? { eventsPerSecond: key.rateLimitEventsPerSecond, burst: key.rateLimitBurst }
+          : null,
     };
   }
 

@@ -50,7 +50,12 @@ export function startExpiryRun(options: ExpireOptions) {
     defaultCutoff: plan.defaultCutoff,
     longestDays: plan.longestDays,
     partitionCutoff: plan.partitionCutoff,
-    cutoffs: plan.overrides.map(({ workspaceId, days, cutoff, requestedDays }) => ({ workspaceId, days, cutoff, ...(requestedDays !== undefined && { requestedDays }) })),
+    cutoffs: plan.overrides.map(({ workspaceId, days, cutoff, requestedDays }) => ({
+      workspaceId,
+      days,
+      cutoff,
+      ...(requestedDays !== undefined && { requestedDays }),
+    })),
     partitionsDropped: [],
     rowsDeleted: [],
     ledgerRowsDeleted: 0,
@@ -132,7 +137,10 @@ export function toCounts(row: CountRow | undefined): Counts {
     rows: Number(row.rows),
     ledger: Number(row.ledger),
     rollups: removedRollupCounts(row),
-    perWorkspace: (JSON.parse(row.per_workspace) as { workspaceId: string | null; rows: number }[]).map((entry) => ({ workspaceId: entry.workspaceId, rows: Number(entry.rows) })),
+    perWorkspace: (JSON.parse(row.per_workspace) as { workspaceId: string | null; rows: number }[]).map((entry) => ({
+      workspaceId: entry.workspaceId,
+      rows: Number(entry.rows),
+    })),
   };
 }
 

@@ -3,7 +3,6 @@ import { ADVISORY_LOCKS } from '../../../db/advisory-locks.ts';
 import type { Database } from '../../../db/database.ts';
 import { DomainError } from '../../errors.ts';
 
-
 export function retentionBusy(): DomainError {
   return new DomainError('conflict', 'A retention run is already in progress (in this or another instance); try again later', {
     reason: 'retention_in_progress',

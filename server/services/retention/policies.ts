@@ -38,7 +38,10 @@ export function createRetentionPolicies({ db, defaultDays, maxDays, now }: { db:
     const [row] = await db.orm
       .insert(workspaceRetention)
       .values(values)
-      .onConflictDoUpdate({ target: workspaceRetention.workspaceId, set: { days: values.days, updatedAt: values.updatedAt, updatedByKeyId: values.updatedByKeyId } })
+      .onConflictDoUpdate({
+        target: workspaceRetention.workspaceId,
+        set: { days: values.days, updatedAt: values.updatedAt, updatedByKeyId: values.updatedByKeyId },
+      })
       .returning(columns);
     if (!row) throw new Error('The retention override was not stored');
     return row;
@@ -46,7 +49,10 @@ export function createRetentionPolicies({ db, defaultDays, maxDays, now }: { db:
 
   async function clearOverride(workspaceId: string, scope: string | null): Promise<ClearedRetention> {
     assertInScope(scope, workspaceId);
-    const removed = await db.orm.delete(workspaceRetention).where(eq(workspaceRetention.workspaceId, workspaceId)).returning({ workspaceId: workspaceRetention.workspaceId });
+    const removed = await db.orm
+      .delete(workspaceRetention)
+      .where(eq(workspaceRetention.workspaceId, workspaceId))
+      .returning({ workspaceId: workspaceRetention.workspaceId });
     return { workspaceId, cleared: removed.length > 0, days: defaultDays };
   }
 

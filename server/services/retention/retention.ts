@@ -30,7 +30,15 @@ export interface RetentionDeps {
  * events (whole partitions, or rows for shorter retentions) with their ledger ids and rollups,
  * archiving them first when an archive directory is configured.
  */
-export function createRetentionService({ db, config, logger = createLogger('silent'), now = () => new Date(), onArchiveWritten, archivePageSize = 5000, metrics }: RetentionDeps) {
+export function createRetentionService({
+  db,
+  config,
+  logger = createLogger('silent'),
+  now = () => new Date(),
+  onArchiveWritten,
+  archivePageSize = 5000,
+  metrics,
+}: RetentionDeps) {
   const policies = createRetentionPolicies({ db, defaultDays: config.retention.defaultDays, maxDays: config.retention.maxDays, now });
 
   /**

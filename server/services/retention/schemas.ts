@@ -4,12 +4,7 @@ import { perRollup } from '../../../db/rollups.ts';
 export const MIN_RETENTION_DAYS = 1;
 export const MAX_RETENTION_DAYS = 3650;
 
-const RetentionDays = z
-  .number()
-  .int()
-  .min(MIN_RETENTION_DAYS)
-  .max(MAX_RETENTION_DAYS)
-  .describe('How many days events are kept (1-3650)');
+const RetentionDays = z.number().int().min(MIN_RETENTION_DAYS).max(MAX_RETENTION_DAYS).describe('How many days events are kept (1-3650)');
 
 export const SetRetentionInput = z.strictObject({
   workspaceId: z.uuid().describe('The workspace whose retention is set'),
@@ -100,7 +95,17 @@ export const ARCHIVE_FORMAT_VERSION = 1;
 
 /** The columns of every archived line, in order, named as stored. */
 export const ARCHIVE_COLUMNS = [
-  'id', 'workspace_id', 'user_id', 'source', 'event_type', 'name', 'target_type', 'target_id', 'metadata', 'created_at', 'received_at',
+  'id',
+  'workspace_id',
+  'user_id',
+  'source',
+  'event_type',
+  'name',
+  'target_type',
+  'target_id',
+  'metadata',
+  'created_at',
+  'received_at',
 ] as const;
 
 /** The JSON file written beside each archive; the loader refuses an archive that does not match it. */

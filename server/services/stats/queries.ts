@@ -100,7 +100,12 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
     return conditions;
   }
 
-  function rollupConditions(workspaceId: string, column: SQL, range: { from: Date; to: Date }, filters: { eventType?: string | undefined; name?: string | undefined; source?: string | undefined }): SQL[] {
+  function rollupConditions(
+    workspaceId: string,
+    column: SQL,
+    range: { from: Date; to: Date },
+    filters: { eventType?: string | undefined; name?: string | undefined; source?: string | undefined },
+  ): SQL[] {
     const conditions: SQL[] = [
       sql`r.workspace_id = ${workspaceId}`,
       sql`r.${column} >= ${range.from.toISOString()}::timestamptz`,
@@ -128,7 +133,8 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
     const reference = upper ?? new Date(Date.now() + DAY_MS);
     for (const span of windows) {
       // A window reaching before year 1 is the unbounded one (PostgreSQL would not read its start).
-      const windowStart = Number.isFinite(span) && reference.getTime() - span >= STORABLE_TIME_RANGE.earliestMs ? new Date(reference.getTime() - span) : undefined;
+      const windowStart =
+        Number.isFinite(span) && reference.getTime() - span >= STORABLE_TIME_RANGE.earliestMs ? new Date(reference.getTime() - span) : undefined;
       const lower = windowStart && input.from && input.from > windowStart ? input.from : (windowStart ?? input.from);
       const conditions = eventConditions(workspaceId, { from: lower, to: input.to }, input);
       if (cursor) {
@@ -144,7 +150,10 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
       if (!complete) continue;
       const pageRows = withinPageBytes(rows.slice(0, input.limit));
       const last = pageRows[pageRows.length - 1];
-      return { events: pageRows.map(fromStoredEventRow), nextCursor: rows.length > pageRows.length && last ? encodeCursor({ t: last.created_micros, i: last.id }) : null };
+      return {
+        events: pageRows.map(fromStoredEventRow),
+        nextCursor: rows.length > pageRows.length && last ? encodeCursor({ t: last.created_micros, i: last.id }) : null,
+      };
     }
     throw new Error('unreachable: the last window is unbounded');
   }
@@ -172,8 +181,17 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
   async function timeseries(
     workspaceId: string,
     input: {
-      from: Date; to: Date; bucket: Bucket; timeZone: string; uniqueUsers: boolean; breakdown?: Dimension | undefined; seriesLimit?: number | undefined;
-      eventType?: string | undefined; name?: string | undefined; source?: string | undefined; targetType?: string | undefined;
+      from: Date;
+      to: Date;
+      bucket: Bucket;
+      timeZone: string;
+      uniqueUsers: boolean;
+      breakdown?: Dimension | undefined;
+      seriesLimit?: number | undefined;
+      eventType?: string | undefined;
+      name?: string | undefined;
+      source?: string | undefined;
+      targetType?: string | undefined;
     },
   ) {
     const zone = bucketZone(input.bucket, input.timeZone);
@@ -243,7 +261,16 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
 
   async function top(
     workspaceId: string,
-    input: { from: Date; to: Date; by: Dimension | 'targetId' | 'userId'; limit: number; eventType?: string | undefined; name?: string | undefined; source?: string | undefined; targetType?: string | undefined },
+    input: {
+      from: Date;
+      to: Date;
+      by: Dimension | 'targetId' | 'userId';
+      limit: number;
+      eventType?: string | undefined;
+      name?: string | undefined;
+      source?: string | undefined;
+      targetType?: string | undefined;
+    },
   ) {
     const column = sql.raw(COLUMN[input.by]);
     const rollup = ROLLUP_DIMENSIONS.has(input.by) && !input.targetType ? pickRollup({ from: input.from, to: input.to }) : undefined;
@@ -263,7 +290,16 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
 
   async function percentiles(
     workspaceId: string,
-    input: { from: Date; to: Date; field: string; eventType: string; name?: string | undefined; source?: string | undefined; bucket?: Bucket | undefined; timeZone: string },
+    input: {
+      from: Date;
+      to: Date;
+      field: string;
+      eventType: string;
+      name?: string | undefined;
+      source?: string | undefined;
+      bucket?: Bucket | undefined;
+      timeZone: string;
+    },
   ) {
     // The path is validated as dotted identifiers; it travels as a text[] parameter.
     const path = `{${input.field.split('.').join(',')}}`;
@@ -271,7 +307,13 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
     const conditions = [...eventConditions(workspaceId, input, input), sql`jsonb_typeof(e.metadata #> ${path}::text[]) = 'number'`];
     const figures = sql`count(*) as count, min(${value}) as min, max(${value}) as max,
       percentile_cont(array[0.5, 0.75, 0.9, 0.95, 0.99]::float8[]) within group (order by ${value}) as p`;
-    type Row = { count: number | string; min: number | string | null; max: number | string | null; p: (number | string)[] | string | null; start_ms?: number | string };
+    type Row = {
+      count: number | string;
+      min: number | string | null;
+      max: number | string | null;
+      p: (number | string)[] | string | null;
+      start_ms?: number | string;
+    };
     const toDistribution = (row: Row | undefined): Distribution => {
       const p = parsePercentiles(row?.p ?? null);
       const count = toNumber(row?.count);
@@ -290,7 +332,11 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
       from telemetry.events e where ${sql.join(conditions, sql` and `)} group by 1`);
     const byStart = new Map(rows.map((row) => [Number(row.start_ms), row]));
     const starts = await bucketStarts(input.from, input.to, input.bucket, zone);
-    return { overall: toDistribution(overall), unit, buckets: starts.map((start) => ({ start: start.toISOString(), ...toDistribution(byStart.get(start.getTime())) })) };
+    return {
+      overall: toDistribution(overall),
+      unit,
+      buckets: starts.map((start) => ({ start: start.toISOString(), ...toDistribution(byStart.get(start.getTime())) })),
+    };
   }
 
   /**
@@ -304,7 +350,11 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
   ) {
     const stepCondition = (step: { name: string; eventType?: string | undefined; source?: string | undefined }) =>
       sql.join(
-        [sql`e.name = ${step.name}`, ...(step.eventType ? [sql`e.event_type = ${step.eventType}`] : []), ...(step.source ? [sql`e.source = ${step.source}`] : [])],
+        [
+          sql`e.name = ${step.name}`,
+          ...(step.eventType ? [sql`e.event_type = ${step.eventType}`] : []),
+          ...(step.source ? [sql`e.source = ${step.source}`] : []),
+        ],
         sql` and `,
       );
     const windowEnd = new Date(input.to.getTime() + input.windowSeconds * 1000).toISOString();
@@ -363,5 +413,8 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
 function parsePercentiles(value: (number | string)[] | string | null): (number | null)[] {
   if (value === null) return [];
   if (Array.isArray(value)) return value.map((v) => (v === null ? null : Number(v)));
-  return value.replace(/[{}]/g, '').split(',').map((v) => (v === 'NULL' ? null : Number(v)));
+  return value
+    .replace(/[{}]/g, '')
+    .split(',')
+    .map((v) => (v === 'NULL' ? null : Number(v)));
 }

@@ -22,7 +22,13 @@ function isTimeZone(value: string): boolean {
   }
 }
 
-export const TimeZone = z.string().min(1).max(64).refine(isTimeZone, 'Unknown IANA time zone').default('UTC').describe('IANA time zone for day and week buckets, e.g. Europe/Berlin (one PostgreSQL knows too)');
+export const TimeZone = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine(isTimeZone, 'Unknown IANA time zone')
+  .default('UTC')
+  .describe('IANA time zone for day and week buckets, e.g. Europe/Berlin (one PostgreSQL knows too)');
 
 const Range = z.object({
   from: Timestamp.describe('Start of the range (inclusive)'),
@@ -193,7 +199,7 @@ export const Distribution = z.object({
 export type Distribution = z.infer<typeof Distribution>;
 export const PercentilesResult = z.object({
   overall: Distribution,
-  unit: z.string().nullable().describe("The most common metadata.unit of the measured events (e.g. ms), if they give one"),
+  unit: z.string().nullable().describe('The most common metadata.unit of the measured events (e.g. ms), if they give one'),
   buckets: z.array(Distribution.extend({ start: BucketStart })).optional(),
 });
 
@@ -202,7 +208,13 @@ export const FunnelInput = Range.extend({
     .array(z.object({ name: NameFilter, eventType: EventTypeFilter.optional(), source: Source.optional() }))
     .min(2)
     .max(8),
-  windowSeconds: z.number().int().min(1).max(30 * 86_400).default(86_400).describe('Time allowed from the first step to the last'),
+  windowSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(30 * 86_400)
+    .default(86_400)
+    .describe('Time allowed from the first step to the last'),
 }).superRefine(checkRange);
 export type FunnelInput = z.input<typeof FunnelInput>;
 
@@ -254,4 +266,3 @@ export const AnomaliesResult = z.object({
   ),
 });
 export type AnomaliesResult = z.infer<typeof AnomaliesResult>;
-

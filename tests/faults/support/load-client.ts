@@ -30,7 +30,6 @@ function required(name: string): string {
   return value;
 }
 
-
 const summary: LoadSummary = { acknowledged: 0, attempted: 0, batches: 0, failures: {}, slowestFailureMs: 0, slowestCallMs: 0, gaveUp: 0 };
 let stopping = false;
 process.once('SIGTERM', () => (stopping = true));
@@ -84,10 +83,10 @@ async function worker(): Promise<void> {
       eventType: 'load.test',
       name: 'fault',
     }));
-    appendFileSync(attemptedFile, events.map((event) => event.id).join('\n') + '\n');
+    appendFileSync(attemptedFile, `${events.map((event) => event.id).join('\n')}\n`);
     summary.attempted += events.length;
     if (await sendUntilAcknowledged(events)) {
-      appendFileSync(ledgerFile, events.map((event) => event.id).join('\n') + '\n');
+      appendFileSync(ledgerFile, `${events.map((event) => event.id).join('\n')}\n`);
       summary.acknowledged += events.length;
       summary.batches += 1;
     }

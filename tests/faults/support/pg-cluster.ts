@@ -46,7 +46,21 @@ export async function createPgCluster(options: { primary?: PgCluster } = {}): Pr
   const port = await freePort();
   if (options.primary) {
     // A hot standby streaming from the primary: base backup with -R writes its primary_conninfo.
-    await asPostgres('pg_basebackup', ['-h', '127.0.0.1', '-p', String(options.primary.port), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '-c', 'fast']);
+    await asPostgres('pg_basebackup', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(options.primary.port),
+      '-U',
+      'postgres',
+      '-D',
+      dataDir,
+      '-R',
+      '-X',
+      'stream',
+      '-c',
+      'fast',
+    ]);
   } else {
     await asPostgres('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-N']);
     appendFileSync(join(dataDir, 'pg_hba.conf'), '\nhost replication all 127.0.0.1/32 trust\n');

@@ -22,7 +22,10 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       probe.on('error', () => {});
       const deadline = Date.now() + 10_000;
       for (;;) {
-        const up = await probe.connect().then(() => probe.ping().then(() => true), () => false);
+        const up = await probe.connect().then(
+          () => probe.ping().then(() => true),
+          () => false,
+        );
         if (up) break;
         if (Date.now() > deadline) throw new Error('private Redis did not start');
         await new Promise((resolve) => setTimeout(resolve, 100));
