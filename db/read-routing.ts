@@ -13,6 +13,20 @@ export interface ReadRouting extends SqlRunner {
 }
 
 /**
+ * The time budget of reads under a call deadline of `procedureTimeoutMs`, in one place:
+ * - a replica statement is stopped by its pool's statement_timeout after a third of the deadline,
+ *   leaving time to run the query again on the primary;
+ * - the router waits a second longer for a replica's answer, so a slow query is cancelled there
+ *   first (and rerun without suspecting the replica); only a replica that says nothing hits it;
+ * - the primary's read pool stops a statement a second after the deadline, behind the cancel
+ *   request sent at the deadline.
+ */
+export function readTimeouts(procedureTimeoutMs: number) {
+  const replicaStatementMs = Math.max(100, Math.floor(procedureTimeoutMs / 3));
+  return { replicaStatementMs, replicaAnswerMs: replicaStatementMs + 1000, readPoolStatementMs: procedureTimeoutMs + 1000 };
+}
+
+/**
  * Where read queries go: to the streaming replica when one is configured, else to the primary.
  * A replica that is unreachable, or cancels a query for a recovery conflict, is bypassed: the
  * query runs on the primary, and the replica is tried again after a few seconds. A replica lags

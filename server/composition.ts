@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { openDatabase, openPostgres, type Database, type SqlRunner } from '../db/database.ts';
+import { readTimeouts } from '../db/read-routing.ts';
 import { createApp, type App } from './app.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -51,7 +52,7 @@ export async function startService(config: Config, logger: Logger, options: Star
         maxConnections: config.databasePoolMax,
         connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
         // A read the router gave up on (it runs again on the primary) must not keep running here.
-        statementTimeoutMs: Math.max(100, Math.floor(config.procedureTimeoutMs / 3)),
+        statementTimeoutMs: readTimeouts(config.procedureTimeoutMs).replicaStatementMs,
       })
     : undefined;
   // Reads get connections of their own on the primary, so heavy reads can never take the ones
@@ -63,7 +64,7 @@ export async function startService(config: Config, logger: Logger, options: Star
         url: config.databaseUrl,
         maxConnections: config.databaseReadPoolMax,
         connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
-        statementTimeoutMs: config.procedureTimeoutMs + 1000,
+        statementTimeoutMs: readTimeouts(config.procedureTimeoutMs).readPoolStatementMs,
       })
     : undefined;
   const redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Database, SqlRunner } from '../../db/database.ts';
-import { createReadRouting, readsUntil } from '../../db/read-routing.ts';
+import { createReadRouting, readTimeouts, readsUntil } from '../../db/read-routing.ts';
 import { sqlState } from '../../db/errors.ts';
 import { createEventWriter } from '../../db/event-writers.ts';
 import type { Config } from '../config.ts';
@@ -66,10 +66,7 @@ export function createServices({ db, config, logger, metrics, rateLimiter, bus, 
   const reads = createReadRouting({
     primary: readPool ?? db,
     ...(readReplica && { replica: readReplica }),
-    // Leaves time to run the query again on the primary within the procedure deadline. A second
-    // beyond the replica pool's own statement_timeout: a slow query is cancelled there first (and
-    // rerun here without suspecting the replica); only a replica that says nothing hits this.
-    replicaTimeoutMs: Math.max(100, Math.floor(config.procedureTimeoutMs / 3)) + 1000,
+    replicaTimeoutMs: readTimeouts(config.procedureTimeoutMs).replicaAnswerMs,
     onBypass: (error) => logger.warn('read replica unavailable; reading from the primary for a few seconds', { error }),
   });
   const timeZones = createTimeZoneCatalog({ db: reads });
