@@ -8,6 +8,9 @@ export default defineConfig({
   test: {
     testTimeout: 30_000,
     hookTimeout: 120_000,
+    // Test files wait on PostgreSQL, child processes and Chromium much of the time: three workers on
+    // two cores keep both busy (the default, one fewer than the cores, leaves one idle).
+    maxWorkers: 3,
     projects: databases.map((kind) => ({
       extends: true,
       test: {
