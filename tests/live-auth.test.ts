@@ -15,6 +15,7 @@ import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
+import { waitUntil } from './faults/support/wait.ts';
 
 let testDb: TestDatabase;
 let keys: TestKeys;
@@ -25,14 +26,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await testDb?.drop();
 });
-
-async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const started = Date.now();
-  while (!check()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 function subscribe(client: TelemetryClient, input: Parameters<TelemetryClient['telemetry']['live']['subscribe']>[0]) {
   const received: { id: string; name: string }[] = [];
@@ -94,38 +87,38 @@ describe('revoking or rotating a key', () => {
     const otherRead = await newReadKey(workspaceId);
     const stream = subscribe(first.client(read.key), {});
     const bystander = subscribe(first.client(otherRead.key), {});
-    await waitFor(() => first.services.live.openStreams() === 2, 'two open streams');
+    await waitUntil(() => first.services.live.openStreams() === 2, 'two open streams');
 
     await first.client(keys.admin).admin.keys.revoke.mutate({ id: read.id });
-    await waitFor(() => stream.errors.length === 1, 'the revoked key’s stream to end');
+    await waitUntil(() => stream.errors.length === 1, 'the revoked key’s stream to end');
     expect(stream.errors[0]).toMatchObject({ data: { code: 'UNAUTHORIZED', httpStatus: 401, reason: 'key_revoked' } });
-    await waitFor(() => first.services.live.openStreams() === 1, 'its slot to be freed');
+    await waitUntil(() => first.services.live.openStreams() === 1, 'its slot to be freed');
 
     // Other keys' streams go on.
     await first.client(keys.ingest).telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'web', eventType: 'custom', name: 'still-live' });
-    await waitFor(() => bystander.received.length === 1, 'the bystander’s event');
+    await waitUntil(() => bystander.received.length === 1, 'the bystander’s event');
     expect(stream.received).toEqual([]);
     expect(stream.started()).toBe(1);
     bystander.stop();
-    await waitFor(() => first.services.live.openStreams() === 0, 'every stream to be freed');
+    await waitUntil(() => first.services.live.openStreams() === 0, 'every stream to be freed');
   });
 
   it('ends the streams of a rotated-away key too, while the new key streams', async () => {
     const workspaceId = randomUUID();
     const read = await newReadKey(workspaceId);
     const stream = subscribe(first.client(read.key), {});
-    await waitFor(() => first.services.live.openStreams() === 1, 'an open stream');
+    await waitUntil(() => first.services.live.openStreams() === 1, 'an open stream');
 
     const rotated = await first.client(keys.admin).admin.keys.rotate.mutate({ id: read.id });
-    await waitFor(() => stream.errors.length === 1, 'the old key’s stream to end');
+    await waitUntil(() => stream.errors.length === 1, 'the old key’s stream to end');
     expect(stream.errors[0]).toMatchObject({ data: { code: 'UNAUTHORIZED', reason: 'key_revoked' } });
 
     const renewed = subscribe(first.client(rotated.key), {});
-    await waitFor(() => first.services.live.openStreams() === 1, 'the new key’s stream');
+    await waitUntil(() => first.services.live.openStreams() === 1, 'the new key’s stream');
     await first.client(keys.ingest).telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'web', eventType: 'custom', name: 'after-rotation' });
-    await waitFor(() => renewed.received.length === 1, 'the event on the new key’s stream');
+    await waitUntil(() => renewed.received.length === 1, 'the event on the new key’s stream');
     renewed.stop();
-    await waitFor(() => first.services.live.openStreams() === 0, 'every stream to be freed');
+    await waitUntil(() => first.services.live.openStreams() === 0, 'every stream to be freed');
   });
 
   it('ends the key’s streams on every instance sharing the database, not only where it was revoked', async () => {
@@ -133,12 +126,12 @@ describe('revoking or rotating a key', () => {
     const read = await newReadKey(workspaceId);
     const onFirst = subscribe(first.client(read.key), {});
     const onSecond = subscribe(second.client(read.key), {});
-    await waitFor(() => first.services.live.openStreams() === 1 && second.services.live.openStreams() === 1, 'a stream on each instance');
+    await waitUntil(() => first.services.live.openStreams() === 1 && second.services.live.openStreams() === 1, 'a stream on each instance');
 
     await first.client(keys.admin).admin.keys.revoke.mutate({ id: read.id });
-    await waitFor(() => onFirst.errors.length === 1 && onSecond.errors.length === 1, 'both streams to end');
+    await waitUntil(() => onFirst.errors.length === 1 && onSecond.errors.length === 1, 'both streams to end');
     expect(onSecond.errors[0]).toMatchObject({ data: { code: 'UNAUTHORIZED', reason: 'key_revoked' } });
-    await waitFor(() => second.services.live.openStreams() === 0, 'the second instance’s slot to be freed');
+    await waitUntil(() => second.services.live.openStreams() === 0, 'the second instance’s slot to be freed');
   });
 
   it('ends a stream whose key was revoked without a notice reaching this instance, at the next key check', async () => {
@@ -147,10 +140,10 @@ describe('revoking or rotating a key', () => {
       const workspaceId = randomUUID();
       const read = await newReadKey(workspaceId);
       const stream = subscribe(instance.client(read.key), {});
-      await waitFor(() => instance.services.live.openStreams() === 1, 'an open stream');
+      await waitUntil(() => instance.services.live.openStreams() === 1, 'an open stream');
       // Revoked behind the service's back: no NOTIFY is sent.
       await testDb.db.rows(sql`update telemetry.api_keys set revoked_at = now() where id = ${read.id}`);
-      await waitFor(() => stream.errors.length === 1, 'the stream to end at the key check');
+      await waitUntil(() => stream.errors.length === 1, 'the stream to end at the key check');
       expect(stream.errors[0]).toMatchObject({ data: { code: 'UNAUTHORIZED', reason: 'key_revoked' } });
     } finally {
       await instance.close();
@@ -227,7 +220,7 @@ describe('secrets stay out of URLs', () => {
     const allowed = await rawStream(instance.server.url, {}, { apiKey: read.key });
     expect(await allowed.readUntil((text) => text.includes('event: connected'))).not.toContain('serialized-error');
     allowed.close();
-    await waitFor(() => instance.services.live.openStreams() === 0, 'the stream to be freed');
+    await waitUntil(() => instance.services.live.openStreams() === 0, 'the stream to be freed');
   });
 
   it('opens a live stream with a ticket an admin key minted, for the workspace it names and no other', async () => {
@@ -237,14 +230,14 @@ describe('secrets stay out of URLs', () => {
     expect(expiresAt.getTime()).toBe(clock + 60_000);
 
     const stream = await rawStream(instance.server.url, {}, { ticket });
-    await waitFor(() => instance.services.live.openStreams() === 1, 'the ticket’s stream');
+    await waitUntil(() => instance.services.live.openStreams() === 1, 'the ticket’s stream');
     await instance.client(keys.ingest).telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'web', eventType: 'custom', name: 'with-a-ticket' });
     expect(await stream.readUntil((text) => text.includes('with-a-ticket'))).toMatch(/data: .*"with-a-ticket".*\nid: \d+-\d+\n/);
     stream.close();
 
     const elsewhere = await streamError(await rawStream(instance.server.url, { workspaceId: randomUUID() }, { ticket }));
     expect(elsewhere).toMatchObject({ code: 'FORBIDDEN' });
-    await waitFor(() => instance.services.live.openStreams() === 0, 'every stream to be freed');
+    await waitUntil(() => instance.services.live.openStreams() === 0, 'every stream to be freed');
   });
 
   it('refuses an expired, forged or malformed ticket, and one whose key was revoked, with 401', async () => {
@@ -300,17 +293,17 @@ describe('secrets stay out of URLs', () => {
   it('keeps a typed client’s stream going past its ticket’s expiry: reconnects with a fresh ticket and loses nothing', async () => {
     const workspaceId = randomUUID();
     const stream = subscribe(instance.client(keys.admin), { workspaceId });
-    await waitFor(() => instance.services.live.openStreams() === 1, 'an open stream');
+    await waitUntil(() => instance.services.live.openStreams() === 1, 'an open stream');
     const ingest = instance.client(keys.ingest);
     await ingest.telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'web', eventType: 'custom', name: 'before' });
-    await waitFor(() => stream.received.length === 1, 'the first event');
+    await waitUntil(() => stream.received.length === 1, 'the first event');
 
     // The ticket expires; the stream then reaches its maximum duration (1 s) and the EventSource
     // reconnects with its old URL: refused, so the client resubscribes with a new ticket.
     clock += 61_000;
-    await waitFor(() => stream.started() >= 2, 'a new subscription', 15_000);
+    await waitUntil(() => stream.started() >= 2, 'a new subscription', 15_000);
     await ingest.telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'web', eventType: 'custom', name: 'after' });
-    await waitFor(() => stream.received.length === 2, 'the event after reconnecting');
+    await waitUntil(() => stream.received.length === 2, 'the event after reconnecting');
     stream.stop();
     expect(stream.received.map((record) => record.name)).toEqual(['before', 'after']);
     expect(stream.errors).toEqual([]);
@@ -345,7 +338,7 @@ describe('secrets stay out of URLs', () => {
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
       const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
-      await waitFor(() => services.live.openStreams() === 1, 'the tail’s stream', 20_000);
+      await waitUntil(() => services.live.openStreams() === 1, 'the tail’s stream', 20_000);
       await createTelemetryClient({ url, apiKey: keys.ingest }).telemetry.ingest.mutate({
         id: randomUUID(),
         workspaceId,

@@ -15,6 +15,7 @@ import type { JsonObject } from '../server/services/events/json.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
+import { waitUntil } from './faults/support/wait.ts';
 
 const MiB = 1024 * 1024;
 
@@ -30,14 +31,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await testDb?.drop();
 });
-
-async function waitFor(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const started = Date.now();
-  while (!check()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /**
  * Metadata of 10,000 empty objects: about 30 KB as JSON, about twenty times that as objects on
@@ -113,11 +106,11 @@ async function ingestBigEvents(client: TelemetryClient, workspaceId: string, cou
 /** A stream id of the window's start: the id of a small event streamed before the big ones. */
 async function markerStreamId(instance: Instance, readKey: string, workspaceId: string): Promise<string> {
   const stream = subscribe(instance.client(readKey), {});
-  await waitFor(() => instance.services.live.openStreams() === 1, 'the marker stream');
+  await waitUntil(() => instance.services.live.openStreams() === 1, 'the marker stream');
   await instance.client(keys.ingest).telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'web', eventType: 'custom', name: 'marker' });
-  await waitFor(() => stream.received.length === 1, 'the marker event');
+  await waitUntil(() => stream.received.length === 1, 'the marker event');
   stream.stop();
-  await waitFor(() => instance.services.live.openStreams() === 0, 'the marker stream to close');
+  await waitUntil(() => instance.services.live.openStreams() === 0, 'the marker stream to close');
   return stream.received[0]!.id;
 }
 
@@ -139,9 +132,9 @@ describe('the in-memory replay window', () => {
 
       // A resume from before them all gets the newest events the window holds, in order, then live ones.
       const resumed = subscribe(instance.client(readKey), { lastEventId: marker });
-      await waitFor(() => resumed.received.length === windowEvents, 'the replayed window');
+      await waitUntil(() => resumed.received.length === windowEvents, 'the replayed window');
       await instance.client(keys.ingest).telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'web', eventType: 'custom', name: 'after' });
-      await waitFor(() => resumed.received.at(-1)?.name === 'after', 'a live event after the replay');
+      await waitUntil(() => resumed.received.at(-1)?.name === 'after', 'a live event after the replay');
       resumed.stop();
       expect(resumed.received.map((record) => record.name)).toEqual([...names.slice(names.length - windowEvents), 'after']);
       expect(resumed.errors).toEqual([]);
@@ -161,9 +154,9 @@ describe('the in-memory replay window', () => {
       expect(await metric(instance.server.url, 'telemetry_live_replay_window_events')).toBe(31);
 
       const resumed = subscribe(instance.client(readKey), { lastEventId: marker });
-      await waitFor(() => instance.services.live.openStreams() === 1, 'the resumed stream');
+      await waitUntil(() => instance.services.live.openStreams() === 1, 'the resumed stream');
       await instance.client(keys.ingest).telemetry.ingest.mutate({ id: randomUUID(), workspaceId, source: 'web', eventType: 'custom', name: 'after' });
-      await waitFor(() => resumed.received.at(-1)?.name === 'after', 'the live event');
+      await waitUntil(() => resumed.received.at(-1)?.name === 'after', 'the live event');
       resumed.stop();
       const replayed = resumed.received.slice(0, -1).map((record) => record.name);
       // The oldest of the gap, in order, no more than 1 MiB of it (each record counts ~61 KB).
@@ -189,7 +182,7 @@ describe('a subscriber buffer', () => {
     const workspaceId = randomUUID();
     const stream = live.open({ keyId: 'k', workspaceId, filter: {}, lastEventId: undefined, signal: undefined });
     const first = stream.next();
-    await waitFor(() => live.openStreams() === 1, 'the stream to subscribe');
+    await waitUntil(() => live.openStreams() === 1, 'the stream to subscribe');
     const at = new Date().toISOString();
     const events: StoredEvent[] = Array.from({ length: 40 }, (_, n) => ({
       ...bigEvent(workspaceId, `big-${n}`),
@@ -255,7 +248,7 @@ describe.runIf(redisUrl)('the Redis replay window', () => {
       expect(memory).toBeLessThan(1.5 * MiB);
 
       const resumed = subscribe(instance.client(readKey), { lastEventId: '0-0' });
-      await waitFor(() => resumed.received.length === entries.length, 'the replayed window');
+      await waitUntil(() => resumed.received.length === entries.length, 'the replayed window');
       resumed.stop();
       expect(resumed.received.map((record) => record.name)).toEqual(names.slice(names.length - entries.length));
     } finally {
