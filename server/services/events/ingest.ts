@@ -3,9 +3,8 @@ import type { Database } from '../../../db/database.ts';
 import type { EventRow } from '../../../db/event-writers.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { GroupCommitter } from './group-commit.ts';
-import { isDatabaseUnavailable } from '../../../db/errors.ts';
 import { isStorableTime } from '../../../db/timestamps.ts';
-import { databaseUnavailable, DomainError } from '../../errors.ts';
+import { DomainError } from '../../errors.ts';
 import { parseEvent, type ParsedEvent, type EventReceipt, type IngestBatchResult, type IngestResult, type RejectionCode, type ValidEvent } from './schemas.ts';
 import { epochMicros, fromEpochMicros, parseIsoTime } from './precise-time.ts';
 import { uuidv7, uuidv7Time } from '../../../client/uuid7.ts';
@@ -196,27 +195,13 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
 
   async function findStoredEvents(ids: readonly string[]): Promise<Map<string, { workspaceId: string | null; createdAt: Date }>> {
     if (ids.length === 0) return new Map();
-    const rows = await runQuery(() =>
-      db.rows<{ id: string; workspace_id: string | null; created_micros: string }>(sql`
-        select id, workspace_id, (extract(epoch from created_at) * 1000000)::bigint::text as created_micros from telemetry.event_ids
-        where id = any(${toPgArray(ids)}::uuid[])`),
-    );
+    const rows = await db.rows<{ id: string; workspace_id: string | null; created_micros: string }>(sql`
+      select id, workspace_id, (extract(epoch from created_at) * 1000000)::bigint::text as created_micros from telemetry.event_ids
+      where id = any(${toPgArray(ids)}::uuid[])`);
     return new Map(rows.map((row) => [row.id, { workspaceId: row.workspace_id, createdAt: fromEpochMicros(row.created_micros) }]));
   }
 
   return { ingestBatch, ingestEvent };
-}
-
-/** Turns "database unreachable" into a retryable domain error; lets every other error through. */
-async function runQuery<T>(query: () => Promise<T>): Promise<T> {
-  try {
-    return await query();
-  } catch (error) {
-    if (isDatabaseUnavailable(error)) {
-      throw databaseUnavailable(error);
-    }
-    throw error;
-  }
 }
 
 function toRow({ id, createdAt, event }: PendingEvent, receivedAt: Date): EventRow {

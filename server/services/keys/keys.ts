@@ -1,9 +1,9 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { isDatabaseUnavailable, isUniqueViolation } from '../../../db/errors.ts';
+import { isUniqueViolation } from '../../../db/errors.ts';
 import { apiKeys } from '../../../db/schema.ts';
-import { databaseUnavailable, DomainError } from '../../errors.ts';
+import { DomainError } from '../../errors.ts';
 import type { WorkspaceLimitService } from '../limits/workspace-limits.ts';
 import type { CreatedKey, CreateKeyInput, KeyKind, KeySummary, RateLimitPolicy } from './schemas.ts';
 
@@ -89,10 +89,8 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
     const presentedHash = hashKeySecret(secret);
     const cached = cache.get(presentedHash);
     if (cached && cached.expiresAt > now()) return cached.identity;
-    const identity = await lookUp(presentedHash).catch((error: unknown) => {
-      // Every call starts here: an outage must answer a retryable 503, not an internal error.
-      throw isDatabaseUnavailable(error) ? databaseUnavailable(error) : error;
-    });
+    // An outage thrown here is answered 503 where errors are mapped (toTRPCError), like any other.
+    const identity = await lookUp(presentedHash);
     if (identity && cacheTtlMs > 0) {
       if (cache.size >= MAX_CACHED_KEYS) cache.clear();
       cache.set(presentedHash, { identity, expiresAt: now() + cacheTtlMs });

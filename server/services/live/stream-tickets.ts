@@ -1,9 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { and, eq, isNull } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { isDatabaseUnavailable } from '../../../db/errors.ts';
 import { apiKeys } from '../../../db/schema.ts';
-import { databaseUnavailable, DomainError } from '../../errors.ts';
+import { DomainError } from '../../errors.ts';
 import type { ApiKeyIdentity } from '../keys/keys.ts';
 
 export type StreamTickets = ReturnType<typeof createStreamTickets>;
@@ -31,21 +30,17 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
  */
 export function createStreamTickets({ db, ttlMs, now = Date.now }: { db: Database; ttlMs: number; now?: () => number }) {
   async function activeKey(keyId: string) {
-    try {
-      const [row] = await db.orm
-        .select({
-          id: apiKeys.id,
-          secretHash: apiKeys.secretHash,
-          rateLimitEventsPerSecond: apiKeys.rateLimitEventsPerSecond,
-          rateLimitBurst: apiKeys.rateLimitBurst,
-        })
-        .from(apiKeys)
-        .where(and(eq(apiKeys.id, keyId), isNull(apiKeys.revokedAt)))
-        .limit(1);
-      return row;
-    } catch (error) {
-      throw isDatabaseUnavailable(error) ? databaseUnavailable(error) : error;
-    }
+    const [row] = await db.orm
+      .select({
+        id: apiKeys.id,
+        secretHash: apiKeys.secretHash,
+        rateLimitEventsPerSecond: apiKeys.rateLimitEventsPerSecond,
+        rateLimitBurst: apiKeys.rateLimitBurst,
+      })
+      .from(apiKeys)
+      .where(and(eq(apiKeys.id, keyId), isNull(apiKeys.revokedAt)))
+      .limit(1);
+    return row;
   }
 
   function sign(secretHash: string, payload: string): Buffer {
