@@ -123,6 +123,13 @@ const TUNABLES = {
     .default(MiB)
     .describe('largest request body, also once decompressed'),
   MAX_BATCH_EVENTS: z.coerce.number().int().min(1).max(10_000).default(1000).describe('most events in one batch'),
+  INGEST_LEAN_HANDLER: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((value) => value === 'true')
+    .describe(
+      '`telemetry.ingest`/`ingestBatch` (on `/trpc` and `/api`) answered by the lean handler, which calls the same router without the generic adapters; `false` sends them through the adapters',
+    ),
   MAX_TRPC_BATCH_CALLS: z.coerce.number().int().min(1).max(1000).default(50).describe('most procedure calls in one batched tRPC request'),
   MAX_EVENT_AGE_DAYS: z.coerce.number().min(0).max(3650).default(30).describe('oldest accepted `createdAt`, in days before now'),
   MAX_FUTURE_SKEW_S: z.coerce
@@ -323,6 +330,8 @@ const ConfigSchema = z
         admin: { eventsPerSecond: env.RATE_LIMIT_WORKSPACE_ADMIN_EPS, burst: env.RATE_LIMIT_WORKSPACE_ADMIN_BURST },
       }),
       maxTrpcBatchCalls: env.MAX_TRPC_BATCH_CALLS,
+      /** Ingest calls answered by the lean handler (server/http/ingest-hot-path) rather than the generic adapters; same router, same answers. */
+      leanIngestHandler: env.INGEST_LEAN_HANDLER,
       /** `*` or the exact origins allowed to call from a browser. */
       corsOrigins:
         env.CORS_ORIGINS === '*'
