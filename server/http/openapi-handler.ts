@@ -29,7 +29,9 @@ export function createOpenApiRequestHandler(options: HandlerOptions) {
   } as unknown as CreateOpenApiNodeHttpHandlerOptions<AppRouter, never, never>) as unknown as (req: unknown, res: unknown) => Promise<void>;
 
   return async (request: Request, context: OpenApiRequestContext): Promise<Response> => {
-    const url = new URL(request.url.replace(options.endpoint, ''));
+    const url = new URL(request.url);
+    // The prefix comes off the path only: a host named api.* also holds "/api" in the URL.
+    if (url.pathname.startsWith(options.endpoint)) url.pathname = url.pathname.slice(options.endpoint.length);
     const body = await readBody(request);
     const proxy = new Proxy(request, {
       get(target, property) {
