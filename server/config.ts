@@ -122,6 +122,25 @@ const TUNABLES = {
     .max(64 * MiB)
     .default(MiB)
     .describe('largest request body, also once decompressed'),
+  MAX_INFLIGHT_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * 1024 ** 3)
+    .default(32 * MiB)
+    .describe(
+      'request bodies held at once, counted by their `Content-Length` (or `MAX_BODY_BYTES` when chunked or compressed) until their answer; past it a request is answered 503 with `Retry-After`. At least `MAX_BODY_BYTES`',
+    ),
+  NODE_HEAP_LIMIT_MB: z.coerce
+    .number()
+    .int()
+    .min(64)
+    .max(1024 * 1024)
+    .optional()
+    .describe(
+      "V8 old-space limit `npm start` gives Node (`--max-old-space-size`); a `--max-old-space-size` already in `NODE_OPTIONS` wins. V8 collects sooner under a lower limit, so the service's peak memory follows this",
+    )
+    .meta({ whenUnset: 'computed from `MAX_INFLIGHT_BODY_BYTES` and the in-memory replay window (`LIVE_REPLAY_BYTES`), with room to spare' }),
   MAX_BATCH_EVENTS: z.coerce.number().int().min(1).max(10_000).default(1000).describe('most events in one batch'),
   INGEST_LEAN_HANDLER: z
     .enum(['true', 'false'])
@@ -253,6 +272,30 @@ const TUNABLES = {
     .describe('how long a stream ticket (`telemetry.liveTicket`) opens live streams after it is minted'),
 };
 
+/** Old space the service holds whatever its load: code, pools, caches, metrics (idle, the heap is about 40 MB). */
+const HEAP_BASE_BYTES = 128 * MiB;
+/**
+ * Heap one byte of request body may cost while its call runs: the text, the parsed objects, the rows
+ * and their statement JSON, the receipts. Ingest calls wait for their commit, so queued events
+ * belong to bodies still counted as in flight.
+ */
+const HEAP_PER_BODY_BYTE = 4;
+/** Heap one byte of the in-memory replay window costs: its JSON text as strings, and the entries holding them. */
+const HEAP_PER_WINDOW_BYTE = 2;
+/** Room for garbage between collections over the live data above, so load never reaches the limit with live data alone. */
+const HEAP_GC_HEADROOM = 1.5;
+
+/**
+ * The V8 old-space limit (MB) for the bounds on what the service holds: V8 scales how much garbage
+ * it lets pile up with this limit (under its default of several GB it let the heap grow several
+ * times the live data), so a limit sized from the bounds keeps memory near what is live, while
+ * leaving enough room that the bounded in-flight data never meets it.
+ */
+export function heapLimitForBounds({ maxInflightBodyBytes, heapReplayBytes }: { maxInflightBodyBytes: number; heapReplayBytes: number }): number {
+  const live = HEAP_BASE_BYTES + maxInflightBodyBytes * HEAP_PER_BODY_BYTE + heapReplayBytes * HEAP_PER_WINDOW_BYTE;
+  return Math.ceil((live * HEAP_GC_HEADROOM) / MiB);
+}
+
 /** Every variable by group, in the order docs/configuration.md lists them. */
 export const CONFIG_VARIABLES = { set: SETTINGS, tune: TUNABLES };
 
@@ -268,6 +311,9 @@ const ConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['RETENTION_MAX_DAYS'], message: `must be at least RETENTION_DAYS (${env.RETENTION_DAYS})` });
       }
       if (env.LIVE_BUS === 'redis' && !env.REDIS_URL) ctx.addIssue({ code: 'custom', path: ['LIVE_BUS'], message: '"redis" needs REDIS_URL' });
+      if (env.MAX_INFLIGHT_BODY_BYTES < env.MAX_BODY_BYTES) {
+        ctx.addIssue({ code: 'custom', path: ['MAX_INFLIGHT_BODY_BYTES'], message: `must be at least MAX_BODY_BYTES (${env.MAX_BODY_BYTES})` });
+      }
       if (env.DATABASE_READ_URL && !env.DATABASE_URL) {
         ctx.addIssue({ code: 'custom', path: ['DATABASE_READ_URL'], message: 'a read replica needs DATABASE_URL (its primary)' });
       }
@@ -277,6 +323,8 @@ const ConfigSchema = z
   )
   .transform((env) => {
     const liveBus: 'memory' | 'redis' = env.LIVE_BUS === 'auto' ? (env.REDIS_URL ? 'redis' : 'memory') : env.LIVE_BUS;
+    const replayBytes = env.LIVE_REPLAY_BYTES ?? (liveBus === 'redis' ? 256 * MiB : 64 * MiB);
+    const maxInflightBodyBytes = env.MAX_INFLIGHT_BODY_BYTES;
     return {
       port: env.PORT,
       host: env.HOST,
@@ -297,6 +345,8 @@ const ConfigSchema = z
       limits: {
         maxBatchEvents: env.MAX_BATCH_EVENTS,
         maxBodyBytes: env.MAX_BODY_BYTES,
+        /** Bytes of request bodies held at once (declared size, or `maxBodyBytes` when chunked or compressed); past it 503. */
+        maxInflightBodyBytes,
         maxEventAgeMs: env.MAX_EVENT_AGE_DAYS * DAY_MS,
         maxFutureSkewMs: env.MAX_FUTURE_SKEW_S * 1000,
       },
@@ -349,6 +399,8 @@ const ConfigSchema = z
         maxQueuedEvents: env.INGEST_QUEUE_MAX_EVENTS,
       },
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+      /** V8 old-space limit in MB for `npm start`: the operator's, or one the bounds on in-flight data leave room under. */
+      heapLimitMb: env.NODE_HEAP_LIMIT_MB ?? heapLimitForBounds({ maxInflightBodyBytes, heapReplayBytes: liveBus === 'memory' ? replayBytes : 0 }),
       live: {
         /** Where committed events are published: Redis Streams when `redis`, this process only when `memory`. */
         bus: liveBus,
@@ -361,7 +413,7 @@ const ConfigSchema = z
         /** Events one slow subscriber may have waiting before its stream is ended (it resumes with lastEventId). */
         subscriberBuffer: env.LIVE_SUBSCRIBER_BUFFER,
         /** Bytes of the replay window (events as JSON text): in this process's heap for `memory`, in Redis for `redis`. */
-        replayBytes: env.LIVE_REPLAY_BYTES ?? (liveBus === 'redis' ? 256 * MiB : 64 * MiB),
+        replayBytes,
         /** The subscriber buffer's bound in bytes. */
         subscriberBufferBytes: env.LIVE_SUBSCRIBER_BUFFER_BYTES,
         /** Most bytes of the window one resume reads back; the rest of a longer gap is skipped. */

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { CONFIGURATION_DOCS, renderConfigurationDocs } from '../scripts/config-docs.ts';
-import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../server/config.ts';
+import { CONFIG_VARIABLES, ConfigError, heapLimitForBounds, loadConfig } from '../server/config.ts';
 
 describe('configuration from the environment', () => {
   it('uses defaults that run the service with nothing installed', () => {
@@ -80,6 +80,38 @@ describe('rules across variables, checked by the loader', () => {
   it('resolves LIVE_BUS=auto and the replay window defaults from REDIS_URL', () => {
     expect(loadConfig({}).live).toMatchObject({ bus: 'memory', replayEvents: 10_000, replayBytes: 64 * 1024 * 1024 });
     expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).live).toMatchObject({ bus: 'redis', replayEvents: 100_000, replayBytes: 256 * 1024 * 1024 });
+  });
+});
+
+describe('memory bounds in the configuration', () => {
+  const MiB = 1024 * 1024;
+
+  it('bounds request bodies in flight at 32 MiB by default, never below one body of the largest size', () => {
+    expect(loadConfig({}).limits.maxInflightBodyBytes).toBe(32 * MiB);
+    expect(loadConfig({ MAX_BODY_BYTES: String(2 * MiB), MAX_INFLIGHT_BODY_BYTES: String(2 * MiB) }).limits.maxInflightBodyBytes).toBe(2 * MiB);
+    expect(() => loadConfig({ MAX_BODY_BYTES: String(2 * MiB), MAX_INFLIGHT_BODY_BYTES: String(MiB) })).toThrow(
+      /MAX_INFLIGHT_BODY_BYTES: must be at least MAX_BODY_BYTES \(2097152\)/,
+    );
+  });
+
+  it('sizes the heap limit from the bounds with room to spare over what they let the service hold', () => {
+    const bounds = { maxInflightBodyBytes: 32 * MiB, heapReplayBytes: 64 * MiB };
+    const limitMb = heapLimitForBounds(bounds);
+    // Far below V8's default of several GB, above everything the bounds allow to be live at once.
+    expect(limitMb).toBeLessThan(1024);
+    expect(limitMb * MiB).toBeGreaterThan(bounds.maxInflightBodyBytes * 4 + bounds.heapReplayBytes * 2 + 128 * MiB);
+    expect(heapLimitForBounds({ ...bounds, maxInflightBodyBytes: 256 * MiB })).toBeGreaterThan(limitMb + 256);
+    expect(heapLimitForBounds({ ...bounds, heapReplayBytes: 0 })).toBeLessThan(limitMb);
+  });
+
+  it('counts the replay window in the heap limit only when it lives in the heap, and lets the operator set the limit', () => {
+    expect(loadConfig({}).heapLimitMb).toBe(heapLimitForBounds({ maxInflightBodyBytes: 32 * MiB, heapReplayBytes: 64 * MiB }));
+    expect(loadConfig({ LIVE_REPLAY_BYTES: String(8 * MiB) }).heapLimitMb).toBe(
+      heapLimitForBounds({ maxInflightBodyBytes: 32 * MiB, heapReplayBytes: 8 * MiB }),
+    );
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).heapLimitMb).toBe(heapLimitForBounds({ maxInflightBodyBytes: 32 * MiB, heapReplayBytes: 0 }));
+    expect(loadConfig({ NODE_HEAP_LIMIT_MB: '2048' }).heapLimitMb).toBe(2048);
+    expect(() => loadConfig({ NODE_HEAP_LIMIT_MB: '16' })).toThrow(/NODE_HEAP_LIMIT_MB/);
   });
 });
 

@@ -65,3 +65,71 @@ export function limitRequestBody({ maxBytes, onTooLarge }: { maxBytes: number; o
     return streamingLimit(c, next);
   };
 }
+
+/** Bytes of request bodies held at once, shared by every route that reserves from it. */
+export interface BodyBudget {
+  /** Takes `bytes` if they fit (or if nothing is held, so one body is never refused forever); false when the budget is spent. */
+  tryReserve(bytes: number): boolean;
+  release(bytes: number): void;
+  /** Bytes held now. */
+  reservedBytes(): number;
+}
+
+export function createBodyBudget(maxBytes: number): BodyBudget {
+  let reserved = 0;
+  return {
+    tryReserve(bytes) {
+      if (reserved > 0 && reserved + bytes > maxBytes) return false;
+      reserved += bytes;
+      return true;
+    },
+    release(bytes) {
+      reserved -= bytes;
+    },
+    reservedBytes: () => reserved,
+  };
+}
+
+/**
+ * Holds a request's body bytes in `budget` from before it is read until its answer is made, and
+ * answers `onBusy` (a 503 with Retry-After) when they do not fit: what concurrent calls hold
+ * (their bodies, the objects parsed from them, the events waiting for their commit) then has a
+ * bound in bytes, whatever the number of connections. A body is counted by its Content-Length;
+ * one that is chunked or compressed may grow to `maxBodyBytes` before it is refused, so it is
+ * counted as that (a larger declared size counts as `maxBodyBytes` too: limitRequestBody refuses it
+ * next). Mount before limitRequestBody and decompressRequestBody, which both may read a body whole.
+ */
+export function reserveRequestBody({
+  budget,
+  maxBodyBytes,
+  onBusy,
+}: {
+  budget: BodyBudget;
+  maxBodyBytes: number;
+  onBusy: (c: Context) => Response;
+}): MiddlewareHandler {
+  return async (c, next) => {
+    const bytes = bodyBytesToReserve(c, maxBodyBytes);
+    if (bytes === 0) return next();
+    if (!budget.tryReserve(bytes)) return onBusy(c);
+    try {
+      await next();
+    } finally {
+      budget.release(bytes);
+    }
+  };
+}
+
+function bodyBytesToReserve(c: Context, maxBodyBytes: number): number {
+  const declared = c.req.header('content-length');
+  const streamed = c.req.header('transfer-encoding') !== undefined;
+  const encoding = c.req.header('content-encoding')?.trim().toLowerCase();
+  const compressed = encoding !== undefined && encoding !== '' && encoding !== 'identity';
+  if (declared !== undefined && !streamed) {
+    const length = Number(declared);
+    if (length === 0) return 0;
+    if (!compressed && Number.isFinite(length) && length >= 0) return Math.min(length, maxBodyBytes);
+    return maxBodyBytes;
+  }
+  return streamed || compressed ? maxBodyBytes : 0;
+}
