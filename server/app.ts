@@ -16,6 +16,7 @@ import type { Context, Services } from './trpc/context.ts';
 import { domainCause } from './trpc/errors.ts';
 import { decompressRequestBody, limitRequestBody } from './http/request-body.ts';
 import { createOpenApiRequestHandler } from './http/openapi-handler.ts';
+import { leanIngestTrpc } from './http/lean-ingest-trpc.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
 import { bearerToken } from './services/keys/keys.ts';
 
@@ -64,8 +65,11 @@ function retryHeaders(errors: readonly TRPCError[]): Record<string, string> | un
   return undefined;
 }
 
+/** What middleware shares with handlers: the request's id. */
+type AppEnv = { Variables: { requestId: string } };
+
 export function createApp({ db, config, logger, services, version = '0.1.0', isDraining = () => false }: AppDeps) {
-  const app = new Hono<{ Variables: { requestId: string } }>();
+  const app = new Hono<AppEnv>();
 
   // Shutting down: requests already running finish; a request arriving on a kept-alive connection
   // is answered 503 (retry elsewhere) and every response closes its connection, so the server can
@@ -201,6 +205,20 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
 
   // The typed face: tRPC with superjson.
   app.use('/trpc/*', limitBody, inflateBody);
+  // The two ingest procedures, answered by the same router without the generic adapter; every
+  // other call falls through to it (ADR-010).
+  if (config.leanIngestHandler) {
+    app.use(
+      '/trpc/*',
+      leanIngestTrpc<AppEnv>({
+        router: appRouter,
+        endpoint: '/trpc',
+        createContext: (c) => contextFor(c.get('requestId'), c.req.header('authorization')),
+        maxBatchSize: config.maxTrpcBatchCalls,
+        ...faceOptions('trpc'),
+      }),
+    );
+  }
   app.use(
     '/trpc/*',
     trpcServer({
