@@ -32,6 +32,8 @@ export interface JsonProblem {
 // Keys that would reach an object's prototype when code copies or merges the value.
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is one of the characters looked for.
+const MAYBE_UNSTORABLE = /[\u0000\uD800-\uDFFF]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
@@ -39,6 +41,8 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * (SQLSTATE 22P05) and unpaired surrogates in jsonb; we refuse both before the insert.
  */
 export function unstorableTextReason(value: string): string | undefined {
+  // One scan settles almost every string; only one holding NUL or a surrogate needs a closer look.
+  if (!MAYBE_UNSTORABLE.test(value)) return undefined;
   if (value.includes('\u0000')) return 'must not contain the NUL character (\\u0000)';
   if (LONE_SURROGATE.test(value)) return 'must not contain an unpaired UTF-16 surrogate';
   return undefined;
@@ -120,6 +124,76 @@ export function findJsonProblems(root: unknown, bounds: JsonBounds): JsonProblem
     if (bytes > bounds.maxBytes) problems.push({ path: [], message: `Serialized size ${bytes} bytes exceeds ${bounds.maxBytes}` });
   }
   return problems;
+}
+
+/**
+ * True exactly when `findJsonProblems(root, bounds)` finds nothing. Faster on the hot path: it
+ * stops at the first problem, builds no paths or messages, and serializes the value only when the
+ * walk cannot prove it small enough.
+ */
+export function isJsonWithinBounds(root: unknown, bounds: JsonBounds): boolean {
+  const walk: JsonWalk = { values: 0, keys: 0, maxSerializedBytes: 0 };
+  if (!fitsJsonBounds(root, 1, bounds, walk)) return false;
+  return walk.maxSerializedBytes <= bounds.maxBytes || Buffer.byteLength(JSON.stringify(root), 'utf8') <= bounds.maxBytes;
+}
+
+interface JsonWalk {
+  values: number;
+  keys: number;
+  /** An upper bound on the value's size serialized as JSON, in UTF-8 bytes. */
+  maxSerializedBytes: number;
+}
+
+// Upper bounds on serialized sizes. A UTF-16 unit takes at most 6 bytes in JSON (`\u001f`; UTF-8
+// needs at most 3 per unit); a JavaScript number prints in at most 25 characters
+// (`-0.0000012345678901234567`); `false` is the longest literal.
+const MAX_BYTES_PER_UNIT = 6;
+const MAX_NUMBER_BYTES = 25;
+const MAX_LITERAL_BYTES = 5;
+
+/** The checks of findJsonProblems' walk, in the same order, as a yes or no. */
+function fitsJsonBounds(value: unknown, depth: number, bounds: JsonBounds, walk: JsonWalk): boolean {
+  walk.values += 1;
+  if (walk.values > bounds.maxValues) return false;
+  if (value === null) {
+    walk.maxSerializedBytes += MAX_LITERAL_BYTES;
+    return true;
+  }
+  switch (typeof value) {
+    case 'boolean':
+      walk.maxSerializedBytes += MAX_LITERAL_BYTES;
+      return true;
+    case 'string':
+      walk.maxSerializedBytes += 2 + MAX_BYTES_PER_UNIT * value.length;
+      return unstorableTextReason(value) === undefined;
+    case 'number':
+      walk.maxSerializedBytes += MAX_NUMBER_BYTES;
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (depth > bounds.maxDepth) return false;
+  if (Array.isArray(value)) {
+    if (value.length > bounds.maxArrayLength) return false;
+    // Brackets and a comma per item.
+    walk.maxSerializedBytes += 2 + value.length;
+    for (let index = 0; index < value.length; index += 1) {
+      if (!fitsJsonBounds(value[index], depth + 1, bounds, walk)) return false;
+    }
+    return true;
+  }
+  if (!isPlainObject(value)) return false;
+  walk.maxSerializedBytes += 2;
+  for (const key of Object.keys(value)) {
+    walk.keys += 1;
+    if (walk.keys > bounds.maxKeys || FORBIDDEN_KEYS.has(key) || unstorableTextReason(key) !== undefined) return false;
+    // The quoted key, a colon and a comma.
+    walk.maxSerializedBytes += 4 + MAX_BYTES_PER_UNIT * key.length;
+    if (!fitsJsonBounds(value[key], depth + 1, bounds, walk)) return false;
+  }
+  return true;
 }
 
 function describeType(value: unknown): string {
