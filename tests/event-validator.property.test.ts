@@ -1,6 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EVENT_LIMITS, EventInput, formatPath, parseEvent, SOURCES, validateEventFast, type ValidEvent } from '../server/services/events/schemas.ts';
+import {
+  EVENT_LIMITS,
+  EventInput,
+  EventInputWithFastPath,
+  formatPath,
+  parseEvent,
+  SOURCES,
+  validateEventFast,
+  type ValidEvent,
+} from '../server/services/events/schemas.ts';
 import { findJsonProblems, isJsonWithinBounds, unstorableTextReason, type JsonBounds } from '../server/services/events/json.ts';
 import { PreciseDate } from '../server/services/events/precise-time.ts';
 
@@ -239,7 +248,7 @@ const timeOf = (value: ValidEvent) =>
   value.createdAt instanceof Date ? { kind: value.createdAt.constructor.name, iso: value.createdAt.toISOString() } : value.createdAt;
 
 describe('the fast event validator', () => {
-  it('accepts an event only when the Zod schema accepts it, with the same value; every refusal is reported with Zod’s first issue', () => {
+  it('accepts an event only when the Zod schema accepts it, with the same value; every refusal is reported with Zod’s first issue, and the schema copy for tRPC answers as the schema does', () => {
     let acceptedFast = 0;
     let refused = 0;
     fc.assert(
@@ -255,6 +264,11 @@ describe('the fast event validator', () => {
           expect(timeOf(fast)).toEqual(timeOf(expected));
           expect(fast.metadata).toBe(expected.metadata);
         }
+        // The schema copy for tRPC's .input() answers exactly as the schema does.
+        const viaFastPath = EventInputWithFastPath.safeParse(raw);
+        expect(viaFastPath.success).toBe(zod.success);
+        if (viaFastPath.success) expect(timeOf(viaFastPath.data)).toEqual(timeOf(zod.data as ValidEvent));
+        expect(viaFastPath.success ? viaFastPath.data : viaFastPath.error.issues).toStrictEqual(zod.success ? zod.data : zod.error.issues);
         const parsed = parseEvent(raw);
         if (zod.success) {
           expect(parsed.ok).toBe(true);
