@@ -368,7 +368,10 @@ describe("the transformer's fast paths give superjson's results", () => {
     );
     const shared = { same: 1 };
     const date = new Date(3);
-    for (const value of [{ a: shared, b: shared }, [shared, shared], { a: date, b: date }, { a: date, b: [date] }, Object.create(null)]) {
+    const withExtra = Object.assign([1, 2], { at: new Date(4) });
+    const sparse = new Array<number>(3);
+    sparse[0] = 1;
+    for (const value of [{ a: shared, b: shared }, [shared, shared], { a: date, b: date }, { a: date, b: [date] }, Object.create(null), withExtra, sparse]) {
       expect(JSON.stringify(procedureTransformer.output.serialize(value))).toBe(JSON.stringify(SuperJSON.serialize(value)));
     }
     fc.assert(

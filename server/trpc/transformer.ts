@@ -168,7 +168,8 @@ function isPlainJson(value: unknown, seen: Set<object>, depth: number): boolean 
   if (depth > MAX_FAST_OUTPUT_DEPTH || seen.has(value)) return false;
   seen.add(value);
   if (Array.isArray(value)) {
-    if (Object.getPrototypeOf(value) !== Array.prototype) return false;
+    // superjson walks an array's own keys: holes and extra properties are left to it.
+    if (Object.getPrototypeOf(value) !== Array.prototype || Object.keys(value).length !== value.length) return false;
     for (let i = 0; i < value.length; i += 1) if (!isPlainJson(value[i], seen, depth + 1)) return false;
     return true;
   }
