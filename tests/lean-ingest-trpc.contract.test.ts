@@ -15,7 +15,7 @@ import { bearerToken, createKeyService, generateKeySecret } from '../server/serv
 import type { Services } from '../server/trpc/context.ts';
 import { procedureTransformer } from '../server/trpc/transformer.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { startTestServer, testConfig, testServices, type TestServer } from './support/app.ts';
+import { capturingLogger, type LogRecord, servicesWith, startTestServer, testConfig, testServices, type TestServer } from './support/app.ts';
 import { storedEvents } from './support/events.ts';
 
 /**
@@ -43,7 +43,16 @@ type KeyName = keyof typeof secrets;
 interface Side {
   testDb: TestDatabase;
   server: TestServer;
+  /** The same app over the same database, with an ingestor that fails unexpectedly, logging into `logLines`. */
+  failing: TestServer;
+  logLines: LogRecord[];
 }
+
+/** An unexpected failure (a bug, say): answered 500 with a generic message, the cause logged. */
+const brokenIngestor = {
+  ingestEvent: () => Promise.reject(new Error('ingestor bug: SELECT secret FROM somewhere')),
+  ingestBatch: () => Promise.reject(new Error('ingestor bug: SELECT secret FROM somewhere')),
+} as unknown as Services['ingestor'];
 
 async function startSide(leanHandler: boolean): Promise<Side> {
   const testDb = await openTestDatabase();
@@ -58,7 +67,9 @@ async function startSide(leanHandler: boolean): Promise<Side> {
     MAX_BATCH_EVENTS: String(MAX_BATCH_EVENTS),
     MAX_TRPC_BATCH_CALLS: String(MAX_TRPC_BATCH_CALLS),
   });
-  return { testDb, server: await startTestServer(testDb.db, { config }) };
+  const { logger, lines } = capturingLogger();
+  const failing = await startTestServer(testDb.db, { config, logger, services: servicesWith(testDb.db, { ingestor: brokenIngestor }, config) });
+  return { testDb, server: await startTestServer(testDb.db, { config }), failing, logLines: lines };
 }
 
 let lean: Side;
@@ -68,7 +79,7 @@ beforeAll(async () => {
   [lean, adapter] = await Promise.all([startSide(true), startSide(false)]);
 });
 afterAll(async () => {
-  await Promise.all([lean?.server.close(), adapter?.server.close()]);
+  await Promise.all([lean?.server.close(), adapter?.server.close(), lean?.failing.close(), adapter?.failing.close()]);
   await Promise.all([lean?.testDb.drop(), adapter?.testDb.drop()]);
 });
 
@@ -98,17 +109,18 @@ interface Call {
   gzip?: boolean;
 }
 
-const COMPARED_HEADERS = ['content-type', 'content-length', 'vary', 'retry-after', 'x-request-id', 'allow', 'access-control-allow-origin'];
+/** Headers that differ from one response to the next whatever answers. */
+const UNCOMPARED_HEADERS = new Set(['date', 'connection', 'keep-alive']);
 
 interface Answer {
   status: number;
-  headers: Record<string, string | null>;
+  headers: Record<string, string>;
   body: string;
 }
 
 let requestNumber = 0;
 
-async function send(side: Side, call: Call, requestId: string): Promise<Answer> {
+async function send(side: Pick<Side, 'server'>, call: Call, requestId: string): Promise<Answer> {
   const text = call.body === undefined ? undefined : typeof call.body === 'string' ? call.body : JSON.stringify(call.body);
   const key = call.key === undefined ? 'ingest' : call.key;
   const response = await fetch(`${side.server.url}/trpc/${call.path}`, {
@@ -122,7 +134,7 @@ async function send(side: Side, call: Call, requestId: string): Promise<Answer> 
     },
     body: text === undefined ? undefined : call.gzip ? gzipSync(text) : text,
   });
-  const headers = Object.fromEntries(COMPARED_HEADERS.map((name) => [name, response.headers.get(name)]));
+  const headers = Object.fromEntries([...response.headers].filter(([name]) => !UNCOMPARED_HEADERS.has(name)));
   return { status: response.status, headers, body: await response.text() };
 }
 
@@ -269,6 +281,26 @@ describe('the lean ingest handler answers exactly what the tRPC adapter answers'
     expect((await sameAnswer({ path: 'telemetry.ingest', body: { json: event() }, headers: { 'content-type': 'text/plain' } })).status).toBe(415);
     expect((await sameAnswer({ path: 'telemetry.ingest', body: { json: event() }, headers: { origin: 'https://app.example' } })).status).toBe(200);
     expect((await sameAnswer({ path: 'telemetry.nothing', body: { json: {} } })).status).toBe(404);
+  });
+
+  it('an unexpected failure is the same generic 500, logged the same way, with nothing internal in the answer', async () => {
+    const call: Call = { path: batchOf('telemetry.ingest', 'telemetry.ingestBatch'), body: { 0: { json: event() }, 1: { json: { events: [event()] } } } };
+    const [fromLean, fromAdapter] = await Promise.all([
+      send({ server: lean.failing }, call, 'contract-bug'),
+      send({ server: adapter.failing }, call, 'contract-bug'),
+    ]);
+    expect(fromLean).toEqual(fromAdapter);
+    expect(fromLean.status).toBe(500);
+    expect(fromLean.body).not.toContain('SELECT');
+    // What was logged, without times: the same lines, in the same levels, naming the same paths.
+    const logged = (side: Side) =>
+      side.logLines
+        .map(({ line }) => JSON.parse(line) as { level: string; msg: string; path?: string; requestId?: string })
+        .filter((record) => record.requestId === 'contract-bug' || record.msg === 'trpc error')
+        .map(({ level, msg, path }) => `${level} ${msg} ${path}`)
+        .sort();
+    expect(logged(lean)).toEqual(logged(adapter));
+    expect(logged(lean)).toContain('error trpc error telemetry.ingestBatch');
   });
 });
 
