@@ -12,6 +12,8 @@ export interface RunningServer {
   peakRssMb(): number;
   /** Resident memory now (VmRSS), in MB. */
   rssMb(): number;
+  /** The peak resident memory (VmHWM) read as `stop` began, in MB. */
+  peakRssMbAtStop(): number;
   stop(): Promise<void>;
 }
 
@@ -33,12 +35,22 @@ function bunBinary(): string {
   return bunPath;
 }
 
-/** Starts a TypeScript entry point on Node (through tsx) or Bun and waits until `readyPath` answers. */
-export async function startServer(runtime: Runtime, script: string, env: Record<string, string>, readyPath = '/healthz'): Promise<RunningServer> {
+/**
+ * Starts a TypeScript entry point on Node (through tsx) or Bun and waits until `readyPath` answers.
+ * `runtimeFlags` go to the runtime before the script (the service's heap limit on Node, as
+ * `npm start` sets it; Bun's flags from `npm run start:bun`).
+ */
+export async function startServer(
+  runtime: Runtime,
+  script: string,
+  env: Record<string, string>,
+  readyPath = '/healthz',
+  runtimeFlags: string[] = [],
+): Promise<RunningServer> {
   const port = await freePort();
   // On Node the service runs as `npm start` does, from the esbuild bundle; everything else through tsx.
-  const nodeArgs = script === 'server/main.ts' ? ['dist/server.mjs'] : ['--import', 'tsx', script];
-  const [command, args] = runtime === 'node' ? [process.execPath, nodeArgs] : [bunBinary(), [script]];
+  const nodeArgs = [...runtimeFlags, ...(script === 'server/main.ts' ? ['dist/server.mjs'] : ['--import', 'tsx', script])];
+  const [command, args] = runtime === 'node' ? [process.execPath, nodeArgs] : [bunBinary(), [...runtimeFlags, script]];
   const child = spawn(command, args, { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -57,19 +69,20 @@ export async function startServer(runtime: Runtime, script: string, env: Record<
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+  const memoryMb = (field: 'VmRSS' | 'VmHWM') => {
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    return Math.round(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024);
+  };
+  let peakAtStop = 0;
   return {
     url,
     process: child,
-    rssMb() {
-      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-      return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
-    },
-    peakRssMb() {
-      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      return Math.round(kb / 1024);
-    },
+    peakRssMbAtStop: () => peakAtStop,
+    rssMb: () => memoryMb('VmRSS'),
+    peakRssMb: () => memoryMb('VmHWM'),
     async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      peakAtStop = memoryMb('VmHWM');
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
