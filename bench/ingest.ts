@@ -9,7 +9,7 @@
  * bench/results/ingest-*.json.
  *
  *   DATABASE_URL   a Postgres server to create the benchmark database on (default: local postgres)
- *   BENCH_SECONDS  seconds per load scenario (default 8: both runtimes, 3 rounds take about 15 minutes)
+ *   BENCH_SECONDS  seconds per load scenario (default 7: both runtimes, 3 rounds take about 14 minutes)
  *   BENCH_ROUNDS   rounds, each running every scenario and baseline (default 3)
  *   BENCH_RUNTIMES comma-separated: node,bun (default both)
  */
@@ -25,7 +25,7 @@ import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createCopyEventWriter, createUnnestEventWriter, createValuesEventWriter, toCopyText } from './insert-forms.ts';
 import { type LoadResult, type Runtime, runLoad, startServer } from './support.ts';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 7);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const RUNTIMES = (process.env.BENCH_RUNTIMES ?? 'node,bun').split(',').map((r) => r.trim()) as Runtime[];
 const ADMIN_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
