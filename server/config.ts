@@ -277,7 +277,9 @@ const HEAP_BASE_BYTES = 128 * MiB;
 /**
  * Heap one byte of request body may cost while its call runs: the text, the parsed objects, the rows
  * and their statement JSON, the receipts. Ingest calls wait for their commit, so queued events
- * belong to bodies still counted as in flight.
+ * belong to bodies still counted as in flight (but for calls answered 503 after
+ * INGEST_WRITE_TIMEOUT_MS, whose events may still wait, bounded by INGEST_QUEUE_MAX_EVENTS: the
+ * headroom below is for them too).
  */
 const HEAP_PER_BODY_BYTE = 4;
 /** Heap one byte of the in-memory replay window costs: its JSON text as strings, and the entries holding them. */
