@@ -33,21 +33,9 @@ function run(command, args) {
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
-if (isStale()) {
-  run('npm', ['run', '-s', 'build']);
-  // The configuration alone, so the heap limit is read from the same declarations the service loads.
-  run('npx', [
-    'esbuild',
-    'server/config.ts',
-    '--bundle',
-    '--platform=node',
-    '--format=esm',
-    '--packages=external',
-    '--log-level=warning',
-    '--metafile=dist/config.meta.json',
-    '--outfile=dist/config.mjs',
-  ]);
-}
+// The build includes the configuration alone (dist/config.mjs), so the heap limit is read from the
+// same declarations the service loads.
+if (isStale()) run('npm', ['run', '-s', 'build']);
 
 const { ConfigError, loadConfig } = await import('../dist/config.mjs');
 let config;
