@@ -14,8 +14,9 @@ import { buildOpenApiDocument, OPENAPI_BASE_PATH } from './openapi.ts';
 import { appRouter } from './routers/index.ts';
 import type { Context, Services } from './trpc/context.ts';
 import { domainCause } from './trpc/errors.ts';
-import { decompressRequestBody, limitRequestBody } from './http/request-body.ts';
+import { createBodyBudget, decompressRequestBody, limitRequestBody, reserveRequestBody } from './http/request-body.ts';
 import { createOpenApiRequestHandler } from './http/openapi-handler.ts';
+import { createLeanIngestApiHandler } from './http/lean-ingest-api.ts';
 import { leanIngestTrpc } from './http/lean-ingest-trpc.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
 import { bearerToken } from './services/keys/keys.ts';
@@ -189,6 +190,15 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
 
   const inflateBody = decompressRequestBody({ maxBytes: config.limits.maxBodyBytes });
 
+  // One budget for both faces: the bytes concurrent calls hold (bodies, the events parsed from them,
+  // events waiting for their commit) stay bounded whatever the number of connections. Mounted
+  // before the size limit, which reads a chunked body whole before passing it on.
+  const reserveBody = reserveRequestBody({
+    budget: createBodyBudget(config.limits.maxInflightBodyBytes),
+    maxBodyBytes: config.limits.maxBodyBytes,
+    onBusy: (c) => c.json({ error: { code: 'SERVICE_UNAVAILABLE', message: 'Too many request bodies in flight; retry shortly' } }, 503, { 'Retry-After': '1' }),
+  });
+
   /**
    * What both faces (/trpc and /api) answer alike: `Retry-After` on errors that say when to retry,
    * and internal errors logged with their cause (the caller sees only a generic message).
@@ -204,7 +214,7 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
   });
 
   // The typed face: tRPC with superjson.
-  app.use('/trpc/*', limitBody, inflateBody);
+  app.use('/trpc/*', reserveBody, limitBody, inflateBody);
   // The two ingest procedures, answered by the same router without the generic adapter; every
   // other call falls through to it (ADR-010).
   if (config.leanIngestHandler) {
@@ -245,14 +255,27 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
   );
 
   // The plain-JSON face, generated from the same router.
-  app.use(`${OPENAPI_BASE_PATH}/*`, limitBody, inflateBody);
+  app.use(`${OPENAPI_BASE_PATH}/*`, reserveBody, limitBody, inflateBody);
   const openApiHandler = createOpenApiRequestHandler({
     endpoint: OPENAPI_BASE_PATH,
     router: appRouter,
     createContext: ({ requestId: id, authorization }) => contextFor(id, authorization),
     ...faceOptions('openapi'),
   });
-  app.all(`${OPENAPI_BASE_PATH}/*`, (c) => openApiHandler(c.req.raw, { requestId: c.get('requestId'), authorization: c.req.header('authorization') }));
+  // POST /api/events and /api/events/batch answered by the same router without trpc-to-openapi's
+  // per-request work; everything else falls through to it (ADR-010).
+  const leanIngestApi = config.leanIngestHandler
+    ? createLeanIngestApiHandler({
+        endpoint: OPENAPI_BASE_PATH,
+        router: appRouter,
+        createContext: ({ requestId: id, authorization }) => contextFor(id, authorization),
+        ...faceOptions('openapi'),
+      })
+    : undefined;
+  app.all(`${OPENAPI_BASE_PATH}/*`, async (c) => {
+    const context = { requestId: c.get('requestId'), authorization: c.req.header('authorization') };
+    return (await leanIngestApi?.(c.req.raw, context)) ?? openApiHandler(c.req.raw, context);
+  });
 
   // The dashboard: its own CSP (no inline code) and bundled assets, built on first request.
   app.route('/dashboard', dashboardRoutes({ logger }));

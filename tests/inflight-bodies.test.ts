@@ -6,6 +6,8 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BodyBudget, createBodyBudget, decompressRequestBody, limitRequestBody, reserveRequestBody } from '../server/http/request-body.ts';
 import { waitUntil } from './faults/support/wait.ts';
+import { startTestServer, testConfig } from './support/app.ts';
+import { openTestDatabase } from './support/database.ts';
 
 const MAX_BODY = 64 * 1024;
 
@@ -172,5 +174,31 @@ describe('the budget of request bodies in flight', () => {
     expect(budget.tryReserve(1)).toBe(false);
     budget.release(5000);
     expect(budget.tryReserve(1000)).toBe(true);
+  });
+});
+
+describe('the service with its body budget', () => {
+  it('answers 503 on both faces while held bodies spend the budget, and serves again once they end', async () => {
+    const { db, drop } = await openTestDatabase();
+    const service = await startTestServer(db, { config: testConfig({ MAX_BODY_BYTES: String(MAX_BODY), MAX_INFLIGHT_BODY_BYTES: String(2 * MAX_BODY) }) });
+    try {
+      const ingest = new URL('/trpc/telemetry.ingest', service.url);
+      const apiIngest = new URL('/api/events', service.url);
+      const held = [1, 2].map(() => heldRequest(ingest, { 'transfer-encoding': 'chunked' }, '{"json":'));
+      // Without a key a served call is answered 401; once both held bodies have their bytes, 503.
+      await waitUntil(async () => (await post(ingest, '{"json":{}}')).status === 503, 'the held bodies to spend the budget');
+      const refused = await post(apiIngest, '{}');
+      expect(refused.status).toBe(503);
+      expect(refused.retryAfter).toBe('1');
+      expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE' } });
+
+      for (const request of held) request.finish('{}}');
+      expect((await Promise.all(held.map((request) => request.answer))).map((answer) => answer.status)).toEqual([401, 401]);
+      expect((await post(apiIngest, '{}')).status).toBe(401);
+      expect((await post(ingest, '{"json":{}}')).status).toBe(401);
+    } finally {
+      await service.close();
+      await drop();
+    }
   });
 });
