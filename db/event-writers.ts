@@ -49,40 +49,143 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
     form: 'json',
     async write(rows) {
       if (rows.length === 0) return new Set();
-      const json = JSON.stringify(
-        rows.map((r) => ({
-          id: r.id,
-          workspace_id: r.workspaceId,
-          user_id: r.userId,
-          source: r.source,
-          event_type: r.eventType,
-          name: r.name,
-          target_type: r.targetType,
-          target_id: r.targetId,
-          metadata: r.metadata,
-          created_at: r.createdAt.toISOString(),
-          received_at: r.receivedAt.toISOString(),
-        })),
-      );
+      const { document } = storedEventsJson(rows);
       // Concurrent flushes can still deadlock on shared rollup rows; the loser's statement is safe to rerun.
-      const result = await retryTransientConflicts(() => db.rows<{ id: string }>(storeJsonEventsStatement(json)));
-      return new Set(result.map((row) => row.id));
+      const unclaimed = await retryTransientConflicts(() => db.rows<{ id: string }>(storeStoredEventsStatement(document)));
+      return claimedIds(rows, unclaimed);
     },
   };
 }
 
+/** Rows as JSON text: the document the write statement reads, and each event's own JSON. */
+export interface StoredEventsJson {
+  /** A JSON array of the events as readers get them (`toStoredEvent` in server/services/events/read.ts). */
+  readonly document: string;
+  /**
+   * The JSON of `rows[index]`: a slice of the document, which costs no copy of the text but keeps
+   * the whole document alive as long as it is.
+   */
+  eventJson(index: number): string;
+}
+
+const jsonByRows = new WeakMap<readonly EventRow[], StoredEventsJson>();
+
+/**
+ * The rows as JSON, made once per array of rows: the writer sends the document, and live delivery
+ * (given the same array once it is committed) can keep each event's slice of it. Kept as one
+ * string, the text of a flush is one allocation the garbage collector never copies, instead of a
+ * string per event moved on every young-generation collection it survives. Rows must not change
+ * once written.
+ */
+export function storedEventsJson(rows: readonly EventRow[]): StoredEventsJson {
+  let json = jsonByRows.get(rows);
+  if (!json) {
+    json = buildStoredEventsJson(rows);
+    jsonByRows.set(rows, json);
+  }
+  return json;
+}
+
+/** One row as JSON, in a string of its own: the same text as its slice of `storedEventsJson`. */
+export function storedEventJson(row: EventRow): string {
+  return JSON.stringify(storedEvent(row, isoTimeOf));
+}
+
+function buildStoredEventsJson(rows: readonly EventRow[]): StoredEventsJson {
+  // Rows of one call share their received time (and, sent without a time, their created time).
+  const isoTime = lastIsoTime();
+  const ends = new Array<number>(rows.length);
+  let document = '[';
+  for (let index = 0; index < rows.length; index += 1) {
+    if (index > 0) document += ',';
+    document += JSON.stringify(storedEvent(rows[index]!, isoTime));
+    ends[index] = document.length;
+  }
+  document += ']';
+  return {
+    document,
+    eventJson: (index) => document.slice(index === 0 ? 1 : ends[index - 1]! + 1, ends[index]),
+  };
+}
+
+/** The keys and values of `toStoredEvent` (server/services/events/read.ts), in its order: a test holds the two texts equal. */
+function storedEvent(row: EventRow, isoTime: (date: Date) => string) {
+  return {
+    id: row.id,
+    workspaceId: row.workspaceId,
+    userId: row.userId,
+    source: row.source,
+    eventType: row.eventType,
+    name: row.name,
+    targetType: row.targetType,
+    targetId: row.targetId,
+    metadata: row.metadata ?? null,
+    createdAt: isoTime(row.createdAt),
+    receivedAt: isoTime(row.receivedAt),
+  };
+}
+
+/** ISO 8601, with the microseconds a PreciseDate carries. */
+const isoTimeOf = (date: Date) => date.toISOString();
+
+/** `isoTimeOf`, remembered for the last Date object asked about. */
+function lastIsoTime(): (date: Date) => string {
+  let lastDate: Date | undefined;
+  let lastIso = '';
+  return (date) => {
+    if (date !== lastDate) {
+      lastDate = date;
+      lastIso = date.toISOString();
+    }
+    return lastIso;
+  };
+}
+
+/** The ids of the rows stored now: every row's but those the statement answered as not claimed (retries). */
+function claimedIds(rows: readonly EventRow[], unclaimed: readonly { id: string }[]): Set<string> {
+  const claimed = new Set<string>();
+  const notClaimed = new Set(unclaimed.map((row) => row.id));
+  for (const row of rows) if (!notClaimed.has(row.id)) claimed.add(row.id);
+  return claimed;
+}
+
+/** The stored events columns from a JSON document of objects keyed by the column names (an archive's lines). */
+const COLUMN_KEYED_INPUT = (document: string) => drizzleSql`
+  select * from jsonb_to_recordset(${document}::jsonb) as x(
+    id uuid, workspace_id uuid, user_id uuid, source text, event_type text, name text,
+    target_type text, target_id text, metadata jsonb, created_at timestamptz, received_at timestamptz)`;
+
+/** The same from a JSON document of stored events as readers get them (`storedEventsJson`). */
+const STORED_EVENT_INPUT = (document: string) => drizzleSql`
+  select id, "workspaceId" as workspace_id, "userId" as user_id, source, "eventType" as event_type, name,
+    "targetType" as target_type, "targetId" as target_id, metadata, "createdAt" as created_at, "receivedAt" as received_at
+  from jsonb_to_recordset(${document}::jsonb) as x(
+    id uuid, "workspaceId" uuid, "userId" uuid, source text, "eventType" text, name text,
+    "targetType" text, "targetId" text, metadata jsonb, "createdAt" timestamptz, "receivedAt" timestamptz)`;
+
 /**
  * One statement that stores a JSON document of events (an array of objects with the column
  * names) exactly once: claims the ids in the ledger, inserts the events whose claim succeeded and
- * adds them to every rollup (db/rollups.ts). Answers the ids stored now. Used by the write
- * path and by the archive loader, so both keep the ledger and rollups the same way.
+ * adds them to every rollup (db/rollups.ts). Answers the ids stored now. Used by the archive
+ * loader; the write path runs the same statement on its own document (storeStoredEventsStatement),
+ * so both keep the ledger and rollups the same way.
  */
 export function storeJsonEventsStatement(document: string): SQL {
+  return storeEventsStatement(COLUMN_KEYED_INPUT(document), drizzleSql`select id from inserted`);
+}
+
+/**
+ * The write path's form of it: reads stored events (`storedEventsJson`) and answers only the ids
+ * that were not claimed (the ledger held them already), which in the common case is none, so a
+ * large flush gets no id back.
+ */
+function storeStoredEventsStatement(document: string): SQL {
+  return storeEventsStatement(STORED_EVENT_INPUT(document), drizzleSql`select i.id from input i where not exists (select from claimed c where c.id = i.id)`);
+}
+
+function storeEventsStatement(input: SQL, answer: SQL): SQL {
   return drizzleSql`
-    with input as (
-      select * from jsonb_to_recordset(${document}::jsonb) as x(
-        id uuid, workspace_id uuid, user_id uuid, source text, event_type text, name text,
-        target_type text, target_id text, metadata jsonb, created_at timestamptz, received_at timestamptz)
+    with input as (${input}
     ), claimed as (
       insert into telemetry.event_ids (id, workspace_id, created_at)
       select id, workspace_id, created_at from input
@@ -94,5 +197,5 @@ export function storeJsonEventsStatement(document: string): SQL {
       from input i join claimed c on c.id = i.id
       returning id, workspace_id, created_at, event_type, name, source
     )${ADD_INSERTED_TO_ROLLUPS}
-    select id from inserted`;
+    ${answer}`;
 }

@@ -169,15 +169,20 @@ export function createGroupCommitter(
   async function flush(batch: PendingWrite[]) {
     runningFlushes += 1;
     // The same id from two calls in one flush: the earlier call owns it; the later one is then
-    // answered as a retry (the ledger already holds the id).
+    // answered as a retry (the ledger already holds the id). A lone call's rows are distinct already.
     const owner = new Map<string, PendingWrite>();
-    const rows: EventRow[] = [];
-    for (const pending of batch) {
-      for (const row of pending.rows) {
-        if (owner.has(row.id)) continue;
-        owner.set(row.id, pending);
-        rows.push(row);
+    let rows: readonly EventRow[];
+    if (batch.length === 1) rows = batch[0]!.rows;
+    else {
+      const merged: EventRow[] = [];
+      for (const pending of batch) {
+        for (const row of pending.rows) {
+          if (owner.has(row.id)) continue;
+          owner.set(row.id, pending);
+          merged.push(row);
+        }
       }
+      rows = merged;
     }
     const started = performance.now();
     const written = writer.write(rows);
@@ -185,9 +190,12 @@ export function createGroupCommitter(
       const claimed = options.writeTimeoutMs ? await withDeadline(written, options.writeTimeoutMs, () => new WriteTimedOut()) : await written;
       metrics?.flushSize.observe(rows.length);
       metrics?.flushDuration.observe((performance.now() - started) / 1000);
-      const claimedByCall = new Map<PendingWrite, Set<string>>(batch.map((pending) => [pending, new Set()]));
-      for (const id of claimed) claimedByCall.get(owner.get(id)!)!.add(id);
-      for (const pending of batch) pending.resolve({ claimed: claimedByCall.get(pending)!, refused: new Set() });
+      if (batch.length === 1) batch[0]!.resolve({ claimed, refused: new Set() });
+      else {
+        const claimedByCall = new Map<PendingWrite, Set<string>>(batch.map((pending) => [pending, new Set()]));
+        for (const id of claimed) claimedByCall.get(owner.get(id)!)!.add(id);
+        for (const pending of batch) pending.resolve({ claimed: claimedByCall.get(pending)!, refused: new Set() });
+      }
       onCommitted?.(rows, claimed);
     } catch (error) {
       if (isDataRefusal(error)) {

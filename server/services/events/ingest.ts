@@ -6,7 +6,7 @@ import type { GroupCommitter } from './group-commit.ts';
 import { isStorableTime } from '../../../db/timestamps.ts';
 import { DomainError } from '../../errors.ts';
 import { parseEvent, type ParsedEvent, type EventReceipt, type IngestBatchResult, type IngestResult, type RejectionCode, type ValidEvent } from './schemas.ts';
-import { epochMicros, fromEpochMicros, parseIsoTime } from './precise-time.ts';
+import { fromEpochMicros, microsecondOf, parseIsoTime, PreciseDate } from './precise-time.ts';
 import { uuidv7, uuidv7Time } from '../../../client/uuid7.ts';
 
 export interface IngestLimits {
@@ -35,12 +35,10 @@ export interface IngestOptions {
   workspaceBinding?: string | null | undefined;
 }
 
-/** An event ready for the insert: id and time resolved. */
+/** An event ready for the insert (id, time and workspace resolved), with its place in the batch. */
 interface PendingEvent {
   index: number;
-  id: string;
-  createdAt: Date;
-  event: ValidEvent;
+  row: EventRow;
 }
 
 type Rejection = { index: number; status: 'rejected'; code: RejectionCode; message: string; path: string };
@@ -55,8 +53,7 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
   function resolveCreatedAt(event: ValidEvent, receivedAt: Date, sentAt: Date | undefined): Date {
     if (event.createdAt) {
       if (!sentAt) return event.createdAt;
-      // In microseconds, so a createdAt and sentAt given to the microsecond keep them.
-      return fromEpochMicros(epochMicros(receivedAt) - (epochMicros(sentAt) - epochMicros(event.createdAt)));
+      return correctedForSkew(event.createdAt, sentAt, receivedAt);
     }
     const fromId = event.id ? uuidv7Time(event.id) : undefined;
     return fromId ?? receivedAt;
@@ -93,75 +90,79 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
     const receivedAt = now();
     const receipts: EventReceipt[] = new Array(parsedEvents.length);
     const pending: PendingEvent[] = [];
-    const firstIndexById = new Map<string, number>();
-    const sameIdAsEarlier: { index: number; firstIndex: number; workspaceId: string | null }[] = [];
-    const workspaceByIndex = new Map<number, string | null>();
+    const rows: EventRow[] = [];
+    const firstById = new Map<string, PendingEvent>();
+    const sameIdAsEarlier: { index: number; first: PendingEvent; workspaceId: string | null }[] = [];
 
-    parsedEvents.forEach((parsed, index) => {
+    for (let index = 0; index < parsedEvents.length; index += 1) {
+      const parsed = parsedEvents[index]!;
       if (!parsed.ok) {
         receipts[index] = reject(index, 'invalid_event', parsed.message, parsed.path);
-        return;
+        continue;
       }
-      if (workspaceBinding) {
-        // A key bound to a workspace writes only there: it stamps its workspace on events that
-        // name none and refuses events that name another.
-        if (parsed.event.workspaceId && parsed.event.workspaceId !== workspaceBinding) {
-          receipts[index] = reject(index, 'workspace_forbidden', 'This key may not write to that workspace', 'workspaceId');
-          return;
-        }
-        parsed = { ok: true, event: { ...parsed.event, workspaceId: workspaceBinding } };
+      const { event } = parsed;
+      // A key bound to a workspace writes only there: it stamps its workspace on events that name
+      // none and refuses events that name another.
+      if (workspaceBinding && event.workspaceId && event.workspaceId !== workspaceBinding) {
+        receipts[index] = reject(index, 'workspace_forbidden', 'This key may not write to that workspace', 'workspaceId');
+        continue;
       }
-      const createdAt = resolveCreatedAt(parsed.event, receivedAt, sentAt);
+      const workspaceId = workspaceBinding || (event.workspaceId ?? null);
+      const createdAt = resolveCreatedAt(event, receivedAt, sentAt);
       const problem = timeRangeProblem(createdAt, receivedAt);
       if (problem) {
         receipts[index] = reject(index, 'created_at_out_of_range', problem, 'createdAt');
-        return;
-      }
-      const id = parsed.event.id ?? uuidv7(receivedAt);
-      const firstIndex = firstIndexById.get(id);
-      if (firstIndex !== undefined) {
-        // The same id twice in one batch: store it once, answer both like a retry would be.
-        sameIdAsEarlier.push({ index, firstIndex, workspaceId: parsed.event.workspaceId ?? null });
-        return;
-      }
-      firstIndexById.set(id, index);
-      workspaceByIndex.set(index, parsed.event.workspaceId ?? null);
-      pending.push({ index, id, createdAt, event: parsed.event });
-    });
-
-    const { claimed: inserted, refused } = await committer.write(pending.map((p) => toRow(p, receivedAt)));
-    const notInserted = pending.filter((p) => !inserted.has(p.id) && !refused.has(p.id));
-    const existing = await findStoredEvents(notInserted.map((p) => p.id));
-
-    for (const p of pending) {
-      if (inserted.has(p.id)) {
-        receipts[p.index] = { index: p.index, status: 'accepted', id: p.id, createdAt: p.createdAt.toISOString() };
         continue;
       }
-      if (refused.has(p.id)) {
+      const id = event.id ?? uuidv7(receivedAt);
+      const first = firstById.get(id);
+      if (first !== undefined) {
+        // The same id twice in one batch: store it once, answer both like a retry would be.
+        sameIdAsEarlier.push({ index, first, workspaceId });
+        continue;
+      }
+      const row = toRow(id, workspaceId, createdAt, receivedAt, event);
+      const entry = { index, row };
+      firstById.set(id, entry);
+      pending.push(entry);
+      rows.push(row);
+    }
+
+    const { claimed: inserted, refused } = await committer.write(rows);
+    const notInserted = rows.filter((row) => !inserted.has(row.id) && !refused.has(row.id));
+    const existing = await findStoredEvents(notInserted.map((row) => row.id));
+    // Events sent without a time share the received time: its text is written once.
+    const isoTime = lastIsoTime();
+
+    for (const { index, row } of pending) {
+      if (inserted.has(row.id)) {
+        receipts[index] = { index, status: 'accepted', id: row.id, createdAt: isoTime(row.createdAt) };
+        continue;
+      }
+      if (refused.has(row.id)) {
         // Past a few refused events in one call, the rest of it is refused unsorted (group-commit.ts).
-        receipts[p.index] = reject(
-          p.index,
+        receipts[index] = reject(
+          index,
           'invalid_event',
           'Not stored: the database refused this event, or one sent with it in a batch of many refused events',
           '',
         );
         continue;
       }
-      const stored = existing.get(p.id);
-      if (stored && stored.workspaceId === (p.event.workspaceId ?? null)) {
-        receipts[p.index] = { index: p.index, status: 'duplicate', id: p.id, createdAt: stored.createdAt.toISOString() };
+      const stored = existing.get(row.id);
+      if (stored && stored.workspaceId === row.workspaceId) {
+        receipts[index] = { index, status: 'duplicate', id: row.id, createdAt: stored.createdAt.toISOString() };
       } else {
         // Another workspace owns this id: refuse without saying anything about that event.
-        receipts[p.index] = reject(p.index, 'id_conflict', 'An event with this id already exists', 'id');
+        receipts[index] = reject(index, 'id_conflict', 'An event with this id already exists', 'id');
       }
     }
-    for (const { index, firstIndex, workspaceId } of sameIdAsEarlier) {
-      const first = receipts[firstIndex]!;
+    for (const { index, first, workspaceId } of sameIdAsEarlier) {
+      const firstReceipt = receipts[first.index]!;
       receipts[index] =
-        first.status === 'rejected' || workspaceByIndex.get(firstIndex) !== workspaceId
+        firstReceipt.status === 'rejected' || first.row.workspaceId !== workspaceId
           ? reject(index, 'id_conflict', 'An event with this id already exists', 'id')
-          : { index, status: 'duplicate', id: first.id, createdAt: first.createdAt };
+          : { index, status: 'duplicate', id: firstReceipt.id, createdAt: firstReceipt.createdAt };
     }
 
     let accepted = 0;
@@ -204,10 +205,10 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
   return { ingestBatch, ingestEvent };
 }
 
-function toRow({ id, createdAt, event }: PendingEvent, receivedAt: Date): EventRow {
+function toRow(id: string, workspaceId: string | null, createdAt: Date, receivedAt: Date, event: ValidEvent): EventRow {
   return {
     id,
-    workspaceId: event.workspaceId ?? null,
+    workspaceId,
     userId: event.userId ?? null,
     source: event.source,
     eventType: event.eventType,
@@ -217,6 +218,33 @@ function toRow({ id, createdAt, event }: PendingEvent, receivedAt: Date): EventR
     metadata: event.metadata ?? null,
     createdAt,
     receivedAt,
+  };
+}
+
+/**
+ * `receivedAt - (sentAt - createdAt)` to the microsecond, so a createdAt and sentAt given to the
+ * microsecond keep them: milliseconds and microseconds apart, each exact as a number (times of
+ * the years 1 to 9999 are far within 2^53 ms), then the microseconds carried into 0..999.
+ */
+function correctedForSkew(createdAt: Date, sentAt: Date, receivedAt: Date): Date {
+  let ms = receivedAt.getTime() - (sentAt.getTime() - createdAt.getTime());
+  let microsecond = microsecondOf(receivedAt) - (microsecondOf(sentAt) - microsecondOf(createdAt));
+  const carry = Math.floor(microsecond / 1000);
+  ms += carry;
+  microsecond -= carry * 1000;
+  return microsecond === 0 ? new Date(ms) : new PreciseDate(ms, microsecond);
+}
+
+/** `date.toISOString()`, remembered for the last Date object asked about. */
+function lastIsoTime(): (date: Date) => string {
+  let lastDate: Date | undefined;
+  let lastIso = '';
+  return (date) => {
+    if (date !== lastDate) {
+      lastDate = date;
+      lastIso = date.toISOString();
+    }
+    return lastIso;
   };
 }
 

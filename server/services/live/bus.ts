@@ -27,6 +27,13 @@ export interface LiveRecord {
   bytes: number;
 }
 
+/** A committed event ready for the bus: its JSON text and its filter fields, each made once. */
+export interface SerializedEvent {
+  fields: LiveEventFields;
+  /** The stored event as JSON (the shape `telemetry.events.get` answers). */
+  json: string;
+}
+
 export interface ReplayResult {
   /** Records after the given id, oldest first, in pages, as far as the bus still holds them. */
   pages: AsyncIterable<readonly LiveRecord[]>;
@@ -57,6 +64,8 @@ export interface EventBus {
   readonly kind: 'memory' | 'redis';
   /** Publishes events already committed to the database. Resolves once the bus holds them. */
   publish(events: readonly StoredEvent[]): Promise<void>;
+  /** The same for events already serialized (the write path serializes each committed row once). */
+  publishSerialized(events: readonly SerializedEvent[]): Promise<void>;
   /** Calls `listener` with each group of new records, in order, until the returned function is called. */
   subscribe(listener: (records: readonly LiveRecord[]) => void): () => void;
   /** Records newer than `afterStreamId` still in the window. */
@@ -76,7 +85,12 @@ export function recordBytes(json: string): number {
   return json.length * 2 + RECORD_OVERHEAD_BYTES;
 }
 
-export function fieldsOf(event: StoredEvent): LiveEventFields {
+export function serializeStoredEvent(event: StoredEvent): SerializedEvent {
+  return { fields: fieldsOf(event), json: JSON.stringify(event) };
+}
+
+/** The filter fields of a stored event, or of a committed row (the same names). */
+export function fieldsOf(event: LiveEventFields): LiveEventFields {
   return {
     workspaceId: event.workspaceId,
     eventType: event.eventType,
@@ -143,21 +157,24 @@ export function createMemoryBus(options: WindowBounds & { now?: () => number }):
 
   const held = () => window.length - start;
 
+  async function publishSerialized(events: readonly SerializedEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const records = new Array<LiveRecord>(events.length);
+    for (let index = 0; index < events.length; index += 1) {
+      const { fields, json } = events[index]!;
+      const record: LiveRecord = { streamId: nextStreamId(), fields, json, bytes: recordBytes(json) };
+      records[index] = record;
+      window.push(record);
+      windowBytes += record.bytes;
+      while (held() > 1 && (held() > options.maxEvents || windowBytes > options.maxBytes)) dropOldest();
+    }
+    for (const listener of listeners) listener(records);
+  }
+
   return {
     kind: 'memory',
-    async publish(events) {
-      if (events.length === 0) return;
-      const records = events.map((event): LiveRecord => {
-        const json = JSON.stringify(event);
-        return { streamId: nextStreamId(), fields: fieldsOf(event), json, bytes: recordBytes(json) };
-      });
-      for (const record of records) {
-        window.push(record);
-        windowBytes += record.bytes;
-        while (held() > 1 && (held() > options.maxEvents || windowBytes > options.maxBytes)) dropOldest();
-      }
-      for (const listener of listeners) listener(records);
-    },
+    publish: async (events) => publishSerialized(events.map(serializeStoredEvent)),
+    publishSerialized,
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

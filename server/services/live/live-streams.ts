@@ -1,10 +1,9 @@
-import type { EventRow } from '../../../db/event-writers.ts';
+import { storedEventJson, storedEventsJson, type EventRow } from '../../../db/event-writers.ts';
 import { DomainError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Metrics } from '../../metrics.ts';
-import { toStoredEvent } from '../events/read.ts';
 import type { StoredEvent } from '../events/schemas.ts';
-import { compareStreamIds, type EventBus, type LiveEventFields, type LiveRecord } from './bus.ts';
+import { compareStreamIds, fieldsOf, type EventBus, type LiveEventFields, type LiveRecord, type SerializedEvent } from './bus.ts';
 import type { LiveFilter } from './schemas.ts';
 import type { SharedStreamSlots, StreamLease } from './stream-slots.ts';
 
@@ -183,7 +182,9 @@ export function createLiveStreams({
           overflowed = true;
           break;
         }
-        pending.push(record);
+        // Its own copy of the text: a record's text can be a slice of its whole flush's document
+        // (publishCommitted), which a slow subscriber would otherwise keep alive past the window.
+        pending.push(withOwnText(record));
         pendingBytes += record.bytes;
       }
       notify();
@@ -277,11 +278,23 @@ export function createLiveStreams({
     }
   }
 
-  /** Publishes the rows a flush just committed (claimed ones only: retries are not new events). */
+  /**
+   * Publishes the rows a flush just committed (claimed ones only: retries are not new events),
+   * each as its JSON from the flush's write, so publishing copies no event.
+   */
   function publishCommitted(rows: readonly EventRow[], claimed: ReadonlySet<string>): void {
-    const events = rows.filter((row) => claimed.has(row.id)).map(toStoredEvent);
+    const events: SerializedEvent[] = [];
+    if (claimed.size === rows.length) {
+      // Every row is new (the common case): each event is its slice of the statement's document,
+      // which the window then holds whole, and no more than that.
+      const json = storedEventsJson(rows);
+      for (let index = 0; index < rows.length; index += 1) events.push({ fields: fieldsOf(rows[index]!), json: json.eventJson(index) });
+    } else {
+      // Some were retries: a slice would keep their text alive too, so each new one gets its own.
+      for (const row of rows) if (claimed.has(row.id)) events.push({ fields: fieldsOf(row), json: storedEventJson(row) });
+    }
     if (events.length === 0) return;
-    bus.publish(events).then(
+    bus.publishSerialized(events).then(
       () => metrics.livePublished.inc(events.length),
       (error: unknown) => {
         // The events are committed; only their live delivery is lost. Warn at most once a minute.
@@ -318,6 +331,11 @@ function keyRevoked(): DomainError {
   return new DomainError('unauthorized', 'The key this stream was opened with has been revoked or rotated; open it again with an active key', {
     reason: 'key_revoked',
   });
+}
+
+function withOwnText(record: LiveRecord): LiveRecord {
+  // Through bytes, so the copy shares no storage with the original whatever the engine does with strings.
+  return { ...record, json: Buffer.from(record.json, 'utf8').toString('utf8') };
 }
 
 function delivered(record: LiveRecord): DeliveredRecord {

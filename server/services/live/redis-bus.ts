@@ -1,7 +1,17 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../logger.ts';
 import type { StoredEvent } from '../events/schemas.ts';
-import { compareStreamIds, fieldsOf, recordBytes, type EventBus, type LiveEventFields, type LiveRecord, type WindowBounds } from './bus.ts';
+import {
+  compareStreamIds,
+  fieldsOf,
+  recordBytes,
+  serializeStoredEvent,
+  type EventBus,
+  type LiveEventFields,
+  type LiveRecord,
+  type SerializedEvent,
+  type WindowBounds,
+} from './bus.ts';
 
 /** Version of the record layout below; bumped if fields change meaning. */
 export const LIVE_RECORD_VERSION = '1';
@@ -155,20 +165,23 @@ export function createRedisBus(
     }
   })();
 
+  async function publishSerialized(events: readonly SerializedEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const pipeline = redis.pipeline();
+    for (let index = 0; index < events.length; index += PUBLISH_CHUNK) {
+      const values: string[] = [];
+      for (const event of events.slice(index, index + PUBLISH_CHUNK)) values.push(...entryFields(event));
+      pipeline.eval(APPEND_AND_TRIM, 2, stream, counterKey, options.maxBytes, options.maxEvents, ENTRY_WIDTH, ...values);
+    }
+    const results = await pipeline.exec();
+    const failure = results?.find(([error]) => error)?.[0];
+    if (failure) throw failure;
+  }
+
   return {
     kind: 'redis',
-    async publish(events) {
-      if (events.length === 0) return;
-      const pipeline = redis.pipeline();
-      for (let index = 0; index < events.length; index += PUBLISH_CHUNK) {
-        const values: string[] = [];
-        for (const event of events.slice(index, index + PUBLISH_CHUNK)) values.push(...entryFields(event));
-        pipeline.eval(APPEND_AND_TRIM, 2, stream, counterKey, options.maxBytes, options.maxEvents, ENTRY_WIDTH, ...values);
-      }
-      const results = await pipeline.exec();
-      const failure = results?.find(([error]) => error)?.[0];
-      if (failure) throw failure;
-    },
+    publish: async (events) => publishSerialized(events.map(serializeStoredEvent)),
+    publishSerialized,
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -205,24 +218,24 @@ export function createRedisBus(
 const ENTRY_FIELD_NAMES = ['v', 'workspaceId', 'eventType', 'name', 'source', 'userId', 'targetType', 'event'] as const;
 const ENTRY_WIDTH = ENTRY_FIELD_NAMES.length * 2;
 
-function entryFields(event: StoredEvent): string[] {
+function entryFields({ fields, json }: SerializedEvent): string[] {
   return [
     'v',
     LIVE_RECORD_VERSION,
     'workspaceId',
-    event.workspaceId ?? '',
+    fields.workspaceId ?? '',
     'eventType',
-    event.eventType,
+    fields.eventType,
     'name',
-    event.name,
+    fields.name,
     'source',
-    event.source,
+    fields.source,
     'userId',
-    event.userId ?? '',
+    fields.userId ?? '',
     'targetType',
-    event.targetType ?? '',
+    fields.targetType ?? '',
     'event',
-    JSON.stringify(event),
+    json,
   ];
 }
 
