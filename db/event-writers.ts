@@ -2,6 +2,7 @@ import { sql as drizzleSql, type SQL } from 'drizzle-orm';
 import type { Database, SqlRunner } from './database.ts';
 import { retryTransientConflicts } from './errors.ts';
 import { ADD_INSERTED_TO_ROLLUPS } from './rollups.ts';
+import { lastIsoTime } from './timestamps.ts';
 
 /** One event as stored: ids and times resolved, metadata as a JSON object or null. */
 export interface EventRow {
@@ -108,8 +109,11 @@ function buildStoredEventsJson(rows: readonly EventRow[]): StoredEventsJson {
   };
 }
 
-/** The keys and values of `toStoredEvent` (server/services/events/read.ts), in its order: a test holds the two texts equal. */
-function storedEvent(row: EventRow, isoTime: (date: Date) => string) {
+/**
+ * An event as readers get it (keys in this order, times as ISO 8601): the live stream's JSON, the
+ * write statement's document and `toStoredEvent` (server/services/events/read.ts) all come from here.
+ */
+export function storedEvent(row: EventRow, isoTime: (date: Date) => string) {
   return {
     id: row.id,
     workspaceId: row.workspaceId,
@@ -126,20 +130,7 @@ function storedEvent(row: EventRow, isoTime: (date: Date) => string) {
 }
 
 /** ISO 8601, with the microseconds a PreciseDate carries. */
-const isoTimeOf = (date: Date) => date.toISOString();
-
-/** `isoTimeOf`, remembered for the last Date object asked about. */
-function lastIsoTime(): (date: Date) => string {
-  let lastDate: Date | undefined;
-  let lastIso = '';
-  return (date) => {
-    if (date !== lastDate) {
-      lastDate = date;
-      lastIso = date.toISOString();
-    }
-    return lastIso;
-  };
-}
+export const isoTimeOf = (date: Date) => date.toISOString();
 
 /** The ids of the rows stored now: every row's but those the statement answered as not claimed (retries). */
 function claimedIds(rows: readonly EventRow[], unclaimed: readonly { id: string }[]): Set<string> {

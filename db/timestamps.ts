@@ -15,3 +15,20 @@ export function isStorableTime(date: Date): boolean {
   const ms = date.getTime();
   return Number.isFinite(ms) && ms >= STORABLE_TIME_RANGE.earliestMs && ms <= STORABLE_TIME_RANGE.latestMs;
 }
+
+/**
+ * `date.toISOString()`, remembered for the last Date object asked about: the events of one call
+ * share their received time (and, sent without a time, their created time), so its text is written
+ * once per call instead of once per event.
+ */
+export function lastIsoTime(): (date: Date) => string {
+  let lastDate: Date | undefined;
+  let lastIso = '';
+  return (date) => {
+    if (date !== lastDate) {
+      lastDate = date;
+      lastIso = date.toISOString();
+    }
+    return lastIso;
+  };
+}

@@ -83,6 +83,18 @@ describe('event writers', () => {
     }
   });
 
+  it('claim only the new ids of a write that mixes them with ids already stored', async () => {
+    for (const writer of writers()) {
+      const workspaceId = randomUUID();
+      const stored = [row(workspaceId), row(workspaceId)];
+      await writer.write(stored);
+      const fresh = [row(workspaceId), row(workspaceId), row(workspaceId)];
+      const claimed = await writer.write([fresh[0]!, stored[0]!, fresh[1]!, stored[1]!, fresh[2]!]);
+      expect([...claimed].sort(), writer.form).toEqual(fresh.map((r) => r.id).sort());
+      expect(await storedEvents(testDb.db, workspaceId), writer.form).toHaveLength(5);
+    }
+  });
+
   it('claim each id once: a second write of the same ids stores nothing and claims nothing', async () => {
     for (const writer of writers()) {
       const workspaceId = randomUUID();

@@ -3,7 +3,7 @@ import { ingestProcedure, mapStreamErrors, readProcedure, router } from '../trpc
 import { LiveInput, LiveTicket } from '../services/live/schemas.ts';
 import { ListEventsInput, ListEventsResult } from '../services/stats/schemas.ts';
 import { statsRouter } from './stats.ts';
-import { EventInput, GetEventInput, IngestBatchInput, IngestBatchResult, IngestResult, StoredEvent } from '../services/events/schemas.ts';
+import { EventInputWithFastPath, GetEventInput, IngestBatchInput, IngestBatchResult, IngestResult, StoredEvent } from '../services/events/schemas.ts';
 
 export const telemetryRouter = router({
   ingest: ingestProcedure
@@ -18,7 +18,7 @@ export const telemetryRouter = router({
           'Answers `{ id, createdAt }` once the event is committed. Sending the same `id` again stores it once and answers the same receipt. Needs an ingest (or admin) key; a key bound to a workspace stamps it on the event.',
       },
     })
-    .input(EventInput)
+    .input(EventInputWithFastPath)
     .output(IngestResult)
     .mutation(async ({ ctx, input }) => {
       const { id, createdAt } = await ctx.services.ingestor.ingestEvent(input, { workspaceBinding: ctx.workspaceBinding });

@@ -3,10 +3,10 @@ import type { Database } from '../../../db/database.ts';
 import type { EventRow } from '../../../db/event-writers.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { GroupCommitter } from './group-commit.ts';
-import { isStorableTime } from '../../../db/timestamps.ts';
+import { isStorableTime, lastIsoTime } from '../../../db/timestamps.ts';
 import { DomainError } from '../../errors.ts';
 import { parseEvent, type ParsedEvent, type EventReceipt, type IngestBatchResult, type IngestResult, type RejectionCode, type ValidEvent } from './schemas.ts';
-import { fromEpochMicros, microsecondOf, parseIsoTime, PreciseDate } from './precise-time.ts';
+import { correctedForSkew, fromEpochMicros, parseIsoTime } from './precise-time.ts';
 import { uuidv7, uuidv7Time } from '../../../client/uuid7.ts';
 
 export interface IngestLimits {
@@ -218,33 +218,6 @@ function toRow(id: string, workspaceId: string | null, createdAt: Date, received
     metadata: event.metadata ?? null,
     createdAt,
     receivedAt,
-  };
-}
-
-/**
- * `receivedAt - (sentAt - createdAt)` to the microsecond, so a createdAt and sentAt given to the
- * microsecond keep them: milliseconds and microseconds apart, each exact as a number (times of
- * the years 1 to 9999 are far within 2^53 ms), then the microseconds carried into 0..999.
- */
-function correctedForSkew(createdAt: Date, sentAt: Date, receivedAt: Date): Date {
-  let ms = receivedAt.getTime() - (sentAt.getTime() - createdAt.getTime());
-  let microsecond = microsecondOf(receivedAt) - (microsecondOf(sentAt) - microsecondOf(createdAt));
-  const carry = Math.floor(microsecond / 1000);
-  ms += carry;
-  microsecond -= carry * 1000;
-  return microsecond === 0 ? new Date(ms) : new PreciseDate(ms, microsecond);
-}
-
-/** `date.toISOString()`, remembered for the last Date object asked about. */
-function lastIsoTime(): (date: Date) => string {
-  let lastDate: Date | undefined;
-  let lastIso = '';
-  return (date) => {
-    if (date !== lastDate) {
-      lastDate = date;
-      lastIso = date.toISOString();
-    }
-    return lastIso;
   };
 }
 

@@ -61,3 +61,17 @@ export function parseIsoTime(text: string): Date | 'too_precise' {
   const microsecond = Number(micros.slice(3));
   return microsecond === 0 ? new Date(epochMs) : new PreciseDate(epochMs, microsecond);
 }
+
+/**
+ * `receivedAt - (sentAt - createdAt)` to the microsecond, so a createdAt and sentAt given to the
+ * microsecond keep them: milliseconds and microseconds apart, each exact as a number (times of
+ * the years 1 to 9999 are far within 2^53 ms), then the microseconds carried into 0..999.
+ */
+export function correctedForSkew(createdAt: Date, sentAt: Date, receivedAt: Date): Date {
+  let ms = receivedAt.getTime() - (sentAt.getTime() - createdAt.getTime());
+  let microsecond = microsecondOf(receivedAt) - (microsecondOf(sentAt) - microsecondOf(createdAt));
+  const carry = Math.floor(microsecond / 1000);
+  ms += carry;
+  microsecond -= carry * 1000;
+  return microsecond === 0 ? new Date(ms) : new PreciseDate(ms, microsecond);
+}

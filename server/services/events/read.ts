@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { SqlRunner } from '../../../db/database.ts';
-import type { EventRow } from '../../../db/event-writers.ts';
+import { type EventRow, isoTimeOf, storedEvent } from '../../../db/event-writers.ts';
 import { DomainError } from '../../errors.ts';
 import { fromEpochMicros } from './precise-time.ts';
 import type { StoredEvent } from './schemas.ts';
@@ -32,19 +32,8 @@ export interface StoredEventRow {
  * microseconds: a PreciseDate writes them back in toISOString().
  */
 export function toStoredEvent(event: EventRow): StoredEvent {
-  return {
-    id: event.id,
-    workspaceId: event.workspaceId,
-    userId: event.userId,
-    source: event.source as StoredEvent['source'],
-    eventType: event.eventType,
-    name: event.name,
-    targetType: event.targetType,
-    targetId: event.targetId,
-    metadata: (event.metadata ?? null) as StoredEvent['metadata'],
-    createdAt: event.createdAt.toISOString(),
-    receivedAt: event.receivedAt.toISOString(),
-  };
+  // The row's text values were validated on the way in (source is one of SOURCES, metadata JSON).
+  return storedEvent(event, isoTimeOf) as StoredEvent;
 }
 
 /** A row read with STORED_EVENT_SELECT, as readers get it. */
