@@ -16,38 +16,63 @@ async function main() {
     throw error;
   }
   const logger = createLogger(config.logLevel);
-  const service = await startService(config, logger);
   const runtime = typeof Bun === 'undefined' ? 'node' : 'bun';
 
+  // The port is bound before anything else is opened (database, Redis, the PGlite data directory):
+  // a port in use ends the start with one line, and nothing was touched. Until the service is
+  // ready, requests are answered 503 with Retry-After.
+  type Fetch = (request: Request, env?: unknown) => Response | Promise<Response>;
+  let handle: Fetch = answerStarting;
+  const fetch: Fetch = (request, env) => handle(request, env);
+
   let stopServer: () => Promise<void>;
-  if (typeof Bun === 'undefined') {
-    const server = serve({
-      fetch: service.app.fetch,
-      port: config.port,
-      hostname: config.host,
-      // Slow or stalled clients are cut off instead of holding a connection forever.
-      serverOptions: { requestTimeout: config.requestTimeoutMs, headersTimeout: config.headersTimeoutMs, connectionsCheckingInterval: 1000 },
-    });
-    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : config.port;
-    logger.info('listening', { runtime, url: `http://${config.host}:${port}`, database: service.db.kind });
-    stopServer = () =>
-      new Promise((resolve) => {
-        // Stop accepting; let requests in progress finish; drop idle keep-alive connections.
-        server.close(() => resolve());
-        if ('closeIdleConnections' in server) server.closeIdleConnections();
+  let boundPort: number;
+  try {
+    if (typeof Bun === 'undefined') {
+      const server = serve({
+        fetch,
+        port: config.port,
+        hostname: config.host,
+        // Slow or stalled clients are cut off instead of holding a connection forever.
+        serverOptions: { requestTimeout: config.requestTimeoutMs, headersTimeout: config.headersTimeoutMs, connectionsCheckingInterval: 1000 },
       });
-  } else {
-    const server = Bun.serve({
-      fetch: service.app.fetch,
-      port: config.port,
-      hostname: config.host,
-      idleTimeout: Math.max(1, Math.min(255, Math.ceil(config.requestTimeoutMs / 1000))),
-    });
-    logger.info('listening', { runtime, url: `http://${config.host}:${server.port}`, database: service.db.kind });
-    stopServer = () => server.stop(false);
+      await new Promise<void>((resolve, reject) => {
+        server.once('listening', () => resolve());
+        server.once('error', reject);
+      });
+      const address = server.address();
+      boundPort = typeof address === 'object' && address ? address.port : config.port;
+      stopServer = () =>
+        new Promise((resolve) => {
+          // Stop accepting; let requests in progress finish; drop idle keep-alive connections.
+          server.close(() => resolve());
+          if ('closeIdleConnections' in server) server.closeIdleConnections();
+        });
+    } else {
+      const server = Bun.serve({
+        fetch,
+        port: config.port,
+        hostname: config.host,
+        idleTimeout: Math.max(1, Math.min(255, Math.ceil(config.requestTimeoutMs / 1000))),
+      });
+      boundPort = server.port ?? config.port;
+      stopServer = () => server.stop(false);
+    }
+  } catch (error) {
+    process.stderr.write(`${listenFailure(error, config)}\n`);
+    process.exit(1);
   }
+
+  let service: Awaited<ReturnType<typeof startService>>;
+  try {
+    service = await startService(config, logger);
+  } catch (error) {
+    await stopServer();
+    throw error;
+  }
+  const { app } = service;
+  handle = (request, env) => app.fetch(request, env);
+  logger.info('listening', { runtime, url: `http://${config.host}:${boundPort}`, database: service.db.kind });
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -67,6 +92,23 @@ async function main() {
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+function answerStarting(): Response {
+  return new Response(JSON.stringify({ error: { code: 'SERVICE_UNAVAILABLE', message: 'The service is starting; retry shortly' } }), {
+    status: 503,
+    headers: { 'content-type': 'application/json', 'retry-after': '1' },
+  });
+}
+
+/** One line saying why the port could not be bound and what to change. */
+function listenFailure(error: unknown, config: Config): string {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  const where = `${config.host}:${config.port}`;
+  if (code === 'EADDRINUSE') return `Port ${config.port} is already in use (${where}): stop what holds it, or set PORT to another port`;
+  if (code === 'EACCES') return `No permission to listen on port ${config.port} (${where}): set PORT to a port above 1023`;
+  if (code === 'EADDRNOTAVAIL') return `Cannot listen on ${where}: this machine has no such address; set HOST (0.0.0.0 listens on every interface)`;
+  return `Cannot listen on ${where}: ${error instanceof Error ? error.message : String(error)}; check PORT and HOST`;
 }
 
 main().catch((error: unknown) => {
