@@ -1,3 +1,4 @@
+import { lockDataDirectory } from './data-directory-lock.ts';
 import { PGlite } from '@electric-sql/pglite';
 import type { SQL } from 'drizzle-orm';
 import { PgDialect, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -166,9 +167,15 @@ export function openPostgres(options: PostgresOptions): PostgresDatabase {
 }
 
 export async function openPglite(dataDir: string | undefined): Promise<PgliteDatabase> {
-  // An undefined dataDir keeps the database in memory (tests); a path persists it.
+  // An undefined dataDir keeps the database in memory (tests); a path persists it, for one process at a time.
+  const unlock = dataDir ? lockDataDirectory(dataDir) : () => {};
   const client = dataDir ? new PGlite(dataDir) : new PGlite();
-  await client.waitReady;
+  try {
+    await client.waitReady;
+  } catch (error) {
+    unlock();
+    throw error;
+  }
   const orm = drizzlePglite(client, { schema });
   return {
     kind: 'pglite',
@@ -191,7 +198,11 @@ export async function openPglite(dataDir: string | undefined): Promise<PgliteDat
       await client.query('select pg_notify($1, $2)', [channel, payload]);
     },
     async close() {
-      await client.close();
+      try {
+        await client.close();
+      } finally {
+        unlock();
+      }
     },
   };
 }

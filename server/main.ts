@@ -2,6 +2,7 @@ import { serve } from '@hono/node-server';
 import { type Config, ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
 import { startService } from './composition.ts';
+import { DataDirectoryInUseError } from '../db/data-directory-lock.ts';
 
 /** Starts the service on Node.js or Bun, whichever runs this file. */
 async function main() {
@@ -112,6 +113,10 @@ function listenFailure(error: unknown, config: Config): string {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof DataDirectoryInUseError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(
     `${JSON.stringify({ level: 'error', msg: 'failed to start', error: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) })}\n`,
   );

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { openDatabase, type Database } from '../../db/database.ts';
+import { DataDirectoryInUseError } from '../../db/data-directory-lock.ts';
 import { checkReadiness } from '../../db/readiness.ts';
 import { ConfigError, loadConfig, type Config } from '../../server/config.ts';
 
@@ -25,12 +26,19 @@ export async function openServiceDatabase(config: Config, command: string): Prom
     process.stderr.write(`${command}: no database at ${config.pgliteDir}; set DATABASE_URL, or PGLITE_DIR to the service's data directory\n`);
     return undefined;
   }
-  const db = await openDatabase({
-    databaseUrl: config.databaseUrl,
-    pgliteDir: config.pgliteDir,
-    maxConnections: 2,
-    connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
-  });
+  let db: Database;
+  try {
+    db = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      pgliteDir: config.pgliteDir,
+      maxConnections: 2,
+      connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
+    });
+  } catch (error) {
+    if (!(error instanceof DataDirectoryInUseError)) throw error;
+    process.stderr.write(`${command}: ${error.message}\n`);
+    return undefined;
+  }
   const readiness = await checkReadiness(db, { timeoutMs: config.databaseConnectTimeoutSeconds * 1000 });
   if (readiness.ready) return db;
   process.stderr.write(
