@@ -20,6 +20,9 @@ export class DataDirectoryInUseError extends Error {
   }
 }
 
+/** Locks this process holds now. */
+const heldHere = new Set<string>();
+
 /** Takes the lock of `dataDir`, or throws DataDirectoryInUseError; answers the function that releases it. */
 export function lockDataDirectory(dataDir: string): () => void {
   const directory = resolve(dataDir);
@@ -30,11 +33,15 @@ export function lockDataDirectory(dataDir: string): () => void {
       const fd = openSync(lockPath, 'wx');
       writeSync(fd, String(process.pid));
       closeSync(fd);
+      heldHere.add(lockPath);
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw error;
       const owner = lockOwner(lockPath);
-      if (owner !== undefined && isRunning(owner)) throw new DataDirectoryInUseError(directory, owner);
+      // This process's own id in a lock it does not hold: left by an earlier process that had the
+      // same id (a container's service often runs as the same pid after every restart).
+      const heldElsewhere = owner === process.pid ? heldHere.has(lockPath) : owner !== undefined && isRunning(owner);
+      if (owner !== undefined && heldElsewhere) throw new DataDirectoryInUseError(directory, owner);
       // Left by a process that ended without releasing it (a crash, kill -9): take it over.
       rmSync(lockPath, { force: true });
     }
@@ -43,6 +50,7 @@ export function lockDataDirectory(dataDir: string): () => void {
   return () => {
     if (released) return;
     released = true;
+    heldHere.delete(lockPath);
     if (lockOwner(lockPath) === process.pid) rmSync(lockPath, { force: true });
   };
 }
@@ -56,7 +64,7 @@ function lockOwner(lockPath: string): number | undefined {
   }
 }
 
-/** True while a process with this id runs (including this one: one process opens a directory once). */
+/** True while a process with this id runs. */
 function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);

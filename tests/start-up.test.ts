@@ -85,7 +85,7 @@ describe('the embedded data directory', () => {
     expect(existsSync(`${dataDir}.lock`)).toBe(false);
   });
 
-  it('takes over a lock left by a process that no longer runs, and refuses one this process holds', async () => {
+  it('takes over a lock left by a process that no longer runs or by an earlier process with this id, and refuses one this process holds', async () => {
     const dataDir = scratchDir();
     const ended = spawn(process.execPath, ['-e', '']);
     const endedPid = ended.pid!;
@@ -98,6 +98,12 @@ describe('the embedded data directory', () => {
     const releaseAgain = lockDataDirectory(dataDir);
     expect(() => lockDataDirectory(dataDir)).toThrow(DataDirectoryInUseError);
     releaseAgain();
+    expect(existsSync(`${dataDir}.lock`)).toBe(false);
+
+    // A lock naming this very process id, which this process does not hold: an earlier process
+    // that ran with the same id (a container restarted) left it.
+    writeFileSync(`${dataDir}.lock`, String(process.pid));
+    lockDataDirectory(dataDir)();
     expect(existsSync(`${dataDir}.lock`)).toBe(false);
   });
 });
