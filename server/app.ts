@@ -1,6 +1,5 @@
 import { trpcServer } from '@hono/trpc-server';
 import { Scalar } from '@scalar/hono-api-reference';
-import type { TRPCError } from '@trpc/server';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
@@ -13,7 +12,7 @@ import type { Logger } from './logger.ts';
 import { buildOpenApiDocument, OPENAPI_BASE_PATH } from './openapi.ts';
 import { appRouter } from './routers/index.ts';
 import type { Context, Services } from './trpc/context.ts';
-import { domainCause } from './trpc/errors.ts';
+import { faceOptions } from './http/face-options.ts';
 import { createBodyBudget, decompressRequestBody, limitRequestBody, reserveRequestBody } from './http/request-body.ts';
 import { createOpenApiRequestHandler } from './http/openapi-handler.ts';
 import { createLeanIngestApiHandler } from './http/lean-ingest-api.ts';
@@ -55,15 +54,6 @@ function urlCredentials(params: Record<string, string | undefined> | null): Pick
   if (typeof ticket === 'string' && ticket) return { apiKey: undefined, streamTicket: ticket, credentialInUrl: true };
   const key = params?.['apiKey'];
   return { apiKey: typeof key === 'string' && key ? key : undefined, credentialInUrl: true };
-}
-
-/** `Retry-After` for errors that say when a retry may succeed (overload, outage, rate limit). */
-function retryHeaders(errors: readonly TRPCError[]): Record<string, string> | undefined {
-  for (const error of errors) {
-    const seconds = domainCause(error)?.retryAfterSeconds;
-    if (seconds !== undefined) return { 'Retry-After': String(Math.max(1, Math.ceil(seconds))) };
-  }
-  return undefined;
 }
 
 /** What middleware shares with handlers: the request's id. */
@@ -199,20 +189,6 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
     onBusy: (c) => c.json({ error: { code: 'SERVICE_UNAVAILABLE', message: 'Too many request bodies in flight; retry shortly' } }, 503, { 'Retry-After': '1' }),
   });
 
-  /**
-   * What both faces (/trpc and /api) answer alike: `Retry-After` on errors that say when to retry,
-   * and internal errors logged with their cause (the caller sees only a generic message).
-   */
-  const faceOptions = (face: 'trpc' | 'openapi') => ({
-    responseMeta: ({ errors }: { errors: readonly TRPCError[] }) => {
-      const headers = retryHeaders(errors);
-      return headers ? { headers } : {};
-    },
-    onError: ({ error, path }: { error: TRPCError; path: string | undefined }) => {
-      if (error.code === 'INTERNAL_SERVER_ERROR') logger.error(`${face} error`, { path, error: error.cause ?? error });
-    },
-  });
-
   // The typed face: tRPC with superjson.
   app.use('/trpc/*', reserveBody, limitBody, inflateBody);
   // The two ingest procedures, answered by the same router without the generic adapter; every
@@ -225,7 +201,7 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
         endpoint: '/trpc',
         createContext: (c) => contextFor(c.get('requestId'), c.req.header('authorization')),
         maxBatchSize: config.maxTrpcBatchCalls,
-        ...faceOptions('trpc'),
+        ...faceOptions('trpc', logger),
       }),
     );
   }
@@ -250,7 +226,7 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
       // Each call in an HTTP batch is validated, authorised and rate-limited on its own; this caps
       // how many one request may carry.
       maxBatchSize: config.maxTrpcBatchCalls,
-      ...faceOptions('trpc'),
+      ...faceOptions('trpc', logger),
     }),
   );
 
@@ -260,7 +236,7 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
     endpoint: OPENAPI_BASE_PATH,
     router: appRouter,
     createContext: ({ requestId: id, authorization }) => contextFor(id, authorization),
-    ...faceOptions('openapi'),
+    ...faceOptions('openapi', logger),
   });
   // POST /api/events and /api/events/batch answered by the same router without trpc-to-openapi's
   // per-request work; everything else falls through to it (ADR-010).
@@ -269,7 +245,7 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
         endpoint: OPENAPI_BASE_PATH,
         router: appRouter,
         createContext: ({ requestId: id, authorization }) => contextFor(id, authorization),
-        ...faceOptions('openapi'),
+        ...faceOptions('openapi', logger),
       })
     : undefined;
   app.all(`${OPENAPI_BASE_PATH}/*`, async (c) => {

@@ -10,7 +10,7 @@ import { appRouter } from '../server/routers/index.ts';
 import { bearerToken, createKeyService } from '../server/services/keys/keys.ts';
 import { createContextInner, type Services } from '../server/trpc/context.ts';
 import { databaseUnavailable } from '../server/errors.ts';
-import { domainCause } from '../server/trpc/errors.ts';
+import { retryAfterMeta } from '../server/http/face-options.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { testConfig, testServices } from './support/app.ts';
 
@@ -36,15 +36,6 @@ let services: Services;
 let ingestKey: string;
 let readKey: string;
 
-/** What app.ts gives both faces: Retry-After on errors that say when to retry. */
-function responseMeta({ errors }: { errors: readonly TRPCError[] }) {
-  for (const error of errors) {
-    const seconds = domainCause(error)?.retryAfterSeconds;
-    if (seconds !== undefined) return { headers: { 'Retry-After': String(Math.max(1, Math.ceil(seconds))) } };
-  }
-  return {};
-}
-
 interface HandlerPair {
   lean: LeanIngestApiHandler;
   generic: (request: Request, context: OpenApiRequestContext) => Promise<Response>;
@@ -59,14 +50,14 @@ function handlersOver(servicesUsed: Services, errors: TRPCError[][] = [[], []]):
       router: appRouter,
       endpoint: OPENAPI_BASE_PATH,
       createContext,
-      responseMeta,
+      responseMeta: retryAfterMeta,
       onError: ({ error }) => leanErrors.push(error),
     }),
     generic: createOpenApiRequestHandler({
       router: appRouter,
       endpoint: OPENAPI_BASE_PATH,
       createContext,
-      responseMeta,
+      responseMeta: retryAfterMeta,
       onError: ({ error }) => void genericErrors.push(error),
     }),
   };

@@ -83,7 +83,8 @@ describe('the embedded data directory', () => {
     first.process.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     expect(existsSync(`${dataDir}.lock`)).toBe(false);
-  });
+    // Three child processes start in turn, each compiling the service: slow when the suite runs in parallel.
+  }, 120_000);
 
   it('takes over a lock left by a process that no longer runs or by an earlier process with this id, and refuses one this process holds', async () => {
     const dataDir = scratchDir();
