@@ -1,0 +1,88 @@
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { lockDataDirectory } from '../db/data-directory-lock.ts';
+
+const cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** Runs an operator command as `npm run <script>` would, until it exits on its own. */
+function runOperatorCommand(script: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, LOG_LEVEL: 'info', DATABASE_URL: '', REDIS_URL: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  cleanups.push(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+function scratchDataDir(): string {
+  const parent = mkdtempSync(join(tmpdir(), 'telemetry-migrate-'));
+  cleanups.push(() => rmSync(parent, { recursive: true, force: true }));
+  return join(parent, 'data');
+}
+
+/** A local port nothing listens on: connections to it are refused at once. */
+async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+describe('npm run db:migrate', () => {
+  it('migrates a new embedded data directory and says what it did', async () => {
+    const dataDir = scratchDataDir();
+    const result = await runOperatorCommand('cli/operator/migrate.ts', { PGLITE_DIR: dataDir });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^migrations applied on pglite; \d+ partitions created\n$/);
+  });
+
+  it('on a data directory held by a running process refuses with one line naming the holder, and exit code 1', async () => {
+    const dataDir = scratchDataDir();
+    // This test's own process holds the lock, as a running service would.
+    cleanups.push(lockDataDirectory(dataDir));
+
+    const result = await runOperatorCommand('cli/operator/migrate.ts', { PGLITE_DIR: dataDir });
+
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.trim().split('\n')).toEqual([
+      `db:migrate: The embedded database at ${dataDir} is in use by process ${process.pid} (a running service or operator command): stop it, or point PGLITE_DIR (or DATABASE_URL) elsewhere`,
+    ]);
+  });
+
+  it('with a DATABASE_URL nothing answers refuses with one line naming the variable, never the URL, and exit code 1', async () => {
+    const url = `postgres://operator:s3cret@127.0.0.1:${await closedPort()}/telemetry`;
+
+    const result = await runOperatorCommand('cli/operator/migrate.ts', { DATABASE_URL: url });
+
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.trim().split('\n')).toEqual([
+      'db:migrate: the database at DATABASE_URL cannot be reached (ECONNREFUSED): check the URL and that the server is up',
+    ]);
+    expect(result.stderr).not.toContain('s3cret');
+  });
+
+  it('with an invalid setting names it without a stack trace, and exit code 2', async () => {
+    const result = await runOperatorCommand('cli/operator/migrate.ts', { PGLITE_DIR: scratchDataDir(), PORT: 'eighty' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^Invalid configuration:/);
+    expect(result.stderr).toContain('PORT');
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+});
