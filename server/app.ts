@@ -18,6 +18,7 @@ import { createOpenApiRequestHandler } from './http/openapi-handler.ts';
 import { createLeanIngestApiHandler } from './http/lean-ingest-api.ts';
 import { leanIngestTrpc } from './http/lean-ingest-trpc.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
+import { frontPageRoutes } from './http/front-page.ts';
 import { bearerToken } from './services/keys/keys.ts';
 
 export interface AppDeps {
@@ -252,6 +253,9 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
     const context = { requestId: c.get('requestId'), authorization: c.req.header('authorization') };
     return (await leanIngestApi?.(c.req.raw, context)) ?? openApiHandler(c.req.raw, context);
   });
+
+  // The front door: what this service is, where its pages are, and the first three steps.
+  app.route('/', frontPageRoutes({ version }));
 
   // The dashboard: its own CSP (no inline code) and bundled assets, built on first request.
   app.route('/dashboard', dashboardRoutes({ logger }));

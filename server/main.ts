@@ -73,7 +73,8 @@ async function main() {
   }
   const { app } = service;
   handle = (request, env) => app.fetch(request, env);
-  logger.info('listening', { runtime, url: `http://${config.host}:${boundPort}`, database: service.db.kind });
+  const urls = serviceUrls(config.host, boundPort);
+  logger.info('listening', { runtime, ...urls, database: service.db.kind });
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -93,6 +94,16 @@ async function main() {
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * Where to open the service and its pages from this machine: a wildcard address (listening on every
+ * interface) is reached as localhost.
+ */
+function serviceUrls(host: string, port: number) {
+  const reachable = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  const url = `http://${reachable}:${port}`;
+  return { url, docs: `${url}/docs`, dashboard: `${url}/dashboard`, metrics: `${url}/metrics` };
 }
 
 function answerStarting(): Response {
