@@ -4,6 +4,20 @@ import { bigint, check, index, integer, jsonb, pgSchema, primaryKey, text, times
 export const telemetry = pgSchema('telemetry');
 
 /**
+ * The workspaces keys are created in and events belong to. Names are what people see (dashboard,
+ * CLI, lists); they are unique whatever their case, so two workspaces are never told apart by case alone.
+ */
+export const workspaces = telemetry.table(
+  'workspaces',
+  {
+    id: uuid('id').primaryKey(),
+    name: text('name').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (table) => [uniqueIndex('workspaces_name_lower_idx').on(sql`lower(${table.name})`)],
+);
+
+/**
  * One row per stored event. The table is range-partitioned by `created_at` (daily partitions plus a
  * default partition; see docs/adr/0002-partitioned-events.md), so its primary key must include
  * `created_at`. Uniqueness of `id` alone is kept by `eventIds` below.
@@ -52,7 +66,8 @@ export const apiKeys = telemetry.table(
   {
     id: uuid('id').primaryKey(),
     kind: text('kind', { enum: ['ingest', 'read', 'admin'] }).notNull(),
-    workspaceId: uuid('workspace_id'),
+    /** Null: an unbound admin key, or an ingest key created for all workspaces (its events name theirs). */
+    workspaceId: uuid('workspace_id').references(() => workspaces.id),
     name: text('name'),
     /** The first characters of the key (kind prefix and a few more), to recognise it in a list. */
     displayPrefix: text('display_prefix').notNull(),

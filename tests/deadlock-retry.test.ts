@@ -8,6 +8,7 @@ import { createJsonEventWriter, type EventRow } from '../db/event-writers.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createGroupCommitter } from '../server/services/events/group-commit.ts';
 import { createEventIngestor } from '../server/services/events/ingest.ts';
+import { createWorkspaceService } from '../server/services/workspaces/workspaces.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { createTestKeys, servicesWith, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
 import { storedEvents } from './support/events.ts';
@@ -49,7 +50,7 @@ function failingFirst(runner: SqlRunner, sqlState: string, failures: number) {
 async function serverWritingThrough(runner: SqlRunner): Promise<TestServer> {
   const config = testConfig();
   const committer = createGroupCommitter(createJsonEventWriter(runner), { ...config.groupCommit, maxConcurrentFlushes: 1 });
-  const events = createEventIngestor({ db: testDb.db, limits: config.limits, committer });
+  const events = createEventIngestor({ db: testDb.db, limits: config.limits, committer, workspaces: createWorkspaceService({ db: testDb.db }) });
   return startTestServer(testDb.db, { config, services: servicesWith(testDb.db, { ingestor: events }, config) });
 }
 

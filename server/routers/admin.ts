@@ -11,6 +11,7 @@ import {
   RunRetentionInput,
   SetRetentionInput,
 } from '../services/retention/schemas.ts';
+import { CreateWorkspaceInput, MAX_LISTED_WORKSPACES, RenameWorkspaceInput, Workspace, WorkspaceList } from '../services/workspaces/schemas.ts';
 import { ClearedWorkspaceLimits, ClearWorkspaceLimitInput, SetWorkspaceLimitInput, WorkspaceLimit, WorkspaceLimits } from '../services/limits/schemas.ts';
 
 /**
@@ -18,6 +19,55 @@ import { ClearedWorkspaceLimits, ClearWorkspaceLimitInput, SetWorkspaceLimitInpu
  * for an unbound admin key) and enforces it itself, in the statement that acts.
  */
 export const adminRouter = router({
+  workspaces: router({
+    create: adminProcedure
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/admin/workspaces',
+          tags: ['admin'],
+          protect: true,
+          summary: 'Create a workspace (unbound admin keys only)',
+          description:
+            'Keys are created in a workspace and every stored event belongs to one. The name is trimmed, 1 to 100 characters without control characters, and unique whatever its case: a name already taken is answered 409.',
+        },
+      })
+      .input(CreateWorkspaceInput)
+      .output(Workspace)
+      .mutation(({ ctx, input }) => ctx.services.workspaces.createWorkspace(input, ctx.adminScope)),
+
+    list: adminProcedure
+      .meta({
+        openapi: {
+          method: 'GET',
+          path: '/admin/workspaces',
+          tags: ['admin'],
+          protect: true,
+          summary: 'List workspaces by name',
+          description: `An admin key bound to a workspace sees only its own. At most ${MAX_LISTED_WORKSPACES} are answered; \`truncated\` says when there are more.`,
+        },
+      })
+      .input(z.object({}).optional())
+      .output(WorkspaceList)
+      .query(({ ctx }) => ctx.services.workspaces.listWorkspaces(ctx.adminScope)),
+
+    rename: adminProcedure
+      .meta({
+        openapi: {
+          method: 'PATCH',
+          path: '/admin/workspaces/{id}',
+          tags: ['admin'],
+          protect: true,
+          summary: 'Rename a workspace',
+          description:
+            'An unbound admin key renames any workspace, a bound one only its own (403 otherwise). 404 for an unknown id, 409 when another workspace has the name already (whatever its case). Keys and events keep working: they refer to the id.',
+        },
+      })
+      .input(RenameWorkspaceInput)
+      .output(Workspace)
+      .mutation(({ ctx, input }) => ctx.services.workspaces.renameWorkspace(input, ctx.adminScope)),
+  }),
+
   workspaceLimits: router({
     set: adminProcedure
       .meta({
@@ -168,6 +218,8 @@ export const adminRouter = router({
           tags: ['admin'],
           protect: true,
           summary: 'Create an API key (the secret is shown only in this answer)',
+          description:
+            'A key is created in an existing workspace (404 otherwise): `workspaceId` is required for read keys, and an ingest key needs it or the explicit `allWorkspaces: true` (a key for trusted backends that name the workspace on each event). Admin keys without a workspace manage every workspace.',
         },
       })
       .input(CreateKeyInput)

@@ -3,6 +3,7 @@ import { ingestProcedure, mapStreamErrors, readProcedure, router } from '../trpc
 import { LiveInput, LiveTicket } from '../services/live/schemas.ts';
 import { ListEventsInput, ListEventsResult } from '../services/stats/schemas.ts';
 import { statsRouter } from './stats.ts';
+import { Workspace } from '../services/workspaces/schemas.ts';
 import { EventInputWithFastPath, GetEventInput, IngestBatchInput, IngestBatchResult, IngestResult, StoredEvent } from '../services/events/schemas.ts';
 
 export const telemetryRouter = router({
@@ -40,6 +41,21 @@ export const telemetryRouter = router({
     .input(IngestBatchInput)
     .output(IngestBatchResult)
     .mutation(({ ctx, input }) => ctx.services.ingestor.ingestBatch(input.events, { sentAt: input.sentAt, workspaceBinding: ctx.workspaceBinding })),
+
+  workspace: readProcedure
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/workspace',
+        tags: ['telemetry'],
+        protect: true,
+        summary: "The caller's workspace: its id and name",
+        description:
+          "A read key's or a bound admin key's own workspace; an unbound admin key names one with `workspaceId`. 404 when the workspace does not exist.",
+      },
+    })
+    .output(Workspace)
+    .query(({ ctx }) => ctx.services.workspaces.getWorkspace(ctx.workspaceId)),
 
   events: router({
     list: readProcedure

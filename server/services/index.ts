@@ -22,6 +22,14 @@ import type { EventBus } from './live/bus.ts';
 import { createLiveStreams } from './live/live-streams.ts';
 import { createStreamTickets } from './live/stream-tickets.ts';
 import type { SharedStreamSlots } from './live/stream-slots.ts';
+import { createWorkspaceService, type WorkspaceService } from './workspaces/workspaces.ts';
+
+declare module '../trpc/context.ts' {
+  interface Services {
+    /** Workspaces: created, listed and renamed by admins (admin.workspaces), read by telemetry.workspace. */
+    workspaces: WorkspaceService;
+  }
+}
 
 /**
  * What the services are built from. Which parts (Redis or memory, replica or not) is decided by
@@ -77,6 +85,7 @@ export function createServices({ db, config, logger, metrics, rateLimiter, bus, 
   };
   // Revoking or rotating a key ends its open live streams: here at once, elsewhere on the revocation notice.
   const workspaceLimits = createWorkspaceLimits({ db, defaults: config.workspaceRateLimits });
+  const workspaces = createWorkspaceService({ db });
   const keys = createKeyService({ db, onRevoked: (keyId) => live.endStreamsOfKey(keyId), ceilings: workspaceLimits });
   const live = createLiveStreams({
     bus,
@@ -117,10 +126,11 @@ export function createServices({ db, config, logger, metrics, rateLimiter, bus, 
     live.publishCommitted,
   );
   const services: Services = {
-    ingestor: createEventIngestor({ db, limits: config.limits, committer, metrics, ...(now && { now }) }),
+    ingestor: createEventIngestor({ db, limits: config.limits, committer, workspaces, metrics, ...(now && { now }) }),
     ...readVerbs(reads),
     readsUntil: (signal) => readVerbs(readsUntil(reads, signal)),
     keys,
+    workspaces,
     erasure: createErasureService({ db }),
     retention: createRetentionService({ db, config, logger, metrics, ...(now && { now }) }),
     rateLimiter,

@@ -1,4 +1,5 @@
 import { serve } from '@hono/node-server';
+import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Database } from '../../db/database.ts';
 import { createApp } from '../../server/app.ts';
@@ -12,6 +13,7 @@ import { createContextInner } from '../../server/trpc/context.ts';
 import { createCallerFactory } from '../../server/trpc/init.ts';
 import { appRouter } from '../../server/routers/index.ts';
 import { createKeyService } from '../../server/services/keys/keys.ts';
+import { createWorkspaceService } from '../../server/services/workspaces/workspaces.ts';
 
 export function testConfig(overrides: Partial<Record<string, string>> = {}): Config {
   return loadConfig({ LOG_LEVEL: 'silent', ...overrides });
@@ -90,7 +92,7 @@ export function servicesWith(db: Database, overrides: Partial<Services>, config:
 }
 
 export interface TestKeys {
-  /** Unbound ingest key: events keep the workspace they name. */
+  /** All-workspaces ingest key: each event names its (existing) workspace. */
   ingest: string;
   /** Unbound admin key. */
   admin: string;
@@ -98,6 +100,14 @@ export interface TestKeys {
 
 export async function createTestKeys(db: Database): Promise<TestKeys> {
   const keys = createKeyService({ db });
-  const [ingest, admin] = await Promise.all([keys.createKey({ kind: 'ingest' }), keys.createKey({ kind: 'admin' })]);
+  const [ingest, admin] = await Promise.all([keys.createKey({ kind: 'ingest', allWorkspaces: true }), keys.createKey({ kind: 'admin' })]);
   return { ingest: ingest.key, admin: admin.key };
+}
+
+/**
+ * A real workspace (keys are created in one, and events must name an existing one); its id. Named
+ * uniquely unless a test gives the name.
+ */
+export async function createTestWorkspace(db: Database, name = `Test workspace ${randomUUID()}`): Promise<string> {
+  return (await createWorkspaceService({ db }).createWorkspace({ name })).id;
 }

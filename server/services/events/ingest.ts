@@ -3,8 +3,9 @@ import type { Database } from '../../../db/database.ts';
 import type { EventRow } from '../../../db/event-writers.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { GroupCommitter } from './group-commit.ts';
+import type { WorkspaceService } from '../workspaces/workspaces.ts';
 import { isStorableTime, lastIsoTime } from '../../../db/timestamps.ts';
-import { DomainError } from '../../errors.ts';
+import { DomainError, type DomainErrorCode } from '../../errors.ts';
 import { parseEvent, type ParsedEvent, type EventReceipt, type IngestBatchResult, type IngestResult, type RejectionCode, type ValidEvent } from './schemas.ts';
 import { correctedForSkew, fromEpochMicros, parseIsoTime } from './precise-time.ts';
 import { uuidv7, uuidv7Time } from '../../../client/uuid7.ts';
@@ -23,6 +24,8 @@ export interface EventIngestorDeps {
   limits: IngestLimits;
   /** Where accepted rows are written (group commit). */
   committer: GroupCommitter;
+  /** Which workspaces exist: events of keys not bound to one must name one of them. */
+  workspaces: Pick<WorkspaceService, 'existingWorkspaceIds'>;
   metrics?: Metrics;
   /** The server clock; injected so tests can pin time. */
   now?: () => Date;
@@ -45,7 +48,7 @@ type Rejection = { index: number; status: 'rejected'; code: RejectionCode; messa
 
 export type EventIngestor = ReturnType<typeof createEventIngestor>;
 
-export function createEventIngestor({ db, limits, committer, metrics, now = () => new Date() }: EventIngestorDeps) {
+export function createEventIngestor({ db, limits, committer, workspaces, metrics, now = () => new Date() }: EventIngestorDeps) {
   /**
    * When the event happened. A client time is trusted after correcting the client's clock skew the
    * way Segment does (`receivedAt - (sentAt - createdAt)`); else a UUIDv7 id's time; else now.
@@ -93,6 +96,9 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
     const rows: EventRow[] = [];
     const firstById = new Map<string, PendingEvent>();
     const sameIdAsEarlier: { index: number; first: PendingEvent; workspaceId: string | null }[] = [];
+    // A bound key's workspace exists (keys reference it); the workspaces events of other keys name
+    // are looked up together, once per call.
+    const existingWorkspaces = workspaceBinding ? undefined : await workspaces.existingWorkspaceIds(namedWorkspaces(parsedEvents));
 
     for (let index = 0; index < parsedEvents.length; index += 1) {
       const parsed = parsedEvents[index]!;
@@ -105,6 +111,19 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
       // none and refuses events that name another.
       if (workspaceBinding && event.workspaceId && event.workspaceId !== workspaceBinding) {
         receipts[index] = reject(index, 'workspace_forbidden', 'This key may not write to that workspace', 'workspaceId');
+        continue;
+      }
+      if (!workspaceBinding && !event.workspaceId) {
+        receipts[index] = reject(
+          index,
+          'workspace_required',
+          'Name the workspace this event belongs to (workspaceId): this key is not bound to one',
+          'workspaceId',
+        );
+        continue;
+      }
+      if (!workspaceBinding && event.workspaceId && !existingWorkspaces?.has(event.workspaceId)) {
+        receipts[index] = reject(index, 'unknown_workspace', 'No workspace with this id: create it first (admin.workspaces.create)', 'workspaceId');
         continue;
       }
       const workspaceId = workspaceBinding || (event.workspaceId ?? null);
@@ -188,7 +207,7 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
     const { receipts } = await ingestParsed([{ ok: true, event }], options);
     const receipt = receipts[0]!;
     if (receipt.status === 'rejected') {
-      const code = receipt.code === 'id_conflict' ? 'conflict' : receipt.code === 'workspace_forbidden' ? 'forbidden' : 'invalid_input';
+      const code = DOMAIN_CODE_BY_REJECTION[receipt.code] ?? 'invalid_input';
       throw new DomainError(code, receipt.message, { path: receipt.path, reason: receipt.code });
     }
     return { id: receipt.id, createdAt: parseStoredTime(receipt.createdAt), duplicate: receipt.status === 'duplicate' };
@@ -203,6 +222,20 @@ export function createEventIngestor({ db, limits, committer, metrics, now = () =
   }
 
   return { ingestBatch, ingestEvent };
+}
+
+/** How a lone event's rejection is answered (telemetry.ingest); a batch answers receipts instead. */
+const DOMAIN_CODE_BY_REJECTION: Partial<Record<RejectionCode, DomainErrorCode>> = {
+  id_conflict: 'conflict',
+  workspace_forbidden: 'forbidden',
+  unknown_workspace: 'not_found',
+};
+
+/** The workspaces valid events name, for one lookup per call. */
+function namedWorkspaces(parsedEvents: readonly ParsedEvent[]): string[] {
+  const ids: string[] = [];
+  for (const parsed of parsedEvents) if (parsed.ok && parsed.event.workspaceId) ids.push(parsed.event.workspaceId);
+  return ids;
 }
 
 function toRow(id: string, workspaceId: string | null, createdAt: Date, receivedAt: Date, event: ValidEvent): EventRow {

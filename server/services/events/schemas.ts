@@ -166,7 +166,18 @@ export type IngestBatchInput = z.input<typeof IngestBatchInput>;
 export const IngestResult = z.object({ id: z.uuid(), createdAt: z.date() });
 export type IngestResult = z.infer<typeof IngestResult>;
 
-export const REJECTION_CODES = ['invalid_event', 'created_at_out_of_range', 'id_conflict', 'workspace_forbidden'] as const;
+/**
+ * Why an event was not stored. `workspace_required`: a key not bound to a workspace sent an event
+ * naming none; `unknown_workspace`: the event names a workspace that does not exist.
+ */
+export const REJECTION_CODES = [
+  'invalid_event',
+  'created_at_out_of_range',
+  'id_conflict',
+  'workspace_forbidden',
+  'workspace_required',
+  'unknown_workspace',
+] as const;
 export const RejectionCode = z.enum(REJECTION_CODES);
 export type RejectionCode = z.infer<typeof RejectionCode>;
 

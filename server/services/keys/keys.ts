@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { isUniqueViolation } from '../../../db/errors.ts';
+import { isUniqueViolation, sqlState } from '../../../db/errors.ts';
 import { apiKeys } from '../../../db/schema.ts';
 import { DomainError } from '../../errors.ts';
 import type { WorkspaceLimitService } from '../limits/workspace-limits.ts';
@@ -16,6 +16,8 @@ export interface ApiKeyIdentity {
 }
 
 const KEY_PREFIX = 'tlm';
+/** SQLSTATE 23503: the workspace a key names does not exist. */
+const FOREIGN_KEY_VIOLATION = '23503';
 const DISPLAY_PREFIX_LENGTH = 16;
 
 /** `tlm_ingest_<43 base64url chars>`: 256 random bits behind a prefix that says what the key is. */
@@ -116,26 +118,48 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
     };
   }
 
-  /** A new key; a workspace-bound admin creates keys of its own workspace only (the default there). */
+  /**
+   * A new key, in an existing workspace (404 otherwise). A workspace-bound admin creates keys of its
+   * own workspace only (the default there). Without a workspace, an ingest key needs the explicit
+   * `allWorkspaces` choice: its events must each name an existing workspace.
+   */
   async function createKey(input: CreateKeyInput & { secret?: string }, scope: AdminScope = null): Promise<CreatedKey> {
+    if (scope && input.allWorkspaces) throw outOfScope();
     const workspaceId = input.workspaceId ?? scope;
     if (scope && workspaceId !== scope) throw outOfScope();
+    if (!workspaceId && input.kind !== 'admin' && !(input.kind === 'ingest' && input.allWorkspaces)) {
+      throw new DomainError(
+        'invalid_input',
+        input.kind === 'read'
+          ? 'A read key must be created in a workspace'
+          : 'Name the workspace the key writes to (workspaceId), or choose allWorkspaces for a key whose events each name theirs',
+        { path: 'workspaceId', reason: 'workspace_required' },
+      );
+    }
     if (scope && input.rateLimit) {
       if (!ceilings) throw new Error('createKey for a workspace-bound admin needs the workspace ceilings');
       await ceilings.assertWithinCeiling(scope, input.kind, input.rateLimit);
     }
     const secret = input.secret ?? generateKeySecret(input.kind);
     const id = randomUUID();
-    await db.orm.insert(apiKeys).values({
-      id,
-      kind: input.kind,
-      workspaceId,
-      name: input.name ?? null,
-      displayPrefix: secret.slice(0, DISPLAY_PREFIX_LENGTH),
-      secretHash: hashKeySecret(secret),
-      rateLimitEventsPerSecond: input.rateLimit?.eventsPerSecond ?? null,
-      rateLimitBurst: input.rateLimit?.burst ?? null,
-    });
+    try {
+      await db.orm.insert(apiKeys).values({
+        id,
+        kind: input.kind,
+        workspaceId,
+        name: input.name ?? null,
+        displayPrefix: secret.slice(0, DISPLAY_PREFIX_LENGTH),
+        secretHash: hashKeySecret(secret),
+        rateLimitEventsPerSecond: input.rateLimit?.eventsPerSecond ?? null,
+        rateLimitBurst: input.rateLimit?.burst ?? null,
+      });
+    } catch (error) {
+      // The foreign key to telemetry.workspaces is the existence check: no read before the insert.
+      if (sqlState(error) === FOREIGN_KEY_VIOLATION) {
+        throw new DomainError('not_found', 'No workspace with this id', { path: 'workspaceId', reason: 'unknown_workspace', cause: error });
+      }
+      throw error;
+    }
     return { id, key: secret, kind: input.kind, workspaceId };
   }
 
@@ -207,7 +231,7 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
     // The old key was in scope, so its workspace is; its rate limit was allowed when it was created.
     return createKey({
       kind: old.kind,
-      ...(old.workspaceId && { workspaceId: old.workspaceId }),
+      ...(old.workspaceId ? { workspaceId: old.workspaceId } : { allWorkspaces: old.kind === 'ingest' }),
       ...(old.name && { name: old.name }),
       ...(old.rateLimitEventsPerSecond !== null &&
         old.rateLimitBurst !== null && { rateLimit: { eventsPerSecond: old.rateLimitEventsPerSecond, burst: old.rateLimitBurst } }),

@@ -13,13 +13,29 @@ export type RateLimitPolicy = z.infer<typeof RateLimitPolicy>;
 export const CreateKeyInput = z
   .strictObject({
     kind: KeyKind,
-    workspaceId: z.uuid().optional().describe('Workspace the key is bound to; required for read keys'),
+    workspaceId: z
+      .uuid()
+      .optional()
+      .describe(
+        "The workspace the key is created in (an existing one). Required for read keys; an ingest key needs it or allWorkspaces. A workspace-bound admin's keys default to its workspace",
+      ),
+    allWorkspaces: z
+      .boolean()
+      .optional()
+      .describe(
+        'Ingest keys only, instead of workspaceId: a key for trusted backends that name an existing workspace on every event (events naming none are refused)',
+      ),
     name: z.string().min(1).max(200).optional(),
     rateLimit: RateLimitPolicy.optional().describe("Overrides the kind's default rate limit for this key"),
   })
   .superRefine((input, ctx) => {
     if (input.kind === 'read' && !input.workspaceId) {
-      ctx.addIssue({ code: 'custom', path: ['workspaceId'], message: 'A read key must be bound to a workspace' });
+      ctx.addIssue({ code: 'custom', path: ['workspaceId'], message: 'A read key must be created in a workspace' });
+    }
+    if (input.allWorkspaces && input.workspaceId) {
+      ctx.addIssue({ code: 'custom', path: ['allWorkspaces'], message: 'Give either workspaceId or allWorkspaces, not both' });
+    } else if (input.allWorkspaces && input.kind === 'read') {
+      ctx.addIssue({ code: 'custom', path: ['allWorkspaces'], message: 'A read key reads one workspace: give workspaceId' });
     }
   });
 export type CreateKeyInput = z.input<typeof CreateKeyInput>;
