@@ -4,6 +4,7 @@ import type { CliIo } from './io.ts';
 import type { Command, CommandContext } from './command.ts';
 import { eraseCommands } from './commands/erase.ts';
 import { keysCommands } from './commands/keys.ts';
+import { workspacesCommands } from './commands/workspaces.ts';
 import { limitsCommands } from './commands/limits.ts';
 import { queryCommands } from './commands/query.ts';
 import { retentionCommands } from './commands/retention.ts';
@@ -15,6 +16,7 @@ export const COMMANDS: readonly Command[] = [
   sendCommand,
   tailCommand,
   ...queryCommands,
+  ...workspacesCommands,
   ...keysCommands,
   ...limitsCommands,
   ...retentionCommands,
@@ -36,8 +38,8 @@ Run "telemetry <command> --help" for a command's flags and examples.
 
 Environment:
   TELEMETRY_URL           the service (default ${DEFAULT_URL}); --url overrides it
-  TELEMETRY_KEY           the API key: ingest for send, read for query and tail, admin for keys,
-                          limits, retention and erase; --key overrides it
+  TELEMETRY_KEY           the API key: ingest for send, read for query and tail, admin for
+                          workspaces, keys, limits, retention and erase; --key overrides it
 
 Exit codes:
   0  done (send: every event stored, new or duplicate)

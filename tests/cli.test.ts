@@ -12,7 +12,7 @@ import { uuidv7 } from '../client/uuid7.ts';
 import type { Services } from '../server/trpc/context.ts';
 import type { ServiceLifecycle } from '../server/services/index.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
+import { createTestKeys, createTestWorkspace, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
 
 const BIN = fileURLToPath(new URL('../bin/telemetry.mjs', import.meta.url));
 
@@ -38,6 +38,9 @@ afterAll(async () => {
   await lifecycle?.close();
   await testDb?.drop();
 });
+
+/** Each test writes into a workspace of its own (a real one: events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 
 interface CliResult {
   code: number | null;
@@ -116,7 +119,7 @@ const STACK_TRACE = /\n\s+at /;
 
 describe('telemetry send', () => {
   it('stores one event built from flags, with a UUIDv7 id made by the CLI, and prints its receipt', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const userId = randomUUID();
     const result = await telemetry(
       ['send', '--type', 'perf.metric', '--name', 'build.duration', '--workspace', workspaceId, '--user', userId, '--metadata', '{"value":8120,"unit":"ms"}'],
@@ -132,7 +135,7 @@ describe('telemetry send', () => {
   });
 
   it('stores NDJSON from stdin in batches, and stores each event exactly once when the same lines are sent again', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const lines = ndjson([1, 2, 3, 4, 5].map((n) => ({ id: uuidv7(), workspaceId, source: 'backend', eventType: 'job.finished', name: `job-${n}` })));
 
     const first = await telemetry(['send', '-', '--batch-size', '2', '--progress'], { key: keys.ingest, input: lines });
@@ -152,7 +155,7 @@ describe('telemetry send', () => {
   });
 
   it('exits 1 and names the line and field path of each rejected event, storing the valid ones', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const input = [
       JSON.stringify({ workspaceId, eventType: 'perf.metric', name: 'LCP', metadata: { value: 1830, unit: 'ms' } }),
       JSON.stringify({ workspaceId, eventType: 'perf.metric', name: 'LCP', metadata: { value: 'slow', unit: 'ms' } }),
@@ -175,9 +178,9 @@ describe('telemetry send', () => {
   });
 
   it('splits a batch the key’s rate budget cannot pay for and waits out 429s, storing every event once', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     // Two events per second and no burst: a batch of 4 is refused whole (413), two in a row are 429.
-    const slowKey = await telemetry(['keys', 'create', '--kind', 'ingest', '--events-per-second', '2', '--burst', '0']);
+    const slowKey = await telemetry(['keys', 'create', '--kind', 'ingest', '--workspace', workspaceId, '--events-per-second', '2', '--burst', '0']);
     const lines = ndjson([1, 2, 3, 4, 5, 6].map((n) => ({ workspaceId, eventType: 'custom', name: `slow-${n}` })));
 
     const result = await telemetry(['send', '--batch-size', '4'], { key: slowKey.stdout.trim(), input: lines });
@@ -201,7 +204,7 @@ describe('telemetry send', () => {
   });
 
   it('resumes an NDJSON send with --skip-lines, and says where to resume when a send stops', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     // No ids: the CLI gives each line a fresh one, so resending from the start would store them twice.
     const lines = ndjson([1, 2, 3, 4].map((n) => ({ workspaceId, source: 'backend', eventType: 'job.finished', name: `job-${n}` })));
     const stopped = await telemetry(['send', '-', '--url', `http://127.0.0.1:${await closedPort()}`, '--retries', '0'], { key: keys.ingest, input: lines });
@@ -225,11 +228,11 @@ describe('telemetry send', () => {
 
 describe('telemetry query', () => {
   it('query list --json prints the filtered events of the workspace newest first, one JSON object per line', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const now = Date.now();
     const sent = [1, 2, 3].map((n) => event(workspaceId, `page-${n}`, { eventType: 'ui.view', createdAt: new Date(now - (10 - n) * 1000) }));
     await ingest.telemetry.ingestBatch.mutate({
-      events: [...sent, event(workspaceId, 'other-type'), event(randomUUID(), 'other-workspace', { eventType: 'ui.view' })],
+      events: [...sent, event(workspaceId, 'other-type'), event(await newWorkspace(), 'other-workspace', { eventType: 'ui.view' })],
     });
 
     const [json, table] = await Promise.all([
@@ -248,7 +251,7 @@ describe('telemetry query', () => {
   });
 
   it('query top and query timeseries count the workspace’s events in the range', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     await ingest.telemetry.ingestBatch.mutate({ events: [event(workspaceId, 'signup'), event(workspaceId, 'signup'), event(workspaceId, 'login')] });
 
     const [top, series, usage] = await Promise.all([
@@ -270,7 +273,7 @@ describe('telemetry query', () => {
   });
 
   it('query timeseries --breakdown shows the largest values and sums the rest in an "other" column', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     await ingest.telemetry.ingestBatch.mutate({ events: ['signup', 'signup', 'signup', 'login', 'login', 'logout'].map((name) => event(workspaceId, name)) });
 
     const result = await telemetry([
@@ -305,7 +308,7 @@ describe('telemetry query', () => {
 
 describe('telemetry keys', () => {
   it('keys create prints a working secret once, keys list never shows it, and keys revoke makes it fail', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const created = await telemetry(['keys', 'create', '--kind', 'read', '--workspace', workspaceId, '--name', 'cli test', '--json']);
     expect(created.code).toBe(ExitCode.ok);
     const key = JSON.parse(created.stdout) as { id: string; key: string; kind: string; workspaceId: string };
@@ -325,9 +328,70 @@ describe('telemetry keys', () => {
   });
 });
 
+describe('telemetry workspaces', () => {
+  it('workspaces create prints the id of a new workspace, list shows it by name, rename renames it', async () => {
+    const name = `Web shop ${randomUUID().slice(0, 8)}`;
+    const created = await telemetry(['workspaces', 'create', name]);
+    expect(created.code).toBe(ExitCode.ok);
+    const id = created.stdout.trim();
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(created.stderr).toContain(`telemetry keys create --kind ingest --workspace ${id}`);
+
+    const listed = await telemetry(['workspaces', 'list', '--json']);
+    expect(listed.code).toBe(ExitCode.ok);
+    expect(JSON.parse(listed.stdout)).toMatchObject({ truncated: false, workspaces: expect.arrayContaining([expect.objectContaining({ id, name })]) });
+    const table = await telemetry(['workspaces', 'list']);
+    expect(table.stdout.split('\n')[0]).toMatch(/^id\s+name\s+created/);
+    expect(table.stdout).toContain(name);
+
+    const renamed = await telemetry(['workspaces', 'rename', id, `${name} (EU)`]);
+    expect(renamed).toMatchObject({ code: ExitCode.ok, stdout: `Workspace ${id} is now named "${name} (EU)".\n` });
+  });
+
+  it('workspaces create exits 1 on a name taken in another case, and 2 on an empty name, without a stack trace', async () => {
+    const name = `Taken ${randomUUID().slice(0, 8)}`;
+    expect((await telemetry(['workspaces', 'create', name])).code).toBe(ExitCode.ok);
+    const taken = await telemetry(['workspaces', 'create', name.toLowerCase()]);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toContain('already exists');
+    const empty = await telemetry(['workspaces', 'create', '  ']);
+    expect(empty.code).toBe(ExitCode.usage);
+    expect(taken.stderr + empty.stderr).not.toMatch(STACK_TRACE);
+  });
+
+  it('keys create needs --workspace or --all-workspaces for an ingest key, and an all-workspaces key’s events must name an existing workspace', async () => {
+    const neither = await telemetry(['keys', 'create', '--kind', 'ingest']);
+    expect(neither.code).toBe(ExitCode.usage);
+    expect(neither.stderr).toContain('--workspace');
+    const both = await telemetry(['keys', 'create', '--kind', 'ingest', '--all-workspaces', '--workspace', randomUUID()]);
+    expect(both).toMatchObject({ code: ExitCode.usage, stderr: expect.stringContaining('not both') });
+    const unknown = await telemetry(['keys', 'create', '--kind', 'read', '--workspace', randomUUID()]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('No workspace with this id');
+
+    const created = await telemetry(['keys', 'create', '--kind', 'ingest', '--all-workspaces', '--json']);
+    expect(created.code).toBe(ExitCode.ok);
+    const { key } = JSON.parse(created.stdout) as { key: string; workspaceId: string | null };
+    expect(JSON.parse(created.stdout)).toMatchObject({ kind: 'ingest', workspaceId: null });
+    const workspaceId = await newWorkspace();
+    const sent = await telemetry(['send'], {
+      key,
+      input: ndjson([
+        { workspaceId, source: 'web', eventType: 'custom', name: 'named' },
+        { source: 'web', eventType: 'custom', name: 'unnamed' },
+        { workspaceId: randomUUID(), source: 'web', eventType: 'custom', name: 'unknown' },
+      ]),
+    });
+    expect(sent.code).toBe(1);
+    expect(sent.stderr).toContain('workspace_required');
+    expect(sent.stderr).toContain('unknown_workspace');
+    expect((await storedEvents(workspaceId)).map((row) => row.name)).toEqual(['named']);
+  });
+});
+
 describe('telemetry tail', () => {
   it('tail --count 2 prints the matching events committed while it runs, then exits', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const tail = telemetry(['tail', '--workspace', workspaceId, '--type', 'ui.click', '--count', '2', '--json']);
     await waitFor(() => services.live.openStreams() === 1, 'the tail’s live stream');
 
@@ -335,7 +399,7 @@ describe('telemetry tail', () => {
       events: [
         event(workspaceId, 'first', { eventType: 'ui.click' }),
         event(workspaceId, 'not a click'),
-        event(randomUUID(), 'elsewhere', { eventType: 'ui.click' }),
+        event(await newWorkspace(), 'elsewhere', { eventType: 'ui.click' }),
       ],
     });
     await ingest.telemetry.ingest.mutate(event(workspaceId, 'second', { eventType: 'ui.click' }));
@@ -349,7 +413,7 @@ describe('telemetry tail', () => {
 
 describe('telemetry erase and retention', () => {
   it('erase deletes every event of the user in the workspace, and erase status reports the count', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const userId = randomUUID();
     const otherUser = randomUUID();
     await ingest.telemetry.ingestBatch.mutate({
@@ -367,7 +431,7 @@ describe('telemetry erase and retention', () => {
   });
 
   it('retention run --dry-run prints the report with each override and deletes nothing', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     await ingest.telemetry.ingest.mutate(event(workspaceId, 'kept'));
     const set = await telemetry(['retention', 'set', '--workspace', workspaceId, '--days', '30']);
     expect(set.code).toBe(ExitCode.ok);
@@ -444,7 +508,7 @@ describe('telemetry help and usage', () => {
 
 describe('telemetry limits', () => {
   it('limits set, list and clear manage a workspace ceiling with an unbound admin key, and a bound admin key may not set one', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const bound = (await services.keys.createKey({ kind: 'admin', workspaceId })).key;
     const refused = await telemetry(['limits', 'set', '--workspace', workspaceId, '--kind', 'ingest', '--events-per-second', '100000'], { key: bound });
     expect(refused.code).toBe(ExitCode.auth);

@@ -15,6 +15,7 @@ const CREATE_OPTIONS = {
   ...CONNECTION_OPTIONS,
   kind: { type: 'string' },
   workspace: { type: 'string' },
+  'all-workspaces': { type: 'boolean' },
   name: { type: 'string' },
   'events-per-second': { type: 'string' },
   burst: { type: 'string' },
@@ -26,13 +27,18 @@ async function createKey(args: string[], { io }: CommandContext): Promise<ExitCo
   refuseExtraPositionals(positionals);
   const kind = parseChoice(values.kind, '--kind', KEY_KINDS);
   if (!kind) throw new UsageError(`--kind is required: ${KEY_KINDS.join(', ')}`);
+  if (values.workspace !== undefined && values['all-workspaces']) throw new UsageError('Give either --workspace or --all-workspaces, not both');
+  if (values['all-workspaces'] && kind !== 'ingest') throw new UsageError('--all-workspaces is for ingest keys only: give --workspace');
   const eventsPerSecond = parseInteger(values['events-per-second'], '--events-per-second', { min: 1, max: 1_000_000 });
   const burst = parseInteger(values.burst, '--burst', { min: 0, max: 10_000_000 });
-  const session = openSession(values, io, KEY_NEEDED, { flagOf: (field) => (field === 'rateLimit' ? '--events-per-second/--burst' : undefined) });
+  const session = openSession(values, io, KEY_NEEDED, {
+    flagOf: (field) => ({ rateLimit: '--events-per-second/--burst', workspaceId: '--workspace', allWorkspaces: '--all-workspaces' })[field],
+  });
   const created = await session.call((client) =>
     client.admin.keys.create.mutate({
       kind,
       ...(values.workspace !== undefined && { workspaceId: values.workspace }),
+      ...(values['all-workspaces'] && { allWorkspaces: true }),
       ...(values.name !== undefined && { name: values.name }),
       ...((eventsPerSecond !== undefined || burst !== undefined) && { rateLimit: { eventsPerSecond: eventsPerSecond ?? 1, burst: burst ?? 0 } }),
     }),
@@ -42,30 +48,39 @@ async function createKey(args: string[], { io }: CommandContext): Promise<ExitCo
   } else {
     io.stdout.write(`${created.key}\n`);
     io.stderr.write(
-      `Created ${created.kind} key ${created.id}${created.workspaceId ? ` for workspace ${created.workspaceId}` : ' (no workspace)'}. The secret above is shown only now: store it.\n`,
+      `Created ${created.kind} key ${created.id}${created.workspaceId ? ` in workspace ${created.workspaceId}` : created.kind === 'ingest' ? ' for all workspaces (each event must name its workspace)' : ' (not bound to a workspace)'}. The secret above is shown only now: store it.\n`,
     );
   }
   return ExitCode.ok;
 }
 
 const CREATE_HELP = `Usage:
-  telemetry keys create --kind ingest|read|admin [--workspace <uuid>] [--name <text>] [--json]
+  telemetry keys create --kind ingest|read|admin --workspace <id> [--name <text>] [--json]
+  telemetry keys create --kind ingest --all-workspaces [--name <text>] [--json]
+  telemetry keys create --kind admin [--name <text>] [--json]
 
-Creates an API key (admin.keys.create). The secret is printed once, alone on stdout (so
-KEY=$(telemetry keys create ...) works); what it is goes to stderr. --json prints id, key, kind
-and workspace as one JSON object.
+Creates an API key (admin.keys.create) in a workspace (see telemetry workspaces list). The secret
+is printed once, alone on stdout (so KEY=$(telemetry keys create ...) works); what it is goes to
+stderr. --json prints id, key, kind and workspace as one JSON object.
 
   --kind <kind>               ingest (send events), read (query one workspace) or admin (everything)
-  --workspace <uuid>          bind the key to this workspace (required for read keys)
+  --workspace <id>            the workspace the key is created in (required for read keys; an
+                              ingest key needs it or --all-workspaces)
+  --all-workspaces            ingest keys only: a key for a trusted backend that names the workspace
+                              on every event (events naming none, or an unknown one, are refused).
+                              Whoever holds it can write into every workspace: prefer --workspace
   --name <text>               a label, e.g. "web app"
   --events-per-second <n>     override the kind's sustained rate limit
   --burst <n>                 with --events-per-second: extra units per 10-second window (default 0)
+
+An admin key without --workspace manages every workspace; with it, only that one.
 
 ${CONNECTION_HELP}
 
 Examples:
   telemetry keys create --kind ingest --workspace 6f1c2b9e-8a3d-4c55-9b1e-2f7a0c4d5e61 --name "web app"
   export TELEMETRY_KEY=$(telemetry keys create --kind read --workspace 6f1c2b9e-8a3d-4c55-9b1e-2f7a0c4d5e61)
+  telemetry keys create --kind ingest --all-workspaces --name "billing backend"
 `;
 
 // ---- keys list ------------------------------------------------------------------------------

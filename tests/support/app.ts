@@ -14,6 +14,7 @@ import { createCallerFactory } from '../../server/trpc/init.ts';
 import { appRouter } from '../../server/routers/index.ts';
 import { createKeyService } from '../../server/services/keys/keys.ts';
 import { createWorkspaceService } from '../../server/services/workspaces/workspaces.ts';
+import { workspaces } from '../../db/schema.ts';
 
 export function testConfig(overrides: Partial<Record<string, string>> = {}): Config {
   return loadConfig({ LOG_LEVEL: 'silent', ...overrides });
@@ -110,4 +111,13 @@ export async function createTestKeys(db: Database): Promise<TestKeys> {
  */
 export async function createTestWorkspace(db: Database, name = `Test workspace ${randomUUID()}`): Promise<string> {
   return (await createWorkspaceService({ db }).createWorkspace({ name })).id;
+}
+
+/** Makes workspaces of ids a test chose up front (constants shared by its tests) real ones. */
+export async function registerTestWorkspaces(db: Database, ...ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.orm
+    .insert(workspaces)
+    .values(ids.map((id) => ({ id, name: `Test workspace ${id}` })))
+    .onConflictDoNothing();
 }
