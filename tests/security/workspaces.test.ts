@@ -5,8 +5,16 @@ import { createTelemetryClient } from '../../client/index.ts';
 import { appRouter } from '../../server/routers/index.ts';
 import { createKeyService } from '../../server/services/keys/keys.ts';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestKeys, procedureCaller, startTestServer, type TestKeys, type TestServer } from '../support/app.ts';
-import { storedEvents } from '../support/events.ts';
+import {
+  createTestKeys,
+  createTestWorkspace,
+  procedureCaller,
+  registerTestWorkspaces,
+  startTestServer,
+  type TestKeys,
+  type TestServer,
+} from '../support/app.ts';
+import { countEventsWithId, storedEvents } from '../support/events.ts';
 
 let testDb: TestDatabase;
 let server: TestServer;
@@ -22,6 +30,7 @@ let eventOfB: string;
 beforeAll(async () => {
   testDb = await openTestDatabase();
   keys = await createTestKeys(testDb.db);
+  await registerTestWorkspaces(testDb.db, workspaceA, workspaceB);
   const keyService = createKeyService({ db: testDb.db });
   ingestA = (await keyService.createKey({ kind: 'ingest', workspaceId: workspaceA })).key;
   readA = (await keyService.createKey({ kind: 'read', workspaceId: workspaceA })).key;
@@ -155,5 +164,83 @@ describe('every procedure is scoped', () => {
       (caught: unknown) => caught,
     );
     expect((error as TRPCError).code).toBe('FORBIDDEN');
+  });
+});
+
+describe('workspaces on the plain-JSON face', () => {
+  const api = (path: string, key: string, init: { method?: string; body?: unknown } = {}) =>
+    fetch(`${server.url}/api${path}`, {
+      method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
+      headers: { authorization: `Bearer ${key}`, ...(init.body !== undefined && { 'content-type': 'application/json' }) },
+      ...(init.body !== undefined && { body: JSON.stringify(init.body) }),
+    });
+  type ErrorBody = { data?: { issues?: { path: string }[]; reason?: string } };
+
+  it('POST /api/admin/workspaces creates one, GET lists it, PATCH /api/admin/workspaces/{id} renames it, a taken name is 409', async () => {
+    const name = `Storefront ${randomUUID().slice(0, 8)}`;
+    const created = await api('/admin/workspaces', keys.admin, { body: { name } });
+    expect(created.status).toBe(200);
+    const workspace = (await created.json()) as { id: string; name: string; createdAt: string };
+    expect(workspace).toMatchObject({ name });
+
+    const listed = (await (await api('/admin/workspaces', keys.admin)).json()) as { workspaces: { id: string; name: string }[]; truncated: boolean };
+    expect(listed.workspaces).toContainEqual(expect.objectContaining({ id: workspace.id, name }));
+
+    const renamed = await api(`/admin/workspaces/${workspace.id}`, keys.admin, { method: 'PATCH', body: { name: `${name} EU` } });
+    expect(renamed.status).toBe(200);
+    expect(await renamed.json()).toMatchObject({ id: workspace.id, name: `${name} EU` });
+
+    const taken = await api('/admin/workspaces', keys.admin, { body: { name: `${name} eu` } });
+    expect(taken.status).toBe(409);
+    const unnamed = await api('/admin/workspaces', keys.admin, { body: { name: '' } });
+    expect(unnamed.status).toBe(400);
+    expect(((await unnamed.json()) as ErrorBody).data?.issues?.[0]?.path).toBe('name');
+  });
+
+  it('GET /api/workspace answers a read key its own workspace and an unbound admin the one it names; a read key may not list workspaces', async () => {
+    const own = (await (await api('/workspace', readA)).json()) as { id: string; name: string };
+    expect(own).toEqual(expect.objectContaining({ id: workspaceA, name: `Test workspace ${workspaceA}` }));
+    const named = await api(`/workspace?workspaceId=${workspaceB}`, keys.admin);
+    expect(((await named.json()) as { id: string }).id).toBe(workspaceB);
+    expect((await api(`/workspace?workspaceId=${randomUUID()}`, keys.admin)).status).toBe(404);
+    expect((await api('/admin/workspaces', readA)).status).toBe(403);
+  });
+
+  it('POST /api/admin/keys refuses an ingest key with no workspace and no allWorkspaces choice (400 on workspaceId), and an unknown workspace (404)', async () => {
+    const neither = await api('/admin/keys', keys.admin, { body: { kind: 'ingest' } });
+    expect(neither.status).toBe(400);
+    expect(((await neither.json()) as ErrorBody).data?.issues?.[0]?.path).toBe('workspaceId');
+    const unknown = await api('/admin/keys', keys.admin, { body: { kind: 'read', workspaceId: randomUUID() } });
+    expect(unknown.status).toBe(404);
+    const chosen = await api('/admin/keys', keys.admin, { body: { kind: 'ingest', allWorkspaces: true } });
+    expect(chosen.status).toBe(200);
+  });
+
+  it('POST /api/events with an all-workspaces key refuses an event naming no workspace (400) or an unknown one (404), storing nothing', async () => {
+    const noWorkspace = randomUUID();
+    const none = await api('/events', keys.ingest, { body: { id: noWorkspace, source: 'web', eventType: 'custom', name: 'x' } });
+    expect(none.status).toBe(400);
+    expect(((await none.json()) as ErrorBody).data).toMatchObject({ reason: 'workspace_required', issues: [{ path: 'workspaceId' }] });
+    const unknownWorkspace = randomUUID();
+    const unknown = await api('/events', keys.ingest, {
+      body: { id: unknownWorkspace, workspaceId: randomUUID(), source: 'web', eventType: 'custom', name: 'x' },
+    });
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as ErrorBody).data).toMatchObject({ reason: 'unknown_workspace', issues: [{ path: 'workspaceId' }] });
+    expect(await countEventsWithId(testDb.db, noWorkspace)).toBe(0);
+    expect(await countEventsWithId(testDb.db, unknownWorkspace)).toBe(0);
+
+    const workspaceId = await createTestWorkspace(testDb.db);
+    const batch = await api('/events/batch', keys.ingest, {
+      body: {
+        events: [
+          { workspaceId, source: 'web', eventType: 'custom', name: 'kept' },
+          { source: 'web', eventType: 'custom', name: 'lost' },
+        ],
+      },
+    });
+    expect(batch.status).toBe(200);
+    expect(await batch.json()).toMatchObject({ accepted: 1, rejected: 1, receipts: [{ status: 'accepted' }, { code: 'workspace_required' }] });
+    expect((await storedEvents(testDb.db, workspaceId)).map((e) => e.name)).toEqual(['kept']);
   });
 });
