@@ -1,4 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import type { Database } from '../db/database.ts';
 import { TRPCError } from '@trpc/server';
 import type { inferProcedureInput } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -206,5 +215,66 @@ describe('events of an all-workspaces ingest key', () => {
     const { key } = await as(keys.admin).admin.keys.create({ kind: 'ingest', workspaceId });
     const { id } = await as(key).telemetry.ingest({ source: 'web', eventType: 'custom', name: 'stamped' });
     expect((await storedEvents(testDb.db, workspaceId)).map((e) => e.id)).toEqual([id]);
+  });
+});
+
+/** The migrations up to and including `lastTag`, in a folder of their own: a database as an older release left it. */
+async function migrateUpTo(db: Database, lastTag: string): Promise<void> {
+  const source = fileURLToPath(new URL('../db/migrations', import.meta.url));
+  const folder = await mkdtemp(join(tmpdir(), 'telemetry-migrations-'));
+  try {
+    await cp(source, folder, { recursive: true });
+    const journalPath = join(folder, 'meta', '_journal.json');
+    const journal = JSON.parse(await readFile(journalPath, 'utf8')) as { entries: { tag: string }[] };
+    const last = journal.entries.findIndex((entry) => entry.tag === lastTag);
+    expect(last).toBeGreaterThan(0);
+    await writeFile(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, last + 1) }));
+    if (db.kind === 'pglite') await migratePglite(db.orm as never, { migrationsFolder: folder });
+    else await migratePostgres(drizzlePostgres(db.client), { migrationsFolder: folder });
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
+}
+
+describe('the workspaces migration', () => {
+  it('names every workspace keys, overrides and rollups already use, keeps names unique when ids share their start, and then refuses keys of unknown workspaces', async () => {
+    const older = await openTestDatabase({ migrate: false });
+    try {
+      await migrateUpTo(older.db, '0007_workspace_rate_limits');
+      const ofKey = 'aaaaaaaa-0000-4000-8000-000000000001';
+      const twinOfKey = 'aaaaaaaa-0000-4000-8000-000000000002';
+      const ofRetention = 'bbbbbbbb-0000-4000-8000-000000000003';
+      const ofLimit = 'cccccccc-0000-4000-8000-000000000004';
+      const ofRollup = 'dddddddd-0000-4000-8000-000000000005';
+      const onlyInEvents = 'eeeeeeee-0000-4000-8000-000000000006';
+      await older.db.rows(sql`insert into telemetry.api_keys (id, kind, workspace_id, display_prefix, secret_hash) values
+        (${randomUUID()}, 'read', ${ofKey}, 'tlm_read_x', 'h1'), (${randomUUID()}, 'ingest', ${twinOfKey}, 'tlm_ingest_x', 'h2'),
+        (${randomUUID()}, 'ingest', null, 'tlm_ingest_y', 'h3'), (${randomUUID()}, 'read', ${ofKey}, 'tlm_read_z', 'h4')`);
+      await older.db.rows(sql`insert into telemetry.workspace_retention (workspace_id, days) values (${ofRetention}, 30), (${ofKey}, 60)`);
+      await older.db.rows(sql`insert into telemetry.workspace_rate_limits (workspace_id, kind, events_per_second, burst) values (${ofLimit}, 'ingest', 10, 0)`);
+      await older.db.rows(
+        sql`insert into telemetry.event_counts_minute (workspace_id, minute, event_type, name, source, count) values (${ofRollup}, now(), 'custom', 'a', 'web', 1)`,
+      );
+      await older.db.rows(
+        sql`insert into telemetry.event_counts_hour (workspace_id, hour, event_type, name, source, count) values (${ofRollup}, now(), 'custom', 'a', 'web', 1)`,
+      );
+      await older.db.rows(sql`insert into telemetry.event_ids (id, workspace_id, created_at) values (${randomUUID()}, ${onlyInEvents}, now())`);
+
+      await older.db.migrate();
+
+      const named = await older.db.rows<{ id: string; name: string }>(sql`select id, name from telemetry.workspaces order by id`);
+      expect(named).toEqual([
+        { id: ofKey, name: `Workspace ${ofKey}` },
+        { id: twinOfKey, name: `Workspace ${twinOfKey}` },
+        { id: ofRetention, name: 'Workspace bbbbbbbb' },
+        { id: ofLimit, name: 'Workspace cccccccc' },
+        { id: ofRollup, name: 'Workspace dddddddd' },
+      ]);
+      const keysOfMigrated = createKeyService({ db: older.db });
+      await expect(keysOfMigrated.createKey({ kind: 'read', workspaceId: ofRetention })).resolves.toMatchObject({ workspaceId: ofRetention });
+      await expect(keysOfMigrated.createKey({ kind: 'read', workspaceId: onlyInEvents })).rejects.toMatchObject({ code: 'not_found', path: 'workspaceId' });
+    } finally {
+      await older.drop();
+    }
   });
 });
