@@ -1,16 +1,17 @@
 /**
- * The typed client of the telemetry service. It imports server *types* only (`import type`), so
- * no server code ends up in an app that uses it.
+ * The typed client of the telemetry service. The service's types come through router.ts only (as
+ * types: no server code ends up in an app that uses it); the published package carries them
+ * printed out, see scripts/build-client-package.ts. Optional options also accept `undefined`, so
+ * apps compiled with `exactOptionalPropertyTypes` can pass `process.env.X` as they are.
  */
-import { createTRPCClient, httpBatchLink, httpSubscriptionLink, retryLink, splitLink, type HTTPHeaders, type TRPCLink } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpSubscriptionLink, retryLink, splitLink, type HTTPHeaders, type TRPCClient, type TRPCLink } from '@trpc/client';
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
-import type { AppRouter } from '../server/routers/index.ts';
+import type { AppRouter } from './router.ts';
 import { classifyFailure, isRetryable, RETRY_RULES, retryDelayMs, type Backoff } from './retry-policy.ts';
 import { clientTransformer } from './transformer.ts';
 
 export type { AppRouter };
-export type { EventInput, EventReceipt, FreeFormEventType, PerfMetricMetadata, ErrorMetadata, Source } from '../server/services/events/schemas.ts';
-export type { JsonObject, JsonValue } from '../server/services/events/json.ts';
+export type { EventInput, EventReceipt, FreeFormEventType, PerfMetricMetadata, ErrorMetadata, Source, JsonObject, JsonValue } from './router.ts';
 
 export type TelemetryInputs = inferRouterInputs<AppRouter>;
 export type TelemetryOutputs = inferRouterOutputs<AppRouter>;
@@ -25,30 +26,30 @@ export interface TelemetryClientOptions {
    * cannot send headers) opens with a short-lived stream ticket minted for each connection
    * (`telemetry.liveTicket`) in its connectionParams instead.
    */
-  apiKey?: string;
+  apiKey?: string | undefined;
   /** Extra headers for every call (not for live streams), or a function returning them. */
-  headers?: HTTPHeaders | (() => HTTPHeaders | Promise<HTTPHeaders>);
+  headers?: HTTPHeaders | (() => HTTPHeaders | Promise<HTTPHeaders>) | undefined;
   /** A fetch implementation; defaults to the global one. */
-  fetch?: FetchFunction;
+  fetch?: FetchFunction | undefined;
   /**
    * An EventSource implementation for subscriptions, where the runtime has none (Node.js 20: pass
    * the `eventsource` package's export).
    */
-  EventSource?: typeof globalThis.EventSource;
+  EventSource?: typeof globalThis.EventSource | undefined;
   /** Most procedure calls sent in one HTTP request. */
-  maxBatchItems?: number;
+  maxBatchItems?: number | undefined;
   /**
    * Live streams resubscribe on their own (from the last event received) after a network error or
    * a 5xx, with backoff from 0.5 s to 4 s; refusals (401, 403, 404, 400, 429) end them with the
    * error. `false` ends them at the first error.
    */
-  liveRetry?: boolean;
+  liveRetry?: boolean | undefined;
 }
 
 /** Live streams resubscribe soon: tRPC counts attempts over a stream's whole life, so the cap is low. */
 const LIVE_BACKOFF: Backoff = { baseMs: 500, maxMs: 4000, floorShare: 0.5 };
 
-export function createTelemetryClient(options: TelemetryClientOptions) {
+export function createTelemetryClient(options: TelemetryClientOptions): TRPCClient<AppRouter> {
   const url = `${options.url.replace(/\/+$/, '')}/trpc`;
   const { apiKey } = options;
   const headers = async (): Promise<HTTPHeaders> => {

@@ -25,9 +25,9 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
  * and a `unit`), with `source`, `id` and `createdAt` filled in by the tracker unless given.
  */
 export type TrackInput = DistributiveOmit<EventInput, 'source' | 'id' | 'createdAt'> & {
-  source?: Source;
-  id?: string;
-  createdAt?: Date | string;
+  source?: Source | undefined;
+  id?: string | undefined;
+  createdAt?: Date | string | undefined;
 };
 
 export type TrackerProblem =
@@ -48,31 +48,31 @@ export interface TrackerOptions {
   /** Where events come from: `web`, `mobile`, `backend`, `cli` or `extension`. */
   source: Source;
   /** Fields added to every event unless it sets them; `metadata` is merged under the event's own. */
-  defaults?: { workspaceId?: string | null; userId?: string | null; metadata?: JsonObject };
+  defaults?: { workspaceId?: string | null | undefined; userId?: string | null | undefined; metadata?: JsonObject | undefined } | undefined;
   /** Send when this many events wait (default 20). */
-  flushAt?: number;
+  flushAt?: number | undefined;
   /** Send at most this long after an event is tracked (default 5000 ms). */
-  flushIntervalMs?: number;
+  flushIntervalMs?: number | undefined;
   /** Most events per request (default 100; the service accepts up to its MAX_BATCH_EVENTS). */
-  maxBatchSize?: number;
+  maxBatchSize?: number | undefined;
   /** Most events waiting; past it the oldest are dropped and reported (default 1000). */
-  maxQueueSize?: number;
+  maxQueueSize?: number | undefined;
   /** Share of events kept, 0..1 (default 1). Error events are always kept. */
-  sampleRate?: number;
+  sampleRate?: number | undefined;
   /** Retry delays: exponential from `baseDelayMs` to `maxDelayMs`, with full jitter; Retry-After wins when longer. */
-  retry?: { baseDelayMs?: number; maxDelayMs?: number };
+  retry?: { baseDelayMs?: number | undefined; maxDelayMs?: number | undefined } | undefined;
   /** Where the queue survives reloads. Defaults to localStorage in browsers, nothing in Node.js. */
-  storage?: QueueStorage | null;
+  storage?: QueueStorage | null | undefined;
   /** Told about dropped, rejected and retried events. Never throws into the app. */
-  onError?: (problem: TrackerProblem) => void;
+  onError?: ((problem: TrackerProblem) => void) | undefined;
   /** A fetch implementation (defaults to the global one). */
-  fetch?: FetchFunction;
+  fetch?: FetchFunction | undefined;
   /** Flush on `pagehide` / hidden `visibilitychange` with keepalive requests (default true in browsers). */
-  flushOnPageHide?: boolean;
+  flushOnPageHide?: boolean | undefined;
   /** A request not answered by then fails and is retried (default 30000 ms). */
-  requestTimeoutMs?: number;
+  requestTimeoutMs?: number | undefined;
   /** Random numbers for sampling and jitter (tests pin it). */
-  random?: () => number;
+  random?: (() => number) | undefined;
 }
 
 export interface FlushResult {
@@ -138,7 +138,7 @@ export function createTracker(options: TrackerOptions) {
   }
 
   /** Reports an error (an Error, or anything thrown) as an `error` event. */
-  function trackError(error: unknown, extra: { name?: string; metadata?: JsonObject } = {}): string | undefined {
+  function trackError(error: unknown, extra: { name?: string | undefined; metadata?: JsonObject | undefined } = {}): string | undefined {
     const asError = error instanceof Error ? error : new Error(typeof error === 'string' ? error : safeJson(error));
     return track({
       eventType: 'error',
@@ -162,7 +162,7 @@ export function createTracker(options: TrackerOptions) {
    * Sends everything waiting and resolves once the queue is empty, or at the deadline with what is
    * left (it stays queued, and persisted where storage exists). Retries keep their backoff.
    */
-  async function flush({ timeoutMs = 10_000 }: { timeoutMs?: number } = {}): Promise<FlushResult> {
+  async function flush({ timeoutMs = 10_000 }: { timeoutMs?: number | undefined } = {}): Promise<FlushResult> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       // A send in progress may take long (slow network): never wait past the deadline for it.
@@ -180,7 +180,7 @@ export function createTracker(options: TrackerOptions) {
   }
 
   /** Flushes (within `timeoutMs`), then stops: later `track()` calls are ignored. For clean exits in Node.js. */
-  async function shutdown({ timeoutMs = 10_000 }: { timeoutMs?: number } = {}): Promise<FlushResult> {
+  async function shutdown({ timeoutMs = 10_000 }: { timeoutMs?: number | undefined } = {}): Promise<FlushResult> {
     const result = await flush({ timeoutMs });
     loop.stop();
     detachFromPage();

@@ -7,7 +7,7 @@ export interface WebVitalsMetric {
   rating: 'good' | 'needs-improvement' | 'poor';
   delta: number;
   id: string;
-  navigationType?: string;
+  navigationType?: string | undefined;
 }
 
 /**

@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTracker, type TrackerOptions, type TrackerProblem } from '../client/tracker.ts';
 import { reportWebVitals, type WebVitalsMetric } from '../client/web-vitals.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+import { createTestKeys, createTestWorkspace, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
 
 let testDb: TestDatabase;
 let keys: TestKeys;
@@ -69,7 +68,7 @@ describe('tracker', () => {
   });
 
   it('sends a batch when flushAt events wait, with the ids and times given when they were tracked', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     const requests = instrumentedFetch();
     const { tracker } = trackerFor(workspaceId, { flushAt: 5, flushIntervalMs: 60_000, fetch: requests.fetch });
     const ids = [1, 2, 3, 4, 5].map((n) => tracker.track({ eventType: 'ui.click', name: `button-${n}` }));
@@ -82,7 +81,7 @@ describe('tracker', () => {
   });
 
   it('sends after flushIntervalMs when fewer events wait', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     const { tracker } = trackerFor(workspaceId, { flushAt: 100, flushIntervalMs: 50 });
     tracker.track({ eventType: 'custom', name: 'lonely' });
     const deadline = Date.now() + 5000;
@@ -92,7 +91,7 @@ describe('tracker', () => {
   });
 
   it('retries network failures with backoff, and a batch delivered but unanswered is stored once', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     // First call never reaches the service; the second reaches it but its answer is lost; then fine.
     const requests = instrumentedFetch((call) => (call === 1 ? 'fail-before' : call === 2 ? 'fail-after' : 'pass'));
     const { tracker, problems } = trackerFor(workspaceId, { fetch: requests.fetch });
@@ -108,7 +107,7 @@ describe('tracker', () => {
   });
 
   it('waits at least Retry-After after a 429 before sending again', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     // The tracker's timers and clock are fake until the retry goes out; the gap is read on that clock.
     const calledAt: number[] = [];
     const fetch: NonNullable<TrackerOptions['fetch']> = async (input, init) => {
@@ -138,7 +137,7 @@ describe('tracker', () => {
   });
 
   it('never retries a 4xx: a rejected event is reported with its field path and the rest are stored', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     const requests = instrumentedFetch();
     const { tracker, problems } = trackerFor(workspaceId, { fetch: requests.fetch });
     tracker.track({ eventType: 'custom', name: 'fine' });
@@ -158,7 +157,7 @@ describe('tracker', () => {
   });
 
   it('splits its batches when the service answers 413, and refuses only an event too large on its own', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     const small = await startTestServer(testDb.db, { config: testConfig({ MAX_BODY_BYTES: '4096' }) });
     try {
       const problems: TrackerProblem[] = [];
@@ -184,7 +183,7 @@ describe('tracker', () => {
   });
 
   it('keeps a bounded queue: past maxQueueSize the oldest events are dropped, counted and reported', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     const offline = instrumentedFetch(() => 'fail-before');
     const { tracker, problems } = trackerFor(workspaceId, { maxQueueSize: 5, flushAt: 1000, flushIntervalMs: 60_000, fetch: offline.fetch });
     for (let n = 0; n < 8; n += 1) tracker.track({ eventType: 'custom', name: `e${n}` });
@@ -195,7 +194,7 @@ describe('tracker', () => {
   });
 
   it('samples events at sampleRate but always keeps errors', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     let toss = 0;
     const { tracker } = trackerFor(workspaceId, { sampleRate: 0.5, random: () => (toss++ % 2 === 0 ? 0.1 : 0.9) });
     for (let n = 0; n < 10; n += 1) tracker.track({ eventType: 'custom', name: `e${n}` });
@@ -213,7 +212,7 @@ describe('tracker', () => {
   });
 
   it('turns web-vitals reports into perf.metric events (ms, CLS as a score)', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     const { tracker } = trackerFor(workspaceId);
     const metric = (name: WebVitalsMetric['name'], value: number): WebVitalsMetric => ({ name, value, rating: 'good', delta: value, id: `v5-${name}` });
     reportWebVitals(tracker, {
@@ -234,7 +233,7 @@ describe('tracker', () => {
   });
 
   it('flush() and shutdown() return by their deadline even when a request never answers, keeping the events queued', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     const hanging: NonNullable<TrackerOptions['fetch']> = () => new Promise<never>(() => {});
     const { tracker } = trackerFor(workspaceId, { fetch: hanging, flushAt: 1000, flushIntervalMs: 60_000 });
     tracker.track({ eventType: 'custom', name: 'stuck' });
@@ -244,7 +243,7 @@ describe('tracker', () => {
   });
 
   it('gives up on a request after requestTimeoutMs and retries it', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     let calls = 0;
     const firstHangs: NonNullable<TrackerOptions['fetch']> = (input, init) => {
       calls += 1;
@@ -260,7 +259,7 @@ describe('tracker', () => {
   });
 
   it('shutdown() delivers what waits and ignores later calls', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     const { tracker } = trackerFor(workspaceId, { flushAt: 1000, flushIntervalMs: 60_000 });
     tracker.track({ eventType: 'custom', name: 'last-words' });
     expect(await tracker.shutdown()).toEqual({ remaining: 0 });

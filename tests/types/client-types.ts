@@ -24,7 +24,7 @@ export async function validCalls() {
   for (const r of batch.receipts) {
     if (r.status === 'rejected') {
       const path: string = r.path;
-      const code: 'invalid_event' | 'created_at_out_of_range' | 'id_conflict' | 'workspace_forbidden' = r.code;
+      const code: 'invalid_event' | 'created_at_out_of_range' | 'id_conflict' | 'workspace_forbidden' | 'workspace_required' | 'unknown_workspace' = r.code;
       void path;
       void code;
     } else {
