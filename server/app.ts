@@ -9,7 +9,7 @@ import type { Database } from '../db/database.ts';
 import { checkReadiness } from '../db/readiness.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import { buildOpenApiDocument, OPENAPI_BASE_PATH } from './openapi.ts';
+import { buildOpenApiDocument, OPENAPI_BASE_PATH, OPENAPI_SECURITY_SCHEME } from './openapi.ts';
 import { appRouter } from './routers/index.ts';
 import type { Context, Services } from './trpc/context.ts';
 import { faceOptions } from './http/face-options.ts';
@@ -277,6 +277,12 @@ export function createApp({ db, config, logger, services, version = '0.1.0', isD
       // Served by this service: no CDN, nothing loaded from outside.
       cdn: '/docs/standalone.js',
       withDefaultFonts: false,
+      // "Try it" sends the key as a bearer token without choosing an auth type first.
+      authentication: { preferredSecurityScheme: OPENAPI_SECURITY_SCHEME },
+      // Hosted features need scalar.com (blocked by the CSP, and no place for keys): the AI agent
+      // (on by default on localhost), the toolbar's share and deploy, the separate API client.
+      // Options of @scalar/api-reference 1.46 that the 0.9 middleware's types predate.
+      ...{ agent: { disabled: true }, showDeveloperTools: 'never', telemetry: false, hideClientButton: true },
     }),
   );
 

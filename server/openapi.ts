@@ -1,7 +1,10 @@
 import { generateOpenApiDocument } from 'trpc-to-openapi';
 import type { AppRouter } from './routers/index.ts';
+import { applyOperationExamples } from './openapi-examples.ts';
 
 export const OPENAPI_BASE_PATH = '/api';
+/** The bearer scheme trpc-to-openapi declares for protected procedures (an API key in `Authorization`). */
+export const OPENAPI_SECURITY_SCHEME = 'Authorization';
 
 /** The OpenAPI document of the plain-JSON face, generated from the same router as /trpc. */
 export function buildOpenApiDocument(router: AppRouter, options: { version: string }) {
@@ -21,5 +24,17 @@ export function buildOpenApiDocument(router: AppRouter, options: { version: stri
     document.components ??= {};
     document.components.schemas = { ...document.components.schemas, EventInput: eventSchema };
   }
+  // The /api face answers 415 to a POST without a JSON body, even one whose input is all in the
+  // path; declaring an empty one makes the explorer (and generated clients) send it.
+  for (const item of Object.values(document.paths ?? {})) {
+    for (const method of ['post', 'patch'] as const) {
+      const operation = item?.[method];
+      if (operation && !operation.requestBody) {
+        operation.requestBody = { required: true, content: { 'application/json': { schema: { type: 'object', properties: {} } } } };
+      }
+    }
+  }
+  // "Try it" in /docs starts from a body and parameters the route accepts.
+  applyOperationExamples(document);
   return document;
 }

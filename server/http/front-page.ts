@@ -106,6 +106,10 @@ const COPY_SCRIPT = `for (const block of document.querySelectorAll('[data-copy]'
 }
 `;
 
+/** A bar chart in the service's blue. */
+const FAVICON_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2563eb"/><path d="M3 13V8h2v5zm4 0V4h2v9zm4 0V6h2v7z" fill="#fff"/></svg>';
+
 /**
  * The page runs only its own script and the one stylesheet whose hash it names; it loads nothing
  * from anywhere else.
@@ -145,7 +149,7 @@ export function renderFrontPage(origin: string, version: string) {
     <meta charset="utf-8" />
     <meta name="viewport" content="width=device-width, initial-scale=1" />
     <title>Telemetry service</title>
-    <link rel="icon" href="data:," />
+    <link rel="icon" href="/favicon.ico" type="image/svg+xml" />
     <style>${raw(STYLES)}</style>
     <script type="module" src="/front-page.js"></script>
   </head>
@@ -181,6 +185,12 @@ export function frontPageRoutes({ version }: FrontPageOptions) {
   routes.get('/', frontPageSecurityHeaders, (c) => {
     c.header('Cache-Control', 'no-cache');
     return c.html(renderFrontPage(requestOrigin(c.req.url, c.req.header('x-forwarded-proto')), version));
+  });
+  // Browsers ask every page's origin for one; answering it keeps their consoles free of 404s (/docs too).
+  routes.get('/favicon.ico', (c) => {
+    c.header('Content-Type', 'image/svg+xml');
+    c.header('Cache-Control', 'public, max-age=86400');
+    return c.body(FAVICON_SVG);
   });
   routes.get('/front-page.js', frontPageSecurityHeaders, (c) => {
     c.header('Content-Type', 'text/javascript; charset=utf-8');
