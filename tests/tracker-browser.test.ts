@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, testConfig, testServices, type TestKeys } from './support/app.ts';
+import { createTestKeys, createTestWorkspace, testConfig, testServices, type TestKeys } from './support/app.ts';
 import { waitUntil } from './faults/support/wait.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -110,7 +109,7 @@ describe.skipIf(!existsSync(CHROMIUM))('tracker in Chromium', () => {
   }
 
   it('delivers every event exactly once across going offline, a reload and coming back online', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(pageUrl(workspaceId, { flushAt: 5, flushIntervalMs: 200 }));
@@ -154,7 +153,7 @@ describe.skipIf(!existsSync(CHROMIUM))('tracker in Chromium', () => {
   }, 60_000);
 
   it('delivers the last events when the page closes (keepalive flush on pagehide)', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     const context = await browser.newContext();
     const page = await context.newPage();
     // Nothing would be sent for a minute: only the page-hide flush can deliver these.
