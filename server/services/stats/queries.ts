@@ -7,6 +7,7 @@ import { fromStoredEventRow, STORED_EVENT_SELECT, type StoredEventRow } from '..
 import { fromEpochMicros } from '../events/precise-time.ts';
 import { createTimeZoneCatalog, type TimeZoneCatalog } from './time-zones.ts';
 import type { StoredEvent } from '../events/schemas.ts';
+import { withOptionalAbsoluteRange } from './relative-range.ts';
 import { DEFAULT_SERIES, type Bucket, type Dimension, type Distribution, type EventFilters } from './schemas.ts';
 
 /** Columns of `telemetry.events` a dimension or `top` key maps to (fixed names, never input). */
@@ -83,7 +84,16 @@ export type EventQueries = ReturnType<typeof createEventQueries>;
  * `timeZones` is shared by the per-call instances (see Services.readsUntil), so one call's deadline
  * never cancels the catalog's load for the others.
  */
-export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db }) }: { db: SqlRunner; timeZones?: TimeZoneCatalog }) {
+export function createEventQueries({
+  db,
+  timeZones = createTimeZoneCatalog({ db }),
+  now = () => new Date(),
+}: {
+  db: SqlRunner;
+  timeZones?: TimeZoneCatalog;
+  /** The server clock relative ranges ("24h") end at; tests pin it. */
+  now?: () => Date;
+}) {
   /** Raw-event conditions shared by every query: workspace, time range, filters. */
   type Filters = Omit<Partial<EventFilters>, 'source'> & { source?: string | undefined };
   function eventConditions(workspaceId: string, range: { from?: Date | undefined; to?: Date | undefined }, filters: Filters): SQL[] {
@@ -120,8 +130,9 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
   /** Newest first, keyset-paginated: a page never repeats or skips events because others arrived. */
   async function listEvents(
     workspaceId: string,
-    input: EventFilters & { from?: Date | undefined; to?: Date | undefined; limit: number; cursor?: string | undefined },
+    query: EventFilters & { from?: Date | undefined; to?: Date | undefined; range?: string | undefined; limit: number; cursor?: string | undefined },
   ): Promise<{ events: StoredEvent[]; nextCursor: string | null }> {
+    const input = withOptionalAbsoluteRange(query, now());
     const cursor = input.cursor ? decodeCursor(input.cursor) : undefined;
     const upper = cursor ? fromEpochMicros(cursor.t) : input.to;
     // Newest first without a lower bound would open every daily partition. Look back one day,
@@ -130,7 +141,7 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
     const windows = [DAY_MS, 8 * DAY_MS, 32 * DAY_MS, Number.POSITIVE_INFINITY];
     // Without an upper bound, count back from a little after now (events may carry times a few
     // minutes ahead of the server clock).
-    const reference = upper ?? new Date(Date.now() + DAY_MS);
+    const reference = upper ?? new Date(now().getTime() + DAY_MS);
     for (const span of windows) {
       // A window reaching before year 1 is the unbounded one (PostgreSQL would not read its start).
       const windowStart =
@@ -406,7 +417,7 @@ export function createEventQueries({ db, timeZones = createTimeZoneCatalog({ db 
       return query(workspaceId, input);
     };
 
-  return { listEvents, timeseries: inKnownZone(timeseries), top, percentiles: inKnownZone(percentiles), funnel, firstRecordedHour };
+  return { listEvents, timeseries: inKnownZone(timeseries), top, percentiles: inKnownZone(percentiles), funnel, firstRecordedHour, now };
 }
 
 /** percentile_cont over an array answers a Postgres array: postgres.js parses it, PGlite may give text. */

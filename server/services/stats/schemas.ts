@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { STORABLE_TIME_RANGE } from '../../../db/timestamps.ts';
 import { JsonObjectSchema, Source, StoredEvent, Timestamp } from '../events/schemas.ts';
+import { MAX_RANGE_DAYS, rangeSpanMs, RelativeRange, type WithAbsoluteRange } from './relative-range.ts';
 
+export { MAX_RANGE_DAYS };
 const DAY_MS = 86_400_000;
-/** Longest time range a statistics query may cover. */
-export const MAX_RANGE_DAYS = 400;
 /** Most buckets one series may have. */
 export const MAX_BUCKETS = 10_000;
 /** Series of a breakdown: the N largest by total get their own, the rest are summed into `other`. */
@@ -30,9 +30,15 @@ export const TimeZone = z
   .default('UTC')
   .describe('IANA time zone for day and week buckets, e.g. Europe/Berlin (one PostgreSQL knows too)');
 
+/**
+ * A statistic's time range: `from` and `to`, or a relative `range` ("24h") ending now. Both forms
+ * are optional fields of one object (not a union of two), so an input missing both gets one issue
+ * per missing field instead of one per union branch, and the OpenAPI document shows every field.
+ */
 const Range = z.object({
-  from: Timestamp.describe('Start of the range (inclusive)'),
-  to: Timestamp.describe('End of the range (exclusive)'),
+  from: Timestamp.optional().describe('Start of the range (inclusive); required with "to" unless "range" is given'),
+  to: Timestamp.optional().describe('End of the range (exclusive); required with "from" unless "range" is given'),
+  range: RelativeRange.optional(),
 });
 
 /**
@@ -44,15 +50,40 @@ const STATS_MARGIN_MS = 60 * DAY_MS;
 const EARLIEST_STATS_TIME = new Date(STORABLE_TIME_RANGE.earliestMs + STATS_MARGIN_MS);
 const LATEST_STATS_TIME = new Date(STORABLE_TIME_RANGE.latestMs + 1 - STATS_MARGIN_MS);
 
-function checkRange(range: { from: Date; to: Date }, ctx: z.RefinementCtx) {
-  if (range.from < EARLIEST_STATS_TIME) {
-    ctx.addIssue({ code: 'custom', path: ['from'], message: `"from" must be at or after ${EARLIEST_STATS_TIME.toISOString()}` });
-  } else if (range.to > LATEST_STATS_TIME) {
-    ctx.addIssue({ code: 'custom', path: ['to'], message: `"to" must be at or before ${LATEST_STATS_TIME.toISOString()}` });
-  } else if (range.to <= range.from) ctx.addIssue({ code: 'custom', path: ['to'], message: '"to" must be after "from"' });
-  else if (range.to.getTime() - range.from.getTime() > MAX_RANGE_DAYS * DAY_MS) {
-    ctx.addIssue({ code: 'custom', path: ['to'], message: `A range may span at most ${MAX_RANGE_DAYS} days` });
+type RangeInput = { from?: Date | undefined; to?: Date | undefined; range?: string | undefined };
+
+/**
+ * One form of range, whole and within bounds. Answers its length in milliseconds when the range is
+ * valid, so callers check their buckets against it; undefined after reporting (or while a field is
+ * invalid on its own: Zod reported that already).
+ */
+function checkRange(input: RangeInput, ctx: z.RefinementCtx): number | undefined {
+  if (input.range !== undefined) {
+    if (input.from !== undefined || input.to !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['range'], message: '"range" replaces "from" and "to": send either "range" or both "from" and "to"' });
+      return undefined;
+    }
+    // A relative range ends now: always within the storable years, its length checked by its own schema.
+    return rangeSpanMs(input);
   }
+  let missing = false;
+  for (const field of ['from', 'to'] as const) {
+    if (input[field] === undefined) {
+      ctx.addIssue({ code: 'custom', path: [field], message: `Required: "${field}", or a relative "range" such as "24h" instead of "from" and "to"` });
+      missing = true;
+    }
+  }
+  const { from, to } = input;
+  if (missing || !(from instanceof Date) || !(to instanceof Date)) return undefined;
+  if (from < EARLIEST_STATS_TIME) {
+    ctx.addIssue({ code: 'custom', path: ['from'], message: `"from" must be at or after ${EARLIEST_STATS_TIME.toISOString()}` });
+  } else if (to > LATEST_STATS_TIME) {
+    ctx.addIssue({ code: 'custom', path: ['to'], message: `"to" must be at or before ${LATEST_STATS_TIME.toISOString()}` });
+  } else if (to <= from) ctx.addIssue({ code: 'custom', path: ['to'], message: '"to" must be after "from"' });
+  else if (to.getTime() - from.getTime() > MAX_RANGE_DAYS * DAY_MS) {
+    ctx.addIssue({ code: 'custom', path: ['to'], message: `A range may span at most ${MAX_RANGE_DAYS} days` });
+  } else return to.getTime() - from.getTime();
+  return undefined;
 }
 
 const EventTypeFilter = z.string().min(1).max(100);
@@ -72,12 +103,20 @@ export type EventFilters = z.infer<typeof EventFilters>;
 // ---- events.list ----------------------------------------------------------------------------
 
 export const ListEventsInput = EventFilters.extend({
-  from: Timestamp.optional(),
-  to: Timestamp.optional(),
+  from: Timestamp.optional().describe('Only events at or after this time'),
+  to: Timestamp.optional().describe('Only events before this time'),
+  range: RelativeRange.optional().describe(
+    'Only events of the last N minutes, hours, days or weeks, e.g. "24h" or "7d", instead of "from" and "to". It is resolved again on each call: page through a fixed window with "from" and "to".',
+  ),
   limit: z.number().int().min(1).max(500).default(100),
   cursor: z.string().max(200).optional().describe('nextCursor of the previous page'),
+}).superRefine((input, ctx) => {
+  if (input.range !== undefined && (input.from !== undefined || input.to !== undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['range'], message: '"range" replaces "from" and "to": send one or the other' });
+  }
 });
 export type ListEventsInput = z.input<typeof ListEventsInput>;
+export type ListEventsQuery = z.output<typeof ListEventsInput>;
 
 export const ListEventsResult = z.object({
   events: z.array(StoredEvent),
@@ -112,8 +151,9 @@ export const TimeseriesInput = Range.extend({
     .default(DEFAULT_SERIES)
     .describe(`With a breakdown: the values with the largest totals that get a series of their own; the rest are summed into "other" (at most ${MAX_SERIES})`),
 }).superRefine((input, ctx) => {
-  checkRange(input, ctx);
-  const buckets = (input.to.getTime() - input.from.getTime()) / BUCKET_MS[input.bucket];
+  const span = checkRange(input, ctx);
+  if (span === undefined) return;
+  const buckets = span / BUCKET_MS[input.bucket];
   if (buckets > MAX_BUCKETS) {
     ctx.addIssue({ code: 'custom', path: ['bucket'], message: `At most ${MAX_BUCKETS} buckets: choose a larger bucket or a shorter range` });
     return;
@@ -162,7 +202,9 @@ export const TopInput = Range.extend({
   name: NameFilter.optional(),
   source: Source.optional(),
   targetType: z.string().min(1).max(100).optional(),
-}).superRefine(checkRange);
+}).superRefine((input, ctx) => {
+  checkRange(input, ctx);
+});
 export type TopInput = z.input<typeof TopInput>;
 
 export const TopResult = z.object({
@@ -179,8 +221,8 @@ export const PercentilesInput = Range.extend({
   bucket: Bucket.optional().describe('Also give the figures per bucket'),
   timeZone: TimeZone,
 }).superRefine((input, ctx) => {
-  checkRange(input, ctx);
-  if (input.bucket && (input.to.getTime() - input.from.getTime()) / BUCKET_MS[input.bucket] > MAX_BUCKETS) {
+  const span = checkRange(input, ctx);
+  if (span !== undefined && input.bucket && span / BUCKET_MS[input.bucket] > MAX_BUCKETS) {
     ctx.addIssue({ code: 'custom', path: ['bucket'], message: `At most ${MAX_BUCKETS} buckets` });
   }
 });
@@ -215,7 +257,9 @@ export const FunnelInput = Range.extend({
     .max(30 * 86_400)
     .default(86_400)
     .describe('Time allowed from the first step to the last'),
-}).superRefine(checkRange);
+}).superRefine((input, ctx) => {
+  checkRange(input, ctx);
+});
 export type FunnelInput = z.input<typeof FunnelInput>;
 
 export const FunnelResult = z.object({
@@ -238,13 +282,14 @@ export const AnomaliesInput = Range.extend({
   source: Source.optional(),
   threshold: z.number().min(1).max(20).default(3.5).describe('Robust z-score from which a bucket is flagged'),
 }).superRefine((input, ctx) => {
-  checkRange(input, ctx);
-  if ((input.to.getTime() - input.from.getTime()) / BUCKET_MS[input.bucket] > 2000) {
+  const span = checkRange(input, ctx);
+  if (span !== undefined && span / BUCKET_MS[input.bucket] > 2000) {
     ctx.addIssue({ code: 'custom', path: ['bucket'], message: 'At most 2000 buckets' });
   }
 });
 export type AnomaliesInput = z.input<typeof AnomaliesInput>;
-export type AnomaliesQuery = z.output<typeof AnomaliesInput>;
+/** What the anomaly search runs on: the input with its range made absolute. */
+export type AnomaliesQuery = WithAbsoluteRange<z.output<typeof AnomaliesInput>>;
 
 export const AnomaliesResult = z.object({
   status: z
