@@ -7,7 +7,7 @@ import type { ApiKeyIdentity } from '../services/keys/keys.ts';
 import { WorkspaceScope } from '../services/events/schemas.ts';
 import type { Context } from './context.ts';
 import { procedureTransformer } from './transformer.ts';
-import { domainCause, INTERNAL_ERROR_MESSAGE, summarizeZodIssues, toTRPCError, zodCause } from './errors.ts';
+import { domainCause, inputIssues, INTERNAL_ERROR_MESSAGE, toTRPCError, withSummarizedIssues } from './errors.ts';
 
 /** Procedure metadata: the OpenAPI route, and whether the call is exempt from the procedure deadline. */
 export type TelemetryMeta = OpenApiMeta & {
@@ -32,14 +32,14 @@ const t = initTRPC
       client: { reconnectAfterInactivityMs: 30_000 },
     },
     errorFormatter({ shape, error }) {
-      const zod = zodCause(error);
+      const invalid = inputIssues(error);
       const domain = domainCause(error);
-      const issues = zod ? summarizeZodIssues(zod) : domain?.path !== undefined ? [{ path: domain.path, message: domain.message }] : undefined;
+      const issues = invalid ?? (domain?.path !== undefined ? [{ path: domain.path, message: domain.message }] : undefined);
       const first = issues?.[0];
       const message =
         error.code === 'INTERNAL_SERVER_ERROR'
           ? INTERNAL_ERROR_MESSAGE
-          : zod && first
+          : invalid && first
             ? `Invalid input at "${first.path || '(root)'}": ${first.message}`
             : shape.message;
       return {
@@ -85,6 +85,8 @@ const observeAndMapErrors = t.middleware(async ({ ctx, next, path, type, meta })
     }
     result = { ...result, error: mapped };
   }
+  // Invalid input: its issues summarised here, once, so both faces list each once and in words.
+  if (!result.ok && result.error.code === 'BAD_REQUEST') result = { ...result, error: withSummarizedIssues(result.error) };
   ctx.services.metrics.procedureDuration.observe({ procedure: path, code: result.ok ? 'OK' : result.error.code }, (performance.now() - started) / 1000);
   return result;
 });
