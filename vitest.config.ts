@@ -1,8 +1,17 @@
 import { defineConfig } from 'vitest/config';
+import { NotRunReporter } from './tests/support/not-run-reporter.ts';
+import { isCi } from './tests/support/optional-backends.ts';
 
 // Every test file runs on embedded PGlite, and again on real PostgreSQL when TEST_DATABASE_URL is
 // set (CI sets it). tests/support/database.ts reads TEST_DB_KIND to pick one.
 const databases = ['pglite', ...(process.env.TEST_DATABASE_URL ? ['postgres'] : [])];
+
+// CI must test on real PostgreSQL: a run without it fails there instead of passing on PGlite alone.
+// One line and exit code 1, not a stack trace from inside the config loader.
+if (isCi() && !process.env.TEST_DATABASE_URL) {
+  process.stderr.write('CI is set but TEST_DATABASE_URL is not: CI runs every test on real PostgreSQL too (see .ci/run); set TEST_DATABASE_URL, or unset CI\n');
+  process.exit(1);
+}
 
 export default defineConfig({
   test: {
@@ -11,6 +20,8 @@ export default defineConfig({
     // Test files wait on PostgreSQL, child processes and Chromium much of the time: three workers on
     // two cores keep both busy (the default, one fewer than the cores, leaves one idle).
     maxWorkers: 3,
+    // The default output, then what was not run (no PostgreSQL, Redis or Chromium) and how to run it.
+    reporters: ['default', new NotRunReporter()],
     projects: databases.map((kind) => ({
       extends: true,
       test: {

@@ -86,3 +86,46 @@ describe('npm run db:migrate', () => {
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 });
+
+/** `vitest run` on one small file, as `npm test` runs it, in an environment without the given variables. */
+function runTestRunner(env: Record<string, string | undefined>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  // The parent run's own markers (VITEST, VITEST_POOL_ID, TEST_DB_KIND ...) would confuse the child run.
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith('VITEST') && !name.startsWith('TEST_') && name !== 'CI'),
+  );
+  const child = spawn(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', 'tests/uuid7.test.ts'], {
+    env: { ...inherited, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  cleanups.push(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('npm test', () => {
+  it('ends by saying what it did not run, why, and how to run it', async () => {
+    const result = await runTestRunner({ TEST_REDIS_URL: 'redis://127.0.0.1:6379' });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(
+      'Not run: real PostgreSQL (the "postgres" project: every test file again on PostgreSQL, and the tests only PostgreSQL can run) — TEST_DATABASE_URL is not set — set TEST_DATABASE_URL to a server the tests may create databases on, e.g. postgres://postgres@127.0.0.1:5432/postgres',
+    );
+    // Redis was given: it is not named as missing.
+    expect(result.stdout).not.toContain('Not run: Redis');
+    expect(result.stdout).toContain(
+      'Run everything: TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_REDIS_URL=redis://127.0.0.1:6379 npm test',
+    );
+  });
+
+  it('in CI refuses to run without real PostgreSQL, with one line and exit code 1', async () => {
+    const result = await runTestRunner({ CI: 'true' });
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      'CI is set but TEST_DATABASE_URL is not: CI runs every test on real PostgreSQL too (see .ci/run); set TEST_DATABASE_URL, or unset CI',
+    ]);
+  });
+});
