@@ -15,7 +15,11 @@ export type AppRouter = TRPCBuiltRouter<
   Root,
   Omit<Procedures, 'telemetry'> & {
     telemetry: Omit<Procedures['telemetry'], 'ingest'> & {
-      ingest: TRPCMutationProcedure<{ input: { source: 'web' | 'backend'; eventType: string; eventName: string }; output: Ingest['output']; meta: Root['meta'] }>;
+      ingest: TRPCMutationProcedure<{
+        input: { source: 'web' | 'backend'; eventType: string; eventName: string };
+        output: Ingest['output'];
+        meta: Root['meta'];
+      }>;
     };
   }
 >;
