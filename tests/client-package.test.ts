@@ -221,6 +221,15 @@ describe.skipIf(onPostgres)('the client package in an outside app', () => {
       ]),
     );
     expect(packed.files.filter((file) => (file.endsWith('.ts') && !file.endsWith('.d.ts')) || /server|db\//.test(file))).toEqual([]);
+    // The modules import only the package's own files and its declared dependencies.
+    const installed = path.join(app, 'node_modules/@telemetry-service/client');
+    const modules = packed.files.filter((file) => file.endsWith('.js') && !file.startsWith('dist/browser/'));
+    const imported = new Set(
+      modules.flatMap((file) =>
+        [...readFileSync(path.join(installed, file), 'utf8').matchAll(/(?:from|import)\s*\(?\s*["']([^"'.][^"']*)["']/g)].map((m) => m[1]!),
+      ),
+    );
+    expect([...imported].sort()).toEqual(['@trpc/client', 'superjson']);
     // The script-tag bundle defines the TelemetryTracker global with the tracker in it.
     const context: { TelemetryTracker?: { createTracker?: unknown }; TextEncoder: unknown; TextDecoder: unknown } = { TextEncoder, TextDecoder };
     vm.runInNewContext(readFileSync(path.join(app, 'node_modules/@telemetry-service/client/dist/browser/tracker.js'), 'utf8'), context);

@@ -213,8 +213,9 @@ class TypePrinter {
   }
 
   print(type: ts.Type, depth: number): string {
+    // A shape the client exports, a type already hoisted, or one met inside itself again.
     const named = this.names.get(type);
-    if (named !== undefined && (!this.inProgress.has(type) || this.reservedNames.has(named))) return named;
+    if (named !== undefined) return named;
     if (this.inProgress.has(type)) {
       this.selfReferenced.add(type);
       const name = this.uniqueName(type);
