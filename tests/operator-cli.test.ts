@@ -49,7 +49,8 @@ describe('npm run db:migrate', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^migrations applied on pglite; \d+ partitions created\n$/);
-  });
+    // A fresh embedded database and every migration, in a child process beside other test files.
+  }, 120_000);
 
   it('on a data directory held by a running process refuses with one line naming the holder, and exit code 1', async () => {
     const dataDir = scratchDataDir();
@@ -63,7 +64,7 @@ describe('npm run db:migrate', () => {
     expect(result.stderr.trim().split('\n')).toEqual([
       `db:migrate: The embedded database at ${dataDir} is in use by process ${process.pid} (a running service or operator command): stop it, or point PGLITE_DIR (or DATABASE_URL) elsewhere`,
     ]);
-  });
+  }, 60_000);
 
   it('with a DATABASE_URL nothing answers refuses with one line naming the variable, never the URL, and exit code 1', async () => {
     const url = `postgres://operator:s3cret@127.0.0.1:${await closedPort()}/telemetry`;
@@ -76,7 +77,7 @@ describe('npm run db:migrate', () => {
       'db:migrate: the database at DATABASE_URL cannot be reached (ECONNREFUSED): check the URL and that the server is up',
     ]);
     expect(result.stderr).not.toContain('s3cret');
-  });
+  }, 60_000);
 
   it('with an invalid setting names it without a stack trace, and exit code 2', async () => {
     const result = await runOperatorCommand('cli/operator/migrate.ts', { PGLITE_DIR: scratchDataDir(), PORT: 'eighty' });
@@ -84,7 +85,7 @@ describe('npm run db:migrate', () => {
     expect(result.stderr).toMatch(/^Invalid configuration:/);
     expect(result.stderr).toContain('PORT');
     expect(result.stderr).not.toMatch(/\n\s+at /);
-  });
+  }, 60_000);
 });
 
 /** `vitest run` on one small file, as `npm test` runs it, in an environment without the given variables. */
@@ -119,7 +120,7 @@ describe('npm test', () => {
     expect(result.stdout).toContain(
       'Run everything: TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_REDIS_URL=redis://127.0.0.1:6379 npm test',
     );
-  });
+  }, 120_000);
 
   it('in CI refuses to run without real PostgreSQL, with one line and exit code 1', async () => {
     const result = await runTestRunner({ CI: 'true' });
@@ -127,5 +128,5 @@ describe('npm test', () => {
     expect(result.stderr.trim().split('\n')).toEqual([
       'CI is set but TEST_DATABASE_URL is not: CI runs every test on real PostgreSQL too (see .ci/run); set TEST_DATABASE_URL, or unset CI',
     ]);
-  });
+  }, 120_000);
 });
