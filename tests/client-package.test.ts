@@ -4,7 +4,7 @@
  * the project's TypeScript with the tsconfig `tsc --init` writes (strict, exactOptionalPropertyTypes,
  * without skipLibCheck), and run with plain `node` against a live service.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -159,10 +159,15 @@ function strictTsconfig(init: string): string {
   return text;
 }
 
-const onPostgres = process.env.TEST_DB_KIND === 'postgres';
-if (onPostgres) console.info('client-package.test.ts runs on the PGlite project only: it tests the package, which is the same on either database');
+/** Builds, installs and compiles take seconds each, more while other test files keep the cores busy. */
+const CHILD_TIMEOUT_MS = 120_000;
 
-describe.skipIf(onPostgres)('the client package in an outside app', () => {
+const onPostgres = process.env.TEST_DB_KIND === 'postgres';
+const npmMissing = spawnSync('npm', ['--version']).status !== 0;
+if (onPostgres) console.info('client-package.test.ts runs on the PGlite project only: it tests the package, which is the same on either database');
+if (npmMissing) console.info('client-package.test.ts skipped: npm is not on PATH (it packs and installs the package)');
+
+describe.skipIf(onPostgres || npmMissing)('the client package in an outside app', () => {
   let work: string;
   let app: string;
   let packed: { tarball: string; files: string[] };
@@ -196,7 +201,7 @@ describe.skipIf(onPostgres)('the client package in an outside app', () => {
       path.join(app, 'tsconfig.wrong.json'),
       JSON.stringify({ extends: './tsconfig.json', compilerOptions: { rootDir: '.', noEmit: true }, include: ['wrong'] }),
     );
-  }, 150_000);
+  }, 180_000);
 
   afterAll(async () => {
     await server?.close();
@@ -241,95 +246,115 @@ describe.skipIf(onPostgres)('the client package in an outside app', () => {
     expect(readFileSync(path.join(ROOT, 'packages/client/package.json'), 'utf8')).toBe(built);
   });
 
-  it('compiles right calls under the strict tsconfig of tsc --init, without skipLibCheck', async () => {
-    const result = await tsc(app, '-p', '.');
-    expect(result.output).toBe('');
-    expect(result.code).toBe(0);
-  });
+  it(
+    'compiles right calls under the strict tsconfig of tsc --init, without skipLibCheck',
+    async () => {
+      const result = await tsc(app, '-p', '.');
+      expect(result.output).toBe('');
+      expect(result.code).toBe(0);
+    },
+    CHILD_TIMEOUT_MS,
+  );
 
-  it('refuses each wrong call at its own line', async () => {
-    const result = await tsc(app, '-p', 'tsconfig.wrong.json');
-    expect(result.code).not.toBe(0);
-    const errors = compileErrors(result.output);
-    const refused = Object.fromEntries(
-      Object.keys(WRONG_CALLS).map((file) => [file, [...new Set(errors.filter((e) => e.file === `wrong/${file}`).map((e) => e.line))]]),
-    );
-    // Each file is the prelude and then the wrong call.
-    const expectedLine = WRONG_PRELUDE.split('\n').length;
-    expect(refused).toEqual(Object.fromEntries(Object.keys(WRONG_CALLS).map((file) => [file, [expectedLine]])));
-    expect(errors.every((e) => e.file.startsWith('wrong/'))).toBe(true);
-    const messageOf = (file: string) =>
-      errors
-        .filter((e) => e.file === `wrong/${file}`)
-        .map((e) => e.message)
-        .join('\n');
-    expect(messageOf('wrong-source.ts')).toMatch(/Type '"desktop"' is not assignable to type 'Source'/);
-    expect(messageOf('missing-name.ts')).toMatch(/Property 'name' is missing/);
-    expect(messageOf('metric-value.ts')).toMatch(/Types of property 'value' are incompatible\.\s+Type 'string' is not assignable to type 'number'/);
-    expect(messageOf('unknown-procedure.ts')).toMatch(/'ingestMany' does not exist/);
-  });
+  it(
+    'refuses each wrong call at its own line',
+    async () => {
+      const result = await tsc(app, '-p', 'tsconfig.wrong.json');
+      expect(result.code).not.toBe(0);
+      const errors = compileErrors(result.output);
+      const refused = Object.fromEntries(
+        Object.keys(WRONG_CALLS).map((file) => [file, [...new Set(errors.filter((e) => e.file === `wrong/${file}`).map((e) => e.line))]]),
+      );
+      // Each file is the prelude and then the wrong call.
+      const expectedLine = WRONG_PRELUDE.split('\n').length;
+      expect(refused).toEqual(Object.fromEntries(Object.keys(WRONG_CALLS).map((file) => [file, [expectedLine]])));
+      expect(errors.every((e) => e.file.startsWith('wrong/'))).toBe(true);
+      const messageOf = (file: string) =>
+        errors
+          .filter((e) => e.file === `wrong/${file}`)
+          .map((e) => e.message)
+          .join('\n');
+      expect(messageOf('wrong-source.ts')).toMatch(/Type '"desktop"' is not assignable to type 'Source'/);
+      expect(messageOf('missing-name.ts')).toMatch(/Property 'name' is missing/);
+      expect(messageOf('metric-value.ts')).toMatch(/Types of property 'value' are incompatible\.\s+Type 'string' is not assignable to type 'number'/);
+      expect(messageOf('unknown-procedure.ts')).toMatch(/'ingestMany' does not exist/);
+    },
+    CHILD_TIMEOUT_MS,
+  );
 
-  it('declares nothing from the server, its database or Redis: only the package, @trpc, superjson and the app', async () => {
-    const result = await tsc(app, '-p', '.', '--listFilesOnly');
-    expect(result.code).toBe(0);
-    const files = result.output
-      .split('\n')
-      .filter(Boolean)
-      .map((file) => path.resolve(app, file));
-    const modules = path.join(app, 'node_modules');
-    const allowed = [
-      path.join(app, 'src'),
-      path.join(modules, '@telemetry-service/client'),
-      path.join(modules, '@trpc'),
-      path.join(modules, 'superjson'),
-      // The app's own imports and Node.js types.
-      path.join(modules, 'eventsource'),
-      path.join(modules, '@types/node'),
-      path.join(modules, 'undici-types'),
-    ];
-    const outside = files.filter((file) => !allowed.some((root) => file.startsWith(`${root}/`)) && !/\/lib\.[\w.]+\.d\.ts$/.test(file));
-    expect(outside).toEqual([]);
-    const trpc = path.join(modules, '@trpc');
-    expect(
-      files.filter((file) => !file.startsWith(trpc) && /server|drizzle|pglite|postgres|redis|hono|zod|openapi/i.test(path.relative(modules, file))),
-    ).toEqual([]);
-    expect(files.some((file) => file.startsWith(path.join(modules, '@telemetry-service/client/dist/router.d.ts')))).toBe(true);
-  });
+  it(
+    'declares nothing from the server, its database or Redis: only the package, @trpc, superjson and the app',
+    async () => {
+      const result = await tsc(app, '-p', '.', '--listFilesOnly');
+      expect(result.code).toBe(0);
+      const files = result.output
+        .split('\n')
+        .filter(Boolean)
+        .map((file) => path.resolve(app, file));
+      const modules = path.join(app, 'node_modules');
+      const allowed = [
+        path.join(app, 'src'),
+        path.join(modules, '@telemetry-service/client'),
+        path.join(modules, '@trpc'),
+        path.join(modules, 'superjson'),
+        // The app's own imports and Node.js types.
+        path.join(modules, 'eventsource'),
+        path.join(modules, '@types/node'),
+        path.join(modules, 'undici-types'),
+      ];
+      const outside = files.filter((file) => !allowed.some((root) => file.startsWith(`${root}/`)) && !/\/lib\.[\w.]+\.d\.ts$/.test(file));
+      expect(outside).toEqual([]);
+      const trpc = path.join(modules, '@trpc');
+      expect(
+        files.filter((file) => !file.startsWith(trpc) && /server|drizzle|pglite|postgres|redis|hono|zod|openapi/i.test(path.relative(modules, file))),
+      ).toEqual([]);
+      expect(files.some((file) => file.startsWith(path.join(modules, '@telemetry-service/client/dist/router.d.ts')))).toBe(true);
+    },
+    CHILD_TIMEOUT_MS,
+  );
 
-  it('runs with plain node against a live service: ingest, batch, list and live', async () => {
-    const built = await tsc(app, '-p', '.');
-    expect(built.code).toBe(0);
-    const workspaceId = await createTestWorkspace(testDb.db);
-    const keys = createKeyService({ db: testDb.db });
-    const [ingestKey, readKey] = await Promise.all([keys.createKey({ kind: 'ingest', workspaceId }), keys.createKey({ kind: 'read', workspaceId })]);
-    const result = await run(process.execPath, ['dist/main.js'], app, {
-      TELEMETRY_URL: server.url,
-      TELEMETRY_INGEST_KEY: ingestKey.key,
-      TELEMETRY_READ_KEY: readKey.key,
-    });
-    expect(result.output).not.toMatch(/Error/);
-    expect(result.code).toBe(0);
-    const answer = JSON.parse(result.output.trim().split('\n').at(-1)!) as {
-      receiptCreatedAtIsDate: boolean;
-      accepted: number;
-      listed: string[];
-      live: string[];
-    };
-    expect(answer).toEqual({ receiptCreatedAtIsDate: true, accepted: 2, listed: ['one', 'three', 'two'], live: ['one', 'two', 'three'] });
-    // The tracker's event too, sent by shutdown() before the program ended.
-    const stored = await testDb.db.rows<{ name: string }>(sql`select name from telemetry.events where workspace_id = ${workspaceId} and name = 'tracked'`);
-    expect(stored).toHaveLength(1);
-  });
+  it(
+    'runs with plain node against a live service: ingest, batch, list and live',
+    async () => {
+      const built = await tsc(app, '-p', '.');
+      expect(built.code).toBe(0);
+      const workspaceId = await createTestWorkspace(testDb.db);
+      const keys = createKeyService({ db: testDb.db });
+      const [ingestKey, readKey] = await Promise.all([keys.createKey({ kind: 'ingest', workspaceId }), keys.createKey({ kind: 'read', workspaceId })]);
+      const result = await run(process.execPath, ['dist/main.js'], app, {
+        TELEMETRY_URL: server.url,
+        TELEMETRY_INGEST_KEY: ingestKey.key,
+        TELEMETRY_READ_KEY: readKey.key,
+      });
+      expect(result.output).not.toMatch(/Error/);
+      expect(result.code).toBe(0);
+      const answer = JSON.parse(result.output.trim().split('\n').at(-1)!) as {
+        receiptCreatedAtIsDate: boolean;
+        accepted: number;
+        listed: string[];
+        live: string[];
+      };
+      expect(answer).toEqual({ receiptCreatedAtIsDate: true, accepted: 2, listed: ['one', 'three', 'two'], live: ['one', 'two', 'three'] });
+      // The tracker's event too, sent by shutdown() before the program ended.
+      const stored = await testDb.db.rows<{ name: string }>(sql`select name from telemetry.events where workspace_id = ${workspaceId} and name = 'tracked'`);
+      expect(stored).toHaveLength(1);
+    },
+    CHILD_TIMEOUT_MS,
+  );
 
-  it("fails the app's typecheck when the router changes under it (telemetry.ingest takes eventName)", async () => {
-    const { dir } = await buildClientPackage({ out: path.join(work, 'package-changed'), routerModule: 'tests/types/router-with-changed-ingest.ts' });
-    const changed = await pack(dir, path.join(work, 'package-changed'));
-    await runOk('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', changed.tarball], app);
-    const result = await tsc(app, '-p', '.', '--noEmit');
-    expect(result.code).not.toBe(0);
-    const failing = [...new Set(compileErrors(result.output).map((e) => `${e.file}:${e.line}`))].sort();
-    const ingestCalls = MAIN.split('\n').flatMap((line, i) => (line.includes('ingest.telemetry.ingest.mutate(') ? [`src/main.ts:${i + 1}`] : []));
-    expect(ingestCalls).toHaveLength(2);
-    expect(failing).toEqual(ingestCalls.sort());
-  });
+  it(
+    "fails the app's typecheck when the router changes under it (telemetry.ingest takes eventName)",
+    async () => {
+      const { dir } = await buildClientPackage({ out: path.join(work, 'package-changed'), routerModule: 'tests/types/router-with-changed-ingest.ts' });
+      const changed = await pack(dir, path.join(work, 'package-changed'));
+      await runOk('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', changed.tarball], app);
+      const result = await tsc(app, '-p', '.', '--noEmit');
+      expect(result.code).not.toBe(0);
+      const failing = [...new Set(compileErrors(result.output).map((e) => `${e.file}:${e.line}`))].sort();
+      const ingestCalls = MAIN.split('\n').flatMap((line, i) => (line.includes('ingest.telemetry.ingest.mutate(') ? [`src/main.ts:${i + 1}`] : []));
+      expect(ingestCalls).toHaveLength(2);
+      expect(failing).toEqual(ingestCalls.sort());
+    },
+    CHILD_TIMEOUT_MS,
+  );
 });
