@@ -5,7 +5,7 @@
  * without skipLibCheck), and run with plain `node` against a live service.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import vm from 'node:vm';
@@ -131,6 +131,18 @@ const WRONG_PRELUDE = `import { createTelemetryClient } from '@telemetry-service
 const client = createTelemetryClient({ url: 'http://localhost:3000', apiKey: process.env.TELEMETRY_INGEST_KEY });
 `;
 
+/** The app's package.json, with the client from `clientSpec` (a tarball or a directory). */
+function appManifest(clientSpec: string): string {
+  const manifest = {
+    name: 'outside-app',
+    private: true,
+    type: 'module',
+    dependencies: { '@telemetry-service/client': clientSpec, eventsource: SERVICE.dependencies.eventsource },
+    devDependencies: { '@types/node': SERVICE.devDependencies['@types/node'] },
+  };
+  return JSON.stringify(manifest, null, 2);
+}
+
 /** Each wrong call in its own file; the marker names the line tsc must refuse. */
 const WRONG_CALLS = {
   'wrong-source.ts': `await client.telemetry.ingest.mutate({ source: 'desktop', eventType: 'custom', name: 'x' }); // refused`,
@@ -184,14 +196,7 @@ describe.skipIf(onPostgres || npmMissing)('the client package in an outside app'
     app = path.join(work, 'app');
     mkdirSync(path.join(app, 'src'), { recursive: true });
     mkdirSync(path.join(app, 'wrong'), { recursive: true });
-    const manifest = {
-      name: 'outside-app',
-      private: true,
-      type: 'module',
-      dependencies: { '@telemetry-service/client': `file:${packed.tarball}`, eventsource: SERVICE.dependencies.eventsource },
-      devDependencies: { '@types/node': SERVICE.devDependencies['@types/node'] },
-    };
-    writeFileSync(path.join(app, 'package.json'), JSON.stringify(manifest, null, 2));
+    writeFileSync(path.join(app, 'package.json'), appManifest(`file:${packed.tarball}`));
     await runOk('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], app);
     await runOk(process.execPath, [TSC, '--init'], app);
     writeFileSync(path.join(app, 'tsconfig.json'), strictTsconfig(readFileSync(path.join(app, 'tsconfig.json'), 'utf8')));
@@ -338,6 +343,28 @@ describe.skipIf(onPostgres || npmMissing)('the client package in an outside app'
       // The tracker's event too, sent by shutdown() before the program ended.
       const stored = await testDb.db.rows<{ name: string }>(sql`select name from telemetry.events where workspace_id = ${workspaceId} and name = 'tracked'`);
       expect(stored).toHaveLength(1);
+    },
+    CHILD_TIMEOUT_MS,
+  );
+
+  it(
+    'works as a file: dependency on the package directory too: compiles, and each entry loads with plain node',
+    async () => {
+      const linked = path.join(work, 'linked-app');
+      mkdirSync(path.join(linked, 'src'), { recursive: true });
+      writeFileSync(path.join(linked, 'package.json'), appManifest(`file:${path.join(work, 'package')}`));
+      // --install-links: installed as a copy with its dependencies (a bare link would find them only
+      // in a node_modules above the package directory, as in the service's own checkout).
+      await runOk('npm', ['install', '--install-links', '--prefer-offline', '--no-audit', '--no-fund'], linked);
+      cpSync(path.join(app, 'tsconfig.json'), path.join(linked, 'tsconfig.json'));
+      writeFileSync(path.join(linked, 'src/main.ts'), MAIN);
+      const result = await tsc(linked, '-p', '.', '--noEmit');
+      expect(result.output).toBe('');
+      expect(result.code).toBe(0);
+      const entries = ['@telemetry-service/client', '@telemetry-service/client/tracker', '@telemetry-service/client/web-vitals'];
+      const script = `const loaded = await Promise.all(${JSON.stringify(entries)}.map((entry) => import(entry))); console.log(JSON.stringify(loaded.map((m) => Object.keys(m))));`;
+      const exported = JSON.parse((await runOk(process.execPath, ['--input-type=module', '-e', script], linked)).trim()) as string[][];
+      expect(exported).toEqual([['createTelemetryClient'], ['createTracker'], ['reportWebVitals']]);
     },
     CHILD_TIMEOUT_MS,
   );
