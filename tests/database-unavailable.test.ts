@@ -5,7 +5,7 @@ import { createTelemetryClient, type AppRouter } from '../client/index.ts';
 import { openPostgres, type PostgresDatabase } from '../db/database.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, servicesWith, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+import { createTestKeys, servicesWith, startTestServer, testConfig, type TestKeys, type TestServer, createTestWorkspace } from './support/app.ts';
 import { freePort } from './support/child-service.ts';
 
 /**
@@ -15,6 +15,8 @@ import { freePort } from './support/child-service.ts';
  * server that is stopped and started again.
  */
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 let refusing: PostgresDatabase;
 let allDown: TestServer;
@@ -60,7 +62,7 @@ describe('a database that refuses connections', () => {
   });
 
   it('answers reads with 503 and Retry-After', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${keys.admin}` };
     await expectRetryable503(await fetch(`${keysUp.url}/api/events/list`, { method: 'POST', headers, body: JSON.stringify({ workspaceId }) }));
     await expectRetryable503(await fetch(`${keysUp.url}/api/events/${randomUUID()}?workspaceId=${workspaceId}`, { headers }));

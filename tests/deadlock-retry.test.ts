@@ -10,11 +10,13 @@ import { createGroupCommitter } from '../server/services/events/group-commit.ts'
 import { createEventIngestor } from '../server/services/events/ingest.ts';
 import { createWorkspaceService } from '../server/services/workspaces/workspaces.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, servicesWith, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+import { createTestKeys, servicesWith, startTestServer, testConfig, type TestKeys, type TestServer, createTestWorkspace } from './support/app.ts';
 import { storedEvents } from './support/events.ts';
 import { waitUntil } from './faults/support/wait.ts';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 beforeAll(async () => {
   testDb = await openTestDatabase();
@@ -62,7 +64,7 @@ describe('a write rolled back by a deadlock', () => {
     const failing = failingFirst(testDb.db, sqlState, 2);
     const server = await serverWritingThrough(failing.runner);
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const client = createTelemetryClient({ url: server.url, headers: { authorization: `Bearer ${keys.ingest}` } });
       const result = await client.telemetry.ingestBatch.mutate({
         events: [
@@ -89,7 +91,7 @@ describe('a write rolled back by a deadlock', () => {
       const response = await fetch(`${server.url}/api/events`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.ingest}` },
-        body: JSON.stringify({ workspaceId: randomUUID(), source: 'web', eventType: 'custom', name: 'x' }),
+        body: JSON.stringify({ workspaceId: await newWorkspace(), source: 'web', eventType: 'custom', name: 'x' }),
       });
       expect(response.status).toBe(503);
       expect(response.headers.get('retry-after')).toMatch(/^\d+$/);
@@ -119,7 +121,7 @@ describe.runIf(onPostgres)('erasure and ingestion on the same rollup rows', () =
   });
 
   it('erasure locks rollup rows in key order, as a flush does: while it waits for a later row it already holds the earlier one', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const user = randomUUID();
     const minute = Math.floor(Date.now() / 60_000) * 60_000 - 10 * 60_000;
     const at = (name: string): EventRow => {

@@ -5,9 +5,11 @@ import { createEventWriter, type EventRow } from '../db/event-writers.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, procedureCaller, type TestKeys } from './support/app.ts';
+import { createTestKeys, procedureCaller, type TestKeys, createTestWorkspace } from './support/app.ts';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 beforeAll(async () => {
   testDb = await openTestDatabase();
@@ -43,8 +45,8 @@ async function count(query: ReturnType<typeof sql>): Promise<number> {
 
 describe('admin.erasure', () => {
   it('deletes exactly the user’s events in the named workspace, corrects the rollups and keeps an audit row', async () => {
-    const workspaceA = randomUUID();
-    const workspaceB = randomUUID();
+    const workspaceA = await newWorkspace();
+    const workspaceB = await newWorkspace();
     const user = randomUUID();
     const other = randomUUID();
     const rows = [
@@ -81,7 +83,7 @@ describe('admin.erasure', () => {
   });
 
   it('answers a retried erased event as a duplicate without storing it again', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const user = randomUUID();
     const ingest = procedureCaller(testDb.db, { apiKey: keys.ingest });
     const id = randomUUID();
@@ -96,7 +98,7 @@ describe('admin.erasure', () => {
   });
 
   it('keeps a workspace-bound admin to its own workspace, and other keys out', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const service = createKeyService({ db: testDb.db });
     const boundAdmin = (await service.createKey({ kind: 'admin', workspaceId })).key;
     const read = (await service.createKey({ kind: 'read', workspaceId })).key;

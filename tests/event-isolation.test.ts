@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { TRPCClientError } from '@trpc/client';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +5,7 @@ import { createTelemetryClient, type AppRouter } from '../client/index.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { startTestServer, testConfig, type TestServer } from './support/app.ts';
+import { startTestServer, testConfig, type TestServer, createTestWorkspace } from './support/app.ts';
 import { storedEvents } from './support/events.ts';
 
 /**
@@ -20,6 +19,8 @@ const EVENTS_PER_FLUSH = 4;
 const REFUSED_NAME = 'refused-by-the-database';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let server: TestServer;
 beforeAll(async () => {
   testDb = await openTestDatabase();
@@ -36,7 +37,7 @@ afterAll(async () => {
 
 /** A typed client with an ingest key bound to a new workspace. */
 async function workspaceClient() {
-  const workspaceId = randomUUID();
+  const workspaceId = await newWorkspace();
   const { key } = await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', workspaceId });
   return { workspaceId, client: createTelemetryClient({ url: server.url, headers: { authorization: `Bearer ${key}` } }) };
 }

@@ -9,10 +9,12 @@ import { createMetrics } from '../server/metrics.ts';
 import { createGroupCommitter } from '../server/services/events/group-commit.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, procedureCaller, startTestServer, testConfig, type TestKeys, testServices } from './support/app.ts';
+import { createTestKeys, procedureCaller, startTestServer, testConfig, type TestKeys, testServices, createTestWorkspace } from './support/app.ts';
 import { storedEvents } from './support/events.ts';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 beforeAll(async () => {
   testDb = await openTestDatabase();
@@ -81,7 +83,7 @@ describe('group commit', () => {
   it('writes concurrent calls together and answers each only after the shared commit', async () => {
     const observed = observedWriter(createEventWriter(testDb.db));
     const committer = createGroupCommitter(observed.writer, options);
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     observed.hold();
     let answered = 0;
     const calls = Array.from({ length: 40 }, () =>
@@ -103,7 +105,7 @@ describe('group commit', () => {
 
   it('gives an id sent by two calls in one flush to the first call only', async () => {
     const committer = createGroupCommitter(createEventWriter(testDb.db), options);
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const id = randomUUID();
     const [first, second] = await Promise.all([committer.write([row(workspaceId, id)]), committer.write([row(workspaceId, id)])]);
     expect(first.claimed.has(id)).toBe(true);
@@ -113,7 +115,7 @@ describe('group commit', () => {
 
   it('answers ingest calls racing with the same id as one accepted and the rest duplicates', async () => {
     const caller = procedureCaller(testDb.db, { apiKey: keys.ingest });
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const id = randomUUID();
     const results = await Promise.all(
       Array.from({ length: 5 }, () => caller.telemetry.ingestBatch({ events: [{ id, workspaceId, source: 'web', eventType: 'custom', name: 'x' }] })),
@@ -127,7 +129,7 @@ describe('group commit', () => {
     const observed = observedWriter(createEventWriter(testDb.db));
     const metrics = createMetrics({ defaultMetrics: false });
     const committer = createGroupCommitter(observed.writer, { ...options, maxQueuedEvents: 10, maxConcurrentFlushes: 1 }, metrics);
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     observed.hold();
     const accepted = committer.write(Array.from({ length: 8 }, () => row(workspaceId)));
     // Refused while the accepted write is still held: the call never waits for room in the queue.
@@ -143,11 +145,12 @@ describe('group commit', () => {
   it('answers 503 with Retry-After over HTTP when the queue is full', async () => {
     const config = testConfig({ INGEST_QUEUE_MAX_EVENTS: '5' });
     const server = await startTestServer(testDb.db, { config });
+    const workspaceId = await newWorkspace();
     try {
       const response = await fetch(`${server.url}/api/events/batch`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.ingest}` },
-        body: JSON.stringify({ events: Array.from({ length: 6 }, () => ({ source: 'web', eventType: 'custom', name: 'x' })) }),
+        body: JSON.stringify({ events: Array.from({ length: 6 }, () => ({ workspaceId, source: 'web', eventType: 'custom', name: 'x' })) }),
       });
       expect(response.status).toBe(503);
       expect(response.headers.get('retry-after')).toBe('1');
@@ -163,7 +166,7 @@ describe('group commit', () => {
     const writeTimeoutMs = 100;
     const observed = observedWriter(createEventWriter(testDb.db));
     const committer = createGroupCommitter(observed.writer, { ...options, maxConcurrentFlushes: 1, writeTimeoutMs });
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const stalled = row(workspaceId);
     observed.hold();
     let failed = false;
@@ -206,7 +209,7 @@ describe('group commit', () => {
       },
     };
     const committer = createGroupCommitter(writer, { ...options, maxConcurrentFlushes: 1, writeTimeoutMs: 100 });
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     await expect(committer.write([row(workspaceId)])).rejects.toMatchObject({ code: 'unavailable' });
     // Were the slot held for good, this call would never be written.
     expect((await committer.write([row(workspaceId)])).claimed.size).toBe(1);
@@ -229,7 +232,7 @@ describe('group commit', () => {
       if (!databaseUp) throw new Error('still down');
     };
     const committer = createGroupCommitter(writer, { ...options, probe, probeIntervalMs: 20 });
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     await expect(committer.write([row(workspaceId)])).rejects.toMatchObject({ code: 'unavailable' });
     await expect(committer.write([row(workspaceId)])).rejects.toMatchObject({ code: 'unavailable' });
     expect(writes).toBe(1); // the second call never reached the database
@@ -242,7 +245,7 @@ describe('group commit', () => {
   it('commits everything accepted before drain resolves, and refuses writes after it', async () => {
     const observed = observedWriter(createEventWriter(testDb.db));
     const committer = createGroupCommitter(observed.writer, { ...options, maxDelayMs: 50 });
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const pending = Array.from({ length: 10 }, () => committer.write([row(workspaceId)]));
     await committer.drain();
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(10);
@@ -265,7 +268,7 @@ describe('events the database refuses', () => {
   it('finds the few refused events of a flush by halving, answers them as refused and stores every other event', async () => {
     const observed = observedWriter(createEventWriter(testDb.db));
     const committer = createGroupCommitter(observed.writer, { ...options, maxDelayMs: 1000, maxFlushEvents: 101 });
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const rows = Array.from({ length: 100 }, (_, index) => (index % 40 === 7 ? refusedRow(workspaceId) : row(workspaceId)));
     const other = row(randomUUID());
     const [outcome, otherOutcome] = await Promise.all([committer.write(rows), committer.write([other])]);
@@ -281,7 +284,7 @@ describe('events the database refuses', () => {
   it('spends a bounded number of writes on a call of refused events, refusing the rest together once the budget is spent', async () => {
     const observed = observedWriter(createEventWriter(testDb.db));
     const committer = createGroupCommitter(observed.writer, { ...options, maxFlushEvents: 1000 });
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const rows = Array.from({ length: 500 }, () => refusedRow(workspaceId));
     const outcome = await committer.write(rows);
     expect(outcome.refused.size).toBe(500);
@@ -294,7 +297,7 @@ describe('events the database refuses', () => {
 describe('per-minute rollups', () => {
   it('stay equal to the raw events when concurrent flushes count the same minutes', async () => {
     const committer = createGroupCommitter(createEventWriter(testDb.db), { ...options, maxFlushEvents: 10, maxConcurrentFlushes: 4 });
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     await Promise.all(Array.from({ length: 30 }, () => committer.write(Array.from({ length: 7 }, () => row(workspaceId)))));
     const [raw] = await testDb.db.rows<{ count: string | number }>(sql`select count(*) as count from telemetry.events where workspace_id = ${workspaceId}`);
     const [rolled] = await testDb.db.rows<{ count: string | number }>(
@@ -312,7 +315,9 @@ describe('database outage', () => {
     const services = { ...testServices(unreachable, { config }), keys: createKeyService({ db: testDb.db }) };
     const caller = procedureCaller(unreachable, { apiKey: keys.ingest, services, config });
     // The one-second connect timeout and the test's own timeout bound how long this may take.
-    const error = await caller.telemetry.ingest({ source: 'web', eventType: 'custom', name: 'x' }).catch((caught: unknown) => caught);
+    const error = await caller.telemetry
+      .ingest({ workspaceId: await newWorkspace(), source: 'web', eventType: 'custom', name: 'x' })
+      .catch((caught: unknown) => caught);
     expect(error).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
     await unreachable.close();
   });
@@ -325,7 +330,7 @@ describe('metrics', () => {
       await fetch(`${server.url}/api/events`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.ingest}` },
-        body: JSON.stringify({ source: 'web', eventType: 'custom', name: 'x' }),
+        body: JSON.stringify({ workspaceId: await newWorkspace(), source: 'web', eventType: 'custom', name: 'x' }),
       });
       const response = await fetch(`${server.url}/metrics`);
       expect(response.headers.get('content-type')).toContain('text/plain');
@@ -351,7 +356,7 @@ describe('key cache', () => {
     const instanceB = createKeyService({ db: second, cacheTtlMs: 60_000 });
     const unlisten = await instanceB.followRevocations();
     try {
-      const created = await instanceA.createKey({ kind: 'ingest' });
+      const created = await instanceA.createKey({ kind: 'ingest', allWorkspaces: true });
       expect(await instanceB.authenticate(created.key)).toBeDefined();
       await instanceA.revokeKey(created.id, null);
       await expect.poll(() => instanceB.authenticate(created.key), { timeout: 2000, interval: 20 }).toBeUndefined();

@@ -1,14 +1,24 @@
-import { randomUUID } from 'node:crypto';
 import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient, type AppRouter } from '../client/index.ts';
 import { DomainError } from '../server/errors.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { capturingLogger, createTestKeys, servicesWith, startTestServer, testConfig, type TestKeys, type TestServer } from './support/app.ts';
+import {
+  capturingLogger,
+  createTestKeys,
+  servicesWith,
+  startTestServer,
+  testConfig,
+  type TestKeys,
+  type TestServer,
+  createTestWorkspace,
+} from './support/app.ts';
 import { storedEvents } from './support/events.ts';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let server: TestServer;
 let keys: TestKeys;
 const BODY_LIMIT = 64 * 1024;
@@ -34,7 +44,7 @@ function postJson(path: string, body: unknown, headers: Record<string, string> =
 
 describe('typed tRPC client over HTTP', () => {
   it('stores an event sent by the typed client, readable back from the database', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const client = createTelemetryClient({ url: server.url, headers: { authorization: `Bearer ${keys.ingest}` } });
     const receipt = await client.telemetry.ingest.mutate({
       workspaceId,
@@ -50,7 +60,7 @@ describe('typed tRPC client over HTTP', () => {
   });
 
   it('sends a batch and gets one receipt per event in input order', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const client = createTelemetryClient({ url: server.url, headers: { authorization: `Bearer ${keys.ingest}` } });
     const result = await client.telemetry.ingestBatch.mutate({
       sentAt: new Date(),
@@ -80,7 +90,7 @@ describe('typed tRPC client over HTTP', () => {
 
 describe('plain-JSON face', () => {
   it('stores an event posted as plain JSON (as curl would), readable back from the database', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const response = await postJson('/api/events', {
       workspaceId,
       source: 'backend',
@@ -97,7 +107,7 @@ describe('plain-JSON face', () => {
   });
 
   it('accepts a batch as plain JSON with ISO timestamps', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const response = await postJson('/api/events/batch', {
       sentAt: new Date().toISOString(),
       events: [{ workspaceId, source: 'mobile', eventType: 'ui.interaction', name: 'tap', createdAt: new Date().toISOString() }],
@@ -109,7 +119,7 @@ describe('plain-JSON face', () => {
   });
 
   it('answers invalid input with 400 and the field path', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const response = await postJson('/api/events', { workspaceId, source: 'web', eventType: 'custom', name: 'x', metadata: { note: 'a\u0000b' } });
     expect(response.status).toBe(400);
     const body = (await response.json()) as { data: { issues: { path: string }[] } };
@@ -137,7 +147,7 @@ describe('limits and failures over HTTP', () => {
   it.each(['/api/events/batch', '/trpc/telemetry.ingestBatch'])(
     'refuses a body one byte over the limit on %s with 413, and the connection stays usable',
     async (path) => {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const event = { workspaceId, source: 'web', eventType: 'custom', name: 'x' };
       const envelope = path.startsWith('/trpc') ? (events: unknown[]) => ({ json: { events } }) : (events: unknown[]) => ({ events });
       let body = JSON.stringify(envelope([{ ...event, metadata: { pad: '' } }]));

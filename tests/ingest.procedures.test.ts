@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../server/routers/index.ts';
 import { uuidv7 } from '../client/uuid7.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { capturingLogger, createTestKeys, procedureCaller, servicesWith, testConfig } from './support/app.ts';
+import { capturingLogger, createTestKeys, createTestWorkspace, procedureCaller, servicesWith, testConfig } from './support/app.ts';
 import { countEventsWithId, partitionOf, storedEvents } from './support/events.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { domainCause, summarizeZodIssues, zodCause } from '../server/trpc/errors.ts';
@@ -29,7 +29,7 @@ afterAll(async () => {
 });
 
 /** Each test writes into its own workspace, so tests share one database without seeing each other. */
-const newWorkspace = () => randomUUID();
+const newWorkspace = () => createTestWorkspace(testDb.db);
 const DAY = 86_400_000;
 
 async function expectTrpcError(promise: Promise<unknown>, code: TRPCError['code']): Promise<TRPCError> {
@@ -44,7 +44,7 @@ async function expectTrpcError(promise: Promise<unknown>, code: TRPCError['code'
 
 describe('telemetry.ingest', () => {
   it('stores the event and answers its id and createdAt once it is committed', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const caller = ingestCaller();
     const input: IngestInput = {
       workspaceId,
@@ -75,7 +75,7 @@ describe('telemetry.ingest', () => {
   });
 
   it('stores a retried event once and answers the first receipt again', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const caller = ingestCaller();
     const id = randomUUID();
     const first = await caller.telemetry.ingest({ id, workspaceId, source: 'backend', eventType: 'custom', name: 'job.done' });
@@ -86,7 +86,7 @@ describe('telemetry.ingest', () => {
   });
 
   it('keeps one copy when a retry carries a createdAt in another day partition', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const caller = ingestCaller();
     const id = randomUUID();
     const today = new Date();
@@ -100,7 +100,7 @@ describe('telemetry.ingest', () => {
   });
 
   it('takes createdAt from a UUIDv7 id when the event gives no time', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const happenedAt = new Date(Date.now() - 60 * 60_000);
     const id = uuidv7(happenedAt);
     const result = await ingestCaller().telemetry.ingest({ id, workspaceId, source: 'cli', eventType: 'custom', name: 'x' });
@@ -110,12 +110,12 @@ describe('telemetry.ingest', () => {
   it('uses the server clock when neither createdAt nor a UUIDv7 id is given', async () => {
     const pinned = new Date('2026-01-15T10:00:00.000Z');
     const caller = ingestCaller({ now: () => pinned });
-    const result = await caller.telemetry.ingest({ workspaceId: newWorkspace(), source: 'cli', eventType: 'custom', name: 'x' });
+    const result = await caller.telemetry.ingest({ workspaceId: await newWorkspace(), source: 'cli', eventType: 'custom', name: 'x' });
     expect(result.createdAt.toISOString()).toBe(pinned.toISOString());
   });
 
   it('refuses a createdAt beyond the allowed past or future with a clear code and stores nothing', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const caller = ingestCaller();
     const tooOld = await expectTrpcError(
       caller.telemetry.ingest({ workspaceId, source: 'web', eventType: 'custom', name: 'x', createdAt: new Date(Date.now() - 31 * DAY) }),
@@ -131,7 +131,7 @@ describe('telemetry.ingest', () => {
   });
 
   it('requires a numeric value and a unit on perf.metric and a message on error events', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const caller = ingestCaller();
     const badMetric = { workspaceId, source: 'web', eventType: 'perf.metric', name: 'LCP', metadata: { value: 'fast' } } as unknown as IngestInput;
     const error = await expectTrpcError(caller.telemetry.ingest(badMetric), 'BAD_REQUEST');
@@ -152,7 +152,7 @@ describe('telemetry.ingest', () => {
   });
 
   it('accepts new dotted event types with free-form metadata without any schema change', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     await ingestCaller().telemetry.ingest({ workspaceId, source: 'extension', eventType: 'checkout.step_completed', name: 'payment', metadata: { step: 3 } });
     expect((await storedEvents(testDb.db, workspaceId))[0]?.eventType).toBe('checkout.step_completed');
   });
@@ -175,7 +175,7 @@ describe('telemetry.ingest', () => {
     ['a name longer than 200 characters', { name: 'n'.repeat(201) }, 'name'],
     ['a workspaceId that is not a UUID', { workspaceId: 'w1' }, 'workspaceId'],
   ])('refuses %s with BAD_REQUEST naming the field, and stores nothing', async (_label, override, path) => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const input = { workspaceId, source: 'web', eventType: 'custom', name: 'x', ...override } as unknown as IngestInput;
     const error = await expectTrpcError(ingestCaller().telemetry.ingest(input), 'BAD_REQUEST');
     expect(errorPaths(error).some((p) => p.startsWith(path))).toBe(true);
@@ -186,9 +186,9 @@ describe('telemetry.ingest', () => {
   it('refuses an id already used by another workspace without revealing that event', async () => {
     const id = randomUUID();
     const caller = ingestCaller();
-    await caller.telemetry.ingest({ id, workspaceId: newWorkspace(), source: 'web', eventType: 'custom', name: 'x' });
+    await caller.telemetry.ingest({ id, workspaceId: await newWorkspace(), source: 'web', eventType: 'custom', name: 'x' });
     const error = await expectTrpcError(
-      caller.telemetry.ingest({ id, workspaceId: newWorkspace(), source: 'web', eventType: 'custom', name: 'x' }),
+      caller.telemetry.ingest({ id, workspaceId: await newWorkspace(), source: 'web', eventType: 'custom', name: 'x' }),
       'CONFLICT',
     );
     expect(error.message).not.toMatch(/\d{4}-\d\d-\d\d/);
@@ -212,7 +212,7 @@ describe('telemetry.ingest', () => {
 
 describe('telemetry.ingestBatch', () => {
   it('stores the valid events and reports the invalid ones by index with their field path', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const result = await ingestCaller().telemetry.ingestBatch({
       events: [
         { workspaceId, source: 'web', eventType: 'ui.interaction', name: 'click' },
@@ -236,7 +236,7 @@ describe('telemetry.ingestBatch', () => {
   });
 
   it('stores an id repeated inside one batch once and reports the repeat as a duplicate', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const id = randomUUID();
     const event = { id, workspaceId, source: 'web', eventType: 'custom', name: 'x' } as const;
     const result = await ingestCaller().telemetry.ingestBatch({ events: [event, event] });
@@ -246,7 +246,7 @@ describe('telemetry.ingestBatch', () => {
   });
 
   it('answers duplicate with the original createdAt when a whole batch is retried', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const events = [0, 1, 2].map((n) => ({ id: randomUUID(), workspaceId, source: 'web' as const, eventType: 'custom' as const, name: `e${n}` }));
     const caller = ingestCaller();
     const first = await caller.telemetry.ingestBatch({ events });
@@ -259,7 +259,7 @@ describe('telemetry.ingestBatch', () => {
   });
 
   it('corrects each createdAt for the client clock skew given by sentAt', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const serverNow = new Date('2026-03-01T12:00:00.000Z');
     // The client clock runs 10 minutes fast: it says the event happened at 12:05 and was sent at 12:10.
     const result = await ingestCaller({ now: () => serverNow }).telemetry.ingestBatch({
@@ -272,7 +272,7 @@ describe('telemetry.ingestBatch', () => {
   });
 
   it('refuses a batch over the configured event limit as a whole and stores nothing', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const caller = ingestCaller({ config: testConfig({ MAX_BATCH_EVENTS: '5' }) });
     const events = Array.from({ length: 6 }, (_, n) => ({ workspaceId, source: 'web' as const, eventType: 'custom' as const, name: `e${n}` }));
     const error = await expectTrpcError(caller.telemetry.ingestBatch({ events }), 'PAYLOAD_TOO_LARGE');
@@ -288,13 +288,13 @@ describe('telemetry.ingestBatch', () => {
 
 describe('daily partitions', () => {
   it('stores each event in the partition of its UTC day', async () => {
-    const result = await ingestCaller().telemetry.ingest({ workspaceId: newWorkspace(), source: 'web', eventType: 'custom', name: 'x' });
+    const result = await ingestCaller().telemetry.ingest({ workspaceId: await newWorkspace(), source: 'web', eventType: 'custom', name: 'x' });
     const day = result.createdAt.toISOString().slice(0, 10).replaceAll('-', '');
     expect(await partitionOf(testDb.db, result.id)).toBe(`telemetry.events_p${day}`);
   });
 
   it('keeps an event older than the prepared partitions in the default partition, then moves it into its own', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const createdAt = new Date(Date.now() - 20 * DAY);
     const { id } = await ingestCaller().telemetry.ingest({ workspaceId, source: 'web', eventType: 'custom', name: 'late', createdAt });
     expect(await partitionOf(testDb.db, id)).toBe('telemetry.events_default');
@@ -306,7 +306,7 @@ describe('daily partitions', () => {
   });
 
   it('stores events at the exact edges of a day in the right partitions', async () => {
-    const workspaceId = newWorkspace();
+    const workspaceId = await newWorkspace();
     const midnight = new Date(Math.floor(Date.now() / DAY) * DAY);
     const caller = ingestCaller();
     const atMidnight = await caller.telemetry.ingest({ workspaceId, source: 'web', eventType: 'custom', name: 'a', createdAt: midnight });

@@ -12,7 +12,7 @@ import { createContextInner, type Services } from '../server/trpc/context.ts';
 import { databaseUnavailable } from '../server/errors.ts';
 import { retryAfterMeta } from '../server/http/face-options.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { testConfig, testServices } from './support/app.ts';
+import { registerTestWorkspaces, testConfig, testServices } from './support/app.ts';
 
 /**
  * The lean handler of POST /api/events and /api/events/batch against trpc-to-openapi's, in one
@@ -68,9 +68,10 @@ let handlers: HandlerPair;
 beforeAll(async () => {
   testDb = await openTestDatabase();
   await maintainPartitions(testDb.db, { daysAhead: 2 });
+  await registerTestWorkspaces(testDb.db, workspaceId);
   const keys = createKeyService({ db: testDb.db });
-  ingestKey = (await keys.createKey({ kind: 'ingest' })).key;
-  readKey = (await keys.createKey({ kind: 'read' })).key;
+  ingestKey = (await keys.createKey({ kind: 'ingest', allWorkspaces: true })).key;
+  readKey = (await keys.createKey({ kind: 'read', workspaceId })).key;
   services = testServices(testDb.db, { config, now: () => serverTime });
   handlers = handlersOver(services);
 });
@@ -317,7 +318,7 @@ describe('the lean /api ingest handler answers byte for byte what trpc-to-openap
     // refused by validation; a batch of two then needs the burst whatever the second, so the 429
     // does not depend on when the rate's window turns.
     const [leanKey, genericKey] = (await Promise.all(
-      [0, 1].map(async () => (await keys.createKey({ kind: 'ingest', rateLimit: { eventsPerSecond: 1, burst: 2 } })).key),
+      [0, 1].map(async () => (await keys.createKey({ kind: 'ingest', allWorkspaces: true, rateLimit: { eventsPerSecond: 1, burst: 2 } })).key),
     )) as [string, string];
     const spend = (key: string) => batch((side) => ({ sentAt: 'yesterday', events: [event(side, 0), event(side, 1), event(side, 2)] }), {}, key);
     const over = (key: string) => batch((side) => ({ events: [event(side, 0), event(side, 1)] }), {}, key);
@@ -330,7 +331,7 @@ describe('the lean /api ingest handler answers byte for byte what trpc-to-openap
 
     // A call costing more than the whole budget (rate plus burst) is refused before any is spent.
     const [leanOver, genericOver] = (await Promise.all(
-      [0, 1].map(async () => (await keys.createKey({ kind: 'ingest', rateLimit: { eventsPerSecond: 1, burst: 1 } })).key),
+      [0, 1].map(async () => (await keys.createKey({ kind: 'ingest', allWorkspaces: true, rateLimit: { eventsPerSecond: 1, burst: 1 } })).key),
     )) as [string, string];
     const threeEvents = (key: string) => batch((side) => ({ events: [event(side, 0), event(side, 1), event(side, 2)] }), {}, key)(new Side());
     const leanRefused = await throughLeanFirst(handlers, threeEvents(leanOver));

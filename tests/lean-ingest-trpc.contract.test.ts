@@ -15,7 +15,16 @@ import { bearerToken, createKeyService, generateKeySecret } from '../server/serv
 import type { Services } from '../server/trpc/context.ts';
 import { procedureTransformer } from '../server/trpc/transformer.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { capturingLogger, type LogRecord, servicesWith, startTestServer, testConfig, testServices, type TestServer } from './support/app.ts';
+import {
+  capturingLogger,
+  type LogRecord,
+  registerTestWorkspaces,
+  servicesWith,
+  startTestServer,
+  testConfig,
+  testServices,
+  type TestServer,
+} from './support/app.ts';
 import { storedEvents } from './support/events.ts';
 
 /**
@@ -28,6 +37,7 @@ import { storedEvents } from './support/events.ts';
 const MAX_BATCH_EVENTS = 5;
 const MAX_TRPC_BATCH_CALLS = 4;
 const WORKSPACE = '0193a0c4-2f6e-7a10-8b3c-5d1e2f3a4b5c';
+const TYPED_CLIENT_WORKSPACE = '0193a0c4-2f6e-7a10-8b3c-aaaaaaaaaaaa';
 // A minute ago, to the millisecond (a receipt's time is the event's own when no sentAt is given).
 const CREATED_AT = new Date(Math.floor((Date.now() - 60_000) / 1000) * 1000);
 
@@ -57,11 +67,13 @@ const brokenIngestor = {
 async function startSide(leanHandler: boolean): Promise<Side> {
   const testDb = await openTestDatabase();
   await maintainPartitions(testDb.db, { daysAhead: 2 });
+  // The workspaces events name (the typed-client test names one of its own).
+  await registerTestWorkspaces(testDb.db, WORKSPACE, TYPED_CLIENT_WORKSPACE);
   const keys = createKeyService({ db: testDb.db });
-  await keys.createKey({ kind: 'ingest', secret: secrets.ingest });
+  await keys.createKey({ kind: 'ingest', allWorkspaces: true, secret: secrets.ingest });
   await keys.createKey({ kind: 'read', workspaceId: WORKSPACE, secret: secrets.read });
   await keys.createKey({ kind: 'admin', secret: secrets.admin });
-  await keys.createKey({ kind: 'ingest', secret: secrets.limited, rateLimit: { eventsPerSecond: 1, burst: 0 } });
+  await keys.createKey({ kind: 'ingest', allWorkspaces: true, secret: secrets.limited, rateLimit: { eventsPerSecond: 1, burst: 0 } });
   const config = testConfig({
     INGEST_LEAN_HANDLER: String(leanHandler),
     MAX_BATCH_EVENTS: String(MAX_BATCH_EVENTS),
@@ -327,7 +339,7 @@ describe('the typed client through the lean handler', () => {
     const app = leanOnly(config, testServices(lean.testDb.db, { config }));
     const client = createTelemetryClient({ url: 'http://lean.test', apiKey: secrets.ingest, fetch: async (input, init) => app.request(input, init) });
 
-    const workspaceId = '0193a0c4-2f6e-7a10-8b3c-aaaaaaaaaaaa';
+    const workspaceId = TYPED_CLIENT_WORKSPACE;
     const receipt = await client.telemetry.ingest.mutate({ workspaceId, source: 'web', eventType: 'custom', name: 'typed', createdAt: CREATED_AT });
     expect(receipt.createdAt).toEqual(CREATED_AT);
     const [batch, single] = await Promise.all([

@@ -14,10 +14,12 @@ import { createStreamTickets } from '../server/services/live/stream-tickets.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring, createTestWorkspace } from './support/app.ts';
 import { waitUntil } from './faults/support/wait.ts';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 beforeAll(async () => {
   testDb = await openTestDatabase();
@@ -82,7 +84,7 @@ describe('revoking or rotating a key', () => {
   });
 
   it('ends the key’s open live streams at once with UNAUTHORIZED, and the client does not reconnect with it', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const read = await newReadKey(workspaceId);
     const otherRead = await newReadKey(workspaceId);
     const stream = subscribe(first.client(read.key), {});
@@ -104,7 +106,7 @@ describe('revoking or rotating a key', () => {
   });
 
   it('ends the streams of a rotated-away key too, while the new key streams', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const read = await newReadKey(workspaceId);
     const stream = subscribe(first.client(read.key), {});
     await waitUntil(() => first.services.live.openStreams() === 1, 'an open stream');
@@ -122,7 +124,7 @@ describe('revoking or rotating a key', () => {
   });
 
   it('ends the key’s streams on every instance sharing the database, not only where it was revoked', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const read = await newReadKey(workspaceId);
     const onFirst = subscribe(first.client(read.key), {});
     const onSecond = subscribe(second.client(read.key), {});
@@ -137,7 +139,7 @@ describe('revoking or rotating a key', () => {
   it('ends a stream whose key was revoked without a notice reaching this instance, at the next key check', async () => {
     const instance = await startInstance({ LIVE_KEY_CHECK_S: '1' });
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const read = await newReadKey(workspaceId);
       const stream = subscribe(instance.client(read.key), {});
       await waitUntil(() => instance.services.live.openStreams() === 1, 'an open stream');
@@ -208,7 +210,7 @@ describe('secrets stay out of URLs', () => {
   });
 
   it('refuses an admin key in connectionParams, bound or not, with 403 and a message pointing to stream tickets', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const bound = await createKeyService({ db: testDb.db }).createKey({ kind: 'admin', workspaceId });
     for (const apiKey of [keys.admin, bound.key]) {
       const refused = await streamError(await rawStream(instance.server.url, { workspaceId }, { apiKey }));
@@ -224,7 +226,7 @@ describe('secrets stay out of URLs', () => {
   });
 
   it('opens a live stream with a ticket an admin key minted, for the workspace it names and no other', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const { ticket, expiresAt } = await instance.client(keys.admin).telemetry.liveTicket.mutate({ workspaceId });
     expect(ticket).not.toContain(keys.admin);
     expect(expiresAt.getTime()).toBe(clock + 60_000);
@@ -241,7 +243,7 @@ describe('secrets stay out of URLs', () => {
   });
 
   it('refuses an expired, forged or malformed ticket, and one whose key was revoked, with 401', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const read = await newReadKey(workspaceId);
     const minted = await instance.client(read.key).telemetry.liveTicket.mutate({});
     const [payload, mac] = minted.ticket.slice('tlmt_'.length).split('.') as [string, string];
@@ -275,7 +277,7 @@ describe('secrets stay out of URLs', () => {
   });
 
   it('mints tickets only for keys that may read the workspace', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const read = await newReadKey(workspaceId);
     await expect(instance.client(keys.ingest).telemetry.liveTicket.mutate({ workspaceId })).rejects.toMatchObject({ data: { code: 'FORBIDDEN' } });
     await expect(instance.client(read.key).telemetry.liveTicket.mutate({ workspaceId: randomUUID() })).rejects.toMatchObject({ data: { code: 'FORBIDDEN' } });
@@ -291,7 +293,7 @@ describe('secrets stay out of URLs', () => {
   });
 
   it('keeps a typed client’s stream going past its ticket’s expiry: reconnects with a fresh ticket and loses nothing', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const stream = subscribe(instance.client(keys.admin), { workspaceId });
     await waitUntil(() => instance.services.live.openStreams() === 1, 'an open stream');
     const ingest = instance.client(keys.ingest);
@@ -323,7 +325,7 @@ describe('secrets stay out of URLs', () => {
     await new Promise<void>((resolve) => server.once('listening', () => resolve()));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const { TELEMETRY_KEY: _key, TELEMETRY_URL: _url, ...env } = process.env;
       const child = spawn(
         process.execPath,

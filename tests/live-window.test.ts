@@ -14,7 +14,7 @@ import type { StoredEvent } from '../server/services/events/schemas.ts';
 import type { JsonObject } from '../server/services/events/json.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring, createTestWorkspace } from './support/app.ts';
 import { waitUntil } from './faults/support/wait.ts';
 
 const MiB = 1024 * 1024;
@@ -23,6 +23,8 @@ const MiB = 1024 * 1024;
 vi.setConfig({ testTimeout: 120_000 });
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 beforeAll(async () => {
   testDb = await openTestDatabase();
@@ -118,7 +120,7 @@ describe('the in-memory replay window', () => {
   it('never grows past LIVE_REPLAY_BYTES however big the events are, keeps serving, and replays only what the window holds', async () => {
     const instance = await startInstance({ LIVE_BUS: 'memory', LIVE_REPLAY_BYTES: String(MiB), LIVE_REPLAY_EVENTS: '10000' });
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
       const marker = await markerStreamId(instance, readKey, workspaceId);
       const names = await ingestBigEvents(instance.client(keys.ingest), workspaceId, 40);
@@ -147,7 +149,7 @@ describe('the in-memory replay window', () => {
   it('reads back at most LIVE_REPLAY_MAX_RESUME_BYTES per resume, then goes on live', async () => {
     const instance = await startInstance({ LIVE_BUS: 'memory', LIVE_REPLAY_BYTES: String(16 * MiB), LIVE_REPLAY_MAX_RESUME_BYTES: String(MiB) });
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
       const marker = await markerStreamId(instance, readKey, workspaceId);
       const names = await ingestBigEvents(instance.client(keys.ingest), workspaceId, 30);
@@ -179,7 +181,7 @@ describe('a subscriber buffer', () => {
       metrics: createMetrics({ defaultMetrics: false }),
       logger: createLogger('silent'),
     });
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const stream = live.open({ keyId: 'k', workspaceId, filter: {}, lastEventId: undefined, signal: undefined });
     const first = stream.next();
     await waitUntil(() => live.openStreams() === 1, 'the stream to subscribe');
@@ -224,7 +226,7 @@ describe.runIf(redisUrl)('the Redis replay window', () => {
     const bus = createRedisBus({ redis, stream, maxEvents: 100_000, maxBytes: MiB, logger: createLogger('silent') });
     const instance = await startInstance({}, bus);
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
       const names = await ingestBigEvents(instance.client(keys.ingest), workspaceId, 60);
       let counted = { events: 0, bytes: 0 };
@@ -264,7 +266,7 @@ describe.runIf(redisUrl)('the Redis replay window', () => {
     const bus = createRedisBus({ redis, stream, maxEvents: 100_000, maxBytes: MiB, logger: createLogger('silent') });
     try {
       const at = new Date().toISOString();
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       await bus.publish([{ ...bigEvent(workspaceId, 'first'), userId: null, targetType: null, targetId: null, createdAt: at, receivedAt: at }]);
       const size = await bus.windowSize();
       expect(size.events).toBe(1);

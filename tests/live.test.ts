@@ -18,9 +18,11 @@ import { createRedisStreamSlots } from '../server/services/live/stream-slots.ts'
 import type { StoredEvent } from '../server/services/events/schemas.ts';
 import type { Services } from '../server/trpc/context.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices, testWiring } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices, testWiring, createTestWorkspace } from './support/app.ts';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 beforeAll(async () => {
   testDb = await openTestDatabase();
@@ -87,7 +89,7 @@ function storedEvent(workspaceId: string, name: string): StoredEvent {
 describe('the in-process bus', () => {
   it('keeps the newest replayEvents records and replays those after a stream id, flagging a gap it cannot cover', async () => {
     const bus = createMemoryBus({ maxEvents: 100, maxBytes: 64 * 1024 * 1024 });
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const ids: string[] = [];
     const unsubscribe = bus.subscribe((records) => ids.push(...records.map((record) => record.streamId)));
     await bus.publish(Array.from({ length: 150 }, (_, n) => storedEvent(workspaceId, `e${n}`)));
@@ -125,7 +127,7 @@ describe('a slow subscriber', () => {
       metrics: createMetrics({ defaultMetrics: false }),
       logger: createLogger('silent'),
     });
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const stream = live.open({ keyId: 'k', workspaceId, filter: {}, lastEventId: undefined, signal: undefined });
     const first = stream.next(); // starts the stream
     await hasSubscribed;
@@ -214,7 +216,7 @@ describe('telemetry.live', () => {
   beforeAll(async () => {
     instance = await startInstance({ LIVE_MAX_STREAMS_PER_KEY: '2' });
     debugState = () => `open streams: ${instance.services.live.openStreams()}`;
-    workspaceId = randomUUID();
+    workspaceId = await newWorkspace();
     readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
   });
   afterAll(async () => {
@@ -233,7 +235,7 @@ describe('telemetry.live', () => {
     await waitFor(() => instance.services.live.openStreams() === 2, 'two open streams');
 
     await ingest.telemetry.ingestBatch.mutate({
-      events: [event(workspaceId, 'a', 'ui.click'), event(workspaceId, 'b'), event(randomUUID(), 'other workspace', 'ui.click')],
+      events: [event(workspaceId, 'a', 'ui.click'), event(workspaceId, 'b'), event(await newWorkspace(), 'other workspace', 'ui.click')],
     });
     await waitFor(() => all.received.length === 2 && clicks.received.length === 1, 'the workspace’s two events');
     all.stop();
@@ -270,7 +272,9 @@ describe('telemetry.live', () => {
     await waitFor(() => instance.services.live.openStreams() === 0, 'the stream to close');
 
     // Events committed while the client was away, some of another workspace.
-    await ingest.telemetry.ingestBatch.mutate({ events: [event(workspaceId, 'missed-1'), event(randomUUID(), 'elsewhere'), event(workspaceId, 'missed-2')] });
+    await ingest.telemetry.ingestBatch.mutate({
+      events: [event(workspaceId, 'missed-1'), event(await newWorkspace(), 'elsewhere'), event(workspaceId, 'missed-2')],
+    });
 
     const resumed = subscribe(reader, { lastEventId: first.received.at(-1)!.id });
     await waitFor(() => resumed.received.length === 2, 'the missed events');
@@ -374,7 +378,7 @@ describe('telemetry.live through a failing reconnect', () => {
     await new Promise<void>((resolve) => server.once('listening', () => resolve()));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
       const ingest = createTelemetryClient({ url, apiKey: keys.ingest });
       const stream = subscribe(createTelemetryClient({ url, apiKey: readKey, EventSource }), {});
@@ -402,7 +406,7 @@ describe('telemetry.live maximum duration', () => {
   it('ends a stream at its maximum duration; the client reconnects on its own and loses nothing across the boundary', async () => {
     const instance = await startInstance({ LIVE_MAX_DURATION_S: '1' });
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
       const stream = subscribe(instance.client(readKey), {});
       const ingest = instance.client(keys.ingest);
@@ -445,7 +449,7 @@ describe.runIf(redisUrl)('telemetry.live across instances (Redis Streams)', () =
   });
 
   it('delivers an event ingested on one instance to subscribers on every instance, and resumes across instances', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
     const onFirst = subscribe(first.client(readKey), {});
     const onSecond = subscribe(second.client(readKey), {});
@@ -474,7 +478,7 @@ describe.runIf(redisUrl)('telemetry.live across instances (Redis Streams)', () =
     const one = await startInstance(config, undefined, createRedisStreamSlots({ redis, prefix: slotPrefix }));
     const two = await startInstance(config, undefined, createRedisStreamSlots({ redis, prefix: slotPrefix }));
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
       const onOne = subscribe(one.client(readKey), {});
       const onTwo = subscribe(two.client(readKey), {});
@@ -500,7 +504,7 @@ describe.runIf(redisUrl)('telemetry.live across instances (Redis Streams)', () =
     const unreachable = { acquire: () => Promise.reject(new Error('Redis is down')) };
     const instance = await startInstance({ LIVE_MAX_STREAMS_PER_KEY: '1' }, undefined, unreachable);
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
       const first = subscribe(instance.client(readKey), {});
       await waitFor(() => instance.services.live.openStreams() === 1, 'the first stream');
@@ -518,7 +522,7 @@ describe.runIf(redisUrl)('telemetry.live across instances (Redis Streams)', () =
     const replayStream = `telemetry:test:${randomUUID()}`;
     const bus = createRedisBus({ redis, stream: replayStream, maxEvents: 1000, maxBytes: 64 * 1024 * 1024, logger: createLogger('silent') });
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const events = Array.from({ length: 2500 }, (_, n) => storedEvent(workspaceId, `e${n}`));
       await bus.publish(events.slice(0, 1));
       const [first] = (await redis.xrange(replayStream, '-', '+', 'COUNT', 1)) as [string, string[]][];
@@ -544,7 +548,7 @@ describe.runIf(redisUrl)('telemetry.live across instances (Redis Streams)', () =
   it('writes records other services can read with a consumer group, in the documented format', async () => {
     const group = `test-${randomUUID()}`;
     await redis.xgroup('CREATE', stream, group, '$', 'MKSTREAM');
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const sent = event(workspaceId, 'for-consumers', 'ui.click');
     await first.client(keys.ingest).telemetry.ingest.mutate(sent);
     const deadline = Date.now() + 5000;

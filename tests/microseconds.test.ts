@@ -4,9 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient, type TelemetryClient } from '../client/index.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, type TestKeys, type TestServer } from './support/app.ts';
+import { createTestKeys, startTestServer, type TestKeys, type TestServer, createTestWorkspace } from './support/app.ts';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let server: TestServer;
 let keys: TestKeys;
 
@@ -54,7 +56,7 @@ const api = (path: string, body: unknown, key: string) =>
 
 describe('createdAt microseconds on /api', () => {
   it('are stored, answered in receipts, events.get and events.list, and order a page and its cursor', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const readKey = await readKeyFor(workspaceId);
     const base = recentMillisecond();
     const [earlierId, laterId] = idsInReverseOrder();
@@ -93,7 +95,7 @@ describe('createdAt microseconds on /api', () => {
   });
 
   it('a single event keeps them in its receipt, and nine digits ending in zeros count as six', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const createdAt = `${recentMillisecond()}789000Z`;
     const response = await api('events', { workspaceId, source: 'web', eventType: 'custom', name: 'nine', createdAt }, keys.ingest);
     expect(response.status).toBe(200);
@@ -103,7 +105,7 @@ describe('createdAt microseconds on /api', () => {
   });
 
   it('finer than a microsecond is refused with 400 naming createdAt, never truncated', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const createdAt = `${recentMillisecond()}4567Z`;
     const response = await api('events', { workspaceId, source: 'web', eventType: 'custom', name: 'nanos', createdAt }, keys.ingest);
     expect(response.status).toBe(400);
@@ -122,7 +124,7 @@ describe('createdAt microseconds on the tRPC face', () => {
   });
 
   it('are kept through the clock-skew correction and read back by events.get and events.list', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const reader = createTelemetryClient({ url: server.url, apiKey: await readKeyFor(workspaceId) });
     const base = recentMillisecond();
     const [earlierId, laterId] = idsInReverseOrder();

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient } from '../client/index.ts';
 import { ensureDailyPartitions, partitionName } from '../db/partitions.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
+import { registerTestWorkspaces } from './support/app.ts';
 import { startChildService, type ChildService } from './support/child-service.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 
@@ -41,6 +42,7 @@ describe.skipIf(onPglite)(
     beforeAll(async () => {
       testDb = await openTestDatabase();
       await ensureDailyPartitions(testDb.db, { from: LOCKED_DAY, to: LOCKED_DAY });
+      await registerTestWorkspaces(testDb.db, readWorkspace, ingestWorkspace);
       const keys = createKeyService({ db: testDb.db });
       readKey = (await keys.createKey({ kind: 'read', workspaceId: readWorkspace })).key;
       ingestKey = (await keys.createKey({ kind: 'ingest', workspaceId: ingestWorkspace })).key;

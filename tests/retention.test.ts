@@ -13,7 +13,7 @@ import { createMetrics, type Metrics } from '../server/metrics.ts';
 import type { RetentionReport } from '../server/services/retention/schemas.ts';
 import { scheduleRetention } from '../server/services/retention/schedule.ts';
 import { createTelemetryClient } from '../client/index.ts';
-import { createTestKeys, procedureCaller, startTestServer, testConfig, type TestKeys, testServices } from './support/app.ts';
+import { createTestKeys, procedureCaller, registerTestWorkspaces, startTestServer, testConfig, type TestKeys, testServices } from './support/app.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 
 const NOW = new Date('2026-06-15T10:30:00Z');
@@ -25,6 +25,7 @@ let keys: TestKeys;
 beforeAll(async () => {
   testDb = await openTestDatabase();
   db = testDb.db;
+  await registerTestWorkspaces(db, A, B, C, L);
 });
 afterAll(async () => {
   await testDb?.drop();

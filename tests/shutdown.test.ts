@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { createTestWorkspace } from './support/app.ts';
 import { startChildService } from './support/child-service.ts';
 import { storedEvents } from './support/events.ts';
 
@@ -16,7 +17,7 @@ describe.runIf(process.env.TEST_DB_KIND === 'postgres')('graceful shutdown', () 
 
   it('on SIGTERM stops accepting, commits every event it acknowledged, and exits 0', async () => {
     const service = await startChildService({ DATABASE_URL: testDb.url!, INGEST_FLUSH_DELAY_MS: '20' });
-    const workspaceId = randomUUID();
+    const workspaceId = await createTestWorkspace(testDb.db);
     const acknowledged: string[] = [];
     let refused = 0;
     const send = async () => {

@@ -7,7 +7,7 @@ import { createKeyService } from '../server/services/keys/keys.ts';
 import { detectAnomalies, median } from '../server/services/stats/anomalies.ts';
 import { LIST_PAGE_MAX_METADATA_BYTES } from '../server/services/stats/queries.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { procedureCaller, startTestServer } from './support/app.ts';
+import { procedureCaller, registerTestWorkspaces, startTestServer } from './support/app.ts';
 import { TRPCClientError } from '@trpc/client';
 import { createTelemetryClient, type AppRouter } from '../client/index.ts';
 
@@ -55,6 +55,7 @@ function event(createdAt: Date, overrides: Partial<EventRow> = {}): EventRow {
 beforeAll(async () => {
   testDb = await openTestDatabase();
   await ensureDailyPartitions(testDb.db, { from: FROM, to: new Date(TO.getTime() - 1) });
+  await registerTestWorkspaces(testDb.db, workspaceId, otherWorkspace);
   readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
   for (let i = 0; i < 700; i += 1) seeded.push(event(new Date(FROM.getTime() + Math.floor(random() * (TO.getTime() - FROM.getTime())))));
   // Edges: UTC midnight (a partition edge), either side of New York's fall-back hour.
@@ -153,6 +154,7 @@ describe('stats.timeseries answers are bounded', () => {
   let manyNamesKey: string;
 
   beforeAll(async () => {
+    await registerTestWorkspaces(testDb.db, manyNames);
     manyNamesKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId: manyNames })).key;
     const names = [...Array.from({ length: 1000 }, (_, i) => `rare-${i}`), ...frequent.flatMap(([name, count]) => Array<string>(count).fill(name))];
     const rows = names.map((name, i) => event(new Date(DAY.from.getTime() + ((i * 7_919_000) % 86_400_000)), { workspaceId: manyNames, name }));
@@ -225,6 +227,7 @@ describe('telemetry.events.list pages are bounded in bytes', () => {
       event(new Date(Date.UTC(2026, 9, 29, 12, 0, i)), { workspaceId: large, metadata: { blob: 'x'.repeat(30_000) } }),
     );
     await createEventWriter(testDb.db).write(rows);
+    await registerTestWorkspaces(testDb.db, large);
     const key = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId: large })).key;
     const server = await startTestServer(testDb.db);
     try {
@@ -369,6 +372,7 @@ describe('stats.anomalies', () => {
       );
       const writer = createEventWriter(testDb.db);
       for (let i = 0; i < rows.length; i += 500) await writer.write(rows.slice(i, i + 500));
+      await registerTestWorkspaces(testDb.db, workspace);
       return (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId: workspace })).key;
     }
     beforeAll(async () => {

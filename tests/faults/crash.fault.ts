@@ -1,7 +1,8 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startChildService, type ChildService } from '../support/child-service.ts';
 import { createPgCluster, type PgCluster } from './support/pg-cluster.ts';
+import { createWorkspaceOver } from './support/workspaces.ts';
 import { reconcile, startLoad } from './support/load.ts';
 import { waitUntil } from './support/wait.ts';
 
@@ -30,7 +31,7 @@ describe('the service killed with kill -9 under load', () => {
     const port = await freePort();
     const adminKey = `fault-admin-${randomBytes(16).toString('hex')}`;
     let service: ChildService = await startChildService(serviceEnv(port, adminKey));
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(service.url, adminKey);
     const load = startLoad({ url: service.url, key: adminKey, workspaceId });
     try {
       await waitUntil(() => load.acknowledgedCount() >= 3000, 'events acknowledged before the crash');

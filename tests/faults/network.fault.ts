@@ -1,7 +1,8 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChildService, type ChildService } from '../support/child-service.ts';
 import { createPgCluster, type PgCluster } from './support/pg-cluster.ts';
+import { createWorkspaceOver } from './support/workspaces.ts';
 import { createTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 import { reconcile, startLoad } from './support/load.ts';
 import { waitUntil } from './support/wait.ts';
@@ -46,7 +47,7 @@ async function timedIngest(workspaceId: string): Promise<{ status: number; ms: n
 
 describe('PostgreSQL connections slowed and cut (TCP proxy)', () => {
   it('never holds a call past its deadline, recovers when the network does, leaks no connections and loses nothing acknowledged', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(service.url, service.adminKey);
     const load = startLoad({ url: service.url, key: service.adminKey, workspaceId, env: { LOAD_RETRY_DELAY_MS: '200', LOAD_REQUEST_TIMEOUT_MS: '30000' } });
     try {
       await waitUntil(() => load.acknowledgedCount() >= 2000, 'events acknowledged before the trouble');

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChildService, type ChildService } from '../support/child-service.ts';
 import { createPgCluster, type PgCluster } from './support/pg-cluster.ts';
+import { createWorkspaceOver } from './support/workspaces.ts';
 import { reconcile, startLoad } from './support/load.ts';
 import { waitUntil } from './support/wait.ts';
 
@@ -32,7 +33,7 @@ async function readyStatus(): Promise<number> {
 
 describe('PostgreSQL stopped under load, then started again', () => {
   it('fails calls fast with a retryable 503 and fails /readyz while it is down, serves again within seconds of its return, and loses nothing acknowledged', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(service.url, service.adminKey);
     const load = startLoad({ url: service.url, key: service.adminKey, workspaceId, env: { LOAD_RETRY_DELAY_MS: '200' } });
     try {
       await waitUntil(() => load.acknowledgedCount() >= 3000, 'events acknowledged before the outage');
@@ -94,7 +95,7 @@ describe('PostgreSQL crashed (immediate shutdown: connections refused), then sta
   }
 
   it('answers an ingest call with a key not yet cached, reads and admin calls with 503 and Retry-After while it is down, and serves them all after its restart', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(service.url, service.adminKey);
     const event = { source: 'backend', eventType: 'custom', name: 'crash-probe' };
     // Created but never used: this instance has not cached it, so its first call must look it up.
     const created = await call('/admin/keys', service.adminKey, { kind: 'ingest', workspaceId });
@@ -120,7 +121,7 @@ describe('PostgreSQL crashed (immediate shutdown: connections refused), then sta
   });
 
   it('loses nothing acknowledged when it crashes under load, answers 503 while it is down, and takes events again after its restart', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(service.url, service.adminKey);
     const load = startLoad({ url: service.url, key: service.adminKey, workspaceId, env: { LOAD_RETRY_DELAY_MS: '200' } });
     try {
       await waitUntil(() => load.acknowledgedCount() >= 2000, 'events acknowledged before the crash');

@@ -1,8 +1,9 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChildService, type ChildService } from '../support/child-service.ts';
 import { createPgCluster, type PgCluster } from './support/pg-cluster.ts';
+import { createWorkspaceOver } from './support/workspaces.ts';
 import { waitUntil } from './support/wait.ts';
 
 /** A primary and a hot standby streaming from it, with the service reading from the standby. */
@@ -56,7 +57,7 @@ async function onStandby<T>(work: (sql: postgres.Sql) => Promise<T>): Promise<T>
 
 describe('reads from a streaming replica (DATABASE_READ_URL)', () => {
   it('writes to the primary and reads from the standby, which serves what it has replayed', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(service.url, adminKey);
     const first = (await (await call('/api/events', { workspaceId, source: 'backend', eventType: 'probe', name: 'replicated' })).json()) as { id: string };
     await waitUntil(async () => (await getEvent(first.id, workspaceId)) === 200, 'the event to reach the standby', 10_000);
 
@@ -82,7 +83,7 @@ describe('reads from a streaming replica (DATABASE_READ_URL)', () => {
   });
 
   it('reads from the primary while the standby is down, and from the standby again once it is back', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(service.url, adminKey);
     const event = (await (await call('/api/events', { workspaceId, source: 'backend', eventType: 'probe', name: 'fallback' })).json()) as { id: string };
     await waitUntil(async () => (await getEvent(event.id, workspaceId)) === 200, 'the event to reach the standby', 10_000);
     await standby.stop('fast');

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChildService, type ChildService } from '../support/child-service.ts';
 import { createPgCluster, type PgCluster } from './support/pg-cluster.ts';
+import { createWorkspaceOver } from './support/workspaces.ts';
 import { startPrivateRedis, type PrivateRedis } from './support/redis-server.ts';
 import { reconcile, startLoad } from './support/load.ts';
 import { waitUntil } from './support/wait.ts';
@@ -37,7 +38,12 @@ async function createLimitedKey(): Promise<string> {
   const response = await fetch(`${service.url}/api/admin/keys`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${service.adminKey}` },
-    body: JSON.stringify({ kind: 'ingest', name: 'limited', rateLimit: { eventsPerSecond: 2, burst: 3 } }),
+    body: JSON.stringify({
+      kind: 'ingest',
+      workspaceId: await createWorkspaceOver(service.url, service.adminKey),
+      name: 'limited',
+      rateLimit: { eventsPerSecond: 2, burst: 3 },
+    }),
   });
   return ((await response.json()) as { key: string }).key;
 }
@@ -104,7 +110,7 @@ async function ingestNamed(workspaceId: string, name: string): Promise<void> {
 
 describe('Redis stopped under load', () => {
   it('keeps ingesting; rate limits fall back to per-instance memory and still refuse; live streams pause and resume with Redis', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(service.url, service.adminKey);
     const limitedKey = await createLimitedKey();
     const load = startLoad({ url: service.url, key: service.adminKey, workspaceId });
     try {

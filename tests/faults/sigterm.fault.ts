@@ -1,7 +1,8 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChildService } from '../support/child-service.ts';
 import { createPgCluster, type PgCluster } from './support/pg-cluster.ts';
+import { createWorkspaceOver } from './support/workspaces.ts';
 import { reconcile, startLoad } from './support/load.ts';
 import { waitUntil } from './support/wait.ts';
 
@@ -25,7 +26,7 @@ describe('SIGTERM under load', () => {
       RATE_LIMIT_ADMIN_EPS: '100000000',
       RATE_LIMIT_ADMIN_BURST: '100000000',
     });
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(service.url, service.adminKey);
     // Many workers and large batches: the write queue is busy when the signal comes.
     const load = startLoad({ url: service.url, key: service.adminKey, workspaceId, env: { LOAD_WORKERS: '16', LOAD_BATCH: '200', LOAD_GIVE_UP_MS: '3000' } });
     try {

@@ -1,9 +1,10 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uuidv7 } from '../../client/uuid7.ts';
 import { startChildService, type ChildService } from '../support/child-service.ts';
 import { createPgCluster, type PgCluster } from './support/pg-cluster.ts';
+import { createWorkspaceOver } from './support/workspaces.ts';
 import { startPrivateRedis, type PrivateRedis } from './support/redis-server.ts';
 
 /** Two service processes sharing one PostgreSQL and one Redis, as two machines would. */
@@ -43,7 +44,8 @@ async function post(service: ChildService, path: string, body: unknown, key = ad
 
 describe('two instances sharing PostgreSQL and Redis', () => {
   it('share one rate-limit budget per key', async () => {
-    const created = await post(first, '/api/admin/keys', { kind: 'ingest', name: 'shared-budget', rateLimit: { eventsPerSecond: 1, burst: 10 } });
+    const workspaceId = await createWorkspaceOver(first.url, adminKey);
+    const created = await post(first, '/api/admin/keys', { kind: 'ingest', workspaceId, name: 'shared-budget', rateLimit: { eventsPerSecond: 1, burst: 10 } });
     const { key } = (await created.json()) as { key: string };
     let accepted = 0;
     for (let n = 0; n < 30; n += 1) {
@@ -57,7 +59,7 @@ describe('two instances sharing PostgreSQL and Redis', () => {
   });
 
   it('deliver an event ingested on one instance to a live stream on the other', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(first.url, adminKey);
     const controller = new AbortController();
     const input = encodeURIComponent(JSON.stringify({ json: { workspaceId } }));
     // An admin key never goes into a URL: the stream opens with a ticket minted with it (on the other instance).
@@ -89,7 +91,7 @@ describe('two instances sharing PostgreSQL and Redis', () => {
   });
 
   it('end a key’s live stream on one instance as soon as the key is revoked on the other', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(first.url, adminKey);
     const created = (await (await post(first, '/api/admin/keys', { kind: 'read', workspaceId })).json()) as { id: string; key: string };
     const controller = new AbortController();
     const input = encodeURIComponent(JSON.stringify({ json: {} }));
@@ -117,7 +119,7 @@ describe('two instances sharing PostgreSQL and Redis', () => {
   });
 
   it('store and count an event sent to both instances at once exactly once', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await createWorkspaceOver(first.url, adminKey);
     const events = Array.from({ length: 500 }, () => ({ id: uuidv7(), workspaceId, source: 'backend', eventType: 'probe', name: 'twice' }));
     // The same 500 ids, to both instances, three times each, concurrently.
     const responses = await Promise.all([first, second, first, second, first, second].map((service) => post(service, '/api/events/batch', { events })));

@@ -5,10 +5,21 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appRouter } from '../../server/routers/index.ts';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
-import { capturingLogger, createTestKeys, servicesWith, startTestServer, testConfig, type TestKeys, type TestServer } from '../support/app.ts';
+import {
+  capturingLogger,
+  createTestKeys,
+  servicesWith,
+  startTestServer,
+  testConfig,
+  type TestKeys,
+  type TestServer,
+  createTestWorkspace,
+} from '../support/app.ts';
 import { storedEvents } from '../support/events.ts';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let server: TestServer;
 let keys: TestKeys;
 const BODY_LIMIT = 64 * 1024;
@@ -95,19 +106,19 @@ describe('body limits on every route', () => {
   ];
 
   it.each(routes)('%s answers 413 for one byte over the limit, stores nothing, and keeps the connection usable', async (path, envelope) => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const atLimit = paddedBody(BODY_LIMIT + 1, envelope, workspaceId);
     expect(Buffer.byteLength(atLimit)).toBe(BODY_LIMIT + 1);
     const response = await post(path, atLimit);
     expect(response.status).toBe(413);
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(0);
-    const next = await post('/api/events', JSON.stringify(event(randomUUID())));
+    const next = await post('/api/events', JSON.stringify(event(await newWorkspace())));
     expect(next.status).toBe(200);
     expect(next.reusedSocket).toBe(true);
   });
 
   it('accepts a body of exactly the limit', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const body = paddedBody(BODY_LIMIT, (events) => ({ events }), workspaceId);
     // 32 KB of metadata is the per-event bound, so the padding is refused there, not by the body limit.
     const response = await post('/api/events/batch', body);
@@ -116,7 +127,7 @@ describe('body limits on every route', () => {
   });
 
   it('answers 413 for a chunked body that grows past the limit', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const body = Buffer.from(paddedBody(BODY_LIMIT * 3, (events) => ({ events }), workspaceId));
     const chunks = Array.from({ length: 12 }, (_, n) => body.subarray((n * body.length) / 12, ((n + 1) * body.length) / 12));
     const response = await post('/api/events/batch', undefined, { 'transfer-encoding': 'chunked' }, chunks);
@@ -125,7 +136,7 @@ describe('body limits on every route', () => {
   });
 
   it('accepts a gzip-compressed body', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const response = await post('/api/events/batch', gzipSync(JSON.stringify({ events: [event(workspaceId), event(workspaceId)] })), {
       'content-encoding': 'gzip',
     });
@@ -150,7 +161,7 @@ describe('body limits on every route', () => {
   });
 
   it('answers 413 for a batch of one event more than allowed, storing none of them', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const response = await post('/api/events/batch', JSON.stringify({ events: Array.from({ length: 101 }, () => event(workspaceId)) }));
     expect(response.status).toBe(413);
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(0);
@@ -204,7 +215,7 @@ describe('malformed and hostile input', () => {
     ['a __proto__ key', '{"__proto__":{"polluted":true}}', 'metadata.__proto__'],
     ['a constructor key', '{"constructor":{"prototype":{"polluted":true}}}', 'metadata.constructor'],
   ])('answers 400 naming the field for %s, stores nothing, leaves prototypes alone', async (_label, metadata, path) => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const response = await ingest(`{"workspaceId":"${workspaceId}","source":"web","eventType":"custom","name":"x","metadata":${metadata}}`);
     expect(response.status).toBe(400);
     expect((JSON.parse(response.body) as { data: { issues: { path: string }[] } }).data.issues[0]?.path).toBe(path);
@@ -241,7 +252,7 @@ describe('malformed and hostile input', () => {
     ['a createdAt given as a number', { createdAt: 1_700_000_000_000 }],
     ['a perf.metric with a value of 1e400', 'perf'],
   ])('answers 4xx, never 500, to %s and stores nothing', async (_label, override) => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     let body: string;
     if (override === '1e400') body = `{"workspaceId":"${workspaceId}","source":"web","eventType":"custom","name":"x","metadata":{"n":1e400}}`;
     else if (override === 'perf')
@@ -256,7 +267,7 @@ describe('malformed and hostile input', () => {
 
 describe('the same id', () => {
   it('twice in one batch and again in another call is stored once', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const id = randomUUID();
     const first = await post('/api/events/batch', JSON.stringify({ events: [event(workspaceId, { id }), event(workspaceId, { id })] }), {
       authorization: `Bearer ${keys.ingest}`,
@@ -269,8 +280,8 @@ describe('the same id', () => {
 
   it('in two workspaces is refused the second time with a conflict', async () => {
     const id = randomUUID();
-    const second = randomUUID();
-    expect((await post('/api/events', JSON.stringify(event(randomUUID(), { id })), { authorization: `Bearer ${keys.ingest}` })).status).toBe(200);
+    const second = await newWorkspace();
+    expect((await post('/api/events', JSON.stringify(event(await newWorkspace(), { id })), { authorization: `Bearer ${keys.ingest}` })).status).toBe(200);
     expect((await post('/api/events', JSON.stringify(event(second, { id })), { authorization: `Bearer ${keys.ingest}` })).status).toBe(409);
     expect(await storedEvents(testDb.db, second)).toHaveLength(0);
   });
@@ -285,7 +296,7 @@ describe('production mode', () => {
     const failing = await startTestServer(testDb.db, { logger, services: servicesWith(testDb.db, { ingestor: { ingestEvent: boom, ingestBatch: boom } }) });
     try {
       for (const [path, body] of [
-        ['/api/events', JSON.stringify(event(randomUUID()))],
+        ['/api/events', JSON.stringify(event(await newWorkspace()))],
         ['/trpc/telemetry.ingest', JSON.stringify({ json: event(randomUUID()) })],
       ] as const) {
         const response = await fetch(`${failing.url}${path}`, {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createKeyService } from '../../server/services/keys/keys.ts';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
-import { capturingLogger, startTestServer, type LogRecord, type TestServer } from '../support/app.ts';
+import { capturingLogger, startTestServer, type LogRecord, type TestServer, registerTestWorkspaces } from '../support/app.ts';
 
 let testDb: TestDatabase;
 let server: TestServer;
@@ -12,6 +12,7 @@ const workspaceId = randomUUID();
 
 beforeAll(async () => {
   testDb = await openTestDatabase();
+  await registerTestWorkspaces(testDb.db, workspaceId);
   readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
   const { logger, lines } = capturingLogger();
   logLines = lines;

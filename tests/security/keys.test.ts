@@ -4,16 +4,27 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient } from '../../client/index.ts';
 import { createKeyService, hashKeySecret } from '../../server/services/keys/keys.ts';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
-import { capturingLogger, createTestKeys, startTestServer, type TestKeys, type TestServer } from '../support/app.ts';
+import {
+  capturingLogger,
+  createTestKeys,
+  startTestServer,
+  type TestKeys,
+  type TestServer,
+  createTestWorkspace,
+  registerTestWorkspaces,
+} from '../support/app.ts';
 import { storedEvents } from '../support/events.ts';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let server: TestServer;
 let keys: TestKeys;
 const logs = capturingLogger();
 
 beforeAll(async () => {
   testDb = await openTestDatabase();
+  await registerTestWorkspaces(testDb.db, sharedWorkspace);
   keys = await createTestKeys(testDb.db);
   server = await startTestServer(testDb.db, { logger: logs.logger });
 });
@@ -22,7 +33,9 @@ afterAll(async () => {
   await testDb?.drop();
 });
 
-const event = (workspaceId: string = randomUUID()) => ({ workspaceId, source: 'web', eventType: 'custom', name: 'x' });
+/** Events name this workspace unless a test gives its own. */
+const sharedWorkspace = randomUUID();
+const event = (workspaceId: string = sharedWorkspace) => ({ workspaceId, source: 'web', eventType: 'custom', name: 'x' });
 
 function ingestRest(authorization: string | undefined, body: unknown = event()) {
   return fetch(`${server.url}/api/events`, {
@@ -56,7 +69,7 @@ describe('authentication', () => {
     ['a key with spaces in it', 'Bearer tlm ingest x'],
     ['a 10 KB key', `Bearer ${'k'.repeat(10_000)}`],
   ])('answers 401 to %s and stores nothing', async (_label, authorization) => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const response = await ingestRest(authorization, event(workspaceId));
     expect(response.status).toBe(401);
     expect(((await response.json()) as { code: string }).code).toBe('UNAUTHORIZED');
@@ -74,14 +87,14 @@ describe('authentication', () => {
   });
 
   it('fails a revoked key at once', async () => {
-    const created = await adminCreate({ kind: 'ingest', name: 'to revoke' });
+    const created = await adminCreate({ kind: 'ingest', workspaceId: sharedWorkspace, name: 'to revoke' });
     expect((await ingestRest(`Bearer ${created.key}`)).status).toBe(200);
     await clientWith(keys.admin).admin.keys.revoke.mutate({ id: created.id });
     expect((await ingestRest(`Bearer ${created.key}`)).status).toBe(401);
   });
 
   it('fails a rotated-away key at once, and the new secret keeps kind, workspace and name', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const created = await adminCreate({ kind: 'ingest', workspaceId, name: 'rotating' });
     const rotated = await clientWith(keys.admin).admin.keys.rotate.mutate({ id: created.id });
     expect(rotated.key).not.toBe(created.key);
@@ -96,7 +109,7 @@ describe('authentication', () => {
 
 describe('key storage and listing', () => {
   it('creates keys with a readable kind prefix and at least 128 random bits, stored only as a hash', async () => {
-    const created = await adminCreate({ kind: 'read', workspaceId: randomUUID() });
+    const created = await adminCreate({ kind: 'read', workspaceId: await newWorkspace() });
     expect(created.key).toMatch(/^tlm_read_[A-Za-z0-9_-]{43}$/);
     const rows = await testDb.db.rows<Record<string, unknown>>(sql`select * from telemetry.api_keys where id = ${created.id}`);
     const stored = JSON.stringify(rows);
@@ -105,7 +118,7 @@ describe('key storage and listing', () => {
   });
 
   it('lists keys without their secrets or hashes', async () => {
-    const created = await adminCreate({ kind: 'ingest' });
+    const created = await adminCreate({ kind: 'ingest', allWorkspaces: true });
     const response = await fetch(`${server.url}/api/admin/keys`, { headers: { authorization: `Bearer ${keys.admin}` } });
     const text = await response.text();
     expect(response.status).toBe(200);
@@ -127,7 +140,7 @@ describe('key storage and listing', () => {
   });
 
   it('never writes a key into the logs', async () => {
-    const created = await adminCreate({ kind: 'ingest' });
+    const created = await adminCreate({ kind: 'ingest', allWorkspaces: true });
     await ingestRest(`Bearer ${created.key}`);
     await ingestRest(`Bearer ${created.key}`, { nonsense: true });
     await ingestRest(`Bearer ${created.key}x`);
@@ -153,7 +166,7 @@ describe('key kinds', () => {
   });
 
   it('answers 403 to a read key on ingest and on admin procedures, and stores nothing', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const read = await adminCreate({ kind: 'read', workspaceId });
     expect((await ingestRest(`Bearer ${read.key}`, event(workspaceId))).status).toBe(403);
     const admin = await fetch(`${server.url}/api/admin/keys`, { headers: { authorization: `Bearer ${read.key}` } });
@@ -162,9 +175,9 @@ describe('key kinds', () => {
   });
 
   it('lets a workspace-bound admin key manage only keys of its workspace', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const boundAdmin = await adminCreate({ kind: 'admin', workspaceId });
-    const outsider = await adminCreate({ kind: 'ingest', workspaceId: randomUUID() });
+    const outsider = await adminCreate({ kind: 'ingest', workspaceId: await newWorkspace() });
     const client = clientWith(boundAdmin.key);
     const own = await client.admin.keys.create.mutate({ kind: 'ingest' });
     expect(own.workspaceId).toBe(workspaceId);
@@ -209,9 +222,9 @@ describe('bootstrap admin key', () => {
 describe('admin key verbs under a scope', () => {
   it('revoke and rotate act on keys of the scope only, in the statement that acts: another workspace is 403, a missing or revoked key 404', async () => {
     const service = createKeyService({ db: testDb.db });
-    const scope = randomUUID();
+    const scope = await newWorkspace();
     const own = await service.createKey({ kind: 'ingest' }, scope);
-    const other = await service.createKey({ kind: 'ingest', workspaceId: randomUUID() });
+    const other = await service.createKey({ kind: 'ingest', workspaceId: await newWorkspace() });
     expect(own.workspaceId).toBe(scope);
 
     await expect(service.revokeKey(other.id, scope)).rejects.toMatchObject({ code: 'forbidden' });
@@ -231,13 +244,13 @@ describe('admin key verbs under a scope', () => {
 
   it('list answers the keys of the scope only, and create refuses a key for another workspace', async () => {
     const service = createKeyService({ db: testDb.db });
-    const scope = randomUUID();
+    const scope = await newWorkspace();
     await service.createKey({ kind: 'read' }, scope);
-    await service.createKey({ kind: 'read', workspaceId: randomUUID() });
+    await service.createKey({ kind: 'read', workspaceId: await newWorkspace() });
     const listed = await service.listKeys(scope);
     expect(listed).toHaveLength(1);
     expect(listed[0]?.workspaceId).toBe(scope);
-    await expect(service.createKey({ kind: 'read', workspaceId: randomUUID() }, scope)).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(service.createKey({ kind: 'read', workspaceId: await newWorkspace() }, scope)).rejects.toMatchObject({ code: 'forbidden' });
     expect((await service.listKeys(null)).length).toBeGreaterThan(1);
   });
 });

@@ -5,10 +5,12 @@ import { createTelemetryClient } from '../../client/index.ts';
 import { createKeyService } from '../../server/services/keys/keys.ts';
 import { createRateLimiter } from '../../server/services/limits/rate-limiter.ts';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
-import { capturingLogger, startTestServer, testConfig, type TestServer, testServices } from '../support/app.ts';
+import { capturingLogger, startTestServer, testConfig, type TestServer, testServices, createTestWorkspace } from '../support/app.ts';
 import { storedEvents } from '../support/events.ts';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let server: TestServer;
 const MAX_CALLS_PER_HTTP_BATCH = 5;
 
@@ -22,8 +24,13 @@ afterAll(async () => {
 });
 
 async function keyWithLimit(eventsPerSecond: number, burst: number, workspaceId?: string) {
-  return (await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', rateLimit: { eventsPerSecond, burst }, ...(workspaceId && { workspaceId }) }))
-    .key;
+  return (
+    await createKeyService({ db: testDb.db }).createKey({
+      kind: 'ingest',
+      rateLimit: { eventsPerSecond, burst },
+      ...(workspaceId ? { workspaceId } : { allWorkspaces: true }),
+    })
+  ).key;
 }
 
 const event = (workspaceId: string, name = 'x') => ({ workspaceId, source: 'web' as const, eventType: 'custom' as const, name });
@@ -38,7 +45,7 @@ function postBatch(baseUrl: string, key: string, events: unknown[]) {
 
 describe('per-key rate limits', () => {
   it('count a batch per event and answer 429 with Retry-After once the budget is spent', async () => {
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const key = await keyWithLimit(10, 0);
     const first = await postBatch(
       server.url,
@@ -56,7 +63,7 @@ describe('per-key rate limits', () => {
   it('keep serving other keys while one key floods', async () => {
     const flooder = await keyWithLimit(5, 0);
     const neighbour = await keyWithLimit(5, 0);
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const statuses = await Promise.all(Array.from({ length: 20 }, () => postBatch(server.url, flooder, [event(workspaceId)]).then((r) => r.status)));
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(15);
     expect((await postBatch(server.url, neighbour, [event(workspaceId)])).status).toBe(200);
@@ -64,7 +71,7 @@ describe('per-key rate limits', () => {
 
   it('refuse a call costing more than the whole budget with 413, since no retry could pass', async () => {
     const key = await keyWithLimit(5, 5);
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const response = await postBatch(
       server.url,
       key,
@@ -76,7 +83,7 @@ describe('per-key rate limits', () => {
 
   it('use the burst allowance above the sustained rate', async () => {
     const key = await keyWithLimit(5, 10);
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     expect(
       (
         await postBatch(
@@ -91,7 +98,7 @@ describe('per-key rate limits', () => {
 
   it('count each call of a batched HTTP request on its own', async () => {
     const key = await keyWithLimit(3, 0);
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const client = createTelemetryClient({ url: server.url, headers: { authorization: `Bearer ${key}` } });
     const results = await Promise.allSettled(Array.from({ length: 5 }, (_, n) => client.telemetry.ingest.mutate(event(workspaceId, `call-${n}`))));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
@@ -102,7 +109,7 @@ describe('per-key rate limits', () => {
 
   it('refuse an HTTP batch of more calls than allowed, storing nothing', async () => {
     const key = await keyWithLimit(1000, 0);
-    const workspaceId = randomUUID();
+    const workspaceId = await newWorkspace();
     const calls = MAX_CALLS_PER_HTTP_BATCH + 1;
     const paths = Array.from({ length: calls }, () => 'telemetry.ingest').join(',');
     const body = Object.fromEntries(Array.from({ length: calls }, (_, n) => [String(n), { json: event(workspaceId) }]));
@@ -129,7 +136,7 @@ describe('rate limits when Redis is unreachable', () => {
     const down = await startTestServer(testDb.db, { services, logger });
     try {
       const key = await keyWithLimit(3, 0);
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       expect((await postBatch(down.url, key, [event(workspaceId), event(workspaceId), event(workspaceId)])).status).toBe(200);
       expect((await postBatch(down.url, key, [event(workspaceId)])).status).toBe(429);
       expect(limiter.store()).toBe('memory-fallback');
@@ -155,7 +162,7 @@ describe.runIf(process.env.TEST_REDIS_URL)('rate limits shared through Redis', (
     const instanceB = await startTestServer(testDb.db, { services: testServices(testDb.db, { config, rateLimiter: limiterB }) });
     try {
       const key = await keyWithLimit(4, 0);
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       expect((await postBatch(instanceA.url, key, [event(workspaceId), event(workspaceId), event(workspaceId)])).status).toBe(200);
       expect((await postBatch(instanceB.url, key, [event(workspaceId)])).status).toBe(200);
       expect((await postBatch(instanceB.url, key, [event(workspaceId)])).status).toBe(429);
@@ -181,7 +188,7 @@ describe('per-workspace rate ceilings', () => {
   it('keep two keys of one workspace together within its ceiling, leave other workspaces alone, and let only an unbound admin raise it', async () => {
     const ceilingServer = await startTestServer(testDb.db, { config: ceilingConfig() });
     try {
-      const [workspace, other] = [randomUUID(), randomUUID()];
+      const [workspace, other] = [await newWorkspace(), await newWorkspace()];
       const keys = createKeyService({ db: testDb.db });
       const unbound = admin(ceilingServer.url, (await keys.createKey({ kind: 'admin' })).key);
       const bound = admin(ceilingServer.url, (await keys.createKey({ kind: 'admin', workspaceId: workspace })).key);
@@ -241,7 +248,7 @@ describe('per-workspace rate ceilings', () => {
     const ceilingServer = await startTestServer(testDb.db, { config: ceilingConfig() });
     try {
       const key = await keyWithLimit(100, 0);
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       expect((await postBatch(ceilingServer.url, key, batchOf(workspaceId, 30))).status).toBe(200);
     } finally {
       await ceilingServer.close();
@@ -261,7 +268,7 @@ describe.runIf(process.env.TEST_REDIS_URL)('per-workspace rate ceilings shared t
     const instanceA = await startTestServer(testDb.db, { config, services: testServices(testDb.db, { config, rateLimiter: limiterA }) });
     const instanceB = await startTestServer(testDb.db, { config, services: testServices(testDb.db, { config, rateLimiter: limiterB }) });
     try {
-      const workspaceId = randomUUID();
+      const workspaceId = await newWorkspace();
       const [first, second] = [await keyWithLimit(1, 9, workspaceId), await keyWithLimit(1, 9, workspaceId)];
       const six = Array.from({ length: 6 }, () => event(workspaceId));
       expect((await postBatch(instanceA.url, first, six)).status).toBe(200);

@@ -4,7 +4,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient } from '../../client/index.ts';
 import { createKeyService } from '../../server/services/keys/keys.ts';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
-import { capturingLogger, createTestKeys, procedureCaller, startTestServer, type LogRecord, type TestKeys, type TestServer } from '../support/app.ts';
+import {
+  capturingLogger,
+  createTestKeys,
+  createTestWorkspace,
+  procedureCaller,
+  registerTestWorkspaces,
+  startTestServer,
+  type LogRecord,
+  type TestKeys,
+  type TestServer,
+} from '../support/app.ts';
 import { storedEvents } from '../support/events.ts';
 
 let testDb: TestDatabase;
@@ -15,6 +25,7 @@ const workspaceId = randomUUID();
 
 beforeAll(async () => {
   testDb = await openTestDatabase();
+  await registerTestWorkspaces(testDb.db, workspaceId);
   const read = await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId });
   keys = { ...(await createTestKeys(testDb.db)), read: read.key };
   const { logger, lines } = capturingLogger();
@@ -90,7 +101,7 @@ describe('shared references in procedure input', () => {
   it('the typed client sends the same metadata object in two events of a batch, and both are stored', async () => {
     const client = createTelemetryClient({ url: server.url, apiKey: keys.ingest });
     const shared = { plan: 'pro', nested: { seats: 3 } };
-    const batchWorkspace = randomUUID();
+    const batchWorkspace = await createTestWorkspace(testDb.db);
     const result = await client.telemetry.ingestBatch.mutate({
       events: [
         { workspaceId: batchWorkspace, source: 'web', eventType: 'custom', name: 'first', metadata: shared },

@@ -1,11 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestKeys, startTestServer, type TestKeys, type TestServer } from '../support/app.ts';
+import { createTestKeys, startTestServer, type TestKeys, type TestServer, createTestWorkspace } from '../support/app.ts';
 import { storedEvents } from '../support/events.ts';
 
 let testDb: TestDatabase;
+/** A real workspace of its own for a test (events must name an existing workspace). */
+const newWorkspace = () => createTestWorkspace(testDb.db);
 let server: TestServer;
 let keys: TestKeys;
 
@@ -82,7 +83,7 @@ describe('any input to ingestBatch', () => {
     let refusedCalls = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(eventLike, { minLength: 1, maxLength: 6 }), async (events) => {
-        const workspaceId = randomUUID();
+        const workspaceId = await newWorkspace();
         const stamped = events.map((event) =>
           typeof event === 'object' && event !== null && !Array.isArray(event) && 'source' in event ? { ...event, workspaceId } : event,
         );
