@@ -360,16 +360,18 @@ describe('telemetry workspaces', () => {
   });
 
   it('keys create needs --workspace or --all-workspaces for an ingest key, and an all-workspaces key’s events must name an existing workspace', async () => {
-    const neither = await telemetry(['keys', 'create', '--kind', 'ingest']);
+    const [neither, both, unknown, created] = await Promise.all([
+      telemetry(['keys', 'create', '--kind', 'ingest']),
+      telemetry(['keys', 'create', '--kind', 'ingest', '--all-workspaces', '--workspace', randomUUID()]),
+      telemetry(['keys', 'create', '--kind', 'read', '--workspace', randomUUID()]),
+      telemetry(['keys', 'create', '--kind', 'ingest', '--all-workspaces', '--json']),
+    ]);
     expect(neither.code).toBe(ExitCode.usage);
     expect(neither.stderr).toContain('--workspace');
-    const both = await telemetry(['keys', 'create', '--kind', 'ingest', '--all-workspaces', '--workspace', randomUUID()]);
     expect(both).toMatchObject({ code: ExitCode.usage, stderr: expect.stringContaining('not both') });
-    const unknown = await telemetry(['keys', 'create', '--kind', 'read', '--workspace', randomUUID()]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('No workspace with this id');
 
-    const created = await telemetry(['keys', 'create', '--kind', 'ingest', '--all-workspaces', '--json']);
     expect(created.code).toBe(ExitCode.ok);
     const { key } = JSON.parse(created.stdout) as { key: string; workspaceId: string | null };
     expect(JSON.parse(created.stdout)).toMatchObject({ kind: 'ingest', workspaceId: null });
