@@ -169,7 +169,8 @@ function bootstrapMessage(key: string): string {
     '',
     `    ${key}`,
     '',
-    'Create ingest and read keys with it (admin.keys.create), or set TELEMETRY_ADMIN_KEY to choose your own.',
+    'Create a workspace with it (admin.workspaces.create), then ingest and read keys in that workspace (admin.keys.create),',
+    'or set TELEMETRY_ADMIN_KEY to choose your own.',
     '',
   ].join('\n');
 }
