@@ -4,11 +4,12 @@
  * then need only `@trpc/server` (for the router and procedure wrappers), not the service's files,
  * zod, drizzle or anything else the server is built from.
  *
- * TypeScript 7 (the project's compiler) has no compiler API, so this runs TypeScript 5.9's checker
- * (the `typescript-api` alias) over the same sources.
+ * TypeScript 7 (the project's compiler) has no compiler API, so this runs the checker of the
+ * TypeScript 6.0 that @ts-morph/common bundles (a package with no `tsc` of its own, so the
+ * project's `tsc` stays TypeScript 7) over the same sources.
  */
 import path from 'node:path';
-import ts from 'typescript-api';
+import { getLibFiles, libFolderInMemoryPath, ts } from '@ts-morph/common';
 
 export interface RouterDeclarationsInput {
   /** The module exporting `type AppRouter` (the live router, or a test's changed copy). */
@@ -39,7 +40,7 @@ const COMPILER_OPTIONS: ts.CompilerOptions = {
 export function printRouterDeclarations(input: RouterDeclarationsInput): string {
   const routerModule = path.resolve(input.root, input.routerModule);
   const shapesModule = path.resolve(input.root, input.shapesModule);
-  const program = ts.createProgram({ rootNames: [routerModule, shapesModule], options: COMPILER_OPTIONS });
+  const program = ts.createProgram({ rootNames: [routerModule, shapesModule], options: COMPILER_OPTIONS, host: compilerHost() });
   // The router's own modules must typecheck here too (the whole project is checked by the project's
   // compiler); a type this compiler could not resolve would otherwise be printed wrong.
   const entries = [routerModule, shapesModule].map((file) => program.getSourceFile(file)!);
@@ -79,6 +80,22 @@ export function printRouterDeclarations(input: RouterDeclarationsInput): string 
   ]
     .join('\n')
     .replace(/\n{3,}/g, '\n\n');
+}
+
+/** A compiler host reading the project's files from disk and TypeScript's lib files from @ts-morph/common. */
+function compilerHost(): ts.CompilerHost {
+  const host = ts.createCompilerHost(COMPILER_OPTIONS, true);
+  const libs = new Map(getLibFiles().map((file) => [path.posix.join(libFolderInMemoryPath, file.fileName), file.text]));
+  const { fileExists, readFile, getSourceFile } = host;
+  host.getDefaultLibLocation = () => libFolderInMemoryPath;
+  host.getDefaultLibFileName = (options) => path.posix.join(libFolderInMemoryPath, ts.getDefaultLibFileName(options));
+  host.fileExists = (file) => libs.has(file) || fileExists.call(host, file);
+  host.readFile = (file) => libs.get(file) ?? readFile.call(host, file);
+  host.getSourceFile = (file, language, onError, shouldCreate) => {
+    const text = libs.get(file);
+    return text === undefined ? getSourceFile.call(host, file, language, onError, shouldCreate) : ts.createSourceFile(file, text, language);
+  };
+  return host;
 }
 
 /** `TRPCBuiltRouter<root types, record>`, with each procedure as its TRPC*Procedure wrapper. */
