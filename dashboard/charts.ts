@@ -10,6 +10,10 @@ export interface ChartSeries {
   color: string;
   /** Counts per bucket read best as bars starting at the bucket; several series overlap, so those are lines. */
   style: 'bars' | 'line';
+  /** The legend's value while no bucket is hovered: the series' total or overall figure. */
+  summary: string;
+  /** A hovered bucket's value in the legend. */
+  format: (value: number) => string;
   /**
    * Join points across empty buckets. Right for measurements (a percentile with no samples in a
    * bucket is unknown, not zero); counts have no gaps, an empty bucket is 0.
@@ -31,9 +35,51 @@ export interface ChartData {
   window: { from: Date; to: Date };
   marked?: MarkedSpan[];
   yLabel?: string;
+  /** What the legend's time cell says while no bucket is hovered, e.g. "last 7 days". */
+  rangeLabel: string;
 }
 
 const toSeconds = (date: Date) => date.getTime() / 1000;
+const DAY_S = 86_400;
+
+/** Local midnights within [min, max] (seconds), computed with the Date constructor so DST days are right. */
+function localMidnights(min: number, max: number): number[] {
+  const start = new Date(min * 1000);
+  const splits: number[] = [];
+  for (let day = new Date(start.getFullYear(), start.getMonth(), start.getDate()); day.getTime() / 1000 <= max; ) {
+    if (day.getTime() / 1000 >= min) splits.push(day.getTime() / 1000);
+    day = new Date(day.getFullYear(), day.getMonth(), day.getDate() + 1);
+  }
+  return splits;
+}
+
+const weekdayFormat = new Intl.DateTimeFormat(undefined, { weekday: 'short' });
+/** "Tue 24": the weekday says where the week is, the date pins it (locales order the parts differently when formatting both). */
+const dayLabel = { format: (date: Date) => `${weekdayFormat.format(date)} ${date.getDate()}` };
+const hoverLabel = new Intl.DateTimeFormat(undefined, { weekday: 'short', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+
+/** Room one day label needs; narrower than this (a phone), every other day is labelled. */
+const DAY_LABEL_PX = 56;
+
+/**
+ * A window of a few days to two weeks (the 7-day range, in hourly buckets) is labelled once per
+ * local day ("Mon 24"), instead of uPlot's hour-and-date labels crowding each other; shorter and
+ * longer windows keep uPlot's own choice.
+ */
+function dayTicks(windowSeconds: uPlot.Range.MinMax): Partial<uPlot.Axis> {
+  const span = (windowSeconds[1] ?? 0) - (windowSeconds[0] ?? 0);
+  if (span < 2 * DAY_S || span > 15 * DAY_S) return {};
+  return {
+    splits: (_plot, _axis, min, max) => localMidnights(min, max),
+    values: (plot, splits) => {
+      const step = plot.bbox.width / devicePixelRatio / Math.max(1, splits.length) < DAY_LABEL_PX ? 2 : 1;
+      const labels = splits.map((split, index) => (index % step === 0 ? dayLabel.format(new Date(split * 1000)) : ''));
+      // The labels are drawn on the canvas: the chart names them for automation and assistive tools.
+      plot.root.dataset['xTicks'] = labels.filter((label) => label !== '').join('|');
+      return labels;
+    },
+  };
+}
 
 function cssVariable(name: string, fallback: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
@@ -92,15 +138,25 @@ function plotOptions(container: HTMLElement, data: ChartData): uPlot.Options {
   return {
     ...chartSize(container),
     scales: { x: { time: true, range: () => windowSeconds }, y: { range: (_plot, _min, max) => [0, Math.max(1, max) * 1.08] } },
-    axes: [axis, { ...axis, size: 52, ...(data.yLabel && { label: data.yLabel, labelSize: 18 }) }],
+    axes: [
+      { ...axis, ...dayTicks(windowSeconds) },
+      { ...axis, size: 52, ...(data.yLabel && { label: data.yLabel, labelSize: 18 }) },
+    ],
     series: [
-      {},
+      // uPlot's legend shows "--" while no bucket is hovered: show the range and each series' summary instead.
+      { value: (_plot, seconds, _series, index) => (index === null || seconds === null ? data.rangeLabel : hoverLabel.format(new Date(seconds * 1000))) },
       ...data.series.map<uPlot.Series>((series) => ({
         label: series.label,
+        value: (_plot, value, _series, index) => (index === null ? series.summary : value === null ? '–' : series.format(value)),
         stroke: series.color,
         width: series.style === 'bars' ? 0 : 2,
-        // Points always show on lines: a metric sampled in one bucket only has no line to draw.
-        ...(series.style === 'bars' ? { fill: series.color, ...(bars && { paths: bars }), points: { show: false } } : { points: { show: true, size: 6 } }),
+        // Measurements show their points: a metric sampled in one bucket only has no line to draw.
+        // Counts have no gaps, and a point per bucket would crowd a 7-day line (168 hours).
+        ...(series.style === 'bars'
+          ? { fill: series.color, ...(bars && { paths: bars }), points: { show: false } }
+          : series.spanGaps
+            ? { points: { show: true, size: 6 } }
+            : {}),
         spanGaps: series.spanGaps ?? false,
       })),
     ],

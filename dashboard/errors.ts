@@ -20,7 +20,7 @@ export function describeProblem(error: unknown): ProblemReport {
   if (status === 403) {
     return {
       signInAgain: true,
-      message: `${clientError.message}. Use a read key, or an admin key with the workspace id to read.`,
+      message: `${clientError.message}. Use a read key, or an admin key and pick the workspace to read.`,
     };
   }
   if (status === 429) {
@@ -29,4 +29,9 @@ export function describeProblem(error: unknown): ProblemReport {
   if (status === 503) return { signInAgain: false, message: 'The service is temporarily unavailable (database unreachable); retry shortly.' };
   if (status === undefined && clientError.cause) return { signInAgain: false, message: 'The service could not be reached. Check the connection and refresh.' };
   return { signInAgain: false, message: clientError.message || `Request failed${status ? ` (HTTP ${status})` : ''}` };
+}
+
+/** The key is valid but not allowed this call (403): for the sign-in, a key that is not an admin key. */
+export function isForbidden(error: unknown): boolean {
+  return error instanceof TRPCClientError && classifyFailure(error as TRPCClientError<AppRouter>).status === 403;
 }

@@ -6,7 +6,7 @@ type FunnelStep = TelemetryOutputs['telemetry']['stats']['funnel']['steps'][numb
 
 const MIN_STEPS = 2;
 const MAX_STEPS = 8;
-const DEFAULT_STEP_COUNT = 3;
+const EXAMPLE_STEP_COUNT = 3;
 
 const parseSteps = (text: string) =>
   text
@@ -15,26 +15,37 @@ const parseSteps = (text: string) =>
     .filter((step) => step !== '');
 
 /**
- * Users who did each step in order (each within a day of the first). The steps are the user's;
- * until they type some, the top event names of the range.
+ * Users who did each step in order (each within a day of the first). The steps are the user's:
+ * until they type some, the card says what to type (with the range's top names as the example)
+ * instead of guessing a funnel from whatever names happen to be frequent.
  */
 export function funnelView(onStepsChange: () => void) {
   const form = byId('funnel-form', HTMLFormElement);
   const input = byId('funnel-steps', HTMLInputElement);
   const table = byId('funnel-table', HTMLTableElement);
-  let stepsChosenByUser = false;
+  const hint = byId('funnel-hint', HTMLElement);
+  const example = byId('funnel-example', HTMLElement);
   let lastContext: ViewContext | undefined;
 
-  const note = (text: string) => renderTable(table, [{ header: 'Funnel', cell: (message: string) => message }], [text]);
+  const note = (text: string) => {
+    table.hidden = false;
+    renderTable(table, [{ header: 'Funnel', cell: (message: string) => message }], [text]);
+  };
 
   async function query({ client, scope, window }: ViewContext) {
     const steps = parseSteps(input.value);
+    hint.hidden = steps.length > 0;
+    if (steps.length === 0) {
+      table.hidden = true;
+      return;
+    }
     if (steps.length < MIN_STEPS || steps.length > MAX_STEPS) {
       note(`Enter ${MIN_STEPS} to ${MAX_STEPS} event names, separated by commas.`);
       return;
     }
     const result = await client.telemetry.stats.funnel.query({ ...scope, from: window.from, to: window.to, steps: steps.map((name) => ({ name })) });
     const firstUsers = result.steps[0]?.users ?? 0;
+    table.hidden = false;
     renderTable<FunnelStep>(
       table,
       [
@@ -61,15 +72,18 @@ export function funnelView(onStepsChange: () => void) {
 
   form.addEventListener('submit', (submitted) => {
     submitted.preventDefault();
-    stepsChosenByUser = input.value.trim() !== '';
     onStepsChange();
   });
 
   return {
-    /** `topNames`: the range's most frequent names, the default steps. */
+    /** `topNames`: the range's most frequent names, offered as the example. */
     async load(context: ViewContext, topNames: readonly string[]) {
       lastContext = context;
-      if (!stepsChosenByUser) input.value = topNames.slice(0, DEFAULT_STEP_COUNT).join(', ');
+      if (topNames.length >= MIN_STEPS) {
+        const suggestion = topNames.slice(0, EXAMPLE_STEP_COUNT).join(', ');
+        example.textContent = suggestion;
+        input.placeholder = suggestion;
+      }
       await query(context);
     },
     /** Runs the funnel again with the steps now in the input, in the last loaded window. */

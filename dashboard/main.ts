@@ -1,10 +1,11 @@
 /**
- * The dashboard page: sign-in with a read key (or an admin key and a workspace), then the views,
- * all read through the typed client over this service's own origin.
+ * The dashboard page: sign-in with a read key (or an admin key, then a workspace picked from the
+ * list), then the views, all read through the typed client over this service's own origin.
  */
 import { createTelemetryClient, type TelemetryClient } from '../client/index.ts';
 import { byId, element } from './dom.ts';
-import { describeProblem } from './errors.ts';
+import { describeProblem, isForbidden } from './errors.ts';
+import { firstEventView } from './first-event-view.ts';
 import { funnelView } from './funnel-view.ts';
 import { liveView } from './live-view.ts';
 import { percentilesView } from './percentiles-view.ts';
@@ -15,14 +16,16 @@ import type { ViewContext } from './view-context.ts';
 import { BREAKDOWNS, volumeView, type Breakdown } from './volume-view.ts';
 
 const REFRESH_EVERY_MS = 60_000;
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const signInView = byId('sign-in-view', HTMLElement);
 const signInForm = byId('sign-in-form', HTMLFormElement);
 const signInError = byId('sign-in-error', HTMLElement);
 const signInButton = byId('sign-in-submit', HTMLButtonElement);
 const apiKeyInput = byId('api-key', HTMLInputElement);
-const workspaceInput = byId('workspace-id', HTMLInputElement);
+const workspaceStep = byId('workspace-step', HTMLElement);
+const workspaceSelect = byId('workspace-select', HTMLSelectElement);
+const workspaceTruncated = byId('workspace-truncated', HTMLElement);
+const workspaceName = byId('workspace-name', HTMLElement);
 const dashboardView = byId('dashboard-view', HTMLElement);
 const controls = byId('controls', HTMLElement);
 const errorBanner = byId('error-banner', HTMLElement);
@@ -60,6 +63,7 @@ const top = topView();
 const percentiles = percentilesView(() => void runView('Performance', percentiles, (context) => percentiles.load(context)));
 const funnel = funnelView(() => void runView('Funnel', funnel, () => funnel.reload()));
 const live = liveView((error) => reportProblem('Live', error));
+const firstEvent = firstEventView();
 
 function currentContext(): ViewContext | undefined {
   return client && { client, scope, window: queryWindow(range) };
@@ -104,6 +108,7 @@ async function refresh() {
     runView('Top events', top, (loaded) => top.load(loaded), context).then((names) =>
       runView('Funnel', funnel, (loaded) => funnel.load(loaded, names ?? []), context),
     ),
+    runView('First event', firstEvent, (loaded) => firstEvent.load(loaded), context),
   ]);
   // Says whether the figures on screen are final: the styles dim charts meanwhile, and automation can wait on it.
   if (generation === refreshGeneration) document.body.dataset['loading'] = 'false';
@@ -112,6 +117,10 @@ async function refresh() {
 function showSignIn(message?: string) {
   dashboardView.hidden = true;
   controls.hidden = true;
+  workspaceName.hidden = true;
+  workspaceStep.hidden = true;
+  workspaceSelect.replaceChildren();
+  apiKeyInput.readOnly = false;
   signInView.hidden = false;
   signInError.textContent = message ?? '';
   signInError.hidden = !message;
@@ -125,6 +134,7 @@ function showDashboard(session: Session) {
   dashboardView.hidden = false;
   controls.hidden = false;
   live.start(client, scope);
+  void showWorkspaceName(client, session);
   void refresh();
   clearInterval(refreshTimer);
   refreshTimer = setInterval(() => {
@@ -143,31 +153,73 @@ function signOut(message?: string) {
   showSignIn(message);
 }
 
+/** The open workspace's name in the header (its id in the tooltip); a workspace gone since sign-in signs out. */
+async function showWorkspaceName(reader: TelemetryClient, session: Session) {
+  try {
+    const workspace = await reader.telemetry.workspace.query(session.workspaceId ? { workspaceId: session.workspaceId } : {});
+    if (reader !== client) return;
+    workspaceName.textContent = workspace.name;
+    workspaceName.title = workspace.id;
+    workspaceName.hidden = false;
+    firstEvent.setWorkspace(workspace.id);
+  } catch (error) {
+    if (reader === client) reportProblem('Workspace', error);
+  }
+}
+
+/**
+ * Step one checks the key: an admin key lists the workspaces it may read (one opens at once, more
+ * are offered in a select); a read key is bound to its workspace and opens it. Step two (admin
+ * keys with several workspaces) opens the one picked.
+ */
 signInForm.addEventListener('submit', async (submitted) => {
   submitted.preventDefault();
   const apiKey = apiKeyInput.value.trim();
-  const workspaceId = workspaceInput.value.trim();
-  if (workspaceId && !UUID_PATTERN.test(workspaceId)) {
-    showSignIn('The workspace id is a UUID, like 6f1c2b9e-8a3d-4c55-9b1e-2f7a0c4d5e61.');
+  if (!workspaceStep.hidden && workspaceSelect.value) {
+    openSession({ apiKey, workspaceId: workspaceSelect.value });
     return;
   }
-  const session: Session = { apiKey, ...(workspaceId && { workspaceId }) };
-  // One cheap read proves the key can read this workspace before the dashboard opens.
   const probe = createTelemetryClient({ url: location.origin, apiKey });
-  const now = Date.now();
   signInButton.disabled = true;
   try {
-    await probe.telemetry.stats.top.query({ ...(workspaceId && { workspaceId }), by: 'name', limit: 1, from: new Date(now - 60_000), to: new Date(now) });
+    const listed = await probe.admin.workspaces.list.query().catch((error: unknown) => {
+      // Not an admin key: a read key, bound to its workspace, which the next call proves it can read.
+      if (isForbidden(error)) return undefined;
+      throw error;
+    });
+    if (!listed) {
+      await probe.telemetry.workspace.query({});
+      openSession({ apiKey });
+      return;
+    }
+    const [only, ...others] = listed.workspaces;
+    if (!only) {
+      showSignIn('There is no workspace yet: create one first (telemetry workspaces create "My app", or POST /api/admin/workspaces).');
+      return;
+    }
+    if (others.length === 0) {
+      openSession({ apiKey, workspaceId: only.id });
+      return;
+    }
+    workspaceSelect.replaceChildren(...listed.workspaces.map((workspace) => element('option', { value: workspace.id }, workspace.name)));
+    workspaceTruncated.hidden = !listed.truncated;
+    workspaceStep.hidden = false;
+    // The key was checked: picking another workspace must not send a different one.
+    apiKeyInput.readOnly = true;
+    signInError.hidden = true;
+    workspaceSelect.focus();
   } catch (error) {
     showSignIn(describeProblem(error).message);
-    return;
   } finally {
     signInButton.disabled = false;
   }
+});
+
+function openSession(session: Session) {
   saveSession(session);
   apiKeyInput.value = '';
   showDashboard(session);
-});
+}
 
 for (const button of rangeButtons) {
   button.addEventListener('click', () => {

@@ -58,8 +58,11 @@ export function percentilesView(onMetricChange: () => void) {
           color: seriesColor(index),
           style: 'line' as const,
           spanGaps: true,
+          summary: `${formatNumber(result.overall[percentile])} overall`,
+          format: formatNumber,
         })),
         yLabel: result.unit ?? 'value',
+        rangeLabel: window.label,
       });
       const { overall } = result;
       renderTable(

@@ -17,9 +17,13 @@ export interface QueryWindow {
   anomalyBucket: 'hour' | 'day' | null;
   /** The browser's zone, so day buckets are the viewer's days. */
   timeZone: string;
+  /** The range in words, e.g. "last 7 days". */
+  label: string;
 }
 
 export const BUCKET_MS: Record<ChartBucket, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+
+const RANGE_LABELS: Record<RangeName, string> = { '1h': 'last hour', '24h': 'last 24 hours', '7d': 'last 7 days', '30d': 'last 30 days' };
 
 export const isRangeName = (value: string | undefined): value is RangeName => RANGE_NAMES.some((name) => name === value);
 
@@ -33,24 +37,25 @@ const ceilTo = (time: number, unitMs: number) => Math.ceil(time / unitMs) * unit
 export function queryWindow(range: RangeName, now = new Date()): QueryWindow {
   const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
   const time = now.getTime();
+  const label = RANGE_LABELS[range];
   switch (range) {
     case '1h': {
       const to = ceilTo(time + 1, BUCKET_MS.minute);
-      return { from: new Date(to - 60 * BUCKET_MS.minute), to: new Date(to), bucket: 'minute', anomalyBucket: null, timeZone };
+      return { from: new Date(to - 60 * BUCKET_MS.minute), to: new Date(to), bucket: 'minute', anomalyBucket: null, timeZone, label };
     }
     case '24h': {
       const to = ceilTo(time + 1, BUCKET_MS.hour);
-      return { from: new Date(to - 24 * BUCKET_MS.hour), to: new Date(to), bucket: 'hour', anomalyBucket: 'hour', timeZone };
+      return { from: new Date(to - 24 * BUCKET_MS.hour), to: new Date(to), bucket: 'hour', anomalyBucket: 'hour', timeZone, label };
     }
     case '7d': {
       const to = ceilTo(time + 1, BUCKET_MS.hour);
-      return { from: new Date(to - 7 * 24 * BUCKET_MS.hour), to: new Date(to), bucket: 'hour', anomalyBucket: 'hour', timeZone };
+      return { from: new Date(to - 7 * 24 * BUCKET_MS.hour), to: new Date(to), bucket: 'hour', anomalyBucket: 'hour', timeZone, label };
     }
     case '30d': {
       // Local midnights, computed with the Date constructor so a DST change inside the range is right.
       const tomorrow = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1);
       const from = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1 - 30);
-      return { from, to: tomorrow, bucket: 'day', anomalyBucket: 'day', timeZone };
+      return { from, to: tomorrow, bucket: 'day', anomalyBucket: 'day', timeZone, label };
     }
   }
 }

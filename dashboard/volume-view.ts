@@ -115,12 +115,15 @@ export function volumeView() {
             values: one.counts,
             color: seriesColor(index),
             style: series.length === 1 ? 'bars' : 'line',
+            summary: `${formatCount(one.total)} in all`,
+            format: formatCount,
           })),
           marked: flagged.map((point) => ({
             from: new Date(point.start),
             to: new Date(new Date(point.start).getTime() + BUCKET_MS[window.anomalyBucket ?? 'hour']),
           })),
           yLabel: 'events',
+          rangeLabel: window.label,
         });
       }
 

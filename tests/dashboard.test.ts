@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -9,12 +11,13 @@ import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
 import type { ServiceLifecycle } from '../server/services/index.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
+import { createTestKeys, createTestWorkspace, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
 
 /**
  * The dashboard in a real Chromium (Debian's, never a downloaded one) against a real server:
  * seeded events with known counts must appear as exact numbers in the page, a new event in the
- * live tail, and a phone-sized screen must not scroll sideways.
+ * live tail, the open workspace by its name, an empty workspace with the command for a first
+ * event, and a phone-sized screen must not scroll sideways.
  */
 const CHROMIUM_PATH = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM_PATH);
@@ -93,7 +96,8 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
   let server: TestServer;
   let browser: Browser;
   let readKey: string;
-  const workspaceId = randomUUID();
+  let workspaceId: string;
+  const WORKSPACE_NAME = 'Storefront (web)';
   /** Content Security Policy violations and uncaught page errors, from every page. */
   const pageProblems: string[] = [];
 
@@ -105,12 +109,13 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     browser = launched;
     await ensureDailyPartitions(testDb.db, { from: new Date(now.getTime() - 2 * 86_400_000), to: new Date(now.getTime() + 86_400_000) });
     keys = await createTestKeys(testDb.db);
+    workspaceId = await createTestWorkspace(testDb.db, WORKSPACE_NAME);
     readKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'read', workspaceId })).key;
     const users = Array.from({ length: 10 }, () => randomUUID());
     const writer = createEventWriter(testDb.db);
     await writer.write(seedEvents(workspaceId, users, now));
     // Another workspace's events must never show.
-    await writer.write(seedEvents(randomUUID(), users, now).slice(0, 12));
+    await writer.write(seedEvents(await createTestWorkspace(testDb.db, 'Another app'), users, now).slice(0, 12));
 
     const config = testConfig();
     ({ services, lifecycle } = testWiring(testDb.db, { config }));
@@ -135,13 +140,21 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     return page;
   }
 
-  async function signIn(page: Page, apiKey: string, workspace?: string) {
+  /** Signs in; with an admin key, then picks the workspace by its name from the list offered. */
+  async function signIn(page: Page, apiKey: string, workspaceName?: string) {
     await page.fill('#api-key', apiKey);
-    if (workspace) await page.fill('#workspace-id', workspace);
     await page.click('#sign-in-form button[type=submit]');
+    if (workspaceName) {
+      await page.waitForSelector('#workspace-select', { state: 'visible' });
+      await page.selectOption('#workspace-select', { label: workspaceName });
+      await page.click('#sign-in-form button[type=submit]');
+    }
   }
 
   const waitForData = (page: Page) => page.waitForSelector('body[data-loading="false"]', { timeout: 15_000 });
+
+  /** The values in a chart's legend, time cell first. */
+  const legendValues = (page: Page, chart: string) => page.$$eval(`${chart} .u-legend .u-value`, (cells) => cells.map((cell) => cell.textContent ?? ''));
 
   const tableRows = (page: Page, selector: string) =>
     page.$$eval(`${selector} tbody tr`, (rows) => rows.map((row) => [...row.querySelectorAll('td')].map((cell) => cell.textContent?.trim() ?? '')));
@@ -189,7 +202,18 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
 
     await signIn(page, readKey);
     await waitForData(page);
+    // The read key opens its own workspace, named in the header; it has events, so no first-event help.
+    await expect.poll(() => page.textContent('#workspace-name')).toBe(WORKSPACE_NAME);
+    expect(await page.isVisible('#first-event')).toBe(false);
     expect(await page.getAttribute('#volume-total', 'data-value')).toBe(String(TOTAL_EVENTS));
+    // Legends show figures, not uPlot's "--" placeholders: the range, then each series' total or overall value.
+    expect(await legendValues(page, '#volume-chart')).toEqual(['last 24 hours', `${TOTAL_EVENTS} in all`]);
+    expect(await legendValues(page, '#perf-chart')).toEqual([
+      'last 24 hours',
+      '1,350 overall',
+      expect.stringMatching(/^1,\d{3}(\.\d)? overall$/),
+      expect.stringMatching(/^1,\d{3}(\.\d)? overall$/),
+    ]);
     // The seed is under a day old: too little history to judge any hour, and the page says so
     // plainly instead of flagging (or shading) ordinary hours.
     expect(await page.getAttribute('#anomaly-note', 'data-status')).toBe('insufficient_history');
@@ -205,11 +229,15 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     expect(await page.getAttribute('#perf-table [data-field=count]', 'data-value')).toBe('8');
     expect(await page.getAttribute('#perf-table [data-field=p50]', 'data-value')).toBe('1350');
 
-    // The funnel starts from the top names; the user's own steps replace them.
-    expect(await page.inputValue('#funnel-steps')).toBe('page.view, button.click, signup.start');
+    // The funnel starts empty, with a hint suggesting the range's top names, and no table.
+    expect(await page.inputValue('#funnel-steps')).toBe('');
+    expect(await page.isVisible('#funnel-hint')).toBe(true);
+    expect(await page.textContent('#funnel-example')).toBe('page.view, button.click, signup.start');
+    expect(await page.isVisible('#funnel-table')).toBe(false);
     await page.fill('#funnel-steps', 'signup.start, signup.done');
     await page.click('#funnel-form button[type=submit]');
     await expect.poll(() => page.$$eval('#funnel-table .count', (cells) => cells.map((cell) => cell.getAttribute('data-value')))).toEqual(['10', '4']);
+    expect(await page.isVisible('#funnel-hint')).toBe(false);
 
     // Split by name: one column per name in the data table, the same total.
     await page.selectOption('#volume-breakdown', 'name');
@@ -247,6 +275,20 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
       await waitForData(page);
       expect(await page.isVisible('#error-banner'), `error banner for ${range}: ${await page.textContent('#error-banner')}`).toBe(false);
       if (range !== '1h') expect(await page.getAttribute('#volume-total', 'data-value'), range).toBe(String(TOTAL_EVENTS + LIVE_EVENTS));
+      if (range === '7d') {
+        // Hourly bars, labelled once per day ("Mon 24"): 7 or 8 local midnights fall in the window.
+        expect(await page.textContent('#volume-bucket')).toBe('per hour');
+        const ticks = (await page.getAttribute('#volume-chart .uplot', 'data-x-ticks'))?.split('|') ?? [];
+        expect(ticks.length).toBeGreaterThanOrEqual(7);
+        expect(ticks.length).toBeLessThanOrEqual(8);
+        for (const tick of ticks) expect(tick).toMatch(/^\S+ \d{1,2}$|^\d{1,2} \S+$/);
+        // Split by name (chosen above): one total per name, adding up to the range's total.
+        const [rangeCell, ...totals] = await legendValues(page, '#volume-chart');
+        expect(rangeCell).toBe('last 7 days');
+        for (const total of totals) expect(total).toMatch(/^\d+ in all$/);
+        expect(totals.reduce((sum, total) => sum + Number.parseInt(total, 10), 0)).toBe(TOTAL_EVENTS + LIVE_EVENTS);
+        await page.screenshot({ path: new URL(`dashboard-7d-${databaseKind}.png`, ARTIFACTS).pathname });
+      }
     }
     // The per-minute chart does not speak of hours.
     expect(await page.isVisible('#anomaly-figure')).toBe(false);
@@ -274,21 +316,95 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     await context.close();
   });
 
-  it('fits a phone screen without sideways scrolling, signed in with an admin key and a workspace id', async () => {
-    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  it('offers an unbound admin key the workspaces by name, and names the one picked in the header', async () => {
+    const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
     const page = await openPage(context);
-    await signIn(page, keys.admin, workspaceId);
+    await page.fill('#api-key', keys.admin);
+    await page.click('#sign-in-form button[type=submit]');
+    await page.waitForSelector('#workspace-select', { state: 'visible' });
+    // No UUID to type: the names, sorted, each carrying its workspace's id.
+    const options = await page.$$eval('#workspace-select option', (items) =>
+      items.map((item) => ({ name: item.textContent, id: (item as HTMLOptionElement).value })),
+    );
+    expect(options.map((option) => option.name)).toEqual(expect.arrayContaining(['Another app', WORKSPACE_NAME]));
+    expect(options.map((option) => option.name)).toEqual([...options.map((option) => option.name)].sort((a, b) => a!.localeCompare(b!)));
+    expect(options.find((option) => option.name === WORKSPACE_NAME)?.id).toBe(workspaceId);
+    await page.screenshot({ path: new URL(`dashboard-picker-${databaseKind}.png`, ARTIFACTS).pathname });
+    await page.selectOption('#workspace-select', { label: WORKSPACE_NAME });
+    await page.click('#sign-in-form button[type=submit]');
+    await waitForData(page);
+    await expect.poll(() => page.textContent('#workspace-name')).toBe(WORKSPACE_NAME);
+    expect(Number(await page.getAttribute('#volume-total', 'data-value'))).toBeGreaterThanOrEqual(TOTAL_EVENTS);
+    await context.close();
+  });
+
+  it("shows an empty workspace how to send its first event, with this service's URL and the workspace, and the command works", async () => {
+    const emptyId = await createTestWorkspace(testDb.db, 'Empty app');
+    const emptyReadKey = (await services.keys.createKey({ kind: 'read', workspaceId: emptyId })).key;
+    const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+    const page = await openPage(context);
+    await signIn(page, emptyReadKey);
+    await waitForData(page);
+    await expect.poll(() => page.textContent('#workspace-name')).toBe('Empty app');
+    expect(await page.isVisible('#first-event')).toBe(true);
+    const command = (await page.textContent('#first-event-curl')) ?? '';
+    expect(command).toContain(`curl -X POST ${server.url}/api/events`);
+    expect(command).toContain(emptyId);
+    expect(command).toContain('$INGEST_KEY');
+    expect(await page.textContent('#first-event')).toContain(`--workspace ${emptyId}`);
+    await page.click('#first-event-copy');
+    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(command);
+    // The funnel has nothing to guess from: it asks for steps.
+    expect(await page.isVisible('#funnel-hint')).toBe(true);
+    await page.screenshot({ path: new URL(`dashboard-empty-${databaseKind}.png`, ARTIFACTS).pathname, fullPage: true });
+
+    // Run as shown, with an ingest key of the workspace: the event arrives, and the help goes away.
+    const ingestKey = (await services.keys.createKey({ kind: 'ingest', workspaceId: emptyId })).key;
+    // Asynchronously: the server answering it runs in this process.
+    const sent = await promisify(execFile)('sh', ['-c', `${command} --silent --show-error --max-time 10`], { env: { ...process.env, INGEST_KEY: ingestKey } });
+    expect(JSON.parse(sent.stdout)).toMatchObject({ id: expect.any(String) });
+    await page.waitForSelector('#live-list li:has-text("hello.world")', { timeout: 10_000 });
+    await page.click('#refresh');
+    await page.waitForSelector('#first-event', { state: 'hidden' });
+    await context.close();
+  });
+
+  it('fits a 375 px phone screen without anything cut off, signed in with an admin key and a picked workspace', async () => {
+    const context = await browser.newContext({ viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    const page = await openPage(context);
+    const overflow = () =>
+      page.evaluate(() => {
+        const width = window.innerWidth;
+        // Inside a sideways-scrolling box (tables, commands) content may be wider: the box is what must fit.
+        const scrolls = (element: Element | null): boolean =>
+          element !== null && element !== document.body && (['auto', 'scroll'].includes(getComputedStyle(element).overflowX) || scrolls(element.parentElement));
+        const cutOff = [...document.querySelectorAll('body *')]
+          .filter((element) => element.getClientRects().length > 0 && !scrolls(element.parentElement))
+          .filter((element) => element.getBoundingClientRect().right > width + 0.5)
+          .map((element) => `${element.tagName.toLowerCase()}${element.id ? `#${element.id}` : ''}.${[...element.classList].join('.')}`);
+        // The tables on screen fit too: none of them needs scrolling to show a column.
+        const scrolledTables = [...document.querySelectorAll('.table-scroll')]
+          .filter((box) => box.getClientRects().length > 0 && box.scrollWidth > box.clientWidth + 1)
+          .map((box) => box.querySelector('table')?.id ?? '?');
+        return { viewport: width, scrollWidth: document.scrollingElement?.scrollWidth ?? 0, cutOff: [...cutOff, ...scrolledTables] };
+      });
+    expect((await overflow()).cutOff).toEqual([]);
+    await signIn(page, keys.admin, WORKSPACE_NAME);
     await waitForData(page);
     // The seed plus the events the first browser test sent through the live tail.
     expect(await page.getAttribute('#volume-total', 'data-value')).toBe(String(TOTAL_EVENTS + LIVE_EVENTS));
+    await page.fill('#funnel-steps', 'signup.start, signup.done');
+    await page.click('#funnel-form button[type=submit]');
+    await page.waitForSelector('#funnel-table .count');
 
-    const widths = await page.evaluate(() => ({
-      viewport: window.innerWidth,
-      document: document.documentElement.scrollWidth,
-      widestChart: Math.max(...[...document.querySelectorAll('.uplot')].map((chart) => chart.getBoundingClientRect().right)),
-    }));
-    expect(widths.document).toBeLessThanOrEqual(widths.viewport);
-    expect(widths.widestChart).toBeLessThanOrEqual(widths.viewport);
+    for (const range of ['24h', '7d']) {
+      await page.click(`[data-range="${range}"]`);
+      await waitForData(page);
+      const widths = await overflow();
+      expect(widths.scrollWidth, range).toBeLessThanOrEqual(widths.viewport);
+      expect(widths.cutOff, range).toEqual([]);
+    }
     await page.screenshot({ path: new URL(`dashboard-phone-${databaseKind}.png`, ARTIFACTS).pathname, fullPage: true });
 
     // Signing out forgets the key: a reload shows the sign-in form again.
@@ -299,12 +415,12 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
   });
 
   it('tails live events signed in with an admin key, which never appears in a URL the page requests', async () => {
-    const elsewhere = randomUUID();
+    const elsewhere = await createTestWorkspace(testDb.db, 'Elsewhere');
     const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
     const urls: string[] = [];
     context.on('request', (request) => urls.push(request.url()));
     const page = await openPage(context);
-    await signIn(page, keys.admin, elsewhere);
+    await signIn(page, keys.admin, 'Elsewhere');
     await waitForData(page);
     await expect.poll(() => page.textContent('#live-status')).toBe('live');
     await createTelemetryClient({ url: server.url, apiKey: keys.ingest }).telemetry.ingest.mutate({
@@ -324,7 +440,7 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
 
   it('counts and shades the one anomalous hour of a workspace with four weeks of history', async () => {
     // Two events an hour for four weeks, then a spike of 40 two hours ago.
-    const seasoned = randomUUID();
+    const seasoned = await createTestWorkspace(testDb.db, 'Seasoned');
     const hourStart = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
     const times = Array.from({ length: 28 * 24 }, (_, i) => hourStart - (28 * 24 - i) * HOUR_MS).flatMap((hour) =>
       hour === hourStart - 2 * HOUR_MS ? Array.from({ length: 40 }, (_, m) => hour + m * 60_000) : [hour + 10 * 60_000, hour + 40 * 60_000],
