@@ -29,8 +29,8 @@ export interface OperationExample {
   parameters?: Record<string, string | number | boolean>;
 }
 
-/** A fixed day: examples in the document cannot move with the clock, and any past day is a valid range. */
-const DAY = { from: '2026-11-29T00:00:00Z', to: '2026-11-30T00:00:00Z' } as const;
+/** A relative range: the last 24 hours whenever the example is sent (absolute `from` and `to` work too). */
+const LAST_DAY = { range: '24h' } as const;
 /**
  * Named only where the input requires it: reads and events take the workspace of a key bound to
  * one (what `telemetry keys create --workspace` makes), so those examples work as they are with
@@ -57,15 +57,15 @@ export const OPERATION_EXAMPLES: Readonly<Record<string, OperationExample>> = {
     },
   },
   'GET /workspace': {},
-  'POST /events/list': { body: { eventType: 'ui.interaction', limit: 20 } },
+  'POST /events/list': { body: { ...LAST_DAY, eventType: 'ui.interaction', limit: 20 } },
   'GET /events/{id}': { parameters: { id: EXAMPLE_IDS.event } },
-  'POST /stats/timeseries': { body: { ...DAY, bucket: 'hour', timeZone: 'UTC', breakdown: 'name', seriesLimit: 5 } },
-  'POST /stats/top': { body: { ...DAY, by: 'name', limit: 10 } },
-  'POST /stats/percentiles': { body: { ...DAY, name: 'LCP', bucket: 'hour' } },
+  'POST /stats/timeseries': { body: { ...LAST_DAY, bucket: 'hour', timeZone: 'UTC', breakdown: 'name', seriesLimit: 5 } },
+  'POST /stats/top': { body: { ...LAST_DAY, by: 'name', limit: 10 } },
+  'POST /stats/percentiles': { body: { ...LAST_DAY, name: 'LCP', bucket: 'hour' } },
   'POST /stats/funnel': {
-    body: { ...DAY, steps: [{ name: 'page.view' }, { name: 'signup.start' }, { name: 'signup.done' }], windowSeconds: 86_400 },
+    body: { ...LAST_DAY, steps: [{ name: 'page.view' }, { name: 'signup.start' }, { name: 'signup.done' }], windowSeconds: 86_400 },
   },
-  'POST /stats/anomalies': { body: { ...DAY, bucket: 'hour', timeZone: 'UTC' } },
+  'POST /stats/anomalies': { body: { ...LAST_DAY, bucket: 'hour', timeZone: 'UTC' } },
   'POST /live/ticket': { body: {} },
   'POST /admin/workspaces': { body: { name: 'My app' } },
   'GET /admin/workspaces': {},
