@@ -31,12 +31,15 @@ export class NotRunReporter implements Reporter {
     const lines: string[] = [''];
     if (missing.length === 0) {
       lines.push('Every optional backend was there: PostgreSQL, Redis and Chromium tests ran.');
-      if (skippedTotal > 0) lines.push(`${skippedTotal} tests skipped themselves where they do not apply (a PostgreSQL-only test in the pglite project, ...).`);
+      if (skippedTotal > 0)
+        lines.push(
+          `${skippedTotal} ${skippedTotal === 1 ? 'test' : 'tests'} skipped where they do not apply (a PostgreSQL-only test in the pglite project, ...).`,
+        );
     } else {
       lines.push(...missing);
       if (skippedTotal > 0) {
         const files = [...skippedByFile].map(([file, count]) => `${file}: ${count}`).join(', ');
-        lines.push(`Skipped in this run: ${skippedTotal} tests (${files}).`);
+        lines.push(`Skipped in this run: ${skippedTotal} ${skippedTotal === 1 ? 'test' : 'tests'} (${files}).`);
       }
       lines.push(`Run everything: ${RUN_EVERYTHING}`);
     }
