@@ -117,6 +117,13 @@ const cases: { name: string; trpc: [string, 'query' | 'mutation']; api: string; 
     issues: [{ path: 'from', message: 'Invalid input: expected date or string, received number' }],
   },
   {
+    name: 'a statistic whose start is no time, beside a valid end',
+    trpc: ['telemetry.stats.timeseries', 'query'],
+    api: '/stats/timeseries',
+    input: () => ({ workspaceId, from: 'last monday', to: '2026-12-01T00:00:00Z', bucket: 'day' }),
+    issues: [{ path: 'from', message: 'Expected an ISO 8601 date and time with a zone offset, e.g. 2026-11-30T09:30:00Z' }],
+  },
+  {
     name: 'percentiles of a field that is no dotted path, over a range missing its end',
     trpc: ['telemetry.stats.percentiles', 'query'],
     api: '/stats/percentiles',
