@@ -1,11 +1,14 @@
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { get as httpGet } from 'node:http';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { startTestServer, testConfig, testWiring, type TestServer } from './support/app.ts';
+import { createTestKeys, startTestServer, testConfig, testWiring, type TestServer } from './support/app.ts';
+import { FIRST_EVENT } from '../server/http/front-page.ts';
 import type { ServiceLifecycle } from '../server/services/index.ts';
 import { startChildService } from './support/child-service.ts';
 
@@ -75,6 +78,30 @@ describe('front page', () => {
     expect(html).toContain('href="https://telemetry.example.test:8443/docs"');
     expect(html).toContain('curl -X POST https://telemetry.example.test:8443/api/events');
     expect(html).not.toContain(server.url);
+  });
+
+  it('takes a newcomer from nothing to a stored event with its three curl commands, run as shown', async () => {
+    const adminKey = (await createTestKeys(testDb.db)).admin;
+    const html = await (await fetch(`${server.url}/`)).text();
+    // The commands as the page shows them (HTML entities decoded as a browser would).
+    const commands = [...html.matchAll(/<code data-copy>([\s\S]*?)<\/code>/g)].map(([, code]) =>
+      code!.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&'),
+    );
+    const curlFor = (path: string) => commands.find((command) => command.startsWith(`curl -X POST ${server.url}${path} `))!;
+    // Asynchronously: the server answering runs in this process.
+    const run = async (command: string, env: Record<string, string>) =>
+      JSON.parse(
+        (await promisify(execFile)('sh', ['-c', `${command} --silent --show-error --max-time 10`], { env: { ...process.env, ...env } })).stdout,
+      ) as Record<string, unknown>;
+
+    const workspace = await run(curlFor('/api/admin/workspaces'), { ADMIN_KEY: adminKey });
+    expect(workspace).toMatchObject({ id: expect.any(String), name: 'My app' });
+    const key = await run(curlFor('/api/admin/keys'), { ADMIN_KEY: adminKey, WORKSPACE_ID: String(workspace['id']) });
+    expect(key).toMatchObject({ kind: 'ingest', workspaceId: workspace['id'], key: expect.stringMatching(/^tlm_ingest_/) });
+    const event = await run(curlFor('/api/events'), { INGEST_KEY: String(key['key']) });
+    expect(event).toMatchObject({ id: expect.any(String), createdAt: expect.any(String) });
+    const stored = await fetch(`${server.url}/api/events/${event['id']}?workspaceId=${workspace['id']}`, { headers: { authorization: `Bearer ${adminKey}` } });
+    expect(await stored.json()).toMatchObject({ id: event['id'], workspaceId: workspace['id'], name: FIRST_EVENT.name });
   });
 
   it('is named, with the docs, dashboard and metrics, in the start-up log once the service is ready', { timeout: 90_000 }, async () => {
