@@ -26,6 +26,7 @@ const workspaceStep = byId('workspace-step', HTMLElement);
 const workspaceSelect = byId('workspace-select', HTMLSelectElement);
 const workspaceTruncated = byId('workspace-truncated', HTMLElement);
 const workspaceName = byId('workspace-name', HTMLElement);
+const workspaceSwitch = byId('workspace-switch', HTMLSelectElement);
 const dashboardView = byId('dashboard-view', HTMLElement);
 const controls = byId('controls', HTMLElement);
 const errorBanner = byId('error-banner', HTMLElement);
@@ -34,6 +35,7 @@ const rangeButtons = [...document.querySelectorAll<HTMLButtonElement>('[data-ran
 const selectedBreakdown = (): Breakdown | undefined => BREAKDOWNS.find((breakdown) => breakdown === breakdownSelect.value);
 
 let client: TelemetryClient | undefined;
+let currentSession: Session | undefined;
 let scope: { workspaceId?: string } = {};
 let range: RangeName = '24h';
 /** Bumped by every refresh, so answers of an older one (slower, other range) are dropped. */
@@ -118,6 +120,7 @@ function showSignIn(message?: string) {
   dashboardView.hidden = true;
   controls.hidden = true;
   workspaceName.hidden = true;
+  workspaceSwitch.hidden = true;
   workspaceStep.hidden = true;
   workspaceSelect.replaceChildren();
   apiKeyInput.readOnly = false;
@@ -128,6 +131,7 @@ function showSignIn(message?: string) {
 }
 
 function showDashboard(session: Session) {
+  currentSession = session;
   client = createTelemetryClient({ url: location.origin, apiKey: session.apiKey });
   scope = session.workspaceId ? { workspaceId: session.workspaceId } : {};
   signInView.hidden = true;
@@ -147,6 +151,7 @@ function signOut(message?: string) {
   clearInterval(refreshTimer);
   live.stop();
   client = undefined;
+  currentSession = undefined;
   refreshGeneration += 1;
   problems.clear();
   showProblems();
@@ -162,6 +167,14 @@ async function showWorkspaceName(reader: TelemetryClient, session: Session) {
     workspaceName.title = workspace.id;
     workspaceName.hidden = false;
     firstEvent.setWorkspace(workspace.id);
+    // An admin session (it names its workspace) switches between the workspaces its key may read.
+    if (!session.workspaceId) return;
+    const { workspaces } = await reader.admin.workspaces.list.query();
+    if (reader !== client || workspaces.length < 2) return;
+    workspaceSwitch.replaceChildren(...workspaces.map((listed) => element('option', { value: listed.id }, listed.name)));
+    workspaceSwitch.value = workspace.id;
+    workspaceSwitch.hidden = false;
+    workspaceName.hidden = true;
   } catch (error) {
     if (reader === client) reportProblem('Workspace', error);
   }
@@ -213,6 +226,10 @@ signInForm.addEventListener('submit', async (submitted) => {
   } finally {
     signInButton.disabled = false;
   }
+});
+
+workspaceSwitch.addEventListener('change', () => {
+  if (currentSession && workspaceSwitch.value) openSession({ apiKey: currentSession.apiKey, workspaceId: workspaceSwitch.value });
 });
 
 function openSession(session: Session) {

@@ -333,8 +333,16 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     await page.selectOption('#workspace-select', { label: WORKSPACE_NAME });
     await page.click('#sign-in-form button[type=submit]');
     await waitForData(page);
-    await expect.poll(() => page.textContent('#workspace-name')).toBe(WORKSPACE_NAME);
+    // Several workspaces: the header offers them, the open one chosen.
+    await page.waitForSelector('#workspace-switch', { state: 'visible' });
+    expect(await page.$eval('#workspace-switch', (select) => (select as HTMLSelectElement).selectedOptions[0]?.textContent)).toBe(WORKSPACE_NAME);
     expect(Number(await page.getAttribute('#volume-total', 'data-value'))).toBeGreaterThanOrEqual(TOTAL_EVENTS);
+
+    // Switching reads the other workspace, whose seed is 12 events, without signing in again.
+    await page.selectOption('#workspace-switch', { label: 'Another app' });
+    await expect.poll(() => page.getAttribute('#volume-total', 'data-value')).toBe('12');
+    await waitForData(page);
+    expect(await page.$eval('#workspace-switch', (select) => (select as HTMLSelectElement).selectedOptions[0]?.textContent)).toBe('Another app');
     await context.close();
   });
 
@@ -346,7 +354,9 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     const page = await openPage(context);
     await signIn(page, emptyReadKey);
     await waitForData(page);
+    // A read key's workspace is named, not offered as a choice.
     await expect.poll(() => page.textContent('#workspace-name')).toBe('Empty app');
+    expect(await page.isVisible('#workspace-switch')).toBe(false);
     expect(await page.isVisible('#first-event')).toBe(true);
     const command = (await page.textContent('#first-event-curl')) ?? '';
     expect(command).toContain(`curl -X POST ${server.url}/api/events`);
