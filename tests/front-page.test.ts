@@ -98,9 +98,13 @@ describe('front page', () => {
     expect(workspace).toMatchObject({ id: expect.any(String), name: 'My app' });
     const key = await run(curlFor('/api/admin/keys'), { ADMIN_KEY: adminKey, WORKSPACE_ID: String(workspace['id']) });
     expect(key).toMatchObject({ kind: 'ingest', workspaceId: workspace['id'], key: expect.stringMatching(/^tlm_ingest_/) });
+    const readKeyCommand = commands.filter((command) => command.startsWith(`curl -X POST ${server.url}/api/admin/keys `))[1]!;
+    const readKey = await run(readKeyCommand, { ADMIN_KEY: adminKey, WORKSPACE_ID: String(workspace['id']) });
+    expect(readKey).toMatchObject({ kind: 'read', workspaceId: workspace['id'] });
     const event = await run(curlFor('/api/events'), { INGEST_KEY: String(key['key']) });
     expect(event).toMatchObject({ id: expect.any(String), createdAt: expect.any(String) });
-    const stored = await fetch(`${server.url}/api/events/${event['id']}?workspaceId=${workspace['id']}`, { headers: { authorization: `Bearer ${adminKey}` } });
+    // Read back with the read key, as the dashboard will.
+    const stored = await fetch(`${server.url}/api/events/${event['id']}`, { headers: { authorization: `Bearer ${readKey['key']}` } });
     expect(await stored.json()).toMatchObject({ id: event['id'], workspaceId: workspace['id'], name: FIRST_EVENT.name });
   });
 

@@ -52,10 +52,11 @@ export function firstSteps(origin: string): FirstStep[] {
             'telemetry keys create --kind ingest --workspace "$WORKSPACE_ID" --name "My app"\ntelemetry keys create --kind read --workspace "$WORKSPACE_ID"',
         },
         {
-          label: 'curl',
+          label: 'curl, the ingest key',
           // The workspace id comes from the shell: the JSON's quotes end around it.
           command: curl('/api/admin/keys', 'ADMIN_KEY', `'{"kind":"ingest","workspaceId":"'"$WORKSPACE_ID"'"}'`),
         },
+        { label: 'curl, the read key', command: curl('/api/admin/keys', 'ADMIN_KEY', `'{"kind":"read","workspaceId":"'"$WORKSPACE_ID"'"}'`) },
       ],
     },
     {
