@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../server/routers/index.ts';
 import { workspaces } from '../db/schema.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
+import { createWorkspaceService } from '../server/services/workspaces/workspaces.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createTestKeys, createTestWorkspace, procedureCaller, type TestKeys } from './support/app.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
@@ -215,6 +216,35 @@ describe('events of an all-workspaces ingest key', () => {
     const { key } = await as(keys.admin).admin.keys.create({ kind: 'ingest', workspaceId });
     const { id } = await as(key).telemetry.ingest({ source: 'web', eventType: 'custom', name: 'stamped' });
     expect((await storedEvents(testDb.db, workspaceId)).map((e) => e.id)).toEqual([id]);
+  });
+});
+
+describe('the workspace existence check on ingestion', () => {
+  it('asks the database once per call about the workspaces it has not seen, however many events name them, and not again once seen', async () => {
+    const statements: unknown[] = [];
+    const rows: Database['rows'] = (query, options) => {
+      statements.push(query);
+      return testDb.db.rows(query, options);
+    };
+    const counted = { ...testDb.db, rows } as Database;
+    const service = createWorkspaceService({ db: counted });
+    const [a, b] = [await createTestWorkspace(testDb.db), await createTestWorkspace(testDb.db)];
+    const unknown = randomUUID();
+
+    expect(await service.existingWorkspaceIds([a, b, a, unknown, b, a])).toEqual(new Set([a, b]));
+    expect(statements).toHaveLength(1);
+    expect(await service.existingWorkspaceIds([b, a, a])).toEqual(new Set([a, b]));
+    expect(statements).toHaveLength(1);
+    // An unknown id is not remembered: it is asked about again (it may have been created since).
+    expect(await service.existingWorkspaceIds([a, unknown])).toEqual(new Set([a]));
+    expect(statements).toHaveLength(2);
+  });
+
+  it('remembers a bounded number of ids, and still answers correctly past the bound', async () => {
+    const service = createWorkspaceService({ db: testDb.db, maxCachedIds: 2 });
+    const ids = [await createTestWorkspace(testDb.db), await createTestWorkspace(testDb.db), await createTestWorkspace(testDb.db)];
+    expect(await service.existingWorkspaceIds(ids)).toEqual(new Set(ids));
+    expect(await service.existingWorkspaceIds(ids)).toEqual(new Set(ids));
   });
 });
 
