@@ -375,17 +375,21 @@ describe('telemetry workspaces', () => {
     expect(unknown.stderr).toContain('No workspace with this id');
 
     expect(created.code).toBe(ExitCode.ok);
-    const { key } = JSON.parse(created.stdout) as { key: string; workspaceId: string | null };
+    const { key, id } = JSON.parse(created.stdout) as { id: string; key: string; workspaceId: string | null };
     expect(JSON.parse(created.stdout)).toMatchObject({ kind: 'ingest', workspaceId: null });
     const workspaceId = await newWorkspace();
-    const sent = await telemetry(['send'], {
-      key,
-      input: ndjson([
-        { workspaceId, source: 'web', eventType: 'custom', name: 'named' },
-        { source: 'web', eventType: 'custom', name: 'unnamed' },
-        { workspaceId: randomUUID(), source: 'web', eventType: 'custom', name: 'unknown' },
-      ]),
-    });
+    const [sent, listed] = await Promise.all([
+      telemetry(['send'], {
+        key,
+        input: ndjson([
+          { workspaceId, source: 'web', eventType: 'custom', name: 'named' },
+          { source: 'web', eventType: 'custom', name: 'unnamed' },
+          { workspaceId: randomUUID(), source: 'web', eventType: 'custom', name: 'unknown' },
+        ]),
+      }),
+      telemetry(['keys', 'list']),
+    ]);
+    expect(listed.stdout.split('\n').find((line) => line.startsWith(id))).toMatch(/^\S+\s+ingest\s+\(all\)/);
     expect(sent.code).toBe(1);
     expect(sent.stderr).toContain('workspace_required');
     expect(sent.stderr).toContain('unknown_workspace');

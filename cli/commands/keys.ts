@@ -100,7 +100,8 @@ async function listKeys(args: string[], { io }: CommandContext): Promise<ExitCod
   const rows = shown.map((key) => [
     key.id,
     key.kind,
-    key.workspaceId ?? '',
+    // A key without a workspace acts on all of them (an unbound admin, an all-workspaces ingest key).
+    key.workspaceId ?? '(all)',
     key.name ?? '',
     key.displayPrefix,
     key.rateLimit ? `${key.rateLimit.eventsPerSecond}/s +${key.rateLimit.burst}` : '',
@@ -114,8 +115,9 @@ async function listKeys(args: string[], { io }: CommandContext): Promise<ExitCod
 const LIST_HELP = `Usage:
   telemetry keys list [--all] [--json]
 
-API keys (admin.keys.list), never their secrets: id, kind, workspace, name, the start of the key
-and its rate limit. Revoked keys only with --all.
+API keys (admin.keys.list), never their secrets: id, kind, workspace ("(all)" for an unbound admin
+key or an all-workspaces ingest key), name, the start of the key and its rate limit. Revoked keys
+only with --all.
 
 ${CONNECTION_HELP}
 `;
