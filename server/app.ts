@@ -20,6 +20,7 @@ import { leanIngestTrpc } from './http/lean-ingest-trpc.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
 import { frontPageRoutes } from './http/front-page.ts';
 import { bearerToken } from './services/keys/keys.ts';
+import { SERVICE_VERSION } from './version.ts';
 
 export interface AppDeps {
   /** Asked by /readyz only: procedures reach the database through `services`. */
@@ -28,7 +29,7 @@ export interface AppDeps {
   logger: Logger;
   /** The verbs procedures call (built by the composition root, or by a test). */
   services: Services;
-  /** Version shown in the OpenAPI document. */
+  /** Version shown on the front page and in the OpenAPI document; the package's by default. */
   version?: string;
   /** True once shutdown has begun: new requests are turned away and connections not kept alive. */
   isDraining?: () => boolean;
@@ -60,7 +61,7 @@ function urlCredentials(params: Record<string, string | undefined> | null): Pick
 /** What middleware shares with handlers: the request's id. */
 type AppEnv = { Variables: { requestId: string } };
 
-export function createApp({ db, config, logger, services, version = '0.1.0', isDraining = () => false }: AppDeps) {
+export function createApp({ db, config, logger, services, version = SERVICE_VERSION, isDraining = () => false }: AppDeps) {
   const app = new Hono<AppEnv>();
 
   // Shutting down: requests already running finish; a request arriving on a kept-alive connection

@@ -22,14 +22,7 @@ import type { EventBus } from './live/bus.ts';
 import { createLiveStreams } from './live/live-streams.ts';
 import { createStreamTickets } from './live/stream-tickets.ts';
 import type { SharedStreamSlots } from './live/stream-slots.ts';
-import { createWorkspaceService, type WorkspaceService } from './workspaces/workspaces.ts';
-
-declare module '../trpc/context.ts' {
-  interface Services {
-    /** Workspaces: created, listed and renamed by admins (admin.workspaces), read by telemetry.workspace. */
-    workspaces: WorkspaceService;
-  }
-}
+import { createWorkspaceService } from './workspaces/workspaces.ts';
 
 /**
  * What the services are built from. Which parts (Redis or memory, replica or not) is decided by
@@ -80,7 +73,7 @@ export function createServices({ db, config, logger, metrics, rateLimiter, bus, 
   const timeZones = createTimeZoneCatalog({ db: reads });
   /** The read verbs over `runner`: built once for callers without a deadline, and per call with one (cheap closures). */
   const readVerbs = (runner: SqlRunner) => {
-    const queries = createEventQueries({ db: runner, timeZones });
+    const queries = createEventQueries({ db: runner, timeZones, ...(now && { now }) });
     return { eventReader: { ...createEventReader({ db: runner }), listEvents: queries.listEvents }, stats: createStatsService(queries) };
   };
   // Revoking or rotating a key ends its open live streams: here at once, elsewhere on the revocation notice.

@@ -12,6 +12,7 @@ import type { WorkspaceLimitService } from '../services/limits/workspace-limits.
 import type { Metrics } from '../metrics.ts';
 import type { LiveStreams } from '../services/live/live-streams.ts';
 import type { StreamTickets } from '../services/live/stream-tickets.ts';
+import type { WorkspaceService } from '../services/workspaces/workspaces.ts';
 
 /** Reads of stored events: one by id (events.get) and pages of them (events.list). */
 export type EventReads = EventReader & Pick<EventQueries, 'listEvents'>;
@@ -29,6 +30,8 @@ export interface Services {
   /** `eventReader` and `stats` whose statements are cancelled when `signal` aborts (the call's deadline). */
   readsUntil(signal: AbortSignal): { eventReader: EventReads; stats: StatsService };
   keys: KeyService;
+  /** Workspaces: created, listed and renamed by admins (admin.workspaces), read by telemetry.workspace. */
+  workspaces: WorkspaceService;
   erasure: ErasureService;
   /** Retention overrides and the expiry job (admin.retention). */
   retention: RetentionService;

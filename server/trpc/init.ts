@@ -203,7 +203,7 @@ export const readProcedure = publicProcedure
     }
     const workspaceId = bound ?? input.workspaceId;
     if (!workspaceId) {
-      throw new DomainError('invalid_input', 'Name the workspace to read: workspaceId is required for keys not bound to one');
+      throw new DomainError('invalid_input', 'Name the workspace to read: workspaceId is required for keys not bound to one', { path: 'workspaceId' });
     }
     // Reads stop with the call: past its deadline their statements are cancelled.
     const services = ctx.deadline ? { ...ctx.services, ...ctx.services.readsUntil(ctx.deadline) } : ctx.services;
