@@ -260,6 +260,8 @@ async function main() {
   try {
     await db.migrate();
     await maintainPartitions(db, { daysAhead: 2 });
+    // Events must name an existing workspace; the sample events name this one.
+    await raw`insert into telemetry.workspaces (id, name) values (${WORKSPACE}, 'Ingest bench')`;
 
     // Once per run: the other insert forms the service's JSON statement was chosen over.
     const insertForms: Record<string, number> = {};

@@ -85,6 +85,10 @@ async function main() {
       return seconds;
     }
 
+    // The seeded workspaces exist, as every event's and key's workspace must.
+    await db.client.unsafe(`insert into telemetry.workspaces (id, name)
+      select ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'Query bench ' || n from generate_series(0, ${WORKSPACES - 1}) n
+      on conflict do nothing`);
     const workspaceId = '00000000-0000-4000-8000-000000000001';
     const readKey = (await createKeyService({ db }).createKey({ kind: 'read', workspaceId, rateLimit: { eventsPerSecond: 100_000, burst: 0 } })).key;
     // The bench's read key is bound to one workspace: lift that workspace's ceiling with its own limit.

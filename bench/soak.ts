@@ -44,7 +44,13 @@ async function main() {
     RATE_LIMIT_ADMIN_EPS: '100000000',
     RATE_LIMIT_ADMIN_BURST: '0',
   });
-  const workspaceId = randomUUID();
+  const created = await fetch(new URL('/api/admin/workspaces', service.url), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: `Soak ${databaseName}` }),
+  });
+  if (!created.ok) throw new Error(`creating the soak workspace answered ${created.status}`);
+  const { id: workspaceId } = (await created.json()) as { id: string };
   const body = JSON.stringify({
     events: Array.from({ length: BATCH }, (_, n) => ({
       workspaceId,
