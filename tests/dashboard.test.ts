@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient } from '../client/index.ts';
 import { createEventWriter, type EventRow } from '../db/event-writers.ts';
@@ -12,6 +12,7 @@ import type { Services } from '../server/trpc/context.ts';
 import type { ServiceLifecycle } from '../server/services/index.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { createTestKeys, createTestWorkspace, startTestServer, testConfig, type TestKeys, type TestServer, testWiring } from './support/app.ts';
+import { CHROMIUM_PATH, hasChromium, launchChromium } from './support/chromium.ts';
 
 /**
  * The dashboard in a real Chromium (Debian's, never a downloaded one) against a real server:
@@ -19,8 +20,6 @@ import { createTestKeys, createTestWorkspace, startTestServer, testConfig, type 
  * live tail, the open workspace by its name, an empty workspace with the command for a first
  * event, and a phone-sized screen must not scroll sideways.
  */
-const CHROMIUM_PATH = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM_PATH);
 const ARTIFACTS = new URL('./artifacts/', import.meta.url);
 const databaseKind = process.env.TEST_DB_KIND ?? 'pglite';
 const HOUR_MS = 3_600_000;
@@ -78,16 +77,6 @@ function seedEvents(workspaceId: string, users: readonly string[], now: Date): E
   });
 }
 
-const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: no Chromium at ${CHROMIUM_PATH}; install Debian's chromium package)`, () => {
   let testDb: TestDatabase;
   let keys: TestKeys;
@@ -104,7 +93,7 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     const now = new Date();
-    const [database, launched] = await Promise.all([openTestDatabase(), chromium.launch({ executablePath: CHROMIUM_PATH, args: chromiumArgs })]);
+    const [database, launched] = await Promise.all([openTestDatabase(), launchChromium()]);
     testDb = database;
     browser = launched;
     await ensureDailyPartitions(testDb.db, { from: new Date(now.getTime() - 2 * 86_400_000), to: new Date(now.getTime() + 86_400_000) });

@@ -1,28 +1,16 @@
-import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServiceLifecycle } from '../server/services/index.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { startTestServer, testConfig, testWiring, type TestServer } from './support/app.ts';
+import { CHROMIUM_PATH, hasChromium, launchChromium } from './support/chromium.ts';
 
 /**
  * The API explorer at /docs in a real Chromium: it loads from this service alone, with nothing in
  * the console (no CSP refusal of a hosted feature), the bearer scheme chosen, and "try it"
  * prefilled with an example the route accepts (tests/openapi-examples.test.ts sends them all).
  */
-const CHROMIUM_PATH = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM_PATH);
 const ARTIFACTS = new URL('./artifacts/', import.meta.url);
-const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 describe.skipIf(!hasChromium)(hasChromium ? 'API explorer' : `API explorer (skipped: no Chromium at ${CHROMIUM_PATH})`, () => {
   let testDb: TestDatabase;
   let server: TestServer;
@@ -30,7 +18,7 @@ describe.skipIf(!hasChromium)(hasChromium ? 'API explorer' : `API explorer (skip
   let browser: Browser;
 
   beforeAll(async () => {
-    const [database, launched] = await Promise.all([openTestDatabase(), chromium.launch({ executablePath: CHROMIUM_PATH, args: chromiumArgs })]);
+    const [database, launched] = await Promise.all([openTestDatabase(), launchChromium()]);
     testDb = database;
     browser = launched;
     const config = testConfig();

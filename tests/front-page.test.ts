@@ -1,31 +1,20 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { get as httpGet } from 'node:http';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { createTestKeys, startTestServer, testConfig, testWiring, type TestServer } from './support/app.ts';
 import { FIRST_EVENT } from '../server/http/front-page.ts';
 import type { ServiceLifecycle } from '../server/services/index.ts';
 import { startChildService } from './support/child-service.ts';
+import { CHROMIUM_PATH, hasChromium, launchChromium } from './support/chromium.ts';
 
 /** `GET /` in a real Chromium: what the service is, where its pages are, and the first three steps. */
-const CHROMIUM_PATH = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM_PATH);
 const ARTIFACTS = new URL('./artifacts/', import.meta.url);
-const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 describe('front page', () => {
   let testDb: TestDatabase;
   let server: TestServer;
@@ -38,7 +27,7 @@ describe('front page', () => {
     const wiring = testWiring(testDb.db, { config });
     lifecycle = wiring.lifecycle;
     server = await startTestServer(testDb.db, { config, services: wiring.services });
-    if (hasChromium) browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: chromiumArgs });
+    if (hasChromium) browser = await launchChromium();
   });
 
   afterAll(async () => {

@@ -1,25 +1,23 @@
-import { existsSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { sql } from 'drizzle-orm';
 import { build } from 'esbuild';
 import { Hono } from 'hono';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { createTestKeys, createTestWorkspace, testConfig, testServices, type TestKeys } from './support/app.ts';
 import { waitUntil } from './faults/support/wait.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
+import { hasChromium, launchChromium } from './support/chromium.ts';
 
 /**
  * The tracker in a real browser: the bundled tracker on a page served by the test, with the
  * service on the same origin. Headless Debian Chromium, driven by playwright-core.
  */
-describe.skipIf(!existsSync(CHROMIUM))('tracker in Chromium', () => {
+describe.skipIf(!hasChromium)('tracker in Chromium', () => {
   let testDb: TestDatabase;
   let keys: TestKeys;
   let browser: Browser;
@@ -63,18 +61,7 @@ describe.skipIf(!existsSync(CHROMIUM))('tracker in Chromium', () => {
       server.close();
       if ('closeAllConnections' in server) server.closeAllConnections();
     };
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {
