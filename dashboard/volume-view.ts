@@ -62,6 +62,7 @@ function anomalyNoteText(anomalies: Anomalies | null, bucket: 'hour' | 'day' | n
 export function volumeView() {
   const chart = chartArea(byId('volume-chart', HTMLDivElement));
   const totalOutput = byId('volume-total', HTMLElement);
+  const totalUnit = byId('volume-total-unit', HTMLElement);
   const anomalyFigure = byId('anomaly-figure', HTMLElement);
   const anomalyNote = byId('anomaly-note', HTMLElement);
   const anomalyCount = byId('anomaly-count', HTMLElement);
@@ -92,6 +93,7 @@ export function volumeView() {
       const starts = timeseries.series[0]?.points.map((point) => point.start) ?? [];
       totalOutput.textContent = formatCount(total);
       totalOutput.dataset['value'] = String(total);
+      totalUnit.textContent = total === 1 ? 'event' : 'events';
       bucketNote.textContent = `per ${timeseries.bucket}`;
 
       const flagged = anomalies?.points.filter((point) => point.anomaly) ?? [];
