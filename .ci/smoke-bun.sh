@@ -29,13 +29,15 @@ done
 curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "service never became ready:"; cat "$log"; exit 1; }
 
 grep -q '"runtime":"bun"' "$log" || { echo "not running on Bun:"; cat "$log"; exit 1; }
+# Every event belongs to a workspace: name one first.
+workspace=$(curl -fsS -X POST "http://127.0.0.1:$port/api/admin/workspaces" -H 'content-type: application/json' -H "authorization: Bearer $admin_key" \
+  -d "{\"name\":\"Bun smoke $$\"}" | node -e 'let s="";process.stdin.on("data",(c)=>(s+=c)).on("end",()=>console.log(JSON.parse(s).id))')
 response=$(curl -fsS -X POST "http://127.0.0.1:$port/api/events" -H 'content-type: application/json' -H "authorization: Bearer $admin_key" \
-  -d '{"source":"cli","eventType":"custom","name":"smoke.bun"}')
+  -d "{\"source\":\"cli\",\"eventType\":\"custom\",\"name\":\"smoke.bun\",\"workspaceId\":\"$workspace\"}")
 echo "bun smoke: ingest answered $response"
 echo "$response" | grep -q '"id":"' || { echo "unexpected answer"; cat "$log"; exit 1; }
 
 # The live stream (SSE) on Bun: subscribe with plain curl, ingest, see the event arrive with an id.
-workspace=$(node -e 'console.log(require("crypto").randomUUID())')
 input=$(node -e 'console.log(encodeURIComponent(JSON.stringify({json:{workspaceId:process.argv[1]}})))' "$workspace")
 # A key never goes in a URL: mint a short-lived stream ticket for the workspace and send that.
 ticket=$(curl -fsS -X POST "http://127.0.0.1:$port/api/live/ticket" -H 'content-type: application/json' -H "authorization: Bearer $admin_key" \
