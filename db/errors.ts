@@ -7,6 +7,7 @@
 
 /** The SQLSTATE codes the service acts on, by name. @see https://www.postgresql.org/docs/current/errcodes-appendix.html */
 export const SQLSTATE = {
+  foreignKeyViolation: '23503',
   uniqueViolation: '23505',
   serializationFailure: '40001',
   deadlockDetected: '40P01',
@@ -66,6 +67,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 export const isUniqueViolation = (error: unknown): boolean => sqlState(error) === SQLSTATE.uniqueViolation;
+/** 23503: a row names a row of another table (a workspace, say) that does not exist. */
+export const isForeignKeyViolation = (error: unknown): boolean => sqlState(error) === SQLSTATE.foreignKeyViolation;
 export const isDeadlock = (error: unknown): boolean => sqlState(error) === SQLSTATE.deadlockDetected;
 /** 40001: a serializable transaction lost a conflict, or a hot standby cancelled a query for recovery. */
 export const isSerializationFailure = (error: unknown): boolean => sqlState(error) === SQLSTATE.serializationFailure;

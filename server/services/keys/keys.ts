@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { isUniqueViolation, sqlState } from '../../../db/errors.ts';
+import { isForeignKeyViolation, isUniqueViolation } from '../../../db/errors.ts';
 import { apiKeys } from '../../../db/schema.ts';
 import { DomainError } from '../../errors.ts';
 import type { WorkspaceLimitService } from '../limits/workspace-limits.ts';
@@ -16,8 +16,6 @@ export interface ApiKeyIdentity {
 }
 
 const KEY_PREFIX = 'tlm';
-/** SQLSTATE 23503: the workspace a key names does not exist. */
-const FOREIGN_KEY_VIOLATION = '23503';
 const DISPLAY_PREFIX_LENGTH = 16;
 
 /** `tlm_ingest_<43 base64url chars>`: 256 random bits behind a prefix that says what the key is. */
@@ -155,7 +153,7 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
       });
     } catch (error) {
       // The foreign key to telemetry.workspaces is the existence check: no read before the insert.
-      if (sqlState(error) === FOREIGN_KEY_VIOLATION) {
+      if (isForeignKeyViolation(error)) {
         throw new DomainError('not_found', 'No workspace with this id', { path: 'workspaceId', reason: 'unknown_workspace', cause: error });
       }
       throw error;
