@@ -129,13 +129,16 @@ export const erasureRequests = telemetry.table('erasure_requests', {
 });
 
 /**
- * Per-workspace retention overrides (admin.retention.set); workspaces without a row keep events
- * for the default `RETENTION_DAYS`. Read by the retention job (server/services/retention).
+ * Per-workspace retention overrides (admin.retention.set) of existing workspaces (a foreign key);
+ * workspaces without a row keep events for the default `RETENTION_DAYS`. Read by the retention job
+ * (server/services/retention).
  */
 export const workspaceRetention = telemetry.table(
   'workspace_retention',
   {
-    workspaceId: uuid('workspace_id').primaryKey(),
+    workspaceId: uuid('workspace_id')
+      .primaryKey()
+      .references(() => workspaces.id),
     days: integer('days').notNull(),
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     /** The admin key that last set it; kept after the key is revoked, for the audit trail. */
@@ -146,14 +149,17 @@ export const workspaceRetention = telemetry.table(
 );
 
 /**
- * Per-workspace rate ceilings (admin.workspaceLimits.set, unbound admin keys only): every key of
- * that kind bound to the workspace shares this budget. Workspaces and kinds without a row get the
- * configured default (RATE_LIMIT_WORKSPACE_*). Read by server/services/limits.
+ * Per-workspace rate ceilings of existing workspaces (a foreign key), set by admin.workspaceLimits.set
+ * with unbound admin keys only: every key of that kind bound to the workspace shares this budget.
+ * Workspaces and kinds without a row get the configured default (RATE_LIMIT_WORKSPACE_*). Read by
+ * server/services/limits.
  */
 export const workspaceRateLimits = telemetry.table(
   'workspace_rate_limits',
   {
-    workspaceId: uuid('workspace_id').notNull(),
+    workspaceId: uuid('workspace_id')
+      .notNull()
+      .references(() => workspaces.id),
     kind: text('kind', { enum: ['ingest', 'read', 'admin'] }).notNull(),
     eventsPerSecond: integer('events_per_second').notNull(),
     burst: integer('burst').notNull(),

@@ -12,7 +12,7 @@ import { ArchiveVerificationError, findManifests, readManifest } from '../server
 import { loadArchive } from '../server/services/retention/archive-load.ts';
 import { createRetentionService } from '../server/services/retention/retention.ts';
 import type { WrittenArchive } from '../server/services/retention/archive.ts';
-import { testConfig } from './support/app.ts';
+import { registerTestWorkspaces, testConfig } from './support/app.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 
 const NOW = new Date('2026-06-15T10:30:00Z');
@@ -25,6 +25,8 @@ let archiveDir: string;
 beforeAll(async () => {
   testDb = await openTestDatabase();
   db = testDb.db;
+  // Retention overrides name an existing workspace.
+  await registerTestWorkspaces(db, A, C);
 });
 afterAll(async () => {
   await testDb?.drop();

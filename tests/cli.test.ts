@@ -537,4 +537,18 @@ describe('telemetry limits', () => {
     const cleared = await telemetry(['limits', 'clear', '--workspace', workspaceId]);
     expect(cleared).toMatchObject({ code: ExitCode.ok, stdout: expect.stringContaining('back to the default ceiling for ingest keys') });
   });
+
+  it('limits set and retention set for a workspace that does not exist exit 1 with one line saying no workspace has this id, without a stack trace', async () => {
+    const unknown = randomUUID();
+    const results = await Promise.all([
+      telemetry(['limits', 'set', '--workspace', unknown, '--kind', 'ingest', '--events-per-second', '300']),
+      telemetry(['retention', 'set', '--workspace', unknown, '--days', '7']),
+    ]);
+    for (const result of results) {
+      expect(result).toMatchObject({ code: ExitCode.refused, stdout: '' });
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(/no workspace with this id/i);
+      expect(result.stderr).not.toMatch(/\bat |foreign key|23503/);
+    }
+  });
 });

@@ -435,6 +435,25 @@ describe('a workspace retention is its own (RETENTION_MAX_DAYS)', () => {
   const legacyOverride = (workspaceId: string, days: number) =>
     db.rows(sql`insert into telemetry.workspace_retention (workspace_id, days) values (${workspaceId}::uuid, ${days})`);
 
+  it('answers 404 on workspaceId for an override of a workspace that does not exist, over tRPC and /api, and stores nothing', async () => {
+    await withServer(async (url) => {
+      const unknown = randomUUID();
+      await expect(client(url, keys.admin).admin.retention.set.mutate({ workspaceId: unknown, days: 7 })).rejects.toMatchObject({
+        data: { httpStatus: 404, reason: 'unknown_workspace', issues: [{ path: 'workspaceId' }] },
+      });
+      const response = await fetch(`${url}/api/admin/retention`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ workspaceId: unknown, days: 7 }),
+      });
+      expect(response.status).toBe(404);
+      const body = await response.text();
+      expect(body).toContain('workspaceId');
+      expect(body).not.toMatch(/foreign key|violates|SQLSTATE|23503/i);
+      expect((await client(url, keys.admin).admin.retention.list.query()).overrides).toEqual([]);
+    });
+  });
+
   it('refuses any override above the maximum, so a bound admin cannot push the partition cutoff back', async () => {
     await withServer(async (url) => {
       const bound = client(url, await boundAdmin(A));

@@ -8,6 +8,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import type { Database } from '../db/database.ts';
+import { isForeignKeyViolation } from '../db/errors.ts';
 import { TRPCError } from '@trpc/server';
 import type { inferProcedureInput } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -303,6 +304,38 @@ describe('the workspaces migration', () => {
       const keysOfMigrated = createKeyService({ db: older.db });
       await expect(keysOfMigrated.createKey({ kind: 'read', workspaceId: ofRetention })).resolves.toMatchObject({ workspaceId: ofRetention });
       await expect(keysOfMigrated.createKey({ kind: 'read', workspaceId: onlyInEvents })).rejects.toMatchObject({ code: 'not_found', path: 'workspaceId' });
+    } finally {
+      await older.drop();
+    }
+  });
+
+  it('gives overrides stored for a workspace with no row their workspace, keeps names unique, and then refuses overrides of unknown workspaces', async () => {
+    const older = await openTestDatabase({ migrate: false });
+    try {
+      await migrateUpTo(older.db, '0008_workspaces');
+      const ofRetention = 'f1f1f1f1-0000-4000-8000-000000000001';
+      const ofLimit = 'f2f2f2f2-0000-4000-8000-000000000002';
+      const existing = 'f3f3f3f3-0000-4000-8000-000000000003';
+      // A workspace already carries the name the migration would give ofLimit.
+      await older.db.rows(sql`insert into telemetry.workspaces (id, name) values (${existing}, 'workspace F2F2F2F2')`);
+      await older.db.rows(sql`insert into telemetry.workspace_retention (workspace_id, days) values (${ofRetention}, 30), (${existing}, 60)`);
+      await older.db.rows(sql`insert into telemetry.workspace_rate_limits (workspace_id, kind, events_per_second, burst) values (${ofLimit}, 'ingest', 10, 0)`);
+
+      await older.db.migrate();
+
+      const named = await older.db.rows<{ id: string; name: string }>(sql`select id, name from telemetry.workspaces order by id`);
+      expect(named).toEqual([
+        { id: ofRetention, name: 'Workspace f1f1f1f1' },
+        { id: ofLimit, name: `Workspace ${ofLimit}` },
+        { id: existing, name: 'workspace F2F2F2F2' },
+      ]);
+      const unknown = randomUUID();
+      await expect(older.db.rows(sql`insert into telemetry.workspace_retention (workspace_id, days) values (${unknown}, 30)`)).rejects.toSatisfy(
+        isForeignKeyViolation,
+      );
+      await expect(
+        older.db.rows(sql`insert into telemetry.workspace_rate_limits (workspace_id, kind, events_per_second, burst) values (${unknown}, 'ingest', 10, 0)`),
+      ).rejects.toSatisfy(isForeignKeyViolation);
     } finally {
       await older.drop();
     }

@@ -244,6 +244,25 @@ describe('per-workspace rate ceilings', () => {
     }
   });
 
+  it('answer 404 on workspaceId for a ceiling of a workspace that does not exist, over tRPC and /api, and store nothing', async () => {
+    const unknown = randomUUID();
+    const adminKey = (await createKeyService({ db: testDb.db }).createKey({ kind: 'admin' })).key;
+    await expect(
+      admin(server.url, adminKey).admin.workspaceLimits.set.mutate({ workspaceId: unknown, kind: 'ingest', rateLimit: { eventsPerSecond: 5, burst: 5 } }),
+    ).rejects.toMatchObject({ data: { httpStatus: 404, reason: 'unknown_workspace', issues: [{ path: 'workspaceId' }] } });
+    const response = await fetch(`${server.url}/api/admin/workspace-limits`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ workspaceId: unknown, kind: 'ingest', rateLimit: { eventsPerSecond: 5, burst: 5 } }),
+    });
+    expect(response.status).toBe(404);
+    const body = await response.text();
+    expect(body).toContain('workspaceId');
+    expect(body).not.toMatch(/foreign key|violates|SQLSTATE|23503/i);
+    const { overrides } = await admin(server.url, adminKey).admin.workspaceLimits.list.query();
+    expect(overrides.filter((override) => override.workspaceId === unknown)).toEqual([]);
+  });
+
   it('leave keys bound to no workspace to their own budget only', async () => {
     const ceilingServer = await startTestServer(testDb.db, { config: ceilingConfig() });
     try {

@@ -1,8 +1,10 @@
 import { and, asc, eq } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
+import { isForeignKeyViolation } from '../../../db/errors.ts';
 import { workspaceRateLimits } from '../../../db/schema.ts';
 import { DomainError } from '../../errors.ts';
 import type { KeyKind, RateLimitPolicy } from '../keys/schemas.ts';
+import { workspaceNotFound } from '../workspaces/workspaces.ts';
 import type { SharedBudget } from './rate-limiter.ts';
 import type { ClearedWorkspaceLimits, WorkspaceLimit, WorkspaceLimits } from './schemas.ts';
 
@@ -36,7 +38,8 @@ function assertUnbound(scope: string | null) {
 /**
  * Per-workspace rate ceilings: every key of one kind bound to a workspace spends from one shared
  * budget as well as its own, so minting more keys, or keys with higher limits, never gives a
- * workspace more than its ceiling. Overrides are stored in telemetry.workspace_rate_limits.
+ * workspace more than its ceiling. Overrides are stored in telemetry.workspace_rate_limits, for existing
+ * workspaces only.
  */
 export function createWorkspaceLimits({ db, defaults, cacheTtlMs = 10_000, now = Date.now }: WorkspaceLimitOptions) {
   // Overrides by workspace (an empty object: none), or the lookup in flight, so a burst of calls
@@ -114,14 +117,21 @@ export function createWorkspaceLimits({ db, defaults, cacheTtlMs = 10_000, now =
       updatedAt: new Date(now()),
       updatedByKeyId: input.updatedByKeyId,
     };
-    const [row] = await db.orm
-      .insert(workspaceRateLimits)
-      .values(values)
-      .onConflictDoUpdate({
-        target: [workspaceRateLimits.workspaceId, workspaceRateLimits.kind],
-        set: { eventsPerSecond: values.eventsPerSecond, burst: values.burst, updatedAt: values.updatedAt, updatedByKeyId: values.updatedByKeyId },
-      })
-      .returning(columns);
+    let row: Row | undefined;
+    try {
+      [row] = await db.orm
+        .insert(workspaceRateLimits)
+        .values(values)
+        .onConflictDoUpdate({
+          target: [workspaceRateLimits.workspaceId, workspaceRateLimits.kind],
+          set: { eventsPerSecond: values.eventsPerSecond, burst: values.burst, updatedAt: values.updatedAt, updatedByKeyId: values.updatedByKeyId },
+        })
+        .returning(columns);
+    } catch (error) {
+      // The foreign key to telemetry.workspaces is the existence check: no read before the write.
+      if (isForeignKeyViolation(error)) throw workspaceNotFound();
+      throw error;
+    }
     cache.delete(input.workspaceId);
     if (!row) throw new Error('The workspace ceiling was not stored');
     return toLimit(row);

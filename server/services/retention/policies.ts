@@ -1,7 +1,9 @@
 import { asc, eq } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { DomainError } from '../../errors.ts';
+import { isForeignKeyViolation } from '../../../db/errors.ts';
 import { workspaceRetention } from '../../../db/schema.ts';
+import { DomainError } from '../../errors.ts';
+import { workspaceNotFound } from '../workspaces/workspaces.ts';
 import type { ClearedRetention, RetentionOverride, RetentionPolicies } from './schemas.ts';
 
 /** A workspace-bound admin key manages the retention of its own workspace only. */
@@ -13,9 +15,10 @@ const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
 /**
- * Per-workspace retention overrides, stored in telemetry.workspace_retention, each at most `maxDays`
- * (RETENTION_MAX_DAYS): whole partitions go once they are older than the longest retention in
- * effect, so the maximum keeps one workspace's override from holding every workspace's partitions.
+ * Per-workspace retention overrides of existing workspaces, stored in telemetry.workspace_retention,
+ * each at most `maxDays` (RETENTION_MAX_DAYS): whole partitions go once they are older than the
+ * longest retention in effect, so the maximum keeps one workspace's override from holding every
+ * workspace's partitions.
  */
 export function createRetentionPolicies({ db, defaultDays, maxDays, now }: { db: Database; defaultDays: number; maxDays: number; now: () => Date }) {
   const columns = {
@@ -35,14 +38,21 @@ export function createRetentionPolicies({ db, defaultDays, maxDays, now }: { db:
       });
     }
     const values = { workspaceId: input.workspaceId, days: input.days, updatedAt: now(), updatedByKeyId: input.updatedByKeyId };
-    const [row] = await db.orm
-      .insert(workspaceRetention)
-      .values(values)
-      .onConflictDoUpdate({
-        target: workspaceRetention.workspaceId,
-        set: { days: values.days, updatedAt: values.updatedAt, updatedByKeyId: values.updatedByKeyId },
-      })
-      .returning(columns);
+    let row: RetentionOverride | undefined;
+    try {
+      [row] = await db.orm
+        .insert(workspaceRetention)
+        .values(values)
+        .onConflictDoUpdate({
+          target: workspaceRetention.workspaceId,
+          set: { days: values.days, updatedAt: values.updatedAt, updatedByKeyId: values.updatedByKeyId },
+        })
+        .returning(columns);
+    } catch (error) {
+      // The foreign key to telemetry.workspaces is the existence check: no read before the write.
+      if (isForeignKeyViolation(error)) throw workspaceNotFound();
+      throw error;
+    }
     if (!row) throw new Error('The retention override was not stored');
     return row;
   }
