@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lockDataDirectory } from '../db/data-directory-lock.ts';
+import { type ProcessResult, runNodeToExit } from './support/child-service.ts';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -12,19 +12,10 @@ afterEach(async () => {
 });
 
 /** Runs an operator command as `npm run <script>` would, until it exits on its own. */
-function runOperatorCommand(script: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    env: { ...process.env, LOG_LEVEL: 'info', DATABASE_URL: '', REDIS_URL: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  cleanups.push(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+function runOperatorCommand(script: string, env: Record<string, string>): Promise<ProcessResult> {
+  return runNodeToExit(['--import', 'tsx', script], { ...process.env, LOG_LEVEL: 'info', DATABASE_URL: '', REDIS_URL: '', ...env }, (kill) =>
+    cleanups.push(kill),
+  );
 }
 
 function scratchDataDir(): string {
@@ -89,23 +80,14 @@ describe('npm run db:migrate', () => {
 });
 
 /** `vitest run` on one small file, as `npm test` runs it, in an environment without the given variables. */
-function runTestRunner(env: Record<string, string | undefined>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runTestRunner(env: Record<string, string | undefined>): Promise<ProcessResult> {
   // The parent run's own markers (VITEST, VITEST_POOL_ID, TEST_DB_KIND ...) would confuse the child run.
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !name.startsWith('VITEST') && !name.startsWith('TEST_') && name !== 'CI'),
   );
-  const child = spawn(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', 'tests/uuid7.test.ts'], {
-    env: { ...inherited, NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  cleanups.push(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+  return runNodeToExit(['node_modules/vitest/vitest.mjs', 'run', 'tests/uuid7.test.ts'], { ...inherited, NO_COLOR: '1', ...env }, (kill) =>
+    cleanups.push(kill),
+  );
 }
 
 describe('npm test', () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataDirectoryInUseError, lockDataDirectory } from '../db/data-directory-lock.ts';
-import { freePort, startChildService } from './support/child-service.ts';
+import { freePort, type ProcessResult, runNodeToExit, startChildService } from './support/child-service.ts';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -21,19 +21,9 @@ async function occupiedPort(): Promise<number> {
 }
 
 /** Runs server/main.ts as `npm start` would, until it exits on its own. */
-function runService(env: Record<string, string>, script = 'server/main.ts'): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_URL: '', REDIS_URL: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  cleanups.push(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+function runService(env: Record<string, string>, script = 'server/main.ts'): Promise<ProcessResult> {
+  const serviceEnv = { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_URL: '', REDIS_URL: '', ...env };
+  return runNodeToExit(['--import', 'tsx', script], serviceEnv, (kill) => cleanups.push(kill));
 }
 
 describe('starting the service', () => {

@@ -11,6 +11,29 @@ export interface ChildService {
   exited: Promise<number | null>;
 }
 
+/** What a child process printed, and how it ended. */
+export interface ProcessResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs Node.js with `args` until the process exits on its own, collecting what it printed.
+ * `onStarted` receives a function that kills it, for the test's clean-up should it hang.
+ */
+export function runNodeToExit(args: string[], env: NodeJS.ProcessEnv, onStarted: (kill: () => void) => void): Promise<ProcessResult> {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  onStarted(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
