@@ -78,7 +78,7 @@ export const adminRouter = router({
           protect: true,
           summary: "Set a workspace's rate ceiling for one kind of key (unbound admin keys only)",
           description:
-            'All keys of that kind bound to the workspace share this budget, whatever their own limits; raising or lowering it needs an admin key not bound to a workspace.',
+            'All keys of that kind bound to the workspace share this budget, whatever their own limits; raising or lowering it needs an admin key not bound to a workspace. A workspace that does not exist answers 404 (`unknown_workspace`).',
         },
       })
       .input(SetWorkspaceLimitInput)
@@ -124,7 +124,7 @@ export const adminRouter = router({
           protect: true,
           summary: "Set a workspace's retention (days), overriding the default",
           description:
-            "Events of the workspace older than this are removed by the next retention run (archived first when ARCHIVE_DIR is set). At most RETENTION_MAX_DAYS (400 above it), for any admin key: a longer retention would keep every workspace's old partitions.",
+            "Events of the workspace older than this are removed by the next retention run (archived first when ARCHIVE_DIR is set). At most RETENTION_MAX_DAYS (400 above it), for any admin key: a longer retention would keep every workspace's old partitions. A workspace that does not exist answers 404 (`unknown_workspace`).",
         },
       })
       .input(SetRetentionInput)
