@@ -5,12 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTelemetryClient } from '../client/index.ts';
 import type { SqlRunner } from '../db/database.ts';
 import { createJsonEventWriter, type EventRow } from '../db/event-writers.ts';
-import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createGroupCommitter } from '../server/services/events/group-commit.ts';
 import { createEventIngestor } from '../server/services/events/ingest.ts';
 import { createWorkspaceService } from '../server/services/workspaces/workspaces.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, servicesWith, startTestServer, testConfig, type TestKeys, type TestServer, createTestWorkspace } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
+import { servicesWith, startTestServer, testConfig, type TestKeys, type TestServer, createTestWorkspace, openTestDatabaseWithKeys } from './support/app.ts';
 import { storedEvents } from './support/events.ts';
 import { waitUntil } from './faults/support/wait.ts';
 
@@ -19,9 +18,7 @@ let testDb: TestDatabase;
 const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  await maintainPartitions(testDb.db, { daysAhead: 1 });
-  keys = await createTestKeys(testDb.db);
+  ({ testDb, keys } = await openTestDatabaseWithKeys());
 });
 afterAll(async () => {
   await testDb?.drop();

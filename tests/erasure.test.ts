@@ -3,19 +3,16 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventWriter, type EventRow } from '../db/event-writers.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
-import { maintainPartitions } from '../server/partition-maintenance.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, procedureCaller, type TestKeys, createTestWorkspace } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
+import { procedureCaller, type TestKeys, createTestWorkspace, openTestDatabaseWithKeys } from './support/app.ts';
 
 let testDb: TestDatabase;
 /** A real workspace of its own for a test (events must name an existing workspace). */
 const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
+// Today's partitions exist; events from days ago land in the default one: erasure must reach both.
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  // Today's partitions exist; events from days ago land in the default one: erasure must reach both.
-  await maintainPartitions(testDb.db, { daysAhead: 1 });
-  keys = await createTestKeys(testDb.db);
+  ({ testDb, keys } = await openTestDatabaseWithKeys());
 });
 afterAll(async () => {
   await testDb?.drop();

@@ -4,12 +4,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { openPostgres } from '../db/database.ts';
 import { createEventWriter, type EventRow, type EventWriter } from '../db/event-writers.ts';
 import { DomainError } from '../server/errors.ts';
-import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createMetrics } from '../server/metrics.ts';
 import { createGroupCommitter } from '../server/services/events/group-commit.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, procedureCaller, startTestServer, testConfig, type TestKeys, testServices, createTestWorkspace } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
+import { procedureCaller, startTestServer, testConfig, type TestKeys, testServices, createTestWorkspace, openTestDatabaseWithKeys } from './support/app.ts';
 import { storedEvents } from './support/events.ts';
 
 let testDb: TestDatabase;
@@ -17,9 +16,7 @@ let testDb: TestDatabase;
 const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  await maintainPartitions(testDb.db, { daysAhead: 1 });
-  keys = await createTestKeys(testDb.db);
+  ({ testDb, keys } = await openTestDatabaseWithKeys());
 });
 afterAll(async () => {
   await testDb?.drop();

@@ -15,6 +15,8 @@ import { appRouter } from '../../server/routers/index.ts';
 import { createKeyService } from '../../server/services/keys/keys.ts';
 import { createWorkspaceService } from '../../server/services/workspaces/workspaces.ts';
 import { workspaces } from '../../db/schema.ts';
+import { maintainPartitions } from '../../server/partition-maintenance.ts';
+import { openTestDatabase, type TestDatabase } from './database.ts';
 
 export function testConfig(overrides: Partial<Record<string, string>> = {}): Config {
   return loadConfig({ LOG_LEVEL: 'silent', ...overrides });
@@ -103,6 +105,16 @@ export async function createTestKeys(db: Database): Promise<TestKeys> {
   const keys = createKeyService({ db });
   const [ingest, admin] = await Promise.all([keys.createKey({ kind: 'ingest', allWorkspaces: true }), keys.createKey({ kind: 'admin' })]);
   return { ingest: ingest.key, admin: admin.key };
+}
+
+/**
+ * A test file's own database, with today's and tomorrow's partitions (older events land in the
+ * default one) and the standard keys: what most procedure tests start from.
+ */
+export async function openTestDatabaseWithKeys(): Promise<{ testDb: TestDatabase; keys: TestKeys }> {
+  const testDb = await openTestDatabase();
+  await maintainPartitions(testDb.db, { daysAhead: 1 });
+  return { testDb, keys: await createTestKeys(testDb.db) };
 }
 
 /**
