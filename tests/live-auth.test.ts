@@ -13,8 +13,8 @@ import { createLogger } from '../server/logger.ts';
 import { createStreamTickets } from '../server/services/live/stream-tickets.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring, createTestWorkspace } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
+import { startTestServer, testConfig, type TestKeys, type TestServer, testWiring, createTestWorkspace, openTestDatabaseWithKeys } from './support/app.ts';
 import { waitUntil } from './faults/support/wait.ts';
 
 let testDb: TestDatabase;
@@ -22,8 +22,7 @@ let testDb: TestDatabase;
 const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  keys = await createTestKeys(testDb.db);
+  ({ testDb, keys } = await openTestDatabaseWithKeys());
 });
 afterAll(async () => {
   await testDb?.drop();

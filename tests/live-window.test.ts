@@ -13,8 +13,8 @@ import { createRedisBus, windowBytesKey } from '../server/services/live/redis-bu
 import type { StoredEvent } from '../server/services/events/schemas.ts';
 import type { JsonObject } from '../server/services/events/json.ts';
 import type { Services } from '../server/trpc/context.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testWiring, createTestWorkspace } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
+import { startTestServer, testConfig, type TestKeys, type TestServer, testWiring, createTestWorkspace, openTestDatabaseWithKeys } from './support/app.ts';
 import { waitUntil } from './faults/support/wait.ts';
 
 const MiB = 1024 * 1024;
@@ -27,8 +27,7 @@ let testDb: TestDatabase;
 const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  keys = await createTestKeys(testDb.db);
+  ({ testDb, keys } = await openTestDatabaseWithKeys());
 });
 afterAll(async () => {
   await testDb?.drop();

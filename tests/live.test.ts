@@ -17,16 +17,24 @@ import { createMetrics } from '../server/metrics.ts';
 import { createRedisStreamSlots } from '../server/services/live/stream-slots.ts';
 import type { StoredEvent } from '../server/services/events/schemas.ts';
 import type { Services } from '../server/trpc/context.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { createTestKeys, startTestServer, testConfig, type TestKeys, type TestServer, testServices, testWiring, createTestWorkspace } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
+import {
+  startTestServer,
+  testConfig,
+  type TestKeys,
+  type TestServer,
+  testServices,
+  testWiring,
+  createTestWorkspace,
+  openTestDatabaseWithKeys,
+} from './support/app.ts';
 
 let testDb: TestDatabase;
 /** A real workspace of its own for a test (events must name an existing workspace). */
 const newWorkspace = () => createTestWorkspace(testDb.db);
 let keys: TestKeys;
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  keys = await createTestKeys(testDb.db);
+  ({ testDb, keys } = await openTestDatabaseWithKeys());
 });
 afterAll(async () => {
   await testDb?.drop();
