@@ -1,0 +1,37 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Name-based UUIDs (RFC 9562 version 5: SHA-1 of a namespace and a name). Foreign wire formats
+ * carry no event id, or one that is not a UUID; deriving it from what identifies the record makes
+ * an exporter's identical retry land on the same id, which the write path stores once.
+ */
+export function uuidv5(namespace: string, name: string): string {
+  const hash = createHash('sha1').update(uuidBytes(namespace)).update(name, 'utf8').digest();
+  const bytes = hash.subarray(0, 16);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x50;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function uuidBytes(uuid: string): Buffer {
+  const hex = uuid.replaceAll('-', '');
+  if (!/^[0-9a-f]{32}$/i.test(hex)) throw new Error(`Not a UUID: ${uuid}`);
+  return Buffer.from(hex, 'hex');
+}
+
+/** One namespace per kind of record, so the same name never gives the same id for two kinds. */
+export const ID_NAMESPACES = {
+  otlpLog: '4f0e7b36-2d55-5c57-9a1e-6a4c1c3d8b01',
+  otlpSpan: '4f0e7b36-2d55-5c57-9a1e-6a4c1c3d8b02',
+} as const;
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(value: unknown): value is string {
+  return typeof value === 'string' && UUID_PATTERN.test(value);
+}
