@@ -19,6 +19,7 @@ import { createLeanIngestApiHandler } from './http/lean-ingest-api.ts';
 import { leanIngestTrpc } from './http/lean-ingest-trpc.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
 import { frontPageRoutes } from './http/front-page.ts';
+import { otlpRoutes } from './ingest-adapters/otlp/routes.ts';
 import { bearerToken } from './services/keys/keys.ts';
 import { SERVICE_VERSION } from './version.ts';
 
@@ -254,6 +255,11 @@ export function createApp({ db, config, logger, services, version = SERVICE_VERS
     const context = { requestId: c.get('requestId'), authorization: c.req.header('authorization') };
     return (await leanIngestApi?.(c.req.raw, context)) ?? openApiHandler(c.req.raw, context);
   });
+
+  // OpenTelemetry exporters (OTLP/HTTP, docs/ingest-adapters.md): the same body bounds, and the
+  // records go through telemetry.ingestBatch.
+  app.use('/v1/*', reserveBody, limitBody, inflateBody);
+  app.route('/', otlpRoutes({ config, services, logger }));
 
   // The front door: what this service is, where its pages are, and the first three steps.
   app.route('/', frontPageRoutes({ version }));

@@ -174,7 +174,7 @@ export class ProtobufWriter {
     return this.bytes(field, value.finish());
   }
 
-  finish(): Uint8Array {
+  finish(): Uint8Array<ArrayBuffer> {
     return Uint8Array.from(this.chunks);
   }
 

@@ -1,0 +1,161 @@
+import { TRPCError } from '@trpc/server';
+import { type Context as HonoContext, Hono } from 'hono';
+import type { Config } from '../../config.ts';
+import { DomainError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import { appRouter } from '../../routers/index.ts';
+import type { EventInput, EventReceipt } from '../../services/events/schemas.ts';
+import { bearerToken } from '../../services/keys/keys.ts';
+import { createContextInner, type Services } from '../../trpc/context.ts';
+import { toTRPCError } from '../../trpc/errors.ts';
+import { createCallerFactory } from '../../trpc/init.ts';
+import { sha256Hex } from '../deterministic-ids.ts';
+import { decodeLogsJson, decodeLogsProtobuf, decodeTraceJson, decodeTraceProtobuf, OtlpDecodeError } from './otlp-decode.ts';
+import { mapLogRecords, mapSpans } from './map-otlp.ts';
+import { ProtobufWriter } from './protobuf-wire.ts';
+
+export interface OtlpRouteDeps {
+  config: Config;
+  services: Services;
+  logger: Logger;
+}
+
+type OtlpEnv = { Variables: { requestId: string } };
+type WireFormat = 'protobuf' | 'json';
+
+const createCaller = createCallerFactory(appRouter);
+
+/** gRPC status codes: what OTLP's error body (google.rpc.Status) carries. */
+const GRPC = { invalidArgument: 3, permissionDenied: 7, resourceExhausted: 8, unimplemented: 12, internal: 13, unavailable: 14, unauthenticated: 16 } as const;
+
+const SIGNALS = {
+  logs: { decode: { protobuf: decodeLogsProtobuf, json: decodeLogsJson }, map: mapLogRecords, rejectedField: 'rejectedLogRecords' },
+  traces: { decode: { protobuf: decodeTraceProtobuf, json: decodeTraceJson }, map: mapSpans, rejectedField: 'rejectedSpans' },
+} as const;
+
+/** Most refusal messages quoted in one partialSuccess. */
+const MAX_QUOTED_REFUSALS = 5;
+
+function wireFormatOf(contentType: string | undefined): WireFormat | undefined {
+  const mediaType = contentType?.split(';')[0]?.trim().toLowerCase();
+  if (mediaType === 'application/x-protobuf' || mediaType === 'application/protobuf') return 'protobuf';
+  if (mediaType === 'application/json') return 'json';
+  return undefined;
+}
+
+/** An OTLP error answer: google.rpc.Status in the request's format, with Retry-After when a retry may succeed. */
+function failure(
+  c: HonoContext,
+  format: WireFormat,
+  status: 400 | 401 | 403 | 413 | 415 | 429 | 500 | 501 | 503,
+  grpcCode: number,
+  message: string,
+  retryAfterSeconds?: number,
+) {
+  const headers: Record<string, string> = retryAfterSeconds === undefined ? {} : { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) };
+  if (format === 'protobuf') {
+    return c.body(new ProtobufWriter().varint(1, grpcCode).string(2, message).finish(), status, { ...headers, 'Content-Type': 'application/x-protobuf' });
+  }
+  return c.json({ code: grpcCode, message }, status, headers);
+}
+
+/** Export{Logs,Trace}ServiceResponse: empty when everything was stored, else partialSuccess with the refused count and why. */
+function success(c: HonoContext, format: WireFormat, rejectedField: string, rejected: number, message: string) {
+  if (format === 'protobuf') {
+    const response = new ProtobufWriter();
+    if (rejected > 0) response.message(1, new ProtobufWriter().varint(1, rejected).string(2, message));
+    return c.body(response.finish(), 200, { 'Content-Type': 'application/x-protobuf' });
+  }
+  return c.json(rejected > 0 ? { partialSuccess: { [rejectedField]: String(rejected), errorMessage: message } } : {}, 200);
+}
+
+function refusalMessage(refused: Extract<EventReceipt, { status: 'rejected' }>[]): string {
+  const quoted = refused
+    .slice(0, MAX_QUOTED_REFUSALS)
+    .map((receipt) => `record ${receipt.index}: ${receipt.message}${receipt.path ? ` (${receipt.path})` : ''}`)
+    .join('; ');
+  return `${refused.length} record(s) not stored: ${quoted}${refused.length > MAX_QUOTED_REFUSALS ? '; …' : ''}`;
+}
+
+/**
+ * OTLP/HTTP: `POST /v1/logs` and `/v1/traces` (protobuf or JSON), `/v1/metrics` refused. Records
+ * are mapped to events and stored through `telemetry.ingestBatch` itself, so they get its key
+ * check, rate limits, validation and group commit, and are acknowledged only once committed.
+ */
+export function otlpRoutes({ config, services, logger }: OtlpRouteDeps) {
+  const app = new Hono<OtlpEnv>();
+
+  for (const [signal, { decode, map, rejectedField }] of Object.entries(SIGNALS)) {
+    app.post(`/v1/${signal}`, async (c) => {
+      const format = wireFormatOf(c.req.header('content-type'));
+      if (!format) {
+        return failure(c, 'json', 415, GRPC.invalidArgument, 'Send Content-Type application/x-protobuf or application/json (OTLP/HTTP)');
+      }
+      const apiKey = bearerToken(c.req.header('authorization'));
+      if (!apiKey) return failure(c, format, 401, GRPC.unauthenticated, 'Missing API key: send "Authorization: Bearer <ingest key>"');
+      // Read before any database work: an over-long chunked body is answered 413 by the body limit.
+      const body = new Uint8Array(await c.req.arrayBuffer());
+      try {
+        const key = await services.keys.authenticate(apiKey);
+        if (!key) return failure(c, format, 401, GRPC.unauthenticated, 'Unknown or revoked API key');
+        if (key.kind !== 'ingest' && key.kind !== 'admin') return failure(c, format, 403, GRPC.permissionDenied, `This ${key.kind} key may not send events`);
+        if (!key.workspaceId) {
+          return failure(c, format, 403, GRPC.permissionDenied, 'OTLP records name no workspace: use an ingest key bound to one workspace');
+        }
+        let events: EventInput[];
+        try {
+          events = map(decode[format](body) as never, { workspaceId: key.workspaceId, bodyHash: sha256Hex(body) });
+        } catch (error) {
+          if (error instanceof OtlpDecodeError) return failure(c, format, 400, GRPC.invalidArgument, error.message);
+          throw error;
+        }
+        const caller = createCaller(createContextInner({ config, services, logger, requestId: c.get('requestId'), apiKey }));
+        const refused: Extract<EventReceipt, { status: 'rejected' }>[] = [];
+        // One ingestBatch call per batch the service accepts; a retry of the whole export after a
+        // failure part-way stores nothing twice, ids being derived from the export.
+        for (let start = 0; start < events.length; start += config.limits.maxBatchEvents) {
+          const { receipts } = await caller.telemetry.ingestBatch({ events: events.slice(start, start + config.limits.maxBatchEvents) });
+          for (const receipt of receipts) if (receipt.status === 'rejected') refused.push({ ...receipt, index: receipt.index + start });
+        }
+        return success(c, format, rejectedField, refused.length, refused.length > 0 ? refusalMessage(refused) : '');
+      } catch (error) {
+        return answerError(c, format, error);
+      }
+    });
+  }
+
+  // Cumulative metrics need their own design; until then exporters are told so, with a status they do not retry.
+  app.post('/v1/metrics', (c) =>
+    failure(
+      c,
+      wireFormatOf(c.req.header('content-type')) ?? 'json',
+      501,
+      GRPC.unimplemented,
+      'Metrics are not accepted yet: send logs to /v1/logs and traces to /v1/traces',
+    ),
+  );
+
+  function answerError(c: HonoContext<OtlpEnv>, format: WireFormat, error: unknown) {
+    const mapped = error instanceof TRPCError ? error : toTRPCError(error);
+    const cause = mapped.cause instanceof DomainError ? mapped.cause : undefined;
+    switch (mapped.code) {
+      case 'UNAUTHORIZED':
+        return failure(c, format, 401, GRPC.unauthenticated, mapped.message);
+      case 'FORBIDDEN':
+        return failure(c, format, 403, GRPC.permissionDenied, mapped.message);
+      case 'BAD_REQUEST':
+        return failure(c, format, 400, GRPC.invalidArgument, mapped.message);
+      case 'PAYLOAD_TOO_LARGE':
+        return failure(c, format, 413, GRPC.resourceExhausted, mapped.message);
+      case 'TOO_MANY_REQUESTS':
+        return failure(c, format, 429, GRPC.resourceExhausted, mapped.message, cause?.retryAfterSeconds ?? 1);
+      case 'SERVICE_UNAVAILABLE':
+        return failure(c, format, 503, GRPC.unavailable, mapped.message, cause?.retryAfterSeconds ?? 1);
+      default:
+        logger.error('OTLP export failed', { requestId: c.get('requestId'), path: c.req.path, error: mapped.cause ?? mapped });
+        return failure(c, format, 500, GRPC.internal, 'Internal server error');
+    }
+  }
+
+  return app;
+}
