@@ -11,7 +11,7 @@ import { toTRPCError } from '../../trpc/errors.ts';
 import { createCallerFactory } from '../../trpc/init.ts';
 import { sha256Hex } from '../deterministic-ids.ts';
 import { decodeLogsJson, decodeLogsProtobuf, decodeTraceJson, decodeTraceProtobuf, OtlpDecodeError } from './otlp-decode.ts';
-import { mapLogRecords, mapSpans } from './map-otlp.ts';
+import { type ExportIdentity, mapLogRecords, mapSpans } from './map-otlp.ts';
 import { ProtobufWriter } from './protobuf-wire.ts';
 
 export interface OtlpRouteDeps {
@@ -28,10 +28,25 @@ const createCaller = createCallerFactory(appRouter);
 /** gRPC status codes: what OTLP's error body (google.rpc.Status) carries. */
 const GRPC = { invalidArgument: 3, permissionDenied: 7, resourceExhausted: 8, unimplemented: 12, internal: 13, unavailable: 14, unauthenticated: 16 } as const;
 
-const SIGNALS = {
-  logs: { decode: { protobuf: decodeLogsProtobuf, json: decodeLogsJson }, map: mapLogRecords, rejectedField: 'rejectedLogRecords' },
-  traces: { decode: { protobuf: decodeTraceProtobuf, json: decodeTraceJson }, map: mapSpans, rejectedField: 'rejectedSpans' },
-} as const;
+/** One OTLP signal: how its request is read and mapped, and what its response calls refused records. */
+interface Signal {
+  path: string;
+  toEvents(format: WireFormat, body: Uint8Array, identity: ExportIdentity): EventInput[];
+  rejectedField: string;
+}
+
+const SIGNALS: Signal[] = [
+  {
+    path: '/v1/logs',
+    toEvents: (format, body, identity) => mapLogRecords(format === 'protobuf' ? decodeLogsProtobuf(body) : decodeLogsJson(body), identity),
+    rejectedField: 'rejectedLogRecords',
+  },
+  {
+    path: '/v1/traces',
+    toEvents: (format, body, identity) => mapSpans(format === 'protobuf' ? decodeTraceProtobuf(body) : decodeTraceJson(body), identity),
+    rejectedField: 'rejectedSpans',
+  },
+];
 
 /** Most refusal messages quoted in one partialSuccess. */
 const MAX_QUOTED_REFUSALS = 5;
@@ -85,8 +100,8 @@ function refusalMessage(refused: Extract<EventReceipt, { status: 'rejected' }>[]
 export function otlpRoutes({ config, services, logger }: OtlpRouteDeps) {
   const app = new Hono<OtlpEnv>();
 
-  for (const [signal, { decode, map, rejectedField }] of Object.entries(SIGNALS)) {
-    app.post(`/v1/${signal}`, async (c) => {
+  for (const { path, toEvents, rejectedField } of SIGNALS) {
+    app.post(path, async (c) => {
       const format = wireFormatOf(c.req.header('content-type'));
       if (!format) {
         return failure(c, 'json', 415, GRPC.invalidArgument, 'Send Content-Type application/x-protobuf or application/json (OTLP/HTTP)');
@@ -104,7 +119,7 @@ export function otlpRoutes({ config, services, logger }: OtlpRouteDeps) {
         }
         let events: EventInput[];
         try {
-          events = map(decode[format](body) as never, { workspaceId: key.workspaceId, bodyHash: sha256Hex(body) });
+          events = toEvents(format, body, { workspaceId: key.workspaceId, bodyHash: sha256Hex(body) });
         } catch (error) {
           if (error instanceof OtlpDecodeError) return failure(c, format, 400, GRPC.invalidArgument, error.message);
           throw error;
