@@ -1,6 +1,16 @@
+import { JsonLogsSerializer, JsonTraceSerializer, ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { uuidv5 } from '../server/ingest-adapters/deterministic-ids.ts';
-import { decodeLogsProtobuf, decodeTraceProtobuf, OTLP_DECODE_LIMITS, OtlpDecodeError } from '../server/ingest-adapters/otlp/otlp-decode.ts';
+import {
+  decodeLogsJson,
+  decodeLogsProtobuf,
+  decodeTraceJson,
+  decodeTraceProtobuf,
+  OTLP_DECODE_LIMITS,
+  OtlpDecodeError,
+} from '../server/ingest-adapters/otlp/otlp-decode.ts';
 import { ProtobufReader, ProtobufWriter, WIRE } from '../server/ingest-adapters/otlp/protobuf-wire.ts';
 
 const w = () => new ProtobufWriter();
@@ -168,5 +178,55 @@ describe('OTLP protobuf reader', () => {
     const [decoded] = decodeLogsProtobuf(logsRequest([w().message(5, stringValue('a\u0000b'))]));
     expect(decoded?.record.body).toBe('a\uFFFDb');
     expect(WIRE.lengthDelimited).toBe(2);
+  });
+
+  it('reads what the OpenTelemetry JS serializers encode in protobuf exactly as what they encode in JSON', async () => {
+    const logs = new InMemoryLogRecordExporter();
+    const loggerProvider = new LoggerProvider({ processors: [new SimpleLogRecordProcessor({ exporter: logs })] });
+    const logger = loggerProvider.getLogger('orders', '1.2.3');
+    logger.emit({
+      body: { text: 'placed', lines: [1, 2.5, 'x', true] },
+      severityNumber: 17,
+      severityText: 'ERROR',
+      eventName: 'order.placed',
+      timestamp: new Date('2026-11-30T10:00:00.123Z'),
+      attributes: { count: 3, ratio: 0.5, ok: false, tags: ['a', 'b'], 'exception.type': 'TypeError', negative: -7 },
+    });
+    logger.emit({ body: 'plain', severityNumber: 9 });
+    await loggerProvider.forceFlush();
+    const records = logs.getFinishedLogRecords();
+    expect(records).toHaveLength(2);
+    const logsProto = ProtobufLogsSerializer.serializeRequest(records);
+    const logsJson = JsonLogsSerializer.serializeRequest(records);
+    if (!logsProto || !logsJson) throw new Error('the serializers produced nothing');
+    const fromProto = decodeLogsProtobuf(logsProto);
+    expect(fromProto).toEqual(decodeLogsJson(logsJson));
+    expect(fromProto[0]?.record).toMatchObject({ eventName: 'order.placed', severityNumber: 17, body: { text: 'placed', lines: [1, 2.5, 'x', true] } });
+    expect(fromProto[0]?.scope).toMatchObject({ name: 'orders', version: '1.2.3' });
+
+    const spans = new InMemorySpanExporter();
+    const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+    const tracer = tracerProvider.getTracer('http');
+    const parent = tracer.startSpan('GET', { kind: 1, startTime: 1_700_000_000_000, attributes: { 'http.route': '/x', 'http.response.status_code': 500 } });
+    parent.setStatus({ code: 2, message: 'failed' });
+    parent.addEvent('retry', { attempt: 2 });
+    parent.end(1_700_000_000_012);
+    await tracerProvider.forceFlush();
+    const finished = spans.getFinishedSpans();
+    const traceProto = ProtobufTraceSerializer.serializeRequest(finished);
+    const traceJson = JsonTraceSerializer.serializeRequest(finished);
+    if (!traceProto || !traceJson) throw new Error('the serializers produced nothing');
+    const spansFromProto = decodeTraceProtobuf(traceProto);
+    expect(spansFromProto).toEqual(decodeTraceJson(traceJson));
+    expect(spansFromProto[0]?.record).toMatchObject({
+      name: 'GET',
+      kind: 2,
+      traceId: parent.spanContext().traceId,
+      spanId: parent.spanContext().spanId,
+      startTimeUnixNano: '1700000000000000000',
+      endTimeUnixNano: '1700000000012000000',
+      status: { code: 2, message: 'failed' },
+    });
+    await Promise.all([loggerProvider.shutdown(), tracerProvider.shutdown()]);
   });
 });
