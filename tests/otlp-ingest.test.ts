@@ -344,6 +344,20 @@ describe('OTLP/HTTP refusals', () => {
     expect(await storedEvents(testDb.db, workspaceId)).toEqual([]);
   });
 
+  it('answers 429 with Retry-After once the key has spent its rate limit, storing nothing of that export', async () => {
+    const workspaceId = await createTestWorkspace(testDb.db);
+    const { key } = await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', workspaceId, rateLimit: { eventsPerSecond: 1, burst: 1 } });
+    const records = (text: string) =>
+      jsonLogs([text, `${text} again`].map((body) => ({ timeUnixNano: nanosAgo(1_000).toString(), body: { stringValue: body } })));
+    expect((await post('/v1/logs', records('first'), json(key))).status).toBe(200);
+    const limited = await post('/v1/logs', records('second'), json(key));
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await limited.json()) as { code: number }).code).toBe(8);
+    expect((await storedEvents(testDb.db, workspaceId)).map((event) => event.metadata?.['body'])).toEqual(expect.arrayContaining(['first', 'first again']));
+    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(2);
+  });
+
   it('answers /v1/metrics with 501 saying metrics are not accepted yet', async () => {
     const { key } = await workspaceWithKey();
     const response = await post('/v1/metrics', '{}', json(key));
