@@ -92,7 +92,7 @@ function readStatus(bytes: Uint8Array): { code: number; message: string } {
     const { field, wireType } = reader.tag();
     if (field === 1) status.code = reader.varint();
     else if (field === 2) status.message = reader.string();
-    else reader.skip(wireType);
+    else reader.skipField(wireType);
   }
   return status;
 }

@@ -50,7 +50,7 @@ describe('OTLP protobuf reader', () => {
       else if (field === 5) read.push(reader.string());
       else if (field === 6) read.push([...reader.bytesField()]);
       else if (field === 7) read.push(reader.int64());
-      else reader.skip(wireType);
+      else reader.skipField(wireType);
     }
     expect(read).toEqual([2n ** 63n + 5n, 1_796_065_127_698_123_456n, 0xdeadbeef, -1.5, 'héllo', [1, 2], -3n]);
   });

@@ -2,11 +2,17 @@ import type { TRPCError } from '@trpc/server';
 import type { Logger } from '../logger.ts';
 import { domainCause } from '../trpc/errors.ts';
 
+/** The `Retry-After` value (whole seconds, at least 1) of an error that says when a retry may succeed. */
+export function retryAfterHeader(error: TRPCError): string | undefined {
+  const seconds = domainCause(error)?.retryAfterSeconds;
+  return seconds === undefined ? undefined : String(Math.max(1, Math.ceil(seconds)));
+}
+
 /** `Retry-After` for errors that say when a retry may succeed (overload, outage, rate limit). */
 export function retryAfterMeta({ errors }: { errors: readonly TRPCError[] }): { headers?: Record<string, string> } {
   for (const error of errors) {
-    const seconds = domainCause(error)?.retryAfterSeconds;
-    if (seconds !== undefined) return { headers: { 'Retry-After': String(Math.max(1, Math.ceil(seconds))) } };
+    const value = retryAfterHeader(error);
+    if (value !== undefined) return { headers: { 'Retry-After': value } };
   }
   return {};
 }

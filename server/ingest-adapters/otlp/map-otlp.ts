@@ -1,6 +1,6 @@
 import type { EventInput, Source } from '../../services/events/schemas.ts';
 import type { JsonObject, JsonValue } from '../../services/events/json.ts';
-import { EVENT_LIMITS } from '../../services/events/schemas.ts';
+import { ERROR_METADATA_LIMITS, EVENT_LIMITS } from '../../services/events/schemas.ts';
 import { ID_NAMESPACES, isUuid, uuidv5 } from '../deterministic-ids.ts';
 import { clipText, fitMetadata } from '../metadata-budget.ts';
 import type { Located, OtlpContext, OtlpLogRecord, OtlpSpan } from './otlp-decode.ts';
@@ -14,7 +14,6 @@ const SPAN_KINDS = ['unspecified', 'internal', 'server', 'client', 'producer', '
 const STATUS_CODES = ['unset', 'ok', 'error'] as const;
 const SERVER_KIND = 2;
 const ROUTE_ATTRIBUTES = ['http.route', 'http.request.method', 'http.response.status_code'] as const;
-const ERROR_LIMITS = { message: 4096, stack: 16_384, kind: 200 } as const;
 
 /** What identifies one export, for ids derived from it. */
 export interface ExportIdentity {
@@ -92,9 +91,9 @@ export function mapLogRecords(records: readonly Located<OtlpLogRecord>[], identi
       const stack = text(record.attributes['exception.stacktrace']);
       const errorMetadata = {
         ...fitMetadata(metadata, ['resource', 'scope', 'attributes', 'body']),
-        message: clipText(exceptionMessage || text(record.body) || exceptionType || 'exception', ERROR_LIMITS.message),
-        ...(stack && { stack: clipText(stack, ERROR_LIMITS.stack) }),
-        ...(exceptionType && { kind: clipText(exceptionType, ERROR_LIMITS.kind) }),
+        message: clipText(exceptionMessage || text(record.body) || exceptionType || 'exception', ERROR_METADATA_LIMITS.message),
+        ...(stack && { stack: clipText(stack, ERROR_METADATA_LIMITS.stack) }),
+        ...(exceptionType && { kind: clipText(exceptionType, ERROR_METADATA_LIMITS.kind) }),
       };
       return {
         ...common,

@@ -1,4 +1,4 @@
-import type { JsonObject, JsonValue } from '../../services/events/json.ts';
+import { type JsonObject, type JsonValue, storableText } from '../../services/events/json.ts';
 import { ProtobufError, ProtobufReader, WIRE } from './protobuf-wire.ts';
 
 /**
@@ -73,13 +73,6 @@ function spendValue(budget: Budget): void {
   if (budget.values > OTLP_DECODE_LIMITS.maxValues) throw new OtlpDecodeError(`More than ${OTLP_DECODE_LIMITS.maxValues} attribute values in one request`);
 }
 
-/** NUL and unpaired surrogates cannot be stored as text: replaced, so a record is never refused for them. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what PostgreSQL cannot store.
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-export function storableText(value: string): string {
-  return value.replace(UNSTORABLE, '\uFFFD');
-}
-
 /** Sets a key as an own property, even "__proto__", without touching the prototype. */
 function setKey(target: JsonObject, key: string, value: JsonValue): void {
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
@@ -137,42 +130,41 @@ function guarded<T>(decode: () => T): T {
  * logs and traces share this layout, field numbers included.
  */
 function forEachResourceScope(request: ProtobufReader, budget: Budget, onRecord: (context: OtlpContext, reader: ProtobufReader) => void): void {
-  while (!request.done()) {
-    const { field, wireType } = request.tag();
-    if (field !== 1) {
-      request.skip(wireType);
-      continue;
-    }
-    request.expect(wireType, WIRE.lengthDelimited, field);
-    const resourceReader = request.message();
-    let resource: JsonObject = {};
-    const scopes: ProtobufReader[] = [];
-    while (!resourceReader.done()) {
-      const tag = resourceReader.tag();
-      if (tag.field === 1) {
-        resourceReader.expect(tag.wireType, WIRE.lengthDelimited, tag.field);
-        resource = readResource(resourceReader.message(), budget);
-      } else if (tag.field === 2) {
-        resourceReader.expect(tag.wireType, WIRE.lengthDelimited, tag.field);
-        scopes.push(resourceReader.message());
-      } else resourceReader.skip(tag.wireType);
-    }
-    for (const scopeReader of scopes) {
-      let scope: OtlpContext['scope'] = { name: '', version: '', attributes: {} };
-      const records: ProtobufReader[] = [];
-      while (!scopeReader.done()) {
-        const tag = scopeReader.tag();
-        if (tag.field === 1) {
-          scopeReader.expect(tag.wireType, WIRE.lengthDelimited, tag.field);
-          scope = readScope(scopeReader.message(), budget);
-        } else if (tag.field === 2) {
-          scopeReader.expect(tag.wireType, WIRE.lengthDelimited, tag.field);
-          records.push(scopeReader.message());
-        } else scopeReader.skip(tag.wireType);
-      }
-      for (const record of records) onRecord({ resource, scope }, record);
+  for (const resourceReader of messagesOf(request, 1)) {
+    const resource = readContainer(resourceReader, (reader) => readResource(reader, budget), {});
+    for (const scopeReader of resource.children) {
+      const scope = readContainer(scopeReader, (reader) => readScope(reader, budget), { name: '', version: '', attributes: {} });
+      for (const record of scope.children) onRecord({ resource: resource.header, scope: scope.header }, record);
     }
   }
+}
+
+/** Every message in field `field` of `reader`; other fields are skipped. */
+function messagesOf(reader: ProtobufReader, field: number): ProtobufReader[] {
+  const messages: ProtobufReader[] = [];
+  while (!reader.done()) {
+    const tag = reader.tag();
+    if (tag.field === field) {
+      reader.expect(tag.wireType, WIRE.lengthDelimited, tag.field);
+      messages.push(reader.message());
+    } else reader.skipField(tag.wireType);
+  }
+  return messages;
+}
+
+/** A Resource{Logs,Spans} or Scope{Logs,Spans}: its header message (field 1) and its children (field 2). */
+function readContainer<T>(reader: ProtobufReader, readHeader: (reader: ProtobufReader) => T, empty: T): { header: T; children: ProtobufReader[] } {
+  let header = empty;
+  const children: ProtobufReader[] = [];
+  while (!reader.done()) {
+    const tag = reader.tag();
+    if (tag.field === 1 || tag.field === 2) {
+      reader.expect(tag.wireType, WIRE.lengthDelimited, tag.field);
+      if (tag.field === 1) header = readHeader(reader.message());
+      else children.push(reader.message());
+    } else reader.skipField(tag.wireType);
+  }
+  return { header, children };
 }
 
 function readResource(reader: ProtobufReader, budget: Budget): JsonObject {
@@ -180,7 +172,7 @@ function readResource(reader: ProtobufReader, budget: Budget): JsonObject {
   while (!reader.done()) {
     const { field, wireType } = reader.tag();
     if (field === 1 && wireType === WIRE.lengthDelimited) readKeyValue(reader.message(), attributes, budget, 0);
-    else reader.skip(wireType);
+    else reader.skipField(wireType);
   }
   return attributes;
 }
@@ -192,7 +184,7 @@ function readScope(reader: ProtobufReader, budget: Budget): OtlpContext['scope']
     if (field === 1 && wireType === WIRE.lengthDelimited) scope.name = storableText(reader.string());
     else if (field === 2 && wireType === WIRE.lengthDelimited) scope.version = storableText(reader.string());
     else if (field === 3 && wireType === WIRE.lengthDelimited) readKeyValue(reader.message(), scope.attributes, budget, 0);
-    else reader.skip(wireType);
+    else reader.skipField(wireType);
   }
   return scope;
 }
@@ -249,7 +241,7 @@ function readLogRecord(reader: ProtobufReader, budget: Budget): OtlpLogRecord {
         record.eventName = storableText(reader.string());
         break;
       default:
-        reader.skip(wireType);
+        reader.skipField(wireType);
     }
   }
   return record;
@@ -309,12 +301,12 @@ function readSpan(reader: ProtobufReader, budget: Budget): OtlpSpan {
           const tag = status.tag();
           if (tag.field === 2 && tag.wireType === WIRE.lengthDelimited) span.status.message = storableText(status.string());
           else if (tag.field === 3 && tag.wireType === WIRE.varint) span.status.code = Number(BigInt.asIntN(32, status.varint64()));
-          else status.skip(tag.wireType);
+          else status.skipField(tag.wireType);
         }
         break;
       }
       default:
-        reader.skip(wireType);
+        reader.skipField(wireType);
     }
   }
   return span;
@@ -329,7 +321,7 @@ function readKeyValue(reader: ProtobufReader, target: JsonObject, budget: Budget
     const { field, wireType } = reader.tag();
     if (field === 1 && wireType === WIRE.lengthDelimited) key = storableText(reader.string());
     else if (field === 2 && wireType === WIRE.lengthDelimited) value = readAnyValue(reader.message(), budget, depth);
-    else reader.skip(wireType);
+    else reader.skipField(wireType);
   }
   setKey(target, key, value);
 }
@@ -351,7 +343,7 @@ function readAnyValue(reader: ProtobufReader, budget: Budget, depth: number): Js
       while (!list.done()) {
         const tag = list.tag();
         if (tag.field === 1 && tag.wireType === WIRE.lengthDelimited) items.push(readAnyValue(list.message(), budget, depth + 1));
-        else list.skip(tag.wireType);
+        else list.skipField(tag.wireType);
       }
       value = items;
     } else if (field === 6 && wireType === WIRE.lengthDelimited) {
@@ -360,11 +352,11 @@ function readAnyValue(reader: ProtobufReader, budget: Budget, depth: number): Js
       while (!list.done()) {
         const tag = list.tag();
         if (tag.field === 1 && tag.wireType === WIRE.lengthDelimited) readKeyValue(list.message(), object, budget, depth + 1);
-        else list.skip(tag.wireType);
+        else list.skipField(tag.wireType);
       }
       value = object;
     } else if (field === 7 && wireType === WIRE.lengthDelimited) value = Buffer.from(reader.bytesField()).toString('base64');
-    else reader.skip(wireType);
+    else reader.skipField(wireType);
   }
   return value;
 }

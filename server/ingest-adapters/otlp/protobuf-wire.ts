@@ -101,7 +101,7 @@ export class ProtobufReader {
   }
 
   /** Skips a field this reader does not know (unknown fields are ignored, as protobuf requires). */
-  skip(wireType: number): void {
+  skipField(wireType: number): void {
     if (wireType === WIRE.varint) this.varint64();
     else if (wireType === WIRE.fixed64) this.take(8);
     else if (wireType === WIRE.lengthDelimited) this.take(this.varint());
@@ -137,27 +137,15 @@ export class ProtobufWriter {
   }
 
   fixed64(field: number, value: bigint): this {
-    const bytes = new Uint8Array(8);
-    new DataView(bytes.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
-    this.tag(field, WIRE.fixed64);
-    this.chunks.push(...bytes);
-    return this;
+    return this.fixedWidth(field, WIRE.fixed64, 8, (view) => view.setBigUint64(0, BigInt.asUintN(64, value), true));
   }
 
   double(field: number, value: number): this {
-    const bytes = new Uint8Array(8);
-    new DataView(bytes.buffer).setFloat64(0, value, true);
-    this.tag(field, WIRE.fixed64);
-    this.chunks.push(...bytes);
-    return this;
+    return this.fixedWidth(field, WIRE.fixed64, 8, (view) => view.setFloat64(0, value, true));
   }
 
   fixed32(field: number, value: number): this {
-    const bytes = new Uint8Array(4);
-    new DataView(bytes.buffer).setUint32(0, value, true);
-    this.tag(field, WIRE.fixed32);
-    this.chunks.push(...bytes);
-    return this;
+    return this.fixedWidth(field, WIRE.fixed32, 4, (view) => view.setUint32(0, value, true));
   }
 
   bytes(field: number, value: Uint8Array): this {
@@ -176,6 +164,15 @@ export class ProtobufWriter {
 
   finish(): Uint8Array<ArrayBuffer> {
     return Uint8Array.from(this.chunks);
+  }
+
+  /** A little-endian fixed-width field, its bytes written by `write`. */
+  private fixedWidth(field: number, wireType: number, size: 4 | 8, write: (view: DataView) => void): this {
+    const bytes = new Uint8Array(size);
+    write(new DataView(bytes.buffer));
+    this.tag(field, wireType);
+    this.chunks.push(...bytes);
+    return this;
   }
 
   private rawVarint(value: bigint): this {

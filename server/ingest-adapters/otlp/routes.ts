@@ -1,7 +1,9 @@
-import { TRPCError } from '@trpc/server';
+import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { type Context as HonoContext, Hono } from 'hono';
 import type { Config } from '../../config.ts';
-import { DomainError } from '../../errors.ts';
+import { retryAfterHeader } from '../../http/face-options.ts';
 import type { Logger } from '../../logger.ts';
 import { appRouter } from '../../routers/index.ts';
 import type { EventInput, EventReceipt } from '../../services/events/schemas.ts';
@@ -22,11 +24,22 @@ export interface OtlpRouteDeps {
 
 type OtlpEnv = { Variables: { requestId: string } };
 type WireFormat = 'protobuf' | 'json';
+type RefusedReceipt = Extract<EventReceipt, { status: 'rejected' }>;
 
 const createCaller = createCallerFactory(appRouter);
 
 /** gRPC status codes: what OTLP's error body (google.rpc.Status) carries. */
 const GRPC = { invalidArgument: 3, permissionDenied: 7, resourceExhausted: 8, unimplemented: 12, internal: 13, unavailable: 14, unauthenticated: 16 } as const;
+
+/** The gRPC code of each refusal the ingest procedure answers; anything else is an internal error. */
+const GRPC_BY_TRPC_CODE: Partial<Record<TRPC_ERROR_CODE_KEY, number>> = {
+  UNAUTHORIZED: GRPC.unauthenticated,
+  FORBIDDEN: GRPC.permissionDenied,
+  BAD_REQUEST: GRPC.invalidArgument,
+  PAYLOAD_TOO_LARGE: GRPC.resourceExhausted,
+  TOO_MANY_REQUESTS: GRPC.resourceExhausted,
+  SERVICE_UNAVAILABLE: GRPC.unavailable,
+};
 
 /** One OTLP signal: how its request is read and mapped, and what its response calls refused records. */
 interface Signal {
@@ -59,15 +72,8 @@ function wireFormatOf(contentType: string | undefined): WireFormat | undefined {
 }
 
 /** An OTLP error answer: google.rpc.Status in the request's format, with Retry-After when a retry may succeed. */
-function failure(
-  c: HonoContext,
-  format: WireFormat,
-  status: 400 | 401 | 403 | 413 | 415 | 429 | 500 | 501 | 503,
-  grpcCode: number,
-  message: string,
-  retryAfterSeconds?: number,
-) {
-  const headers: Record<string, string> = retryAfterSeconds === undefined ? {} : { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) };
+function failure(c: HonoContext, format: WireFormat, status: ContentfulStatusCode, grpcCode: number, message: string, retryAfter?: string) {
+  const headers: Record<string, string> = retryAfter === undefined ? {} : { 'Retry-After': retryAfter };
   if (format === 'protobuf') {
     return c.body(new ProtobufWriter().varint(1, grpcCode).string(2, message).finish(), status, { ...headers, 'Content-Type': 'application/x-protobuf' });
   }
@@ -84,7 +90,7 @@ function success(c: HonoContext, format: WireFormat, rejectedField: string, reje
   return c.json(rejected > 0 ? { partialSuccess: { [rejectedField]: String(rejected), errorMessage: message } } : {}, 200);
 }
 
-function refusalMessage(refused: Extract<EventReceipt, { status: 'rejected' }>[]): string {
+function refusalMessage(refused: RefusedReceipt[]): string {
   const quoted = refused
     .slice(0, MAX_QUOTED_REFUSALS)
     .map((receipt) => `record ${receipt.index}: ${receipt.message}${receipt.path ? ` (${receipt.path})` : ''}`)
@@ -125,7 +131,7 @@ export function otlpRoutes({ config, services, logger }: OtlpRouteDeps) {
           throw error;
         }
         const caller = createCaller(createContextInner({ config, services, logger, requestId: c.get('requestId'), apiKey }));
-        const refused: Extract<EventReceipt, { status: 'rejected' }>[] = [];
+        const refused: RefusedReceipt[] = [];
         // One ingestBatch call per batch the service accepts; a retry of the whole export after a
         // failure part-way stores nothing twice, ids being derived from the export.
         for (let start = 0; start < events.length; start += config.limits.maxBatchEvents) {
@@ -150,26 +156,18 @@ export function otlpRoutes({ config, services, logger }: OtlpRouteDeps) {
     ),
   );
 
+  /** A refusal of the ingest procedure in OTLP's terms: the status tRPC gives it, its gRPC code, and when to retry. */
   function answerError(c: HonoContext<OtlpEnv>, format: WireFormat, error: unknown) {
     const mapped = error instanceof TRPCError ? error : toTRPCError(error);
-    const cause = mapped.cause instanceof DomainError ? mapped.cause : undefined;
-    switch (mapped.code) {
-      case 'UNAUTHORIZED':
-        return failure(c, format, 401, GRPC.unauthenticated, mapped.message);
-      case 'FORBIDDEN':
-        return failure(c, format, 403, GRPC.permissionDenied, mapped.message);
-      case 'BAD_REQUEST':
-        return failure(c, format, 400, GRPC.invalidArgument, mapped.message);
-      case 'PAYLOAD_TOO_LARGE':
-        return failure(c, format, 413, GRPC.resourceExhausted, mapped.message);
-      case 'TOO_MANY_REQUESTS':
-        return failure(c, format, 429, GRPC.resourceExhausted, mapped.message, cause?.retryAfterSeconds ?? 1);
-      case 'SERVICE_UNAVAILABLE':
-        return failure(c, format, 503, GRPC.unavailable, mapped.message, cause?.retryAfterSeconds ?? 1);
-      default:
-        logger.error('OTLP export failed', { requestId: c.get('requestId'), path: c.req.path, error: mapped.cause ?? mapped });
-        return failure(c, format, 500, GRPC.internal, 'Internal server error');
+    const grpcCode = GRPC_BY_TRPC_CODE[mapped.code];
+    if (grpcCode === undefined) {
+      logger.error('OTLP export failed', { requestId: c.get('requestId'), path: c.req.path, error: mapped.cause ?? mapped });
+      return failure(c, format, 500, GRPC.internal, 'Internal server error');
     }
+    // Exporters retry exactly 429, 502, 503 and 504, after Retry-After when there is one.
+    const retryable = mapped.code === 'TOO_MANY_REQUESTS' || mapped.code === 'SERVICE_UNAVAILABLE';
+    const status = getHTTPStatusCodeFromError(mapped) as ContentfulStatusCode;
+    return failure(c, format, status, grpcCode, mapped.message, retryable ? (retryAfterHeader(mapped) ?? '1') : undefined);
   }
 
   return app;

@@ -48,6 +48,16 @@ export function unstorableTextReason(value: string): string | undefined {
   return undefined;
 }
 
+const UNSTORABLE_CHARACTERS = new RegExp(`\\u0000|${LONE_SURROGATE.source}`, 'g');
+
+/**
+ * The text with what PostgreSQL cannot store (NUL, unpaired surrogates) replaced by U+FFFD: for
+ * foreign formats, whose records are kept rather than refused for a stray character.
+ */
+export function storableText(value: string): string {
+  return MAYBE_UNSTORABLE.test(value) ? value.replace(UNSTORABLE_CHARACTERS, '\uFFFD') : value;
+}
+
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const proto = Object.getPrototypeOf(value);

@@ -58,10 +58,13 @@ export const PerfMetricMetadata = z.looseObject({
 });
 export type PerfMetricMetadata = z.input<typeof PerfMetricMetadata> & { [key: string]: JsonValue };
 
+/** Longest `message`, `stack` and `kind` of an error event's metadata. */
+export const ERROR_METADATA_LIMITS = { message: 4096, stack: 16_384, kind: 200 } as const;
+
 export const ErrorMetadata = z.looseObject({
-  message: z.string().min(1).max(4096),
-  stack: z.string().max(16_384).optional(),
-  kind: z.string().max(200).optional(),
+  message: z.string().min(1).max(ERROR_METADATA_LIMITS.message),
+  stack: z.string().max(ERROR_METADATA_LIMITS.stack).optional(),
+  kind: z.string().max(ERROR_METADATA_LIMITS.kind).optional(),
 });
 export type ErrorMetadata = z.input<typeof ErrorMetadata> & { [key: string]: JsonValue };
 
