@@ -1,7 +1,8 @@
 import type { EventInput, Source } from '../../services/events/schemas.ts';
 import type { JsonObject, JsonValue } from '../../services/events/json.ts';
 import { ERROR_METADATA_LIMITS, EVENT_LIMITS } from '../../services/events/schemas.ts';
-import { ID_NAMESPACES, isUuid, uuidv5 } from '../deterministic-ids.ts';
+import { isUuid } from '../../uuid.ts';
+import { ID_NAMESPACES, uuidv5 } from '../deterministic-ids.ts';
 import { clipText, fitMetadata } from '../metadata-budget.ts';
 import type { Located, OtlpContext, OtlpLogRecord, OtlpSpan } from './otlp-decode.ts';
 

@@ -1,10 +1,11 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { isForeignKeyViolation, isUniqueViolation } from '../../../db/errors.ts';
+import { isUniqueViolation } from '../../../db/errors.ts';
 import { apiKeys } from '../../../db/schema.ts';
 import { DomainError } from '../../errors.ts';
 import type { WorkspaceLimitService } from '../limits/workspace-limits.ts';
+import { inExistingWorkspace } from '../workspaces/workspaces.ts';
 import type { CreatedKey, CreateKeyInput, KeyKind, KeySummary, RateLimitPolicy } from './schemas.ts';
 
 /** Who is calling: the key's identity and bindings, never its secret. */
@@ -140,8 +141,8 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
     }
     const secret = input.secret ?? generateKeySecret(input.kind);
     const id = randomUUID();
-    try {
-      await db.orm.insert(apiKeys).values({
+    await inExistingWorkspace(() =>
+      db.orm.insert(apiKeys).values({
         id,
         kind: input.kind,
         workspaceId,
@@ -150,14 +151,8 @@ export function createKeyService({ db, cacheTtlMs = 30_000, now = Date.now, onRe
         secretHash: hashKeySecret(secret),
         rateLimitEventsPerSecond: input.rateLimit?.eventsPerSecond ?? null,
         rateLimitBurst: input.rateLimit?.burst ?? null,
-      });
-    } catch (error) {
-      // The foreign key to telemetry.workspaces is the existence check: no read before the insert.
-      if (isForeignKeyViolation(error)) {
-        throw new DomainError('not_found', 'No workspace with this id', { path: 'workspaceId', reason: 'unknown_workspace', cause: error });
-      }
-      throw error;
-    }
+      }),
+    );
     return { id, key: secret, kind: input.kind, workspaceId };
   }
 

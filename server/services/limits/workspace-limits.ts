@@ -1,10 +1,9 @@
 import { and, asc, eq } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { isForeignKeyViolation } from '../../../db/errors.ts';
 import { workspaceRateLimits } from '../../../db/schema.ts';
 import { DomainError } from '../../errors.ts';
 import type { KeyKind, RateLimitPolicy } from '../keys/schemas.ts';
-import { workspaceNotFound } from '../workspaces/workspaces.ts';
+import { inExistingWorkspace } from '../workspaces/workspaces.ts';
 import type { SharedBudget } from './rate-limiter.ts';
 import type { ClearedWorkspaceLimits, WorkspaceLimit, WorkspaceLimits } from './schemas.ts';
 
@@ -117,21 +116,16 @@ export function createWorkspaceLimits({ db, defaults, cacheTtlMs = 10_000, now =
       updatedAt: new Date(now()),
       updatedByKeyId: input.updatedByKeyId,
     };
-    let row: Row | undefined;
-    try {
-      [row] = await db.orm
+    const [row] = await inExistingWorkspace(() =>
+      db.orm
         .insert(workspaceRateLimits)
         .values(values)
         .onConflictDoUpdate({
           target: [workspaceRateLimits.workspaceId, workspaceRateLimits.kind],
           set: { eventsPerSecond: values.eventsPerSecond, burst: values.burst, updatedAt: values.updatedAt, updatedByKeyId: values.updatedByKeyId },
         })
-        .returning(columns);
-    } catch (error) {
-      // The foreign key to telemetry.workspaces is the existence check: no read before the write.
-      if (isForeignKeyViolation(error)) throw workspaceNotFound();
-      throw error;
-    }
+        .returning(columns),
+    );
     cache.delete(input.workspaceId);
     if (!row) throw new Error('The workspace ceiling was not stored');
     return toLimit(row);

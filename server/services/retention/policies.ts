@@ -1,9 +1,8 @@
 import { asc, eq } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { isForeignKeyViolation } from '../../../db/errors.ts';
 import { workspaceRetention } from '../../../db/schema.ts';
 import { DomainError } from '../../errors.ts';
-import { workspaceNotFound } from '../workspaces/workspaces.ts';
+import { inExistingWorkspace } from '../workspaces/workspaces.ts';
 import type { ClearedRetention, RetentionOverride, RetentionPolicies } from './schemas.ts';
 
 /** A workspace-bound admin key manages the retention of its own workspace only. */
@@ -38,21 +37,16 @@ export function createRetentionPolicies({ db, defaultDays, maxDays, now }: { db:
       });
     }
     const values = { workspaceId: input.workspaceId, days: input.days, updatedAt: now(), updatedByKeyId: input.updatedByKeyId };
-    let row: RetentionOverride | undefined;
-    try {
-      [row] = await db.orm
+    const [row] = await inExistingWorkspace(() =>
+      db.orm
         .insert(workspaceRetention)
         .values(values)
         .onConflictDoUpdate({
           target: workspaceRetention.workspaceId,
           set: { days: values.days, updatedAt: values.updatedAt, updatedByKeyId: values.updatedByKeyId },
         })
-        .returning(columns);
-    } catch (error) {
-      // The foreign key to telemetry.workspaces is the existence check: no read before the write.
-      if (isForeignKeyViolation(error)) throw workspaceNotFound();
-      throw error;
-    }
+        .returning(columns),
+    );
     if (!row) throw new Error('The retention override was not stored');
     return row;
   }

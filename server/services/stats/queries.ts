@@ -9,6 +9,7 @@ import { createTimeZoneCatalog, type TimeZoneCatalog } from './time-zones.ts';
 import type { StoredEvent } from '../events/schemas.ts';
 import { withOptionalAbsoluteRange } from './relative-range.ts';
 import { DEFAULT_SERIES, type Bucket, type Dimension, type Distribution, type EventFilters } from './schemas.ts';
+import { isUuid } from '../../uuid.ts';
 
 /** Columns of `telemetry.events` a dimension or `top` key maps to (fixed names, never input). */
 const COLUMN: Record<Dimension | 'targetId' | 'userId', string> = {
@@ -37,8 +38,6 @@ const HOURLY = rollupOf('hour');
 /** Position after the last event of a page: its created_at in epoch microseconds (exact) and id. */
 type ListCursor = { t: string; i: string };
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 function encodeCursor(cursor: ListCursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
@@ -51,7 +50,7 @@ function decodeCursor(value: string): ListCursor {
   try {
     const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
     const { t, i } = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Partial<Record<keyof ListCursor, unknown>>;
-    if (typeof t === 'string' && /^-?\d{1,19}$/.test(t) && isStorableTime(fromEpochMicros(t)) && typeof i === 'string' && UUID_PATTERN.test(i)) {
+    if (typeof t === 'string' && /^-?\d{1,19}$/.test(t) && isStorableTime(fromEpochMicros(t)) && typeof i === 'string' && isUuid(i)) {
       return { t, i };
     }
   } catch {

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { asc, eq, sql } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import { isUniqueViolation } from '../../../db/errors.ts';
+import { isForeignKeyViolation, isUniqueViolation } from '../../../db/errors.ts';
 import { workspaces } from '../../../db/schema.ts';
 import { DomainError } from '../../errors.ts';
+import { isUuid } from '../../uuid.ts';
 import type { AdminScope } from '../keys/keys.ts';
 import { MAX_LISTED_WORKSPACES, type CreateWorkspaceInput, type RenameWorkspaceInput, type Workspace, type WorkspaceList } from './schemas.ts';
 
@@ -15,9 +16,21 @@ export interface WorkspaceServiceOptions {
   maxCachedIds?: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const workspaceNotFound = (cause?: unknown) =>
+  new DomainError('not_found', 'No workspace with this id', { path: 'workspaceId', reason: 'unknown_workspace', ...(cause !== undefined && { cause }) });
 
-export const workspaceNotFound = () => new DomainError('not_found', 'No workspace with this id', { path: 'workspaceId', reason: 'unknown_workspace' });
+/**
+ * Runs a write whose foreign key to telemetry.workspaces is its existence check (no read before
+ * it): a workspace that does not exist becomes a 404 on workspaceId.
+ */
+export async function inExistingWorkspace<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (isForeignKeyViolation(error)) throw workspaceNotFound(error);
+    throw error;
+  }
+}
 const nameTaken = (name: string) =>
   new DomainError('conflict', `A workspace named "${name}" already exists (names are unique whatever their case)`, { path: 'name', reason: 'name_taken' });
 const onlyUnbound = () => new DomainError('forbidden', 'Only an admin key not bound to a workspace may create workspaces');
@@ -92,7 +105,7 @@ export function createWorkspaceService({ db, maxCachedIds = 10_000 }: WorkspaceS
     for (const id of new Set(ids)) {
       // The database answers ids in lower case; a client may send them in upper case.
       if (knownIds.has(id.toLowerCase())) existing.add(id);
-      else if (UUID.test(id)) misses.push(id);
+      else if (isUuid(id)) misses.push(id);
     }
     if (misses.length === 0) return existing;
     // The ids are checked UUIDs above, so the array literal needs no quoting.
