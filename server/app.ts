@@ -20,6 +20,8 @@ import { leanIngestTrpc } from './http/lean-ingest-trpc.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
 import { frontPageRoutes } from './http/front-page.ts';
 import { otlpRoutes } from './ingest-adapters/otlp/routes.ts';
+import { POSTHOG_BODY_PATHS, posthogRoutes } from './ingest-adapters/posthog/routes.ts';
+import { segmentRoutes } from './ingest-adapters/segment/routes.ts';
 import { bearerToken } from './services/keys/keys.ts';
 import { SERVICE_VERSION } from './version.ts';
 
@@ -256,10 +258,14 @@ export function createApp({ db, config, logger, services, version = SERVICE_VERS
     return (await leanIngestApi?.(c.req.raw, context)) ?? openApiHandler(c.req.raw, context);
   });
 
-  // OpenTelemetry exporters (OTLP/HTTP, docs/ingest-adapters.md): the same body bounds, and the
-  // records go through telemetry.ingestBatch.
-  app.use('/v1/*', reserveBody, limitBody, inflateBody);
-  app.route('/', otlpRoutes({ config, services, logger }));
+  // Foreign instrumentation (docs/ingest-adapters.md): OpenTelemetry exporters and Segment SDKs on
+  // /v1, PostHog SDKs on their own paths. The same body bounds as every face; their records go
+  // through telemetry.ingestBatch. Browser SDKs post from other origins.
+  for (const path of ['/v1/*', ...POSTHOG_BODY_PATHS]) app.use(path, corsForBrowsers, reserveBody, limitBody, inflateBody);
+  const adapterDeps = { config, services, logger };
+  app.route('/', otlpRoutes(adapterDeps));
+  app.route('/', segmentRoutes(adapterDeps));
+  app.route('/', posthogRoutes(adapterDeps));
 
   // The front door: what this service is, where its pages are, and the first three steps.
   app.route('/', frontPageRoutes({ version }));

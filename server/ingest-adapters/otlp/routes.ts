@@ -2,31 +2,18 @@ import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { type Context as HonoContext, Hono } from 'hono';
-import type { Config } from '../../config.ts';
 import { retryAfterHeader } from '../../http/face-options.ts';
-import type { Logger } from '../../logger.ts';
-import { appRouter } from '../../routers/index.ts';
-import type { EventInput, EventReceipt } from '../../services/events/schemas.ts';
+import type { EventInput } from '../../services/events/schemas.ts';
 import { bearerToken } from '../../services/keys/keys.ts';
-import { createContextInner, type Services } from '../../trpc/context.ts';
 import { toTRPCError } from '../../trpc/errors.ts';
-import { createCallerFactory } from '../../trpc/init.ts';
+import { adapterKey, type AdapterDeps, deliverEvents, type RefusedReceipt } from '../deliver.ts';
 import { sha256Hex } from '../deterministic-ids.ts';
 import { decodeLogsJson, decodeLogsProtobuf, decodeTraceJson, decodeTraceProtobuf, OtlpDecodeError } from './otlp-decode.ts';
 import { type ExportIdentity, mapLogRecords, mapSpans } from './map-otlp.ts';
 import { ProtobufWriter } from './protobuf-wire.ts';
 
-export interface OtlpRouteDeps {
-  config: Config;
-  services: Services;
-  logger: Logger;
-}
-
 type OtlpEnv = { Variables: { requestId: string } };
 type WireFormat = 'protobuf' | 'json';
-type RefusedReceipt = Extract<EventReceipt, { status: 'rejected' }>;
-
-const createCaller = createCallerFactory(appRouter);
 
 /** gRPC status codes: what OTLP's error body (google.rpc.Status) carries. */
 const GRPC = { invalidArgument: 3, permissionDenied: 7, resourceExhausted: 8, unimplemented: 12, internal: 13, unavailable: 14, unauthenticated: 16 } as const;
@@ -103,7 +90,8 @@ function refusalMessage(refused: RefusedReceipt[]): string {
  * are mapped to events and stored through `telemetry.ingestBatch` itself, so they get its key
  * check, rate limits, validation and group commit, and are acknowledged only once committed.
  */
-export function otlpRoutes({ config, services, logger }: OtlpRouteDeps) {
+export function otlpRoutes(deps: AdapterDeps) {
+  const { services, logger } = deps;
   const app = new Hono<OtlpEnv>();
 
   for (const { path, toEvents, rejectedField } of SIGNALS) {
@@ -117,12 +105,8 @@ export function otlpRoutes({ config, services, logger }: OtlpRouteDeps) {
       // Read before any database work: an over-long chunked body is answered 413 by the body limit.
       const body = new Uint8Array(await c.req.arrayBuffer());
       try {
-        const key = await services.keys.authenticate(apiKey);
-        if (!key) return failure(c, format, 401, GRPC.unauthenticated, 'Unknown or revoked API key');
-        if (key.kind !== 'ingest' && key.kind !== 'admin') return failure(c, format, 403, GRPC.permissionDenied, `This ${key.kind} key may not send events`);
-        if (!key.workspaceId) {
-          return failure(c, format, 403, GRPC.permissionDenied, 'OTLP records name no workspace: use an ingest key bound to one workspace');
-        }
+        const key = await adapterKey(services, apiKey, 'OTLP');
+        if (!key.ok) return failure(c, format, key.status, key.status === 401 ? GRPC.unauthenticated : GRPC.permissionDenied, key.message);
         let events: EventInput[];
         try {
           events = toEvents(format, body, { workspaceId: key.workspaceId, bodyHash: sha256Hex(body) });
@@ -130,14 +114,7 @@ export function otlpRoutes({ config, services, logger }: OtlpRouteDeps) {
           if (error instanceof OtlpDecodeError) return failure(c, format, 400, GRPC.invalidArgument, error.message);
           throw error;
         }
-        const caller = createCaller(createContextInner({ config, services, logger, requestId: c.get('requestId'), apiKey }));
-        const refused: RefusedReceipt[] = [];
-        // One ingestBatch call per batch the service accepts; a retry of the whole export after a
-        // failure part-way stores nothing twice, ids being derived from the export.
-        for (let start = 0; start < events.length; start += config.limits.maxBatchEvents) {
-          const { receipts } = await caller.telemetry.ingestBatch({ events: events.slice(start, start + config.limits.maxBatchEvents) });
-          for (const receipt of receipts) if (receipt.status === 'rejected') refused.push({ ...receipt, index: receipt.index + start });
-        }
+        const { refused } = await deliverEvents(deps, { adapter: 'otlp', requestId: c.get('requestId'), apiKey, workspaceId: key.workspaceId, events });
         return success(c, format, rejectedField, refused.length, refused.length > 0 ? refusalMessage(refused) : '');
       } catch (error) {
         return answerError(c, format, error);

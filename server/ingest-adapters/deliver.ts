@@ -1,0 +1,87 @@
+import type { Config } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import { appRouter } from '../routers/index.ts';
+import type { EventInput, EventReceipt } from '../services/events/schemas.ts';
+import { createContextInner, type Services } from '../trpc/context.ts';
+import { createCallerFactory } from '../trpc/init.ts';
+
+/** What every ingest adapter's routes are built from. */
+export interface AdapterDeps {
+  config: Config;
+  services: Services;
+  logger: Logger;
+}
+
+/** The foreign wire formats this service speaks (docs/ingest-adapters.md). */
+export const ADAPTER_NAMES = ['otlp', 'segment', 'posthog'] as const;
+export type AdapterName = (typeof ADAPTER_NAMES)[number];
+
+export type RefusedReceipt = Extract<EventReceipt, { status: 'rejected' }>;
+
+/** The key an adapter was called with, once it is known to be allowed to send this workspace's events. */
+export type AdapterKey = { ok: true; workspaceId: string } | { ok: false; status: 401 | 403; message: string };
+
+/**
+ * Foreign SDKs name no workspace in their records, and the ids derived for them include it: an
+ * adapter needs an ingest key bound to exactly one workspace.
+ */
+export async function adapterKey(services: Services, apiKey: string | undefined, formatName: string): Promise<AdapterKey> {
+  if (!apiKey) return { ok: false, status: 401, message: 'Missing API key: send an ingest key bound to a workspace' };
+  const key = await services.keys.authenticate(apiKey);
+  if (!key) return { ok: false, status: 401, message: 'Unknown or revoked API key' };
+  if (key.kind !== 'ingest' && key.kind !== 'admin') return { ok: false, status: 403, message: `This ${key.kind} key may not send events` };
+  if (!key.workspaceId) {
+    return { ok: false, status: 403, message: `${formatName} records name no workspace: use an ingest key bound to one workspace` };
+  }
+  return { ok: true, workspaceId: key.workspaceId };
+}
+
+export interface Delivery {
+  adapter: AdapterName;
+  requestId: string;
+  apiKey: string;
+  workspaceId: string;
+  /** The mapped events, in the order of the request's records. */
+  events: EventInput[];
+  /** The request record each event came from, when some records were refused before ingest (else event i is record i). */
+  recordIndexes?: number[];
+  /** Records the adapter could not map at all, already refused (their `index` is the record's). */
+  refusedBeforeIngest?: RefusedReceipt[];
+}
+
+export interface DeliveryOutcome {
+  stored: number;
+  duplicates: number;
+  /** Every record not stored, with why, ordered by index. */
+  refused: RefusedReceipt[];
+}
+
+const createCaller = createCallerFactory(appRouter);
+
+/**
+ * Stores an adapter's events through `telemetry.ingestBatch` itself, so they get its key check,
+ * rate limits, validation and group commit, and are acknowledged only once committed. A refusal of
+ * the whole call (401, 429, 503...) is thrown as the procedure's TRPCError for the adapter to
+ * answer in its own terms.
+ */
+export async function deliverEvents(deps: AdapterDeps, delivery: Delivery): Promise<DeliveryOutcome> {
+  const { config } = deps;
+  const caller = createCaller(createContextInner({ ...deps, requestId: delivery.requestId, apiKey: delivery.apiKey }));
+  const refused: RefusedReceipt[] = [...(delivery.refusedBeforeIngest ?? [])];
+  let stored = 0;
+  let duplicates = 0;
+  // One ingestBatch call per batch the service accepts; a retry of the whole request after a
+  // failure part-way stores nothing twice, ids being derived from the request.
+  for (let start = 0; start < delivery.events.length; start += config.limits.maxBatchEvents) {
+    const result = await caller.telemetry.ingestBatch({ events: delivery.events.slice(start, start + config.limits.maxBatchEvents) });
+    stored += result.accepted;
+    duplicates += result.duplicates;
+    for (const receipt of result.receipts) {
+      if (receipt.status !== 'rejected') continue;
+      const eventIndex = receipt.index + start;
+      refused.push({ ...receipt, index: delivery.recordIndexes?.[eventIndex] ?? eventIndex });
+    }
+  }
+  refused.sort((a, b) => a.index - b.index);
+  return { stored, duplicates, refused };
+}
