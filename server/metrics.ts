@@ -40,6 +40,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Events accepted for writing and not yet committed (queued or being flushed)',
       registers: [registry],
     }),
+    adapterRejections: new Counter({
+      name: 'telemetry_adapter_rejected_events_total',
+      help: 'Records sent through a foreign SDK adapter (otlp, segment, posthog) and not stored, by adapter and reason',
+      labelNames: ['adapter', 'reason'] as const,
+      registers: [registry],
+    }),
     overloadRefusals: new Counter({
       name: 'telemetry_ingest_overload_refusals_total',
       help: 'Ingest calls refused because the write queue was full',

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../server/app.ts';
 import { databaseUnavailable } from '../server/errors.ts';
 import { createLogger } from '../server/logger.ts';
+import { foreignUserId } from '../server/ingest-adapters/deterministic-ids.ts';
 import { ProtobufReader, ProtobufWriter } from '../server/ingest-adapters/otlp/protobuf-wire.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
@@ -140,8 +141,13 @@ describe('OTLP/HTTP logs', () => {
       timeUnixNano: time.toString(),
       scope: { name: 'orders', version: '2.1.0' },
     });
-    // Not a UUID: kept as sent in the attributes, no user id; the name falls back to the scope.
-    expect(second).toMatchObject({ userId: null, eventType: 'log', name: 'orders', metadata: expect.objectContaining({ attributes: { 'user.id': 'alice' } }) });
+    // Not a UUID: the workspace's name-based id for it, the raw value kept in the attributes; the name falls back to the scope.
+    expect(second).toMatchObject({
+      userId: foreignUserId(workspaceId, 'alice'),
+      eventType: 'log',
+      name: 'orders',
+      metadata: expect.objectContaining({ attributes: { 'user.id': 'alice' } }),
+    });
   });
 
   it('keeps the microseconds of timeUnixNano in createdAt', async () => {

@@ -83,5 +83,22 @@ export async function deliverEvents(deps: AdapterDeps, delivery: Delivery): Prom
     }
   }
   refused.sort((a, b) => a.index - b.index);
+  noteRefusals(deps, delivery.adapter, refused);
   return { stored, duplicates, refused };
+}
+
+/** Why a whole request of an adapter was refused after its key was known (its records were never read). */
+export const REQUEST_REFUSAL_CODES = ['malformed_request'] as const;
+export type RequestRefusalCode = (typeof REQUEST_REFUSAL_CODES)[number];
+
+/**
+ * A request refused whole (400: unreadable body, wrong shape) by an adapter whose SDK drops such
+ * answers without a word: counted and kept for inspection like a refused record.
+ */
+export function refuseRequest(deps: AdapterDeps, refusal: { adapter: AdapterName; workspaceId: string; requestId: string; message: string }): void {
+  noteRefusals(deps, refusal.adapter, [{ index: -1, status: 'rejected', code: 'invalid_event', message: refusal.message, path: '' }], 'malformed_request');
+}
+
+function noteRefusals(deps: AdapterDeps, adapter: AdapterName, refused: readonly RefusedReceipt[], reason?: RequestRefusalCode): void {
+  for (const receipt of refused) deps.services.metrics.adapterRejections.inc({ adapter, reason: reason ?? receipt.code });
 }

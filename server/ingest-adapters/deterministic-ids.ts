@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isUuid } from '../uuid.ts';
 
 /**
  * Name-based UUIDs (RFC 9562 version 5: SHA-1 of a namespace and a name). Foreign wire formats
@@ -24,7 +25,26 @@ function uuidBytes(uuid: string): Buffer {
 export const ID_NAMESPACES = {
   otlpLog: '4f0e7b36-2d55-5c57-9a1e-6a4c1c3d8b01',
   otlpSpan: '4f0e7b36-2d55-5c57-9a1e-6a4c1c3d8b02',
+  segmentMessage: '4f0e7b36-2d55-5c57-9a1e-6a4c1c3d8b03',
+  posthogEvent: '4f0e7b36-2d55-5c57-9a1e-6a4c1c3d8b04',
+  foreignUser: '4f0e7b36-2d55-5c57-9a1e-6a4c1c3d8b05',
 } as const;
+
+/** Longest foreign user id read; longer ones are not ids but mistakes, and are not mapped. */
+export const MAX_FOREIGN_USER_ID_LENGTH = 512;
+
+/**
+ * The event's `userId` for a foreign SDK's user id (OTLP `user.id`, Segment `userId` or
+ * `anonymousId`, PostHog `distinct_id`): a UUID as it is, anything else the name-based UUID of the
+ * workspace and that text, the same in every adapter, so one user seen through two SDKs is one
+ * user. The raw value is kept in the event's metadata by each adapter.
+ */
+export function foreignUserId(workspaceId: string, raw: unknown): string | undefined {
+  if (typeof raw === 'number' && Number.isFinite(raw)) raw = String(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || raw.length > MAX_FOREIGN_USER_ID_LENGTH) return undefined;
+  if (isUuid(raw)) return raw.toLowerCase();
+  return uuidv5(ID_NAMESPACES.foreignUser, `${workspaceId}\n${raw}`);
+}
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');

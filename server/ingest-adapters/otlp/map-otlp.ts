@@ -1,8 +1,7 @@
 import type { EventInput, Source } from '../../services/events/schemas.ts';
 import type { JsonObject, JsonValue } from '../../services/events/json.ts';
 import { ERROR_METADATA_LIMITS, EVENT_LIMITS } from '../../services/events/schemas.ts';
-import { isUuid } from '../../uuid.ts';
-import { ID_NAMESPACES, uuidv5 } from '../deterministic-ids.ts';
+import { foreignUserId, ID_NAMESPACES, uuidv5 } from '../deterministic-ids.ts';
 import { clipText, fitMetadata } from '../metadata-budget.ts';
 import type { Located, OtlpContext, OtlpLogRecord, OtlpSpan } from './otlp-decode.ts';
 
@@ -43,10 +42,9 @@ function eventName(...candidates: unknown[]): string {
   return 'unnamed';
 }
 
-/** `user.id` (or `enduser.id`) when it is a UUID; any other value stays in the attributes only. */
-function userIdOf(attributes: JsonObject): string | undefined {
-  const candidate = attributes['user.id'] ?? attributes['enduser.id'];
-  return isUuid(candidate) ? candidate.toLowerCase() : undefined;
+/** The user of `user.id` (or `enduser.id`), as every adapter maps foreign user ids; the raw value stays in the attributes. */
+function userIdOf(attributes: JsonObject, workspaceId: string): string | undefined {
+  return foreignUserId(workspaceId, attributes['user.id'] ?? attributes['enduser.id']);
 }
 
 function contextMetadata({ resource, scope }: OtlpContext): JsonObject {
@@ -73,7 +71,7 @@ export function mapLogRecords(records: readonly Located<OtlpLogRecord>[], identi
       id: uuidv5(ID_NAMESPACES.otlpLog, `${identity.workspaceId}\n${identity.bodyHash}\n${index}`),
       source: sourceOf(located.resource),
       name: eventName(record.eventName, record.attributes['event.name'], located.scope.name, 'log'),
-      ...(userIdOf(record.attributes) && { userId: userIdOf(record.attributes) }),
+      ...(userIdOf(record.attributes, identity.workspaceId) && { userId: userIdOf(record.attributes, identity.workspaceId) }),
       ...(createdAt && { createdAt }),
     };
     const metadata: JsonObject = {
@@ -148,7 +146,7 @@ export function mapSpans(spans: readonly Located<OtlpSpan>[], identity: ExportId
         span.kind === SERVER_KIND && typeof route === 'string' && route
           ? eventName(typeof method === 'string' ? `${method} ${route}` : route)
           : eventName(span.name, 'span'),
-      ...(userIdOf(span.attributes) && { userId: userIdOf(span.attributes) }),
+      ...(userIdOf(span.attributes, identity.workspaceId) && { userId: userIdOf(span.attributes, identity.workspaceId) }),
       ...(createdAt && { createdAt }),
       metadata: fitMetadata(metadata, ['resource', 'scope', 'attributes']),
     };
