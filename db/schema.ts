@@ -173,3 +173,41 @@ export const workspaceRateLimits = telemetry.table(
     check('workspace_rate_limits_range', sql`events_per_second between 1 and 1000000 and burst between 0 and 10000000`),
   ],
 );
+
+/**
+ * Records foreign SDKs sent that were not stored (docs/ingest-adapters.md): those SDKs never read
+ * per-event receipts, so what was refused is counted here per workspace, adapter and reason...
+ */
+export const adapterRejectionCounts = telemetry.table(
+  'adapter_rejection_counts',
+  {
+    workspaceId: uuid('workspace_id')
+      .notNull()
+      .references(() => workspaces.id),
+    adapter: text('adapter').notNull(),
+    reason: text('reason').notNull(),
+    refused: bigint('refused', { mode: 'number' }).notNull(),
+    lastAt: timestamp('last_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (table) => [primaryKey({ name: 'adapter_rejection_counts_pkey', columns: [table.workspaceId, table.adapter, table.reason] })],
+);
+
+/** ...and the latest of them are kept with their message, trimmed to the last few per workspace. */
+export const adapterRejections = telemetry.table(
+  'adapter_rejections',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    workspaceId: uuid('workspace_id')
+      .notNull()
+      .references(() => workspaces.id),
+    adapter: text('adapter').notNull(),
+    reason: text('reason').notNull(),
+    message: text('message').notNull(),
+    path: text('path').notNull(),
+    /** The record's position in its request; null when the whole request was refused. */
+    recordIndex: integer('record_index'),
+    requestId: text('request_id'),
+    at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (table) => [index('adapter_rejections_recent_idx').on(table.workspaceId, table.id.desc())],
+);

@@ -59,6 +59,7 @@ export const OPERATION_EXAMPLES: Readonly<Record<string, OperationExample>> = {
   'GET /workspace': {},
   'POST /events/list': { body: { ...LAST_DAY, eventType: 'ui.interaction', limit: 20 } },
   'GET /events/{id}': { parameters: { id: EXAMPLE_IDS.event } },
+  'GET /adapter-rejections': { parameters: { limit: 20 } },
   'POST /stats/timeseries': { body: { ...LAST_DAY, bucket: 'hour', timeZone: 'UTC', breakdown: 'name', seriesLimit: 5 } },
   'POST /stats/top': { body: { ...LAST_DAY, by: 'name', limit: 10 } },
   'POST /stats/percentiles': { body: { ...LAST_DAY, name: 'LCP', bucket: 'hour' } },

@@ -2,6 +2,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { appRouter } from '../routers/index.ts';
 import type { EventInput, EventReceipt } from '../services/events/schemas.ts';
+import type { AdapterName } from '../services/rejections/schemas.ts';
 import { createContextInner, type Services } from '../trpc/context.ts';
 import { createCallerFactory } from '../trpc/init.ts';
 
@@ -11,10 +12,6 @@ export interface AdapterDeps {
   services: Services;
   logger: Logger;
 }
-
-/** The foreign wire formats this service speaks (docs/ingest-adapters.md). */
-export const ADAPTER_NAMES = ['otlp', 'segment', 'posthog'] as const;
-export type AdapterName = (typeof ADAPTER_NAMES)[number];
 
 export type RefusedReceipt = Extract<EventReceipt, { status: 'rejected' }>;
 
@@ -83,22 +80,24 @@ export async function deliverEvents(deps: AdapterDeps, delivery: Delivery): Prom
     }
   }
   refused.sort((a, b) => a.index - b.index);
-  noteRefusals(deps, delivery.adapter, refused);
+  deps.services.adapterRejections.report({
+    workspaceId: delivery.workspaceId,
+    adapter: delivery.adapter,
+    requestId: delivery.requestId,
+    refusals: refused.map((receipt) => ({ reason: receipt.code, message: receipt.message, path: receipt.path, recordIndex: receipt.index })),
+  });
   return { stored, duplicates, refused };
 }
-
-/** Why a whole request of an adapter was refused after its key was known (its records were never read). */
-export const REQUEST_REFUSAL_CODES = ['malformed_request'] as const;
-export type RequestRefusalCode = (typeof REQUEST_REFUSAL_CODES)[number];
 
 /**
  * A request refused whole (400: unreadable body, wrong shape) by an adapter whose SDK drops such
  * answers without a word: counted and kept for inspection like a refused record.
  */
 export function refuseRequest(deps: AdapterDeps, refusal: { adapter: AdapterName; workspaceId: string; requestId: string; message: string }): void {
-  noteRefusals(deps, refusal.adapter, [{ index: -1, status: 'rejected', code: 'invalid_event', message: refusal.message, path: '' }], 'malformed_request');
-}
-
-function noteRefusals(deps: AdapterDeps, adapter: AdapterName, refused: readonly RefusedReceipt[], reason?: RequestRefusalCode): void {
-  for (const receipt of refused) deps.services.metrics.adapterRejections.inc({ adapter, reason: reason ?? receipt.code });
+  deps.services.adapterRejections.report({
+    workspaceId: refusal.workspaceId,
+    adapter: refusal.adapter,
+    requestId: refusal.requestId,
+    refusals: [{ reason: 'malformed_request', message: refusal.message, path: '', recordIndex: null }],
+  });
 }

@@ -3,6 +3,7 @@ import { ingestProcedure, mapStreamErrors, readProcedure, router } from '../trpc
 import { LiveInput, LiveTicket } from '../services/live/schemas.ts';
 import { ListEventsInput, ListEventsResult } from '../services/stats/schemas.ts';
 import { statsRouter } from './stats.ts';
+import { AdapterRejections, AdapterRejectionsInput } from '../services/rejections/schemas.ts';
 import { Workspace } from '../services/workspaces/schemas.ts';
 import { EventInputWithFastPath, GetEventInput, IngestBatchInput, IngestBatchResult, IngestResult, StoredEvent } from '../services/events/schemas.ts';
 
@@ -91,6 +92,22 @@ export const telemetryRouter = router({
   }),
 
   stats: statsRouter,
+
+  adapterRejections: readProcedure
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/adapter-rejections',
+        tags: ['telemetry'],
+        protect: true,
+        summary: 'What ingest adapters refused in this workspace',
+        description:
+          'OpenTelemetry, Segment and PostHog SDKs never read per-event results, so what their adapters refused is kept here: totals by adapter and reason, and the latest refusals with their message, field path and request id (the last 100 are kept).',
+      },
+    })
+    .input(AdapterRejectionsInput)
+    .output(AdapterRejections)
+    .query(({ ctx, input }) => ctx.services.adapterRejections.read(ctx.workspaceId, input)),
 
   /**
    * Newly committed events of one workspace, as Server-Sent Events. Each event carries its stream

@@ -20,6 +20,7 @@ import type { RateLimiter } from './limits/rate-limiter.ts';
 import { createWorkspaceLimits } from './limits/workspace-limits.ts';
 import type { EventBus } from './live/bus.ts';
 import { createLiveStreams } from './live/live-streams.ts';
+import { createAdapterRejectionLedger } from './rejections/rejections.ts';
 import { createStreamTickets } from './live/stream-tickets.ts';
 import type { SharedStreamSlots } from './live/stream-slots.ts';
 import { createWorkspaceService } from './workspaces/workspaces.ts';
@@ -118,6 +119,7 @@ export function createServices({ db, config, logger, metrics, rateLimiter, bus, 
     metrics,
     live.publishCommitted,
   );
+  const adapterRejections = createAdapterRejectionLedger({ db, metrics, logger, ...(now && { now }) });
   const services: Services = {
     ingestor: createEventIngestor({ db, limits: config.limits, committer, workspaces, metrics, ...(now && { now }) }),
     ...readVerbs(reads),
@@ -130,6 +132,7 @@ export function createServices({ db, config, logger, metrics, rateLimiter, bus, 
     workspaceLimits,
     live,
     streamTickets: createStreamTickets({ db, ttlMs: config.live.ticketTtlMs }),
+    adapterRejections,
     metrics,
   };
   const lifecycle: ServiceLifecycle = {
@@ -139,6 +142,7 @@ export function createServices({ db, config, logger, metrics, rateLimiter, bus, 
       live.endAll();
       // Everything accepted is committed before the database closes.
       await committer.drain();
+      await adapterRejections.flush();
       await rateLimiter.close();
       await live.close();
     },

@@ -12,6 +12,7 @@ import type { WorkspaceLimitService } from '../services/limits/workspace-limits.
 import type { Metrics } from '../metrics.ts';
 import type { LiveStreams } from '../services/live/live-streams.ts';
 import type { StreamTickets } from '../services/live/stream-tickets.ts';
+import type { AdapterRejectionLedger } from '../services/rejections/rejections.ts';
 import type { WorkspaceService } from '../services/workspaces/workspaces.ts';
 
 /** Reads of stored events: one by id (events.get) and pages of them (events.list). */
@@ -43,6 +44,8 @@ export interface Services {
   live: Pick<LiveStreams, 'open' | 'openStreams' | 'windowSize'>;
   /** Short-lived tickets that open live streams without a key in the URL (telemetry.liveTicket). */
   streamTickets: StreamTickets;
+  /** What ingest adapters refused, counted and kept per workspace (telemetry.adapterRejections). */
+  adapterRejections: AdapterRejectionLedger;
   metrics: Metrics;
 }
 

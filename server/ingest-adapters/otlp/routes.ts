@@ -6,7 +6,7 @@ import { retryAfterHeader } from '../../http/face-options.ts';
 import type { EventInput } from '../../services/events/schemas.ts';
 import { bearerToken } from '../../services/keys/keys.ts';
 import { toTRPCError } from '../../trpc/errors.ts';
-import { adapterKey, type AdapterDeps, deliverEvents, type RefusedReceipt } from '../deliver.ts';
+import { adapterKey, type AdapterDeps, deliverEvents, type RefusedReceipt, refuseRequest } from '../deliver.ts';
 import { sha256Hex } from '../deterministic-ids.ts';
 import { decodeLogsJson, decodeLogsProtobuf, decodeTraceJson, decodeTraceProtobuf, OtlpDecodeError } from './otlp-decode.ts';
 import { type ExportIdentity, mapLogRecords, mapSpans } from './map-otlp.ts';
@@ -111,7 +111,10 @@ export function otlpRoutes(deps: AdapterDeps) {
         try {
           events = toEvents(format, body, { workspaceId: key.workspaceId, bodyHash: sha256Hex(body) });
         } catch (error) {
-          if (error instanceof OtlpDecodeError) return failure(c, format, 400, GRPC.invalidArgument, error.message);
+          if (error instanceof OtlpDecodeError) {
+            refuseRequest(deps, { adapter: 'otlp', workspaceId: key.workspaceId, requestId: c.get('requestId'), message: error.message });
+            return failure(c, format, 400, GRPC.invalidArgument, error.message);
+          }
           throw error;
         }
         const { refused } = await deliverEvents(deps, { adapter: 'otlp', requestId: c.get('requestId'), apiKey, workspaceId: key.workspaceId, events });
