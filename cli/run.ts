@@ -7,6 +7,7 @@ import { keysCommands } from './commands/keys.ts';
 import { workspacesCommands } from './commands/workspaces.ts';
 import { limitsCommands } from './commands/limits.ts';
 import { queryCommands } from './commands/query.ts';
+import { rejectionsCommands } from './commands/rejections.ts';
 import { retentionCommands } from './commands/retention.ts';
 import { sendCommand } from './commands/send.ts';
 import { tailCommand } from './commands/tail.ts';
@@ -16,6 +17,7 @@ export const COMMANDS: readonly Command[] = [
   sendCommand,
   tailCommand,
   ...queryCommands,
+  ...rejectionsCommands,
   ...workspacesCommands,
   ...keysCommands,
   ...limitsCommands,
@@ -38,7 +40,7 @@ Run "telemetry <command> --help" for a command's flags and examples.
 
 Environment:
   TELEMETRY_URL           the service (default ${DEFAULT_URL}); --url overrides it
-  TELEMETRY_KEY           the API key: ingest for send, read for query and tail, admin for
+  TELEMETRY_KEY           the API key: ingest for send, read for query, tail and rejections, admin for
                           workspaces, keys, limits, retention and erase; --key overrides it
 
 Exit codes:

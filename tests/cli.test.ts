@@ -552,3 +552,30 @@ describe('telemetry limits', () => {
     }
   });
 });
+
+describe('telemetry rejections', () => {
+  it('shows what an adapter refused in a workspace, totals then the latest with their reason, and nothing for a workspace with none', async () => {
+    const workspaceId = await newWorkspace();
+    const ingestKey = (await services.keys.createKey({ kind: 'ingest', workspaceId })).key;
+    const exported = await fetch(`${server.url}/v1/logs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
+      body: JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: [{ timeUnixNano: '1000000000', body: { stringValue: 'from 1970' } }] }] }] }),
+    });
+    expect(exported.status).toBe(200);
+
+    const [table, json, none] = await Promise.all([
+      telemetry(['rejections', '--workspace', workspaceId]),
+      telemetry(['rejections', '--workspace', workspaceId, '--json', '--limit', '5']),
+      telemetry(['rejections', '--workspace', await newWorkspace()]),
+    ]);
+    expect(table.code).toBe(ExitCode.ok);
+    expect(table.stdout).toMatch(/otlp\s+created_at_out_of_range\s+1\s/);
+    expect(table.stdout).toMatch(/Latest:\n.*\n.*otlp\s+created_at_out_of_range\s+0\s+createdAt\s+createdAt is more than/);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      counts: [{ adapter: 'otlp', reason: 'created_at_out_of_range', refused: 1 }],
+      recent: [{ recordIndex: 0 }],
+    });
+    expect(none).toMatchObject({ code: ExitCode.ok, stdout: expect.stringContaining('Nothing sent through') });
+  });
+});
