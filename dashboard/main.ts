@@ -9,6 +9,7 @@ import { firstEventView } from './first-event-view.ts';
 import { funnelView } from './funnel-view.ts';
 import { liveView } from './live-view.ts';
 import { percentilesView } from './percentiles-view.ts';
+import { rejectionsView } from './rejections-view.ts';
 import { clearSession, loadSession, saveSession, type Session } from './session.ts';
 import { isRangeName, queryWindow, type RangeName } from './time-range.ts';
 import { topView } from './top-view.ts';
@@ -66,6 +67,7 @@ const percentiles = percentilesView(() => void runView('Performance', percentile
 const funnel = funnelView(() => void runView('Funnel', funnel, () => funnel.reload()));
 const live = liveView((error) => reportProblem('Live', error));
 const firstEvent = firstEventView();
+const rejections = rejectionsView();
 
 function currentContext(): ViewContext | undefined {
   return client && { client, scope, window: queryWindow(range) };
@@ -111,6 +113,7 @@ async function refresh() {
       runView('Funnel', funnel, (loaded) => funnel.load(loaded, names ?? []), context),
     ),
     runView('First event', firstEvent, (loaded) => firstEvent.load(loaded), context),
+    runView('Refused by adapters', rejections, (loaded) => rejections.load(loaded), context),
   ]);
   // Says whether the figures on screen are final: the styles dim charts meanwhile, and automation can wait on it.
   if (generation === refreshGeneration) document.body.dataset['loading'] = 'false';

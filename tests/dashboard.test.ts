@@ -369,6 +369,33 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: n
     await context.close();
   });
 
+  it('shows what the ingest adapters refused in the workspace, and no such card where nothing was refused', async () => {
+    const workspaceId = await createTestWorkspace(testDb.db, 'Instrumented app');
+    const [readKey, ingestKey] = await Promise.all([
+      services.keys.createKey({ kind: 'read', workspaceId }),
+      services.keys.createKey({ kind: 'ingest', workspaceId }),
+    ]);
+    const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+    const page = await openPage(context);
+    await signIn(page, readKey.key);
+    await waitForData(page);
+    expect(await page.isVisible('#rejections')).toBe(false);
+
+    // An OpenTelemetry exporter sends a record from 1970, which the service refuses.
+    const exported = await fetch(`${server.url}/v1/logs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey.key}` },
+      body: JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: [{ timeUnixNano: '1000000000', body: { stringValue: 'from 1970' } }] }] }] }),
+    });
+    expect(exported.status).toBe(200);
+    await page.click('#refresh');
+    await page.waitForSelector('#rejections', { state: 'visible' });
+    expect(await page.textContent('#rejections-totals')).toMatch(/otlp\s*created_at_out_of_range\s*1/);
+    await page.click('#rejections summary');
+    expect(await page.textContent('#rejections-latest')).toContain('createdAt: createdAt is more than');
+    await context.close();
+  });
+
   it('fits a 375 px phone screen without anything cut off, signed in with an admin key and a picked workspace', async () => {
     const context = await browser.newContext({ viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     const page = await openPage(context);
