@@ -1,0 +1,145 @@
+import { storableText } from '../../services/events/json.ts';
+
+/** Why a capture request's body could not be read: answered with `status` and this message. */
+export class CaptureBodyError extends Error {
+  constructor(
+    readonly status: 400 | 413,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CaptureBodyError';
+  }
+}
+
+/** A capture request as it arrived: the body after any `Content-Encoding` was undone, and its URL's query. */
+export interface CaptureRequest {
+  body: Uint8Array;
+  contentType: string | undefined;
+  query: URLSearchParams;
+  /** Largest decoded body accepted, in bytes (the service's body limit). */
+  maxBytes: number;
+}
+
+/** The decoded JSON of a capture request and the UTF-8 text it was parsed from (ids of events without a uuid are derived from it). */
+export interface CaptureBody {
+  payload: unknown;
+  text: string;
+}
+
+const GZIP_MAGIC = [0x1f, 0x8b] as const;
+const BASE64_TEXT = /^[A-Za-z0-9+/\-_]*={0,2}$/;
+
+function isGzip(bytes: Uint8Array): boolean {
+  return bytes[0] === GZIP_MAGIC[0] && bytes[1] === GZIP_MAGIC[1];
+}
+
+/**
+ * Inflates gzip that came without a `Content-Encoding` header (posthog-js sends `gzip-js` as
+ * text/plain so browsers skip the CORS preflight). As for a declared encoding, the output is
+ * streamed and refused with 413 as soon as it passes `maxBytes`, so a small bomb never grows whole.
+ */
+export async function gunzipBounded(bytes: Uint8Array, maxBytes: number): Promise<Uint8Array> {
+  const input = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream();
+  const reader = input.pipeThrough(new DecompressionStream('gzip')).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw new CaptureBodyError(413, `Decompressed request body exceeds ${maxBytes} bytes`);
+      }
+      chunks.push(value);
+    }
+  } catch (error) {
+    if (error instanceof CaptureBodyError) throw error;
+    throw new CaptureBodyError(400, 'Request body starts like gzip but is not valid gzip data');
+  }
+  return Buffer.concat(chunks);
+}
+
+function decodeBase64(text: string): string {
+  // A form-encoded `+` that reached us unescaped was read as a space; base64 has no spaces.
+  const compact = text.replaceAll(' ', '+').replace(/\s+/g, '');
+  if (!BASE64_TEXT.test(compact)) throw new CaptureBodyError(400, 'compression=base64, but the data is not base64');
+  return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64').toString('utf8');
+}
+
+function utf8(bytes: Uint8Array): string {
+  return new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+}
+
+/** The data of a form-encoded body (`data=<base64 or JSON>&compression=…`), as page-unload beacons send it. */
+function formFields(text: string): URLSearchParams {
+  try {
+    return new URLSearchParams(text);
+  } catch {
+    throw new CaptureBodyError(400, 'Form body could not be read');
+  }
+}
+
+function isFormBody(contentType: string | undefined, text: string): boolean {
+  const mediaType = contentType?.split(';')[0]?.trim().toLowerCase();
+  return mediaType === 'application/x-www-form-urlencoded' || text.startsWith('data=');
+}
+
+/**
+ * The `compression` a capture request declares, from its form or its URL. `gzip-js` and `gzip`
+ * need nothing more: gzip is recognised by its first bytes. `lz64` (lz-string) is refused: the
+ * pinned posthog-js never sends it, and its decoder would be this adapter's largest part.
+ */
+function declaredCompression(form: URLSearchParams | undefined, query: URLSearchParams): string | undefined {
+  const value = form?.get('compression') ?? query.get('compression') ?? undefined;
+  if (value === 'lz64' || value === 'lz-string') {
+    throw new CaptureBodyError(400, 'compression=lz64 is not accepted: send gzip-js, base64 or uncompressed JSON');
+  }
+  return value || undefined;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    // What PostgreSQL cannot store (NUL, unpaired surrogates) is replaced rather than refusing the event.
+    return JSON.parse(text, (_key, value: unknown) => (typeof value === 'string' ? storableText(value) : value));
+  } catch {
+    throw new CaptureBodyError(400, 'Request body is not valid JSON');
+  }
+}
+
+/** JSON text, or base64 of it when that is what was declared (or when the text cannot be JSON). */
+function jsonText(data: string, compression: string | undefined): string {
+  const trimmed = data.trimStart();
+  if (compression === 'base64' || !(trimmed.startsWith('{') || trimmed.startsWith('['))) {
+    if (trimmed === '') throw new CaptureBodyError(400, 'Request body is empty');
+    return decodeBase64(trimmed);
+  }
+  return data;
+}
+
+/**
+ * Reads every form PostHog SDKs send a capture in: JSON; gzip (with a header, undone before
+ * this, or recognised by its magic bytes); `compression=base64`; and a form body, or a GET's
+ * query, carrying `data=<base64 or JSON>`.
+ */
+export async function readCaptureBody({ body, contentType, query, maxBytes }: CaptureRequest): Promise<CaptureBody> {
+  let bytes = body;
+  if (bytes.byteLength === 0) {
+    const data = query.get('data');
+    if (data === null) throw new CaptureBodyError(400, 'Request body is empty');
+    const text = jsonText(data, declaredCompression(undefined, query));
+    return { payload: parseJson(text), text };
+  }
+  if (isGzip(bytes)) bytes = await gunzipBounded(bytes, maxBytes);
+  const raw = utf8(bytes);
+  if (isFormBody(contentType, raw)) {
+    const form = formFields(raw);
+    const data = form.get('data');
+    if (data === null) throw new CaptureBodyError(400, 'Form body has no "data" field');
+    const text = jsonText(data, declaredCompression(form, query));
+    return { payload: parseJson(text), text };
+  }
+  const text = jsonText(raw, declaredCompression(undefined, query));
+  return { payload: parseJson(text), text };
+}
