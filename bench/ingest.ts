@@ -4,7 +4,8 @@
  * ratios are the figures that matter). Every round measures the baselines (COPY, the service's write
  * statement alone, a naive server, bare Hono, the minimal tRPC router) and each path into the
  * service: the lean handler on /trpc (the default), the generic adapter on /trpc
- * (INGEST_LEAN_HANDLER=false) and the plain-JSON /api face. The table shows each figure's median over
+ * (INGEST_LEAN_HANDLER=false) and the plain-JSON /api face, and each ingest adapter (OTLP, Segment,
+ * PostHog: bench/adapters.ts) against a 500-event ingestBatch on the same service. The table shows each figure's median over
  * the rounds with its spread (min-max), so a regression on any path shows. Writes
  * bench/results/ingest-*.json.
  *
@@ -22,6 +23,8 @@ import { openPostgres, type PostgresDatabase } from '../db/database.ts';
 import { createJsonEventWriter, type EventRow, type EventWriter } from '../db/event-writers.ts';
 import { loadConfig } from '../server/config.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
+import { createKeyService } from '../server/services/keys/keys.ts';
+import { ADAPTER_SCENARIOS, type AdapterRound, EXPORT_RECORDS, measureAdapters, SCENARIO_LABELS } from './adapters.ts';
 import { createCopyEventWriter, createUnnestEventWriter, createValuesEventWriter, toCopyText } from './insert-forms.ts';
 import { type LoadResult, type Runtime, runLoad, startServer } from './support.ts';
 
@@ -135,6 +138,8 @@ interface ServiceRound {
 
 interface RuntimeRound {
   lean: ServiceRound;
+  /** 500-record exports of each ingest adapter and a 500-event ingestBatch, on the lean service. */
+  adapters: AdapterRound;
   adapter: ServiceRound;
   api: ServiceRound;
   naive: LoadResult;
@@ -192,13 +197,19 @@ function bunStartFlags(): string[] {
   return bun >= 0 && entry > bun ? words.slice(bun + 1, entry) : [];
 }
 
-async function measureRuntime(runtime: Runtime, db: PostgresDatabase, databaseUrl: string): Promise<RuntimeRound> {
+/** Adapter runs so far: each run's records get ids no other run used. */
+let adapterRuns = 0;
+
+async function measureRuntime(runtime: Runtime, db: PostgresDatabase, databaseUrl: string, ingestKey: string): Promise<RuntimeRound> {
   const serviceEnv = (leanHandler: boolean) => ({
     DATABASE_URL: databaseUrl,
     TELEMETRY_ADMIN_KEY: ADMIN_KEY,
     LOG_LEVEL: 'warn',
     RATE_LIMIT_ADMIN_EPS: '100000000',
     RATE_LIMIT_ADMIN_BURST: '0',
+    // The adapters' key is bound to the bench workspace, whose ceiling would cap it first.
+    RATE_LIMIT_WORKSPACE_INGEST_EPS: '1000000',
+    RATE_LIMIT_WORKSPACE_INGEST_BURST: '10000000',
     DATABASE_POOL_MAX: '8',
     INGEST_LEAN_HANDLER: String(leanHandler),
   });
@@ -214,8 +225,22 @@ async function measureRuntime(runtime: Runtime, db: PostgresDatabase, databaseUr
   await truncate(db);
   const leanService = await startService(true);
   let lean: Record<'trpc' | 'api', ServiceRound | undefined>;
+  let adapters: AdapterRound;
   try {
     lean = await measureService(runtime, leanService.url, db, ['trpc', 'api']);
+    log(`${runtime}: ingest adapters, ${EXPORT_RECORDS}-record exports…`);
+    adapters = await measureAdapters({
+      url: leanService.url,
+      ingestKey,
+      seconds: SECONDS,
+      round: adapterRuns++,
+      log,
+      takeStoredCount: async () => {
+        const [row] = await db.client<{ count: number }[]>`select count(*)::int as count from telemetry.events`;
+        await truncate(db);
+        return row?.count ?? 0;
+      },
+    });
   } finally {
     await leanService.stop().catch(() => {});
   }
@@ -237,6 +262,7 @@ async function measureRuntime(runtime: Runtime, db: PostgresDatabase, databaseUr
 
   return {
     lean: lean.trpc!,
+    adapters,
     api: lean.api!,
     adapter: adapter.trpc!,
     naive,
@@ -262,6 +288,13 @@ async function main() {
     await maintainPartitions(db, { daysAhead: 2 });
     // Events must name an existing workspace; the sample events name this one.
     await raw`insert into telemetry.workspaces (id, name) values (${WORKSPACE}, 'Ingest bench')`;
+    // Foreign SDKs' records name no workspace: the adapters need a key bound to one.
+    const { key: ingestKey } = await createKeyService({ db }).createKey({
+      kind: 'ingest',
+      workspaceId: WORKSPACE,
+      name: 'adapter bench',
+      rateLimit: { eventsPerSecond: 1_000_000, burst: 10_000_000 },
+    });
 
     // Once per run: the other insert forms the service's JSON statement was chosen over.
     const insertForms: Record<string, number> = {};
@@ -276,7 +309,7 @@ async function main() {
       const copyRowsPerSecond = await copyThroughput(db);
       const statementRowsPerSecond = await insertFormThroughput(db, createJsonEventWriter(db));
       const round: Round = { copyRowsPerSecond, statementRowsPerSecond, runtimes: {} };
-      for (const runtime of RUNTIMES) round.runtimes[runtime] = await measureRuntime(runtime, db, databaseUrl);
+      for (const runtime of RUNTIMES) round.runtimes[runtime] = await measureRuntime(runtime, db, databaseUrl, ingestKey);
       rounds.push(round);
     }
 
@@ -327,8 +360,19 @@ interface PathSummary {
   batch1000: { eventsPerSecond: Spread; p99Ms: Spread; failed: Spread; vsCopy: Spread; vsStatement: Spread };
 }
 
+interface AdapterSummary {
+  eventsPerSecond: Spread;
+  p99Ms: Spread;
+  failed: Spread;
+  /** Events/s over the same round's 500-event ingestBatch. */
+  vsIngestBatch: Spread;
+  /** Events stored over 500 x answered requests. */
+  stored: Spread;
+}
+
 interface RuntimeSummary {
   paths: Record<PathName, PathSummary>;
+  adapters: Record<(typeof ADAPTER_SCENARIOS)[number], AdapterSummary>;
   baselines: Record<'naive' | 'bare' | 'trpcMinimal', { requestsPerSecond: Spread; p99Ms: Spread }>;
   peakRssMb: { lean: Spread; adapter: Spread };
 }
@@ -368,8 +412,16 @@ function summarize(rounds: Round[]): Summary {
       requestsPerSecond: over((r) => of(r)[name].requestsPerSecond),
       p99Ms: over((r) => of(r)[name].p99Ms),
     });
+    const adapterSummary = (scenario: (typeof ADAPTER_SCENARIOS)[number]): AdapterSummary => ({
+      eventsPerSecond: over((r) => of(r).adapters[scenario].eventsPerSecond),
+      p99Ms: over((r) => of(r).adapters[scenario].p99Ms),
+      failed: over((r) => of(r).adapters[scenario].failedRequests),
+      vsIngestBatch: over((r) => of(r).adapters[scenario].eventsPerSecond / of(r).adapters.ingestBatch.eventsPerSecond),
+      stored: over((r) => of(r).adapters[scenario].stored),
+    });
     runtimes[runtime] = {
       paths: { lean: pathSummary('lean'), adapter: pathSummary('adapter'), api: pathSummary('api') },
+      adapters: Object.fromEntries(ADAPTER_SCENARIOS.map((scenario) => [scenario, adapterSummary(scenario)])) as RuntimeSummary['adapters'],
       baselines: { naive: baseline('naive'), bare: baseline('bare'), trpcMinimal: baseline('trpcMinimal') },
       peakRssMb: { lean: over((r) => of(r).peakRssMb.lean), adapter: over((r) => of(r).peakRssMb.adapter) },
     };
@@ -422,6 +474,15 @@ function renderTable(insertForms: Record<string, number>, summary: Summary): str
         `  ${pathLabel[path].padEnd(14)} ${'ingestBatch x1000, 16 conns'.padEnd(28)} ${`${figure(batch1000.eventsPerSecond)} ev/s`.padEnd(28)} ${figure(batch1000.p99Ms).padEnd(18)} ` +
           `${figure(batch1000.vsCopy, 'x')} COPY, service/statement ${figure(batch1000.vsStatement, 'x')}` +
           (batch1000.failed.max > 0 ? `; failed ${figure(batch1000.failed)}` : ''),
+      );
+    }
+    for (const scenario of ADAPTER_SCENARIOS) {
+      const adapter = data.adapters[scenario];
+      lines.push(
+        `  ${'adapters'.padEnd(14)} ${SCENARIO_LABELS[scenario].padEnd(28)} ${`${figure(adapter.eventsPerSecond)} ev/s`.padEnd(28)} ${figure(adapter.p99Ms).padEnd(18)} ` +
+          `${figure(adapter.vsIngestBatch, 'x')} ingestBatch x${EXPORT_RECORDS}` +
+          (adapter.failed.max > 0 ? `; failed ${figure(adapter.failed)}` : '') +
+          (adapter.stored.min !== 1 || adapter.stored.max !== 1 ? `; stored/acknowledged ${figure(adapter.stored)}` : ''),
       );
     }
     const baselineLabel = { naive: 'naive INSERT per call', bare: 'bare Hono', trpcMinimal: 'minimal tRPC on Hono' } as const;

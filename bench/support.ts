@@ -101,22 +101,31 @@ export interface LoadResult {
   seconds: number;
 }
 
-/** Drives `connections` concurrent keep-alive connections posting `body` for `seconds`. */
+/** Drives `connections` concurrent keep-alive connections posting `body` (or a new `nextBody()` each request) for `seconds`. */
 export async function runLoad(options: {
   url: string;
   path: string;
   body: string;
+  nextBody?: () => string | Buffer;
   headers?: Record<string, string>;
   connections: number;
   seconds: number;
   overallRate?: number;
 }): Promise<LoadResult> {
+  const { nextBody } = options;
   const result = await autocannon({
     ...(options.overallRate && { overallRate: options.overallRate }),
     url: `${options.url}${options.path}`,
     method: 'POST',
     headers: { 'content-type': 'application/json', ...options.headers },
     body: options.body,
+    ...(nextBody && {
+      requests: [
+        {
+          setupRequest: (request: autocannon.Request) => ({ ...request, body: nextBody() }),
+        },
+      ],
+    }),
     connections: options.connections,
     duration: options.seconds,
   });
