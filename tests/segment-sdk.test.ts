@@ -1,0 +1,172 @@
+import { Analytics } from '@segment/analytics-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseUnavailable } from '../server/errors.ts';
+import { foreignUserId, ID_NAMESPACES, uuidv5 } from '../server/ingest-adapters/deterministic-ids.ts';
+import { createKeyService } from '../server/services/keys/keys.ts';
+import type { Services } from '../server/trpc/context.ts';
+import { createTestWorkspace, startTestServer, testConfig, testServices, type TestServer } from './support/app.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { countEventsWithId, storedEvents } from './support/events.ts';
+
+// The real @segment/analytics-node (3.1.0) against the real service on a port.
+
+let testDb: TestDatabase;
+let server: TestServer;
+/** How the next ingest calls fail: before storing anything, or after storing (a lost answer). */
+let outages: ('before' | 'after')[] = [];
+let ingestCalls = 0;
+
+beforeAll(async () => {
+  testDb = await openTestDatabase();
+  const config = testConfig();
+  const real = testServices(testDb.db, { config });
+  const services: Services = {
+    ...real,
+    ingestor: {
+      ...real.ingestor,
+      ingestBatch: async (events, options) => {
+        ingestCalls += 1;
+        const outage = outages.shift();
+        if (outage === 'before') throw databaseUnavailable(new Error('connection refused'));
+        const result = await real.ingestor.ingestBatch(events, options);
+        if (outage === 'after') throw databaseUnavailable(new Error('connection lost before the answer'));
+        return result;
+      },
+    },
+  };
+  server = await startTestServer(testDb.db, { config, services });
+});
+afterAll(async () => {
+  await server.close();
+  await testDb.drop();
+});
+
+async function workspaceKey(): Promise<{ workspaceId: string; key: string }> {
+  const workspaceId = await createTestWorkspace(testDb.db);
+  const { key } = await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', workspaceId });
+  return { workspaceId, key };
+}
+
+interface SentMessage {
+  type: string;
+  messageId: string;
+  timestamp: string;
+  userId?: string;
+  anonymousId?: string;
+  event?: string;
+  name?: string;
+  properties?: Record<string, unknown>;
+  traits?: Record<string, unknown>;
+  context: { library: { name: string; version: string } };
+}
+
+/** An SDK client that records every batch it sends and every status it is answered. */
+function recordingClient(writeKey: string) {
+  const analytics = new Analytics({ writeKey, host: server.url, flushAt: 20, flushInterval: 60_000, maxRetries: 3 });
+  const sent: { sentAt: string; batch: SentMessage[] }[] = [];
+  const statuses: number[] = [];
+  analytics.on('http_request', (request) => sent.push(JSON.parse(request.body) as { sentAt: string; batch: SentMessage[] }));
+  analytics.on('http_response', (response) => statuses.push(response.status));
+  return { analytics, sent, statuses };
+}
+
+/** Every message the SDK sent is stored exactly once, in the key's workspace, at its skew-corrected time, mapped. */
+async function reconcile(workspaceId: string, sent: { sentAt: string; batch: SentMessage[] }[]) {
+  const messages = new Map<string, { message: SentMessage; sentAt: string }>();
+  for (const request of sent) for (const message of request.batch) messages.set(message.messageId, { message, sentAt: request.sentAt });
+  const stored = await storedEvents(testDb.db, workspaceId);
+  expect(stored).toHaveLength(messages.size);
+  for (const [messageId, { message, sentAt }] of messages) {
+    const id = uuidv5(ID_NAMESPACES.segmentMessage, `${workspaceId}\n${messageId}`);
+    const event = stored.find((candidate) => candidate.id === id);
+    expect(event, messageId).toBeDefined();
+    expect(await countEventsWithId(testDb.db, id)).toBe(1);
+    expect(event).toMatchObject({ workspaceId, source: 'backend', userId: foreignUserId(workspaceId, message.userId ?? message.anonymousId) });
+    expect(event?.metadata).toMatchObject({ type: message.type, messageId, context: { library: message.context.library } });
+    // receivedAt - (sentAt - timestamp): one clock here, so at least the timestamp and at most the transit later.
+    const happened = Date.parse(message.timestamp);
+    expect(event!.createdAt.getTime()).toBeGreaterThanOrEqual(happened);
+    expect(event!.createdAt.getTime()).toBeLessThanOrEqual(happened + (event!.receivedAt.getTime() - Date.parse(sentAt)));
+  }
+  return stored;
+}
+
+describe('@segment/analytics-node', () => {
+  it('stores every call it sends once, in the write key workspace, at its time and with its mapping', async () => {
+    const { workspaceId, key } = await workspaceKey();
+    const { analytics, sent, statuses } = recordingClient(key);
+    analytics.identify({ userId: 'user-7', traits: { plan: 'pro', email: 'ada@example.com' } });
+    analytics.track({ userId: 'user-7', event: 'Order Completed', properties: { total: 42.5, items: 3 } });
+    analytics.track({ anonymousId: 'anon-9', event: 'Viewed Pricing', timestamp: new Date(Date.now() - 30_000) });
+    analytics.page({ userId: 'user-7', name: 'Docs', category: 'Guides', properties: { path: '/docs' } });
+    analytics.screen({ userId: 'user-7', name: 'Settings' });
+    analytics.group({ userId: 'user-7', groupId: 'acme', traits: { seats: 12 } });
+    analytics.alias({ userId: 'user-7', previousId: 'anon-9' });
+    await analytics.closeAndFlush();
+
+    expect(statuses).toEqual([200]);
+    expect(sent[0]?.batch).toHaveLength(7);
+    const stored = await reconcile(workspaceId, sent);
+    const named = new Map(stored.map((event) => [`${event.eventType}:${event.name}`, event]));
+    expect([...named.keys()].sort()).toEqual([
+      'alias:alias',
+      'custom:Order Completed',
+      'custom:Viewed Pricing',
+      'group:group',
+      'identify:identify',
+      'page.view:Docs',
+      'screen.view:Settings',
+    ]);
+    expect(named.get('custom:Order Completed')?.metadata).toMatchObject({ event: 'Order Completed', userId: 'user-7', properties: { total: 42.5, items: 3 } });
+    expect(named.get('identify:identify')?.metadata).toMatchObject({ traits: { plan: 'pro', email: 'ada@example.com' } });
+    expect(named.get('page.view:Docs')?.metadata).toMatchObject({ category: 'Guides', properties: { path: '/docs', category: 'Guides' } });
+    expect(named.get('group:group')?.metadata).toMatchObject({ groupId: 'acme', traits: { seats: 12 } });
+    expect(named.get('alias:alias')?.metadata).toMatchObject({ previousId: 'anon-9' });
+    expect(named.get('custom:Viewed Pricing')?.userId).toBe(foreignUserId(workspaceId, 'anon-9'));
+  });
+
+  it('retries a batch answered 503 during a database outage, and the retry stores each call once', async () => {
+    const { workspaceId, key } = await workspaceKey();
+    const { analytics, sent, statuses } = recordingClient(key);
+    outages = ['before'];
+    const callsBefore = ingestCalls;
+    analytics.track({ userId: 'user-1', event: 'After Outage' });
+    analytics.track({ userId: 'user-1', event: 'After Outage Too' });
+    await analytics.closeAndFlush();
+
+    expect(statuses).toEqual([503, 200]);
+    expect(ingestCalls - callsBefore).toBe(2);
+    await reconcile(workspaceId, sent);
+  });
+
+  it('stores nothing twice when the answer to a stored batch is lost and the SDK sends it again', async () => {
+    const { workspaceId, key } = await workspaceKey();
+    const { analytics, sent, statuses } = recordingClient(key);
+    outages = ['after'];
+    analytics.track({ userId: 'user-2', event: 'Stored Then Lost' });
+    analytics.page({ anonymousId: 'anon-2', name: 'Landing' });
+    await analytics.closeAndFlush();
+
+    expect(statuses).toEqual([503, 200]);
+    // The SDK sent the same messages twice (with a new sentAt); each is stored once.
+    expect(sent.map((request) => request.batch.map((message) => message.messageId))).toEqual([
+      sent[0]!.batch.map((message) => message.messageId),
+      sent[0]!.batch.map((message) => message.messageId),
+    ]);
+    const stored = await reconcile(workspaceId, sent.slice(0, 1));
+    expect(stored).toHaveLength(2);
+  });
+
+  it('drops a batch answered 401 for an unknown write key without retrying it, storing nothing', async () => {
+    const { workspaceId } = await workspaceKey();
+    const { analytics, statuses } = recordingClient('tlm_ingest_not_a_key');
+    const failures: unknown[] = [];
+    analytics.on('error', (error) => failures.push(error));
+    analytics.track({ userId: 'user-3', event: 'Never Stored' });
+    await analytics.closeAndFlush();
+
+    expect(statuses).toEqual([401]);
+    expect(failures).toHaveLength(1);
+    expect(await storedEvents(testDb.db, workspaceId)).toEqual([]);
+  });
+});
