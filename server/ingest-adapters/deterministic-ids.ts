@@ -7,13 +7,22 @@ import { isUuid } from '../uuid.ts';
  * an exporter's identical retry land on the same id, which the write path stores once.
  */
 export function uuidv5(namespace: string, name: string): string {
-  const hash = createHash('sha1').update(uuidBytes(namespace)).update(name, 'utf8').digest();
+  let namespaceBytes = namespaceCache.get(namespace);
+  if (!namespaceBytes) {
+    namespaceBytes = uuidBytes(namespace);
+    // Namespaces are a handful of constants; the cap only guards against a caller passing many.
+    if (namespaceCache.size < 64) namespaceCache.set(namespace, namespaceBytes);
+  }
+  const hash = createHash('sha1').update(namespaceBytes).update(name, 'utf8').digest();
   const bytes = hash.subarray(0, 16);
   bytes[6] = (bytes[6]! & 0x0f) | 0x50;
   bytes[8] = (bytes[8]! & 0x3f) | 0x80;
   const hex = bytes.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+/** Each namespace's 16 bytes, parsed once: adapters derive an id per record. */
+const namespaceCache = new Map<string, Buffer>();
 
 function uuidBytes(uuid: string): Buffer {
   const hex = uuid.replaceAll('-', '');

@@ -47,13 +47,21 @@ function userIdOf(attributes: JsonObject, workspaceId: string): string | undefin
   return foreignUserId(workspaceId, attributes['user.id'] ?? attributes['enduser.id']);
 }
 
+/** Per scope (every record of one scope shares its context object): built once, not per record. */
+const contextMetadataCache = new WeakMap<OtlpContext['scope'], JsonObject>();
+
 function contextMetadata({ resource, scope }: OtlpContext): JsonObject {
-  const serviceName = resource['service.name'];
-  return {
-    ...(typeof serviceName === 'string' && { serviceName }),
-    resource,
-    scope: { name: scope.name, version: scope.version, attributes: scope.attributes },
-  };
+  let metadata = contextMetadataCache.get(scope);
+  if (!metadata) {
+    const serviceName = resource['service.name'];
+    metadata = {
+      ...(typeof serviceName === 'string' && { serviceName }),
+      resource,
+      scope: { name: scope.name, version: scope.version, attributes: scope.attributes },
+    };
+    contextMetadataCache.set(scope, metadata);
+  }
+  return metadata;
 }
 
 function text(value: JsonValue | undefined): string | undefined {
@@ -67,23 +75,24 @@ export function mapLogRecords(records: readonly Located<OtlpLogRecord>[], identi
     const { record } = located;
     const time = record.timeUnixNano !== '0' ? record.timeUnixNano : record.observedTimeUnixNano;
     const createdAt = isoFromUnixNano(time);
-    const common = {
+    const userId = userIdOf(record.attributes, identity.workspaceId);
+    const common: Pick<EventInput, 'id' | 'source' | 'name' | 'userId' | 'createdAt'> = {
       id: uuidv5(ID_NAMESPACES.otlpLog, `${identity.workspaceId}\n${identity.bodyHash}\n${index}`),
       source: sourceOf(located.resource),
       name: eventName(record.eventName, record.attributes['event.name'], located.scope.name, 'log'),
-      ...(userIdOf(record.attributes, identity.workspaceId) && { userId: userIdOf(record.attributes, identity.workspaceId) }),
-      ...(createdAt && { createdAt }),
     };
-    const metadata: JsonObject = {
-      ...(record.body !== undefined && { body: record.body }),
-      severityNumber: record.severityNumber,
-      ...(record.severityText && { severityText: record.severityText }),
-      attributes: record.attributes,
-      ...(record.traceId && { traceId: record.traceId }),
-      ...(record.spanId && { spanId: record.spanId }),
-      ...(time !== '0' && { timeUnixNano: time }),
-      ...contextMetadata(located),
-    };
+    if (userId) common.userId = userId;
+    if (createdAt) common.createdAt = createdAt;
+    // Assigned field by field rather than spread: this runs once per record of every export.
+    const metadata: JsonObject = {};
+    if (record.body !== undefined) metadata['body'] = record.body;
+    metadata['severityNumber'] = record.severityNumber;
+    if (record.severityText) metadata['severityText'] = record.severityText;
+    metadata['attributes'] = record.attributes;
+    if (record.traceId) metadata['traceId'] = record.traceId;
+    if (record.spanId) metadata['spanId'] = record.spanId;
+    if (time !== '0') metadata['timeUnixNano'] = time;
+    Object.assign(metadata, contextMetadata(located));
     const exceptionType = text(record.attributes['exception.type']);
     const exceptionMessage = text(record.attributes['exception.message']);
     if (record.severityNumber >= ERROR_SEVERITY && (exceptionType || exceptionMessage)) {
@@ -120,6 +129,7 @@ export function mapSpans(spans: readonly Located<OtlpSpan>[], identity: ExportId
     const route = span.attributes['http.route'];
     const method = span.attributes['http.request.method'] ?? span.attributes['http.method'];
     const createdAt = isoFromUnixNano(span.startTimeUnixNano);
+    const userId = userIdOf(span.attributes, identity.workspaceId);
     const routeAttributes: JsonObject = {};
     for (const key of ROUTE_ATTRIBUTES) {
       const value = span.attributes[key];
@@ -146,7 +156,7 @@ export function mapSpans(spans: readonly Located<OtlpSpan>[], identity: ExportId
         span.kind === SERVER_KIND && typeof route === 'string' && route
           ? eventName(typeof method === 'string' ? `${method} ${route}` : route)
           : eventName(span.name, 'span'),
-      ...(userIdOf(span.attributes, identity.workspaceId) && { userId: userIdOf(span.attributes, identity.workspaceId) }),
+      ...(userId && { userId }),
       ...(createdAt && { createdAt }),
       metadata: fitMetadata(metadata, ['resource', 'scope', 'attributes']),
     };
