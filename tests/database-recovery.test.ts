@@ -10,6 +10,7 @@ const onPostgres = process.env.TEST_DB_KIND === 'postgres';
  * The connection pool after an outage, on real Postgres behind a proxy the test controls. Once,
  * connection attempts refused during an outage left pool slots stuck for good, so the service
  * never served again without a restart.
+ * PostgreSQL only: PGlite has no connections to lose.
  */
 describe.runIf(onPostgres)('the database connection pool', () => {
   let testDb: TestDatabase;

@@ -107,6 +107,8 @@ const onPostgres = process.env.TEST_DB_KIND === 'postgres';
  * Erasure subtracts from the rollup rows that concurrent flushes add to. A flush locks them in key
  * order; erasure must too, or an erasure holding a later row and a flush holding an earlier one
  * wait for each other (a deadlock, whose loser is a failed erasure or flush).
+ *
+ * PostgreSQL only: PGlite runs one statement at a time, so two transactions never interleave there.
  */
 describe.runIf(onPostgres)('erasure and ingestion on the same rollup rows', () => {
   let server: TestServer;

@@ -211,6 +211,7 @@ describe('a subscriber buffer', () => {
 
 const redisUrl = process.env.TEST_REDIS_URL;
 
+// Needs a Redis (TEST_REDIS_URL): the in-memory window is tested above; npm test reports it as not run without one.
 describe.runIf(redisUrl)('the Redis replay window', () => {
   let redis: Redis;
   beforeAll(() => {

@@ -439,6 +439,7 @@ describe('telemetry.live maximum duration', () => {
 
 const redisUrl = process.env.TEST_REDIS_URL;
 
+// Needs a Redis (TEST_REDIS_URL): streams cross instances only through it; npm test reports it as not run without one.
 describe.runIf(redisUrl)('telemetry.live across instances (Redis Streams)', () => {
   const stream = `telemetry:test:${randomUUID()}`;
   let redis: Redis;

@@ -280,6 +280,7 @@ describe('retention job', () => {
     expect(aTimes).toContain('2026-05-16T12:00:00.000Z');
   });
 
+  // PostgreSQL only: it needs a second session holding a lock, and PGlite has one session.
   it.runIf(process.env.TEST_DB_KIND === 'postgres')(
     'waits out a long read of telemetry.events in short tries instead of blocking ingestion behind its drop',
     async () => {

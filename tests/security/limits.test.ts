@@ -149,6 +149,7 @@ describe('rate limits when Redis is unreachable', () => {
   });
 });
 
+// Needs a Redis (TEST_REDIS_URL): limits are shared between instances only through it.
 describe.runIf(process.env.TEST_REDIS_URL)('rate limits shared through Redis', () => {
   it('give two instances one budget per key', async () => {
     const prefix = `telemetry-test:${randomUUID()}`;
@@ -275,6 +276,7 @@ describe('per-workspace rate ceilings', () => {
   });
 });
 
+// Needs a Redis (TEST_REDIS_URL), like the limits above.
 describe.runIf(process.env.TEST_REDIS_URL)('per-workspace rate ceilings shared through Redis', () => {
   it('give two instances one ceiling per workspace', async () => {
     const prefix = `telemetry-test:${randomUUID()}`;
