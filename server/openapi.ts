@@ -1,5 +1,6 @@
 import { generateOpenApiDocument } from 'trpc-to-openapi';
 import type { AppRouter } from './routers/index.ts';
+import { ADAPTER_TAGS, adapterPaths } from './ingest-adapters/openapi-operations.ts';
 import { applyOperationExamples } from './openapi-examples.ts';
 
 export const OPENAPI_BASE_PATH = '/api';
@@ -36,5 +37,8 @@ export function buildOpenApiDocument(router: AppRouter, options: { version: stri
   }
   // "Try it" in /docs starts from a body and parameters the route accepts.
   applyOperationExamples(document);
+  // The ingest adapters' JSON routes, listed beside the /api face (ADR-012); they carry their own examples.
+  document.paths = { ...document.paths, ...(adapterPaths() as typeof document.paths) };
+  document.tags = [...(document.tags ?? []), ...ADAPTER_TAGS];
   return document;
 }
