@@ -1,0 +1,237 @@
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import { build } from 'esbuild';
+import { Hono } from 'hono';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../server/app.ts';
+import { databaseUnavailable } from '../server/errors.ts';
+import { foreignUserId, ID_NAMESPACES, uuidv5 } from '../server/ingest-adapters/deterministic-ids.ts';
+import { createLogger } from '../server/logger.ts';
+import { createKeyService } from '../server/services/keys/keys.ts';
+import type { Services } from '../server/trpc/context.ts';
+import { waitUntil } from './faults/support/wait.ts';
+import { hasChromium, launchChromium } from './support/chromium.ts';
+import { createTestWorkspace, testConfig, testServices } from './support/app.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { countEventsWithId, storedEvents } from './support/events.ts';
+
+/**
+ * The real @segment/analytics-next (1.84.3) in headless Chromium: the npm package bundled by the
+ * test (its lazily loaded parts included, so nothing comes from Segment's CDN), loaded with
+ * `cdnURL` pointing at the service, which answers its settings request.
+ */
+describe.skipIf(!hasChromium)('@segment/analytics-next in Chromium', () => {
+  let testDb: TestDatabase;
+  let browser: Browser;
+  let port: number;
+  let closeServer: () => void;
+  /** How the next ingest calls fail: before storing anything (an outage), or after storing (a lost answer). */
+  let outages: ('before' | 'after')[] = [];
+
+  beforeAll(async () => {
+    testDb = await openTestDatabase();
+    const bundle = await build({
+      stdin: { contents: "export { AnalyticsBrowser } from '@segment/analytics-next';", resolveDir: process.cwd(), loader: 'ts' },
+      bundle: true,
+      format: 'iife',
+      globalName: 'Segment',
+      platform: 'browser',
+      target: 'es2020',
+      define: { 'process.env.NODE_ENV': '"production"' },
+      write: false,
+      logLevel: 'silent',
+    });
+    const analyticsJs = bundle.outputFiles[0]!.text;
+    const config = testConfig();
+    const real = testServices(testDb.db, { config });
+    const services: Services = {
+      ...real,
+      ingestor: {
+        ...real.ingestor,
+        ingestBatch: async (events, options) => {
+          const outage = outages.shift();
+          if (outage === 'before') throw databaseUnavailable(new Error('connection refused'));
+          const result = await real.ingestor.ingestBatch(events, options);
+          if (outage === 'after') throw databaseUnavailable(new Error('connection lost before the answer'));
+          return result;
+        },
+      },
+    };
+    const app = new Hono();
+    app.get('/analytics.js', (c) => c.body(analyticsJs, 200, { 'content-type': 'text/javascript' }));
+    app.get('/page', (c) => c.html(PAGE));
+    app.route('/', createApp({ db: testDb.db, config, logger: createLogger('silent'), services }));
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    port = (server.address() as AddressInfo).port;
+    closeServer = () => {
+      server.close();
+      if ('closeAllConnections' in server) server.closeAllConnections();
+    };
+    browser = await launchChromium();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    closeServer?.();
+    await testDb?.drop();
+  });
+
+  async function workspaceKey(): Promise<{ workspaceId: string; key: string }> {
+    const workspaceId = await createTestWorkspace(testDb.db);
+    const { key } = await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', workspaceId });
+    return { workspaceId, key };
+  }
+
+  interface SentMessage {
+    type: string;
+    messageId: string;
+    timestamp: string;
+    sentAt?: string;
+    userId?: string | null;
+    anonymousId: string;
+    event?: string;
+    name?: string;
+    context: { library: { name: string }; page?: { path: string } };
+  }
+
+  /** A page of the app on `pageOrigin` whose analytics-next sends to the service on `serviceOrigin`; what it posts, and the answers. */
+  async function openPage(key: string, pageOrigin: string, serviceOrigin: string, strategy: 'standard' | 'batching') {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const sent: { path: string; body: { sentAt?: string; batch?: SentMessage[] } & SentMessage }[] = [];
+    const statuses: number[] = [];
+    page.on('request', (request) => {
+      const { pathname } = new URL(request.url());
+      if (request.method() === 'POST' && pathname.startsWith('/v1/')) sent.push({ path: pathname, body: request.postDataJSON() });
+    });
+    page.on('response', (response) => {
+      if (response.request().method() === 'POST' && new URL(response.url()).pathname.startsWith('/v1/')) statuses.push(response.status());
+    });
+    const pageErrors: Error[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error));
+    await page.goto(`${pageOrigin}/page?${new URLSearchParams({ key, cdn: serviceOrigin, strategy })}`);
+    await page.waitForFunction(() => window.analyticsReady === true, undefined, { timeout: 10_000 });
+    expect(pageErrors).toEqual([]);
+    return { page, sent, statuses, close: () => context.close() };
+  }
+
+  /** Every message the page sent is stored once, in the key's workspace, at its skew-corrected time, mapped as a browser's. */
+  async function reconcile(workspaceId: string, sent: { body: { sentAt?: string; batch?: SentMessage[] } & SentMessage }[]) {
+    const messages = new Map<string, { message: SentMessage; sentAt: string }>();
+    for (const { body } of sent) {
+      for (const message of body.batch ?? [body]) messages.set(message.messageId, { message, sentAt: (message.sentAt ?? body.sentAt)! });
+    }
+    const stored = await storedEvents(testDb.db, workspaceId);
+    expect(stored).toHaveLength(messages.size);
+    for (const [messageId, { message, sentAt }] of messages) {
+      const id = uuidv5(ID_NAMESPACES.segmentMessage, `${workspaceId}\n${messageId}`);
+      const event = stored.find((candidate) => candidate.id === id);
+      expect(event, messageId).toBeDefined();
+      expect(await countEventsWithId(testDb.db, id)).toBe(1);
+      expect(event).toMatchObject({ workspaceId, source: 'web', userId: foreignUserId(workspaceId, message.userId ?? message.anonymousId) });
+      expect(event?.metadata).toMatchObject({
+        type: message.type,
+        messageId,
+        anonymousId: message.anonymousId,
+        context: { library: { name: 'analytics.js' } },
+      });
+      const happened = Date.parse(message.timestamp);
+      expect(event!.createdAt.getTime()).toBeGreaterThanOrEqual(happened);
+      expect(event!.createdAt.getTime()).toBeLessThanOrEqual(happened + (event!.receivedAt.getTime() - Date.parse(sentAt)));
+    }
+    return stored;
+  }
+
+  async function sendCalls(page: Page) {
+    await page.evaluate(async () => {
+      const { analytics } = window;
+      await analytics.page('Docs', 'Pricing', { plan: 'team' });
+      await analytics.track('Signup Clicked', { button: 'hero' });
+      await analytics.identify('user-5', { plan: 'pro' });
+      await analytics.group('acme', { seats: 3 });
+      await analytics.alias('user-5-new', 'user-5');
+    });
+  }
+
+  it('starts on the settings this service answers and stores each call it posts once, from another origin', async () => {
+    const { workspaceId, key } = await workspaceKey();
+    // The page is on localhost, the service on 127.0.0.1: two origins, as a site and its telemetry are.
+    const { page, sent, statuses, close } = await openPage(key, `http://localhost:${port}`, `http://127.0.0.1:${port}`, 'standard');
+    await sendCalls(page);
+    await waitUntil(() => statuses.length >= 5, 'five answered posts');
+
+    expect(statuses).toEqual([200, 200, 200, 200, 200]);
+    expect(sent.map((request) => request.path).sort()).toEqual(['/v1/a', '/v1/g', '/v1/i', '/v1/p', '/v1/t']);
+    const stored = await reconcile(workspaceId, sent);
+    const named = new Map(stored.map((event) => [`${event.eventType}:${event.name}`, event]));
+    expect([...named.keys()].sort()).toEqual(['alias:alias', 'custom:Signup Clicked', 'group:group', 'identify:identify', 'page.view:Pricing']);
+    expect(named.get('page.view:Pricing')?.metadata).toMatchObject({ category: 'Docs', context: { page: { path: '/page' } } });
+    expect(named.get('custom:Signup Clicked')?.metadata).toMatchObject({ properties: { button: 'hero' } });
+    expect(named.get('identify:identify')).toMatchObject({
+      userId: foreignUserId(workspaceId, 'user-5'),
+      metadata: expect.objectContaining({ traits: { plan: 'pro' } }),
+    });
+    await close();
+  }, 60_000);
+
+  it('sends batches to /v1/b with the batching strategy, and a batch answered 503 is retried and stored once', async () => {
+    const { workspaceId, key } = await workspaceKey();
+    const origin = `http://127.0.0.1:${port}`;
+    const { page, sent, statuses, close } = await openPage(key, origin, origin, 'batching');
+    outages = ['after'];
+    await sendCalls(page);
+    await waitUntil(() => statuses.includes(200), 'a batch stored after the lost answer');
+
+    expect(statuses).toEqual([503, 200]);
+    expect(sent.map((request) => request.path)).toEqual(['/v1/b', '/v1/b']);
+    expect(sent[1]!.body.batch!.map((message) => message.messageId)).toEqual(sent[0]!.body.batch!.map((message) => message.messageId));
+    const stored = await reconcile(workspaceId, sent.slice(0, 1));
+    expect(stored).toHaveLength(5);
+    await close();
+  }, 60_000);
+
+  it('retries a single call answered 503 during a database outage, and the retry stores it once', async () => {
+    const { workspaceId, key } = await workspaceKey();
+    const origin = `http://127.0.0.1:${port}`;
+    const { page, sent, statuses, close } = await openPage(key, origin, origin, 'standard');
+    outages = ['before'];
+    await page.evaluate(() => window.analytics.track('Outage Survived'));
+    await waitUntil(() => statuses.includes(200), 'the retried call stored');
+
+    expect(statuses).toEqual([503, 200]);
+    expect(sent.map((request) => request.path)).toEqual(['/v1/t', '/v1/t']);
+    const [event] = await reconcile(workspaceId, sent);
+    expect(event).toMatchObject({ eventType: 'custom', name: 'Outage Survived' });
+    await close();
+  }, 60_000);
+});
+
+interface BrowserAnalytics {
+  page(category: string, name: string, properties?: object): Promise<unknown>;
+  track(event: string, properties?: object): Promise<unknown>;
+  identify(userId: string, traits?: object): Promise<unknown>;
+  group(groupId: string, traits?: object): Promise<unknown>;
+  alias(to: string, from: string): Promise<unknown>;
+}
+
+declare global {
+  interface Window {
+    analytics: BrowserAnalytics;
+    analyticsReady: boolean;
+  }
+}
+
+const PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>analytics-next test page</title><script src="/analytics.js"></script></head>
+<body><p>analytics-next test page</p>
+<script>
+  const params = new URLSearchParams(location.search);
+  const strategy = params.get('strategy') === 'batching' ? { strategy: 'batching', config: { size: 5, timeout: 200 } } : undefined;
+  const analytics = Segment.AnalyticsBrowser.load(
+    { writeKey: params.get('key'), cdnURL: params.get('cdn') },
+    { integrations: { 'Segment.io': strategy ? { deliveryStrategy: strategy } : {} }, disableClientPersistence: true },
+  );
+  analytics.ready(() => { window.analytics = analytics; window.analyticsReady = true; });
+</script></body></html>`;
