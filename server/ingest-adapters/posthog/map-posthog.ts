@@ -146,6 +146,14 @@ function exceptionOf(properties: Record<string, unknown>): { message: string; st
   };
 }
 
+/** The tag of the element an `$autocapture` names first: from `$elements`, else from `$elements_chain` (`button.buy:attr__id="x";div…`). */
+function clickedTag(properties: JsonObject): string | undefined {
+  const elements = properties['$elements'];
+  if (Array.isArray(elements) && isPlainObject(elements[0])) return stringOf(elements[0]['tag_name']);
+  const chain = properties['$elements_chain'];
+  return typeof chain === 'string' ? /^([a-zA-Z][\w-]*)/.exec(chain)?.[1] : undefined;
+}
+
 /** One `perf.metric` per web vital with a numeric value, like the service's own web-vitals events. */
 function webVitalEvents(
   workspaceId: string,
@@ -252,8 +260,7 @@ export function mapPosthogRecord(record: unknown, index: number, context: Captur
         ],
       };
     case '$autocapture': {
-      const elements = properties['$elements'];
-      const tag = Array.isArray(elements) && isPlainObject(elements[0]) ? stringOf(elements[0]['tag_name']) : undefined;
+      const tag = clickedTag(properties);
       return {
         ok: true,
         events: [

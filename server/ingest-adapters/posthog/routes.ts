@@ -75,10 +75,19 @@ function emptyFlags() {
 }
 
 /**
- * posthog-js's remote config: nothing turned on remotely, and the compressions this adapter
- * reads (without `supportedCompression` posthog-js stops compressing).
+ * posthog-js's remote config: the compressions this adapter reads (without `supportedCompression`
+ * posthog-js stops compressing), autocapture left to the page's own setting (posthog-js starts it
+ * only once the server has said `autocapture_opt_out` either way), and none of PostHog's other
+ * products (recordings, heatmaps, surveys), which this service does not store.
  */
-const REMOTE_CONFIG = { supportedCompression: ['gzip', 'gzip-js'], sessionRecording: false, heatmaps: false, surveys: false, siteApps: [] } as const;
+const REMOTE_CONFIG = {
+  supportedCompression: ['gzip', 'gzip-js'],
+  autocapture_opt_out: false,
+  sessionRecording: false,
+  heatmaps: false,
+  surveys: false,
+  siteApps: [],
+} as const;
 
 /**
  * PostHog's capture API: `POST /batch/`, `/e/`, `/i/v0/e/` and `/capture/` (and `GET /e/?data=`),
