@@ -264,6 +264,36 @@ describe('PostHog capture', () => {
     expect(((await reused.json()) as { errors: string[] }).errors).toEqual(['event 0: An event with this id already exists (id)']);
   });
 
+  it('truncates properties over the metadata limits with a marker instead of refusing the event, and replaces what the database cannot store', async () => {
+    const { workspaceId, key } = await workspaceWithKey();
+    const huge = nodeEvent('huge', { blob: 'x'.repeat(40_000), nul: 'a\u0000b' });
+    expect((await post('/batch/', json({ api_key: key, batch: [huge] }))).status).toBe(200);
+    const [event] = await storedEvents(testDb.db, workspaceId);
+    expect(event?.metadata).toMatchObject({ event: 'huge', truncated: ['properties'], properties: expect.stringContaining('…[truncated]') });
+    const small = nodeEvent('nul', { nul: 'a\u0000b' });
+    expect((await post('/batch/', json({ api_key: key, batch: [small] }))).status).toBe(200);
+    expect((await byName(workspaceId)).get('nul')?.metadata).toMatchObject({ properties: { nul: 'a\uFFFDb' } });
+  });
+
+  it('places an event sent with an offset instead of a timestamp that long before arrival', async () => {
+    const { workspaceId, key } = await workspaceWithKey();
+    const before = Date.now();
+    const { timestamp: _dropped, ...withoutTimestamp } = nodeEvent('offset');
+    expect((await post('/e/', json({ api_key: key, batch: [{ ...withoutTimestamp, offset: 10_000 }] }))).status).toBe(200);
+    const after = Date.now();
+    const [event] = await storedEvents(testDb.db, workspaceId);
+    expect(event!.createdAt.getTime()).toBeGreaterThanOrEqual(before - 10_000);
+    expect(event!.createdAt.getTime()).toBeLessThanOrEqual(after - 10_000);
+  });
+
+  it('refuses the events a sent_at far off moves out of range, answering 200 rather than failing', async () => {
+    const { workspaceId, key } = await workspaceWithKey();
+    const response = await post('/batch/', json({ api_key: key, sent_at: '0001-01-01T00:00:00Z', batch: [nodeEvent('far off')] }));
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ status: 1, refused: 1 });
+    expect(await storedEvents(testDb.db, workspaceId)).toEqual([]);
+  });
+
   it('accepts the key as a Bearer header when the body names none', async () => {
     const { workspaceId, key } = await workspaceWithKey();
     const response = await post('/capture/', json({ batch: [nodeEvent('bearer')] }), { 'content-type': 'application/json', authorization: `Bearer ${key}` });
