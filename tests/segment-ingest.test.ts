@@ -211,7 +211,7 @@ describe('Segment batches', () => {
 });
 
 describe("Segment single calls and the browser's paths", () => {
-  it('stores /v1/track and the one-letter paths of analytics-next, with the write key in a text/plain body', async () => {
+  it('stores /v1/track, /v1/import and the one-letter paths of analytics-next, with the write key in a text/plain body', async () => {
     const { workspaceId, key } = await workspaceWithKey();
     const track = await post('/v1/track', JSON.stringify({ event: 'Signed Up', userId: 'u', writeKey: key, messageId: 'single-1' }), {
       'content-type': 'application/json',
@@ -231,6 +231,12 @@ describe("Segment single calls and the browser's paths", () => {
       });
       expect(response.status, path).toBe(200);
     }
+    const imported = await post(
+      '/v1/import',
+      JSON.stringify({ batch: [{ type: 'track', event: 'Imported', userId: 'u', messageId: 'import-1' }] }),
+      basic(key),
+    );
+    expect(imported.status).toBe(200);
     const batch = await post('/v1/b', JSON.stringify({ batch: [{ type: 'track', event: 'Batched', userId: 'u', messageId: 'ajs-b' }], writeKey: key }), {
       'content-type': 'text/plain',
     });
@@ -241,6 +247,7 @@ describe("Segment single calls and the browser's paths", () => {
       'alias:alias',
       'custom:Batched',
       'custom:Clicked',
+      'custom:Imported',
       'custom:Signed Up',
       'group:group',
       'identify:identify',
@@ -271,6 +278,12 @@ describe("Segment single calls and the browser's paths", () => {
       enabledMiddleware: {},
       metrics: { sampleRate: 0 },
       middlewareSettings: {},
+    });
+    const proxied = await app.request('http://10.0.0.5:3000/v1/projects/k/settings', {
+      headers: { host: '10.0.0.5:3000', 'x-forwarded-host': 'telemetry.example.com', 'x-forwarded-proto': 'https' },
+    });
+    expect(((await proxied.json()) as { integrations: Record<string, unknown> }).integrations).toEqual({
+      'Segment.io': { apiKey: 'k', apiHost: 'telemetry.example.com/v1', protocol: 'https' },
     });
     expect((await app.request(`/v1/projects/${'k'.repeat(600)}/settings`)).status).toBe(404);
   });
@@ -331,11 +344,14 @@ describe('Segment refusals', () => {
     expect(await storedEvents(testDb.db, workspaceId)).toEqual([]);
   });
 
-  it('answers deeply nested JSON with 400 or a refused message, never 500', async () => {
-    const { key } = await workspaceWithKey();
-    const deep = `{"batch":[{"type":"track","event":"deep","userId":"u","properties":${'['.repeat(20_000)}${']'.repeat(20_000)}}]}`;
+  it('refuses JSON nested past what can be read with 400, never 500', async () => {
+    const { workspaceId, key } = await workspaceWithKey();
+    const depth = 30_000;
+    const deep = `{"batch":[{"type":"track","event":"deep","userId":"u","properties":${'['.repeat(depth)}${']'.repeat(depth)}}]}`;
     const response = await post('/v1/batch', deep, basic(key));
-    expect([200, 400]).toContain(response.status);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ success: false, message: 'Malformed JSON: nested too deeply' });
+    expect(await storedEvents(testDb.db, workspaceId)).toEqual([]);
   });
 
   it('refuses an oversize body and a gzip bomb with 413', async () => {

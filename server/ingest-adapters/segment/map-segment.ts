@@ -77,8 +77,9 @@ export function parseSegmentBody(body: Uint8Array): unknown {
   }
   try {
     return JSON.parse(text, storableValue);
-  } catch {
-    throw new SegmentBodyError('Malformed JSON: the body is not valid JSON');
+  } catch (error) {
+    // The reviver walks the value recursively: running out of stack means JSON nested past reason.
+    throw new SegmentBodyError(error instanceof RangeError ? 'Malformed JSON: nested too deeply' : 'Malformed JSON: the body is not valid JSON');
   }
 }
 

@@ -48,16 +48,26 @@ function failure(c: HonoContext, status: ContentfulStatusCode, message: string, 
 }
 
 /**
+ * Where the page reached this service: behind a proxy that terminates TLS, the proxy's
+ * X-Forwarded-Host and X-Forwarded-Proto. Trusting them is safe here: the answer goes to the one
+ * asking, and no shared cache keeps it.
+ */
+function publicOrigin(c: HonoContext): { host: string; protocol: 'http' | 'https' } {
+  const url = new URL(c.req.url);
+  const forwardedHost = c.req.header('x-forwarded-host')?.split(',')[0]?.trim();
+  const forwardedProto = c.req.header('x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
+  const protocol = (forwardedProto ?? url.protocol.slice(0, -1)) === 'https' ? 'https' : 'http';
+  return { host: forwardedHost || c.req.header('host') || url.host, protocol };
+}
+
+/**
  * The settings analytics-next fetches from Segment's CDN before it sends anything: only the
  * Segment.io destination, pointed back at this service's /v1 (analytics-next prefixes `apiHost`
  * with `protocol://` itself), no remote plugins, middleware or metrics.
  */
-function browserSettings(writeKey: string, requestUrl: string, hostHeader: string | undefined) {
-  const url = new URL(requestUrl);
+function browserSettings(writeKey: string, origin: { host: string; protocol: 'http' | 'https' }) {
   return {
-    integrations: {
-      'Segment.io': { apiKey: writeKey, apiHost: `${hostHeader ?? url.host}/v1`, protocol: url.protocol === 'https:' ? 'https' : 'http' },
-    },
+    integrations: { 'Segment.io': { apiKey: writeKey, apiHost: `${origin.host}/v1`, protocol: origin.protocol } },
     plan: { track: { __default: { enabled: true } } },
     remotePlugins: [],
     enabledMiddleware: {},
@@ -75,9 +85,13 @@ export function segmentRoutes(deps: AdapterDeps) {
   const { services, config, logger } = deps;
   const app = new Hono<SegmentEnv>();
 
-  const routes: [path: string, single: SegmentMessageType | undefined][] = [['batch', undefined]];
+  // `import` is the Tracking API's older name for batch; one letter is what analytics-next posts to.
+  const routes: [path: string, single: SegmentMessageType | undefined][] = [
+    ['batch', undefined],
+    ['import', undefined],
+    ['b', undefined],
+  ];
   for (const type of SEGMENT_MESSAGE_TYPES) routes.push([type, type], [type.charAt(0), type]);
-  routes.push(['b', undefined]);
 
   for (const [path, single] of routes) {
     app.post(`/v1/${path}`, async (c) => {
@@ -123,7 +137,7 @@ export function segmentRoutes(deps: AdapterDeps) {
     if (writeKey.length > MAX_WRITE_KEY_LENGTH) return failure(c, 404, 'No such project');
     // The key is echoed as Segment's CDN does, and checked when events arrive: answering needs no
     // database. It is a credential, so no shared cache keeps the answer.
-    return c.json(browserSettings(writeKey, c.req.url, c.req.header('host')), 200, { 'Cache-Control': 'private, max-age=300' });
+    return c.json(browserSettings(writeKey, publicOrigin(c)), 200, { 'Cache-Control': 'private, max-age=300' });
   });
 
   /** A refusal of the ingest procedure as Segment's SDKs read it: its HTTP status, and when to retry. */
