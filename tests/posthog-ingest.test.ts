@@ -275,6 +275,16 @@ describe('PostHog capture', () => {
     expect((await byName(workspaceId)).get('nul')?.metadata).toMatchObject({ properties: { nul: 'a\uFFFDb' } });
   });
 
+  it('keeps an exception whose stack alone passes the metadata limits, its stack truncated', async () => {
+    const { workspaceId, key } = await workspaceWithKey();
+    // Quotes take two characters each in JSON: a stack within its 16,384 characters, over 32 KB as metadata.
+    const frames = [{ filename: '"'.repeat(16_000), function: 'render', lineno: 1, colno: 1 }];
+    const exception = nodeEvent('$exception', { $exception_list: [{ type: 'Error', value: 'deep', stacktrace: { type: 'raw', frames } }] });
+    expect((await post('/batch/', json({ api_key: key, batch: [exception] }))).status).toBe(200);
+    const [event] = await storedEvents(testDb.db, workspaceId);
+    expect(event).toMatchObject({ eventType: 'error', metadata: expect.objectContaining({ message: 'deep', stack: expect.stringContaining('…[truncated]') }) });
+  });
+
   it('places an event sent with an offset instead of a timestamp that long before arrival', async () => {
     const { workspaceId, key } = await workspaceWithKey();
     const before = Date.now();

@@ -240,7 +240,7 @@ export function mapPosthogRecord(record: unknown, index: number, context: Captur
     const metadata = { ...base, properties, ...exception };
     return {
       ok: true,
-      events: [{ ...common, id, eventType: 'error', name: name(exception.kind), metadata: fitMetadata(metadata, SHRINKABLE) as typeof metadata }],
+      events: [{ ...common, id, eventType: 'error', name: name(exception.kind), metadata: fitMetadata(metadata, [...SHRINKABLE, 'stack']) as typeof metadata }],
     };
   }
   const metadata = fitMetadata({ ...base, properties }, SHRINKABLE);
