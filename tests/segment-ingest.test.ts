@@ -325,8 +325,11 @@ describe('Segment refusals', () => {
     expect(other?.id).not.toBe(stored?.id);
   });
 
-  it('refuses malformed JSON and bodies of the wrong shape with 400, storing nothing', async () => {
-    const { workspaceId, key } = await workspaceWithKey();
+  it('refuses malformed JSON and bodies of the wrong shape with 400, storing nothing and counting each for the workspace', async () => {
+    const workspaceId = await createTestWorkspace(testDb.db);
+    const keys = createKeyService({ db: testDb.db });
+    const { key } = await keys.createKey({ kind: 'ingest', workspaceId });
+    const { key: readKey } = await keys.createKey({ kind: 'read', workspaceId });
     const cases: [string, string, string][] = [
       ['/v1/batch', '{"batch": [', 'Malformed JSON: the body is not valid JSON'],
       ['/v1/batch', '[1, 2]', 'The body must be a JSON object'],
@@ -342,6 +345,8 @@ describe('Segment refusals', () => {
     const invalidUtf8 = await post('/v1/batch', Uint8Array.of(0x7b, 0xff, 0x7d), basic(key));
     expect(invalidUtf8.status).toBe(400);
     expect(await storedEvents(testDb.db, workspaceId)).toEqual([]);
+    const { counts } = await procedureCaller(testDb.db, { apiKey: readKey, services, config }).telemetry.adapterRejections({});
+    expect(counts).toEqual([{ adapter: 'segment', reason: 'malformed_request', refused: cases.length + 1, lastAt: expect.any(Date) }]);
   });
 
   it('refuses JSON nested past what can be read with 400, never 500', async () => {
