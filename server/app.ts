@@ -132,7 +132,8 @@ export function createApp({ db, config, logger, services, version = SERVICE_VERS
   const corsPolicy = cors({
     origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
     allowMethods: ['GET', 'POST', 'OPTIONS'],
-    allowHeaders: ['authorization', 'content-type', 'content-encoding', 'trpc-accept', 'x-trpc-source', 'last-event-id'],
+    // x-retry-count: analytics-next marks its retries with it, and a preflight refusing it would stop them.
+    allowHeaders: ['authorization', 'content-type', 'content-encoding', 'trpc-accept', 'x-trpc-source', 'last-event-id', 'x-retry-count'],
     exposeHeaders: ['retry-after', 'x-request-id'],
     maxAge: 600,
   });

@@ -178,8 +178,8 @@ describe.skipIf(!hasChromium)('@segment/analytics-next in Chromium', () => {
 
   it('sends batches to /v1/b with the batching strategy, and a batch answered 503 is retried and stored once', async () => {
     const { workspaceId, key } = await workspaceKey();
-    const origin = `http://127.0.0.1:${port}`;
-    const { page, sent, statuses, close } = await openPage(key, origin, origin, 'batching');
+    // From another origin: the retry carries X-Retry-Count, which the CORS preflight must allow.
+    const { page, sent, statuses, close } = await openPage(key, `http://localhost:${port}`, `http://127.0.0.1:${port}`, 'batching');
     outages = ['after'];
     await sendCalls(page);
     await waitUntil(() => statuses.includes(200), 'a batch stored after the lost answer');
@@ -194,8 +194,7 @@ describe.skipIf(!hasChromium)('@segment/analytics-next in Chromium', () => {
 
   it('retries a single call answered 503 during a database outage, and the retry stores it once', async () => {
     const { workspaceId, key } = await workspaceKey();
-    const origin = `http://127.0.0.1:${port}`;
-    const { page, sent, statuses, close } = await openPage(key, origin, origin, 'standard');
+    const { page, sent, statuses, close } = await openPage(key, `http://localhost:${port}`, `http://127.0.0.1:${port}`, 'standard');
     outages = ['before'];
     await page.evaluate(() => window.analytics.track('Outage Survived'));
     await waitUntil(() => statuses.includes(200), 'the retried call stored');
