@@ -123,6 +123,15 @@ describe.skipIf(!hasChromium)('posthog-js in Chromium', () => {
     return { page, context, consoleErrors, answers, captured };
   }
 
+  /** waitUntil, failing with what `explain` says of the state when the condition never holds. */
+  async function waitOrExplain(check: () => Promise<boolean>, what: string, explain: () => Promise<string>) {
+    try {
+      await waitUntil(check, what, 20_000);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}: ${await explain()}`);
+    }
+  }
+
   async function waitForStored(workspaceId: string, count: number) {
     await waitUntil(async () => (await storedEvents(testDb.db, workspaceId)).length >= count, `${count} stored events`);
     return storedEvents(testDb.db, workspaceId);
@@ -142,9 +151,14 @@ describe.skipIf(!hasChromium)('posthog-js in Chromium', () => {
       posthog.identify('customer-1', { email: 'one@example.com' });
       posthog.captureException(new TypeError('cart is undefined'));
     });
-    // Leaving the page sends $pageleave as the SDK does during unload.
+    // Everything captured so far is sent by the SDK's queue while the page stays; then leaving the
+    // page sends $pageleave as the SDK does during unload.
+    const storedNames = async () => (await storedEvents(testDb.db, workspaceId)).map((event) => event.name);
+    const explain = async () =>
+      `stored ${JSON.stringify(await storedNames())}, captured ${JSON.stringify(captured.map((event) => event.event))}, answers ${JSON.stringify(answers)}, errors ${JSON.stringify(consoleErrors)}`;
+    await waitOrExplain(async () => (await storedNames()).length >= 5, 'the five events captured on the page', explain);
     await page.goto(`${pageOrigin}/elsewhere`);
-    await waitUntil(async () => (await storedEvents(testDb.db, workspaceId)).some((event) => event.eventType === 'page.leave'), 'the $pageleave');
+    await waitOrExplain(async () => (await storedEvents(testDb.db, workspaceId)).some((event) => event.eventType === 'page.leave'), 'the $pageleave', explain);
 
     const sent = captured.filter((event) => event.event !== '$pageleave');
     expect(sent.map((event) => event.event).sort()).toEqual(['$autocapture', '$exception', '$identify', '$pageview', 'order placed']);
