@@ -363,6 +363,18 @@ describe('PostHog capture refusals', () => {
     expect(await storedEvents(testDb.db, workspaceId)).toEqual([]);
   });
 
+  it('refuses JSON nested deeper than 256 levels with 400 saying so, and keeps shallower nesting truncated', async () => {
+    const { workspaceId, key } = await workspaceWithKey();
+    const nested = (depth: number) => `{"api_key":"${key}","batch":[{"event":"deep ${depth}","properties":{"a":${'['.repeat(depth)}${']'.repeat(depth)}}}]}`;
+    for (const depth of [300, 30_000]) {
+      const response = await post('/batch/', nested(depth));
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { detail: string }).detail).toBe('Request body nests JSON deeper than 256 levels');
+    }
+    expect((await post('/batch/', nested(200))).status).toBe(200);
+    expect(await storedEvents(testDb.db, workspaceId)).toMatchObject([{ name: 'deep 200', metadata: expect.objectContaining({ truncated: ['properties'] }) }]);
+  });
+
   it('refuses an oversize body and gzip bombs (declared or recognised by magic bytes) with 413 without inflating them whole', async () => {
     const { workspaceId, key } = await workspaceWithKey();
     const oversize = await post('/batch/', 'x'.repeat(MAX_BODY_BYTES + 1));

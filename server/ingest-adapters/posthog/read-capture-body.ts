@@ -99,7 +99,30 @@ function declaredCompression(form: URLSearchParams | undefined, query: URLSearch
   return value || undefined;
 }
 
+/** Deepest nesting read: PostHog events are a few levels deep; far deeper JSON is a mistake or an attack on the parser's stack. */
+export const MAX_JSON_DEPTH = 256;
+
+/** True when the JSON text nests objects and arrays deeper than `limit` (strings skipped, escapes honoured). */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < text.length; index += 1) {
+    const char = text.charCodeAt(index);
+    if (inString) {
+      if (char === 0x5c) index += 1;
+      else if (char === 0x22) inString = false;
+    } else if (char === 0x22) inString = true;
+    else if (char === 0x7b || char === 0x5b) {
+      depth += 1;
+      if (depth > limit) return true;
+    } else if (char === 0x7d || char === 0x5d) depth -= 1;
+  }
+  return false;
+}
+
 function parseJson(text: string): unknown {
+  // Checked first: the reviver below walks the value recursively.
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new CaptureBodyError(400, `Request body nests JSON deeper than ${MAX_JSON_DEPTH} levels`);
   try {
     // What PostgreSQL cannot store (NUL, unpaired surrogates) is replaced rather than refusing the event.
     return JSON.parse(text, (_key, value: unknown) => (typeof value === 'string' ? storableText(value) : value));
