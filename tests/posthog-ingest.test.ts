@@ -285,6 +285,15 @@ describe('PostHog capture', () => {
     expect(event).toMatchObject({ eventType: 'error', metadata: expect.objectContaining({ message: 'deep', stack: expect.stringContaining('…[truncated]') }) });
   });
 
+  it('keeps an event whose properties hold a "__proto__" key (as text: the event model refuses such keys), touching no prototype', async () => {
+    const { workspaceId, key } = await workspaceWithKey();
+    const body = `{"api_key":"${key}","batch":[{"event":"proto","distinct_id":"u","properties":{"__proto__":{"polluted":true},"plan":"pro"}}]}`;
+    expect((await post('/batch/', body)).status).toBe(200);
+    const [event] = await storedEvents(testDb.db, workspaceId);
+    expect(event?.metadata).toMatchObject({ event: 'proto', truncated: ['properties'], properties: '{"__proto__":{"polluted":true},"plan":"pro"}' });
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
+  });
+
   it('places an event sent with an offset instead of a timestamp that long before arrival', async () => {
     const { workspaceId, key } = await workspaceWithKey();
     const before = Date.now();

@@ -90,12 +90,9 @@ function createdAtOf(record: Record<string, unknown>, context: CaptureContext): 
   return undefined;
 }
 
+// Object.fromEntries defines keys as data: a "__proto__" property stays a property, never a prototype.
 function withoutKeys(properties: Record<string, unknown>): JsonObject {
-  const kept: JsonObject = {};
-  for (const [key, value] of Object.entries(properties)) {
-    if (!(KEY_PROPERTIES as readonly string[]).includes(key)) kept[key] = value as JsonValue;
-  }
-  return kept;
+  return Object.fromEntries(Object.entries(properties).filter(([key]) => !(KEY_PROPERTIES as readonly string[]).includes(key))) as JsonObject;
 }
 
 function text(value: unknown): string | undefined {
@@ -162,8 +159,7 @@ function webVitalEvents(
   common: Omit<EventInput, 'id' | 'eventType' | 'name' | 'metadata'>,
   base: JsonObject,
 ): EventInput[] {
-  const rest: JsonObject = {};
-  for (const [key, value] of Object.entries(properties)) if (!key.startsWith('$web_vitals_')) rest[key] = value;
+  const rest: JsonObject = Object.fromEntries(Object.entries(properties).filter(([key]) => !key.startsWith('$web_vitals_')));
   const events: EventInput[] = [];
   for (const vital of WEB_VITALS) {
     const value = properties[`$web_vitals_${vital}_value`];
