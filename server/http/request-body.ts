@@ -12,6 +12,35 @@ function errorBody(code: string, message: string) {
  * and refused with 413 as soon as the inflated size passes `maxBytes`, so a small "zip bomb" never
  * grows past the limit in memory. The downstream handlers see a plain body.
  */
+/**
+ * A compressed body inflated as a stream, stopped as soon as it passes `maxBytes` (so a small bomb
+ * never grows whole): the bytes, or why not.
+ */
+export async function inflateBounded(
+  compressed: ReadableStream<Uint8Array<ArrayBuffer>>,
+  format: CompressionFormat,
+  maxBytes: number,
+): Promise<Buffer<ArrayBuffer> | 'too_large' | 'invalid'> {
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  let total = 0;
+  const reader = compressed.pipeThrough(new DecompressionStream(format)).getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => {});
+        return 'too_large';
+      }
+      chunks.push(value);
+    }
+  } catch {
+    return 'invalid';
+  }
+  return Buffer.concat(chunks);
+}
+
 export function decompressRequestBody({ maxBytes }: { maxBytes: number }): MiddlewareHandler {
   return async (c, next) => {
     const encoding = c.req.header('content-encoding')?.trim().toLowerCase();
@@ -22,28 +51,14 @@ export function decompressRequestBody({ maxBytes }: { maxBytes: number }): Middl
     const body = c.req.raw.body;
     if (!body) return next();
 
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    const reader = body.pipeThrough(new DecompressionStream(encoding as 'gzip' | 'deflate')).getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        total += value.byteLength;
-        if (total > maxBytes) {
-          await reader.cancel().catch(() => {});
-          return c.json(errorBody('PAYLOAD_TOO_LARGE', `Decompressed request body exceeds ${maxBytes} bytes`), 413);
-        }
-        chunks.push(value);
-      }
-    } catch {
-      return c.json(errorBody('BAD_REQUEST', `Request body is not valid ${encoding} data`), 400);
-    }
+    const inflated = await inflateBounded(body, encoding as CompressionFormat, maxBytes);
+    if (inflated === 'too_large') return c.json(errorBody('PAYLOAD_TOO_LARGE', `Decompressed request body exceeds ${maxBytes} bytes`), 413);
+    if (inflated === 'invalid') return c.json(errorBody('BAD_REQUEST', `Request body is not valid ${encoding} data`), 400);
 
     const headers = new Headers(c.req.raw.headers);
     headers.delete('content-encoding');
-    headers.set('content-length', String(total));
-    c.req.raw = new Request(c.req.raw.url, { method: c.req.raw.method, headers, body: Buffer.concat(chunks) });
+    headers.set('content-length', String(inflated.byteLength));
+    c.req.raw = new Request(c.req.raw.url, { method: c.req.raw.method, headers, body: inflated });
     return next();
   };
 }

@@ -1,3 +1,4 @@
+import { inflateBounded } from '../../http/request-body.ts';
 import { storableText } from '../../services/events/json.ts';
 
 /** Why a capture request's body could not be read: answered with `status` and this message. */
@@ -39,26 +40,10 @@ function isGzip(bytes: Uint8Array): boolean {
  * streamed and refused with 413 as soon as it passes `maxBytes`, so a small bomb never grows whole.
  */
 export async function gunzipBounded(bytes: Uint8Array, maxBytes: number): Promise<Uint8Array> {
-  const input = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream();
-  const reader = input.pipeThrough(new DecompressionStream('gzip')).getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw new CaptureBodyError(413, `Decompressed request body exceeds ${maxBytes} bytes`);
-      }
-      chunks.push(value);
-    }
-  } catch (error) {
-    if (error instanceof CaptureBodyError) throw error;
-    throw new CaptureBodyError(400, 'Request body starts like gzip but is not valid gzip data');
-  }
-  return Buffer.concat(chunks);
+  const inflated = await inflateBounded(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream(), 'gzip', maxBytes);
+  if (inflated === 'too_large') throw new CaptureBodyError(413, `Decompressed request body exceeds ${maxBytes} bytes`);
+  if (inflated === 'invalid') throw new CaptureBodyError(400, 'Request body starts like gzip but is not valid gzip data');
+  return inflated;
 }
 
 function decodeBase64(text: string): string {
