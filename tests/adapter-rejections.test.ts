@@ -1,34 +1,25 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../server/app.ts';
-import { createLogger } from '../server/logger.ts';
-import { createKeyService } from '../server/services/keys/keys.ts';
 import { MAX_KEPT_REJECTIONS } from '../server/services/rejections/schemas.ts';
 import type { Services } from '../server/trpc/context.ts';
-import { createTestWorkspace, procedureCaller, testConfig, testServices } from './support/app.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { createWorkspaceWithIngestAndReadKeys, openAdapterApp, type AdapterApp } from './support/adapters.ts';
+import { procedureCaller, testConfig } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
 
 const config = testConfig();
 
 let testDb: TestDatabase;
-let app: ReturnType<typeof createApp>;
+let app: AdapterApp['app'];
 let services: Services;
 
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  services = testServices(testDb.db, { config });
-  app = createApp({ db: testDb.db, config, logger: createLogger('silent'), services });
+  ({ testDb, app, services } = await openAdapterApp(config));
 });
 afterAll(async () => {
   await testDb.drop();
 });
 
-async function workspaceWithKeys(): Promise<{ workspaceId: string; ingestKey: string; readKey: string }> {
-  const workspaceId = await createTestWorkspace(testDb.db);
-  const keys = createKeyService({ db: testDb.db });
-  const [ingest, read] = await Promise.all([keys.createKey({ kind: 'ingest', workspaceId }), keys.createKey({ kind: 'read', workspaceId })]);
-  return { workspaceId, ingestKey: ingest.key, readKey: read.key };
-}
+const workspaceWithKeys = () => createWorkspaceWithIngestAndReadKeys(testDb.db);
 
 const nanosAgo = (ms: number) => (BigInt(Date.now() - ms) * 1_000_000n).toString();
 

@@ -1,38 +1,29 @@
 import { gzipSync } from 'node:zlib';
 import { sql as sqlTag } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../server/app.ts';
-import { databaseUnavailable } from '../server/errors.ts';
-import { createLogger } from '../server/logger.ts';
 import { foreignUserId } from '../server/ingest-adapters/deterministic-ids.ts';
 import { ProtobufReader, ProtobufWriter } from '../server/ingest-adapters/otlp/protobuf-wire.ts';
-import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
-import { createTestKeys, createTestWorkspace, testConfig, testServices } from './support/app.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { appFailingToIngest, createWorkspaceWithKey, databaseOutage, openAdapterApp, type AdapterApp } from './support/adapters.ts';
+import { createTestKeys, testConfig } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
 import { countEventsWithId, storedEvents } from './support/events.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
 const config = testConfig({ MAX_BODY_BYTES: String(MAX_BODY_BYTES), MAX_INFLIGHT_BODY_BYTES: String(16 * MAX_BODY_BYTES) });
 
 let testDb: TestDatabase;
-let app: ReturnType<typeof createApp>;
+let app: AdapterApp['app'];
 let services: Services;
 
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  services = testServices(testDb.db, { config });
-  app = createApp({ db: testDb.db, config, logger: createLogger('silent'), services });
+  ({ testDb, app, services } = await openAdapterApp(config));
 });
 afterAll(async () => {
   await testDb.drop();
 });
 
-async function workspaceWithKey(kind: 'ingest' | 'read' = 'ingest'): Promise<{ workspaceId: string; key: string }> {
-  const workspaceId = await createTestWorkspace(testDb.db);
-  const { key } = await createKeyService({ db: testDb.db }).createKey({ kind, workspaceId });
-  return { workspaceId, key };
-}
+const workspaceWithKey = (kind: 'ingest' | 'read' = 'ingest') => createWorkspaceWithKey(testDb.db, kind);
 
 /** Nanoseconds since the epoch, `msAgo` before now, with sub-millisecond digits. */
 function nanosAgo(msAgo: number, extraNanos = 123_456n): bigint {
@@ -351,8 +342,7 @@ describe('OTLP/HTTP refusals', () => {
   });
 
   it('answers 429 with Retry-After once the key has spent its rate limit, storing nothing of that export', async () => {
-    const workspaceId = await createTestWorkspace(testDb.db);
-    const { key } = await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', workspaceId, rateLimit: { eventsPerSecond: 1, burst: 1 } });
+    const { workspaceId, key } = await createWorkspaceWithKey(testDb.db, 'ingest', { eventsPerSecond: 1, burst: 1 });
     const records = (text: string) =>
       jsonLogs([text, `${text} again`].map((body) => ({ timeUnixNano: nanosAgo(1_000).toString(), body: { stringValue: body } })));
     expect((await post('/v1/logs', records('first'), json(key))).status).toBe(200);
@@ -373,14 +363,7 @@ describe('OTLP/HTTP refusals', () => {
 
   it('answers 503 with Retry-After when the database is unavailable, so exporters retry', async () => {
     const { key } = await workspaceWithKey();
-    const failing: Services = {
-      ...services,
-      ingestor: {
-        ...services.ingestor,
-        ingestBatch: () => Promise.reject(databaseUnavailable(new Error('connection refused'))),
-      },
-    };
-    const outage = createApp({ db: testDb.db, config, logger: createLogger('silent'), services: failing });
+    const outage = appFailingToIngest(testDb.db, config, services, databaseOutage());
     const response = await outage.request('/v1/logs', { method: 'POST', body: protoLogs([w().fixed64(1, nanosAgo(1_000))]), headers: proto(key) });
     expect(response.status).toBe(503);
     expect(response.headers.get('retry-after')).toBe('2');

@@ -1,37 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../server/app.ts';
-import { databaseUnavailable } from '../server/errors.ts';
 import { foreignUserId } from '../server/ingest-adapters/deterministic-ids.ts';
-import { createLogger } from '../server/logger.ts';
-import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
-import { createTestKeys, createTestWorkspace, testConfig, testServices } from './support/app.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { appFailingToIngest, createWorkspaceWithKey, databaseOutage, openAdapterApp, type AdapterApp } from './support/adapters.ts';
+import { createTestKeys, testConfig } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
 import { countEventsWithId, storedEvents } from './support/events.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
 const config = testConfig({ MAX_BODY_BYTES: String(MAX_BODY_BYTES), MAX_INFLIGHT_BODY_BYTES: String(16 * MAX_BODY_BYTES) });
 
 let testDb: TestDatabase;
-let app: ReturnType<typeof createApp>;
+let app: AdapterApp['app'];
 let services: Services;
 
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  services = testServices(testDb.db, { config });
-  app = createApp({ db: testDb.db, config, logger: createLogger('silent'), services });
+  ({ testDb, app, services } = await openAdapterApp(config));
 });
 afterAll(async () => {
   await testDb.drop();
 });
 
-async function workspaceWithKey(kind: 'ingest' | 'read' = 'ingest', rateLimit?: { eventsPerSecond: number; burst: number }) {
-  const workspaceId = await createTestWorkspace(testDb.db);
-  const { key } = await createKeyService({ db: testDb.db }).createKey({ kind, workspaceId, ...(rateLimit && { rateLimit }) });
-  return { workspaceId, key };
-}
+const workspaceWithKey = (kind: 'ingest' | 'read' = 'ingest', rateLimit?: { eventsPerSecond: number; burst: number }) =>
+  createWorkspaceWithKey(testDb.db, kind, rateLimit);
 
 function post(path: string, body: BodyInit, headers: Record<string, string> = { 'content-type': 'application/json' }, on = app) {
   return on.request(path, { method: 'POST', body, headers });
@@ -411,19 +403,8 @@ describe('PostHog capture refusals', () => {
 
   it('answers 503 with Retry-After when the database is unavailable, and 500 without detail on an internal error', async () => {
     const { key } = await workspaceWithKey();
-    const failingWith = (error: Error) =>
-      createApp({
-        db: testDb.db,
-        config,
-        logger: createLogger('silent'),
-        services: { ...services, ingestor: { ...services.ingestor, ingestBatch: () => Promise.reject(error) } },
-      });
-    const outage = await post(
-      '/batch/',
-      json({ api_key: key, batch: [nodeEvent('x')] }),
-      undefined,
-      failingWith(databaseUnavailable(new Error('connection refused'))),
-    );
+    const failingWith = (error: Error) => appFailingToIngest(testDb.db, config, services, error);
+    const outage = await post('/batch/', json({ api_key: key, batch: [nodeEvent('x')] }), undefined, failingWith(databaseOutage()));
     expect(outage.status).toBe(503);
     expect(outage.headers.get('retry-after')).toBe('2');
     const broken = await post('/batch/', json({ api_key: key, batch: [nodeEvent('x')] }), undefined, failingWith(new Error('secret internals')));

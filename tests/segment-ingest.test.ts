@@ -1,37 +1,35 @@
 import { gzipSync } from 'node:zlib';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../server/app.ts';
-import { databaseUnavailable } from '../server/errors.ts';
 import { foreignUserId, ID_NAMESPACES, uuidv5 } from '../server/ingest-adapters/deterministic-ids.ts';
-import { createLogger } from '../server/logger.ts';
-import { createKeyService } from '../server/services/keys/keys.ts';
 import type { Services } from '../server/trpc/context.ts';
-import { createTestKeys, createTestWorkspace, procedureCaller, testConfig, testServices } from './support/app.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import {
+  appFailingToIngest,
+  createWorkspaceWithIngestAndReadKeys,
+  createWorkspaceWithKey,
+  databaseOutage,
+  openAdapterApp,
+  type AdapterApp,
+} from './support/adapters.ts';
+import { createTestKeys, procedureCaller, testConfig } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
 import { countEventsWithId, storedEvents } from './support/events.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
 const config = testConfig({ MAX_BODY_BYTES: String(MAX_BODY_BYTES), MAX_INFLIGHT_BODY_BYTES: String(16 * MAX_BODY_BYTES), MAX_BATCH_EVENTS: '50' });
 
 let testDb: TestDatabase;
-let app: ReturnType<typeof createApp>;
+let app: AdapterApp['app'];
 let services: Services;
 
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  services = testServices(testDb.db, { config });
-  app = createApp({ db: testDb.db, config, logger: createLogger('silent'), services });
+  ({ testDb, app, services } = await openAdapterApp(config));
 });
 afterAll(async () => {
   await testDb.drop();
 });
 
-async function workspaceWithKey(kind: 'ingest' | 'read' = 'ingest'): Promise<{ workspaceId: string; key: string }> {
-  const workspaceId = await createTestWorkspace(testDb.db);
-  const { key } = await createKeyService({ db: testDb.db }).createKey({ kind, workspaceId });
-  return { workspaceId, key };
-}
+const workspaceWithKey = (kind: 'ingest' | 'read' = 'ingest') => createWorkspaceWithKey(testDb.db, kind);
 
 function post(path: string, body: BodyInit, headers: Record<string, string>) {
   return app.request(path, { method: 'POST', body, headers });
@@ -159,10 +157,7 @@ describe('Segment batches', () => {
   });
 
   it('refuses a message that cannot be mapped on its own, stores the others and counts the refusals for the workspace', async () => {
-    const workspaceId = await createTestWorkspace(testDb.db);
-    const keys = createKeyService({ db: testDb.db });
-    const { key } = await keys.createKey({ kind: 'ingest', workspaceId });
-    const { key: readKey } = await keys.createKey({ kind: 'read', workspaceId });
+    const { workspaceId, ingestKey: key, readKey } = await createWorkspaceWithIngestAndReadKeys(testDb.db);
     const response = await post(
       '/v1/batch',
       JSON.stringify({
@@ -326,10 +321,7 @@ describe('Segment refusals', () => {
   });
 
   it('refuses malformed JSON and bodies of the wrong shape with 400, storing nothing and counting each for the workspace', async () => {
-    const workspaceId = await createTestWorkspace(testDb.db);
-    const keys = createKeyService({ db: testDb.db });
-    const { key } = await keys.createKey({ kind: 'ingest', workspaceId });
-    const { key: readKey } = await keys.createKey({ kind: 'read', workspaceId });
+    const { workspaceId, ingestKey: key, readKey } = await createWorkspaceWithIngestAndReadKeys(testDb.db);
     const cases: [string, string, string][] = [
       ['/v1/batch', '{"batch": [', 'Malformed JSON: the body is not valid JSON'],
       ['/v1/batch', '[1, 2]', 'The body must be a JSON object'],
@@ -370,8 +362,7 @@ describe('Segment refusals', () => {
   });
 
   it('answers 429 with Retry-After once the key has spent its rate limit, storing nothing of that batch', async () => {
-    const workspaceId = await createTestWorkspace(testDb.db);
-    const { key } = await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', workspaceId, rateLimit: { eventsPerSecond: 1, burst: 1 } });
+    const { workspaceId, key } = await createWorkspaceWithKey(testDb.db, 'ingest', { eventsPerSecond: 1, burst: 1 });
     const batch = (name: string) =>
       JSON.stringify({ batch: [1, 2].map((n) => ({ type: 'track', event: `${name} ${n}`, userId: 'u', messageId: `${name}-${n}` })) });
     expect((await post('/v1/batch', batch('first'), basic(key))).status).toBe(200);
@@ -384,11 +375,7 @@ describe('Segment refusals', () => {
 
   it('answers 503 with Retry-After when the database is unavailable, so the SDKs retry', async () => {
     const { key } = await workspaceWithKey();
-    const failing: Services = {
-      ...services,
-      ingestor: { ...services.ingestor, ingestBatch: () => Promise.reject(databaseUnavailable(new Error('connection refused'))) },
-    };
-    const outage = createApp({ db: testDb.db, config, logger: createLogger('silent'), services: failing });
+    const outage = appFailingToIngest(testDb.db, config, services, databaseOutage());
     const response = await outage.request('/v1/batch', { method: 'POST', body: oneTrack, headers: basic(key) });
     expect(response.status).toBe(503);
     expect(response.headers.get('retry-after')).toBe('2');
