@@ -4,60 +4,31 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { databaseUnavailable } from '../server/errors.ts';
-import { createKeyService } from '../server/services/keys/keys.ts';
-import type { Services } from '../server/trpc/context.ts';
-import { waitUntil } from './faults/support/wait.ts';
-import { createTestWorkspace, startTestServer, testConfig, testServices, type TestServer } from './support/app.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { countEventsWithId, storedEvents } from './support/events.ts';
+import { createWorkspaceWithKey, type OutageSwitch, startServiceWithOutageSwitch, waitForStored } from './support/adapters.ts';
+import type { TestServer } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
+import { countEventsWithId } from './support/events.ts';
 
 // The real OpenTelemetry JS exporters (the 0.223 line, which runs on Node 20) against the real service.
 
 let testDb: TestDatabase;
 let server: TestServer;
-let services: Services;
-/** Ingest calls to fail with a database outage before the next one passes. */
-let outagesLeft = 0;
-let ingestCalls = 0;
+let outages: OutageSwitch;
+let close: () => Promise<void>;
 const shutdowns: (() => Promise<void>)[] = [];
 /** The exporters' CompressionAlgorithm.GZIP; the enum lives in a package they do not re-export. */
 const GZIP = 'gzip' as NonNullable<ConstructorParameters<typeof OTLPProtoLogExporter>[0]>['compression'];
 
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  const config = testConfig();
-  const real = testServices(testDb.db, { config });
-  services = {
-    ...real,
-    ingestor: {
-      ...real.ingestor,
-      ingestBatch: (events, options) => {
-        ingestCalls += 1;
-        if (outagesLeft > 0) {
-          outagesLeft -= 1;
-          return Promise.reject(databaseUnavailable(new Error('connection refused')));
-        }
-        return real.ingestor.ingestBatch(events, options);
-      },
-    },
-  };
-  server = await startTestServer(testDb.db, { config, services });
+  ({ testDb, server, outages, close } = await startServiceWithOutageSwitch());
 });
 afterEach(async () => {
   await Promise.all(shutdowns.splice(0).map((shutdown) => shutdown()));
-  outagesLeft = 0;
+  outages.clear();
 });
-afterAll(async () => {
-  await server.close();
-  await testDb.drop();
-});
+afterAll(() => close());
 
-async function workspaceKey(): Promise<{ workspaceId: string; key: string }> {
-  const workspaceId = await createTestWorkspace(testDb.db);
-  const { key } = await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', workspaceId });
-  return { workspaceId, key };
-}
+const workspaceKey = () => createWorkspaceWithKey(testDb.db);
 
 function loggerFor(exporter: OTLPJsonLogExporter | OTLPProtoLogExporter): LoggerProvider {
   const provider = new LoggerProvider({ processors: [new BatchLogRecordProcessor({ exporter })] });
@@ -84,9 +55,8 @@ describe('the OpenTelemetry JS exporters', () => {
         attributes: { 'exception.type': 'CardDeclined', 'exception.message': 'card declined', 'exception.stacktrace': 'at charge (billing.ts:1)' },
       });
       await provider.forceFlush();
-      await waitUntil(async () => (await storedEvents(testDb.db, workspaceId)).length >= 2, 'two stored log events');
+      const stored = await waitForStored(testDb.db, workspaceId, 2);
 
-      const stored = await storedEvents(testDb.db, workspaceId);
       expect(stored).toHaveLength(2);
       const log = stored.find((event) => event.eventType === 'log');
       expect(log).toMatchObject({ name: 'checkout-scope', source: 'backend', createdAt: at });
@@ -109,9 +79,8 @@ describe('the OpenTelemetry JS exporters', () => {
       .startSpan('GET', { kind: 1, startTime: start, attributes: { 'http.route': '/orders/:id', 'http.request.method': 'GET' } });
     span.end(start + 25);
     await provider.forceFlush();
-    await waitUntil(async () => (await storedEvents(testDb.db, workspaceId)).length >= 1, 'a stored span');
+    const [stored] = await waitForStored(testDb.db, workspaceId, 1);
 
-    const [stored] = await storedEvents(testDb.db, workspaceId);
     const { traceId, spanId } = span.spanContext();
     expect(stored).toMatchObject({ eventType: 'perf.span', name: 'GET /orders/:id', createdAt: new Date(start) });
     expect(stored?.metadata).toMatchObject({ value: 25, unit: 'ms', traceId, spanId, kind: 'server', 'http.route': '/orders/:id' });
@@ -120,14 +89,13 @@ describe('the OpenTelemetry JS exporters', () => {
   it('retries an export answered 503 during a database outage, and the retry stores each record once', async () => {
     const { workspaceId, key } = await workspaceKey();
     const provider = loggerFor(new OTLPProtoLogExporter({ url: `${server.url}/v1/logs`, headers: { Authorization: `Bearer ${key}` }, compression: GZIP }));
-    outagesLeft = 1;
-    const callsBefore = ingestCalls;
+    outages.failNext('before');
+    const callsBefore = outages.calls;
     provider.getLogger('retry-scope').emit({ body: 'after the outage', severityNumber: 9 });
     await provider.forceFlush();
-    await waitUntil(async () => (await storedEvents(testDb.db, workspaceId)).length >= 1, 'the retried record stored');
+    const stored = await waitForStored(testDb.db, workspaceId, 1);
 
-    expect(ingestCalls - callsBefore).toBe(2);
-    const stored = await storedEvents(testDb.db, workspaceId);
+    expect(outages.calls - callsBefore).toBe(2);
     expect(stored).toHaveLength(1);
     expect(await countEventsWithId(testDb.db, stored[0]!.id)).toBe(1);
   });

@@ -1,51 +1,24 @@
 import { PostHog } from 'posthog-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { databaseUnavailable } from '../server/errors.ts';
 import { foreignUserId } from '../server/ingest-adapters/deterministic-ids.ts';
-import { createKeyService } from '../server/services/keys/keys.ts';
-import type { Services } from '../server/trpc/context.ts';
-import { createTestWorkspace, startTestServer, testConfig, testServices, type TestServer } from './support/app.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { createWorkspaceWithKey, type OutageSwitch, startServiceWithOutageSwitch } from './support/adapters.ts';
+import type { TestServer } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
 import { countEventsWithId, storedEvents } from './support/events.ts';
 
 // The real posthog-node (5.70.0) against the real service, listening on a port.
 
 let testDb: TestDatabase;
 let server: TestServer;
-/** Ingest calls to fail with a database outage before the next one passes. */
-let outagesLeft = 0;
-let ingestCalls = 0;
+let outages: OutageSwitch;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  const config = testConfig();
-  const real = testServices(testDb.db, { config });
-  const services: Services = {
-    ...real,
-    ingestor: {
-      ...real.ingestor,
-      ingestBatch: (events, options) => {
-        ingestCalls += 1;
-        if (outagesLeft > 0) {
-          outagesLeft -= 1;
-          return Promise.reject(databaseUnavailable(new Error('connection refused')));
-        }
-        return real.ingestor.ingestBatch(events, options);
-      },
-    },
-  };
-  server = await startTestServer(testDb.db, { config, services });
+  ({ testDb, server, outages, close } = await startServiceWithOutageSwitch());
 });
-afterAll(async () => {
-  await server.close();
-  await testDb.drop();
-});
+afterAll(() => close());
 
-async function workspaceKey(): Promise<{ workspaceId: string; key: string }> {
-  const workspaceId = await createTestWorkspace(testDb.db);
-  const { key } = await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', workspaceId });
-  return { workspaceId, key };
-}
+const workspaceKey = () => createWorkspaceWithKey(testDb.db);
 
 /** What the SDK reports it sent, as its `flush` event carries it. */
 interface SentMessage {
@@ -109,13 +82,13 @@ describe('posthog-node', () => {
   it('retries a batch answered 503 during a database outage, and the retry stores each event once', async () => {
     const { workspaceId, key } = await workspaceKey();
     const { posthog, sent } = client(key);
-    outagesLeft = 1;
-    const callsBefore = ingestCalls;
+    outages.failNext('before');
+    const callsBefore = outages.calls;
     posthog.capture({ distinctId: 'user-8', event: 'after the outage' });
     posthog.capture({ distinctId: 'user-8', event: 'also after the outage' });
     await posthog.shutdown();
 
-    expect(ingestCalls - callsBefore).toBe(2);
+    expect(outages.calls - callsBefore).toBe(2);
     expect(sent).toHaveLength(2);
     const stored = await storedEvents(testDb.db, workspaceId);
     expect(stored.map((event) => event.id).sort()).toEqual(sent.map((message) => message.uuid).sort());

@@ -1,51 +1,24 @@
 import { Analytics } from '@segment/analytics-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { databaseUnavailable } from '../server/errors.ts';
 import { foreignUserId, ID_NAMESPACES, uuidv5 } from '../server/ingest-adapters/deterministic-ids.ts';
-import { createKeyService } from '../server/services/keys/keys.ts';
-import type { Services } from '../server/trpc/context.ts';
-import { createTestWorkspace, startTestServer, testConfig, testServices, type TestServer } from './support/app.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { createWorkspaceWithKey, type OutageSwitch, startServiceWithOutageSwitch } from './support/adapters.ts';
+import type { TestServer } from './support/app.ts';
+import type { TestDatabase } from './support/database.ts';
 import { countEventsWithId, storedEvents } from './support/events.ts';
 
 // The real @segment/analytics-node (3.1.0) against the real service on a port.
 
 let testDb: TestDatabase;
 let server: TestServer;
-/** How the next ingest calls fail: before storing anything, or after storing (a lost answer). */
-let outages: ('before' | 'after')[] = [];
-let ingestCalls = 0;
+let outages: OutageSwitch;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  testDb = await openTestDatabase();
-  const config = testConfig();
-  const real = testServices(testDb.db, { config });
-  const services: Services = {
-    ...real,
-    ingestor: {
-      ...real.ingestor,
-      ingestBatch: async (events, options) => {
-        ingestCalls += 1;
-        const outage = outages.shift();
-        if (outage === 'before') throw databaseUnavailable(new Error('connection refused'));
-        const result = await real.ingestor.ingestBatch(events, options);
-        if (outage === 'after') throw databaseUnavailable(new Error('connection lost before the answer'));
-        return result;
-      },
-    },
-  };
-  server = await startTestServer(testDb.db, { config, services });
+  ({ testDb, server, outages, close } = await startServiceWithOutageSwitch());
 });
-afterAll(async () => {
-  await server.close();
-  await testDb.drop();
-});
+afterAll(() => close());
 
-async function workspaceKey(): Promise<{ workspaceId: string; key: string }> {
-  const workspaceId = await createTestWorkspace(testDb.db);
-  const { key } = await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', workspaceId });
-  return { workspaceId, key };
-}
+const workspaceKey = () => createWorkspaceWithKey(testDb.db);
 
 interface SentMessage {
   type: string;
@@ -128,21 +101,21 @@ describe('@segment/analytics-node', () => {
   it('retries a batch answered 503 during a database outage, and the retry stores each call once', async () => {
     const { workspaceId, key } = await workspaceKey();
     const { analytics, sent, statuses } = recordingClient(key);
-    outages = ['before'];
-    const callsBefore = ingestCalls;
+    outages.failNext('before');
+    const callsBefore = outages.calls;
     analytics.track({ userId: 'user-1', event: 'After Outage' });
     analytics.track({ userId: 'user-1', event: 'After Outage Too' });
     await analytics.closeAndFlush();
 
     expect(statuses).toEqual([503, 200]);
-    expect(ingestCalls - callsBefore).toBe(2);
+    expect(outages.calls - callsBefore).toBe(2);
     await reconcile(workspaceId, sent);
   });
 
   it('stores nothing twice when the answer to a stored batch is lost and the SDK sends it again', async () => {
     const { workspaceId, key } = await workspaceKey();
     const { analytics, sent, statuses } = recordingClient(key);
-    outages = ['after'];
+    outages.failNext('after');
     analytics.track({ userId: 'user-2', event: 'Stored Then Lost' });
     analytics.page({ anonymousId: 'anon-2', name: 'Landing' });
     await analytics.closeAndFlush();
