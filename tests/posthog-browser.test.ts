@@ -1,18 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { databaseUnavailable } from '../server/errors.ts';
 import { foreignUserId } from '../server/ingest-adapters/deterministic-ids.ts';
-import { createKeyService } from '../server/services/keys/keys.ts';
-import type { Services } from '../server/trpc/context.ts';
 import { waitUntil } from './faults/support/wait.ts';
-import { createTestWorkspace, startTestServer, testConfig, testServices, type TestServer } from './support/app.ts';
+import { createWorkspaceWithKey, listen, type OutageSwitch, openRecordingPage, startServiceWithOutageSwitch, waitForStored } from './support/adapters.ts';
+import type { TestServer } from './support/app.ts';
 import { hasChromium, launchChromium } from './support/chromium.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import type { TestDatabase } from './support/database.ts';
 import { countEventsWithId, storedEvents } from './support/events.ts';
 
 /** What posthog-js reports it captured (its `before_send` hook sees each event as it will be sent). */
@@ -33,26 +29,11 @@ describe.skipIf(!hasChromium)('posthog-js in Chromium', () => {
   let browser: Browser;
   let pageOrigin: string;
   let closePageServer: () => void;
-  let outagesLeft = 0;
+  let outages: OutageSwitch;
+  let closeService: () => Promise<void>;
 
   beforeAll(async () => {
-    testDb = await openTestDatabase();
-    const config = testConfig();
-    const real = testServices(testDb.db, { config });
-    const services: Services = {
-      ...real,
-      ingestor: {
-        ...real.ingestor,
-        ingestBatch: (events, options) => {
-          if (outagesLeft > 0) {
-            outagesLeft -= 1;
-            return Promise.reject(databaseUnavailable(new Error('connection refused')));
-          }
-          return real.ingestor.ingestBatch(events, options);
-        },
-      },
-    };
-    server = await startTestServer(testDb.db, { config, services });
+    ({ testDb, server, outages, close: closeService } = await startServiceWithOutageSwitch());
 
     const posthogBundle = await readFile(createRequire(import.meta.url).resolve('posthog-js/dist/array.full.js'), 'utf8');
     const pages = new Hono();
@@ -60,39 +41,22 @@ describe.skipIf(!hasChromium)('posthog-js in Chromium', () => {
     pages.get('/shop/cart', (c) => c.html(PAGE));
     pages.get('/favicon.ico', (c) => c.body(null, 204));
     pages.get('/elsewhere', (c) => c.html('<!doctype html><title>elsewhere</title>'));
-    const pageServer = serve({ fetch: pages.fetch, port: 0, hostname: '127.0.0.1' });
-    await new Promise<void>((resolve) => pageServer.once('listening', () => resolve()));
-    pageOrigin = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}`;
-    closePageServer = () => {
-      pageServer.close();
-      if ('closeAllConnections' in pageServer) pageServer.closeAllConnections();
-    };
+    ({ url: pageOrigin, close: closePageServer } = await listen(pages.fetch));
     browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {
     await browser?.close();
     closePageServer?.();
-    await server?.close();
-    await testDb?.drop();
+    await closeService?.();
   });
 
-  async function workspaceKey(): Promise<{ workspaceId: string; key: string }> {
-    const workspaceId = await createTestWorkspace(testDb.db);
-    const { key } = await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', workspaceId });
-    return { workspaceId, key };
-  }
+  const workspaceKey = () => createWorkspaceWithKey(testDb.db);
 
   /** A fresh browser page with posthog-js initialised for `key`, recording console errors and what the SDK asked the service. */
   async function openShop(key: string, options: Record<string, unknown> = {}) {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const consoleErrors: string[] = [];
+    const { context, page, errors: consoleErrors } = await openRecordingPage(browser);
     const answers: { url: string; status: number }[] = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error') consoleErrors.push(message.text());
-    });
-    page.on('pageerror', (error) => consoleErrors.push(error.message));
     page.on('response', (response) => {
       if (response.url().startsWith(server.url)) answers.push({ url: response.url(), status: response.status() });
     });
@@ -132,11 +96,6 @@ describe.skipIf(!hasChromium)('posthog-js in Chromium', () => {
     }
   }
 
-  async function waitForStored(workspaceId: string, count: number) {
-    await waitUntil(async () => (await storedEvents(testDb.db, workspaceId)).length >= count, `${count} stored events`);
-    return storedEvents(testDb.db, workspaceId);
-  }
-
   it('stores every event posthog-js captures once, in the key workspace, at its time, mapped, and it logs no error', async () => {
     const { workspaceId, key } = await workspaceKey();
     const { page, context, consoleErrors, answers, captured } = await openShop(key);
@@ -162,7 +121,7 @@ describe.skipIf(!hasChromium)('posthog-js in Chromium', () => {
 
     const sent = captured.filter((event) => event.event !== '$pageleave');
     expect(sent.map((event) => event.event).sort()).toEqual(['$autocapture', '$exception', '$identify', '$pageview', 'order placed']);
-    const stored = await waitForStored(workspaceId, sent.length + 1);
+    const stored = await waitForStored(testDb.db, workspaceId, sent.length + 1);
     expect(stored).toHaveLength(sent.length + 1);
     for (const event of sent) {
       expect(await countEventsWithId(testDb.db, event.uuid)).toBe(1);
@@ -206,7 +165,7 @@ describe.skipIf(!hasChromium)('posthog-js in Chromium', () => {
     expect([body?.[0], body?.[1]]).toEqual([0x1f, 0x8b]);
     expect(await request.headerValue('content-encoding')).toBeNull();
     expect(await request.headerValue('content-type')).toMatch(/^text\/plain/);
-    const stored = await waitForStored(workspaceId, 1);
+    const stored = await waitForStored(testDb.db, workspaceId, 1);
     expect(stored.map((event) => event.name)).toEqual(['compressed']);
     await context.close();
   }, 60_000);
@@ -214,9 +173,9 @@ describe.skipIf(!hasChromium)('posthog-js in Chromium', () => {
   it('retries a capture answered 503 during a database outage, and the retry stores the event once', async () => {
     const { workspaceId, key } = await workspaceKey();
     const { page, context, answers, captured } = await openShop(key, { capture_pageview: false, autocapture: false });
-    outagesLeft = 1;
+    outages.failNext('before');
     await page.evaluate(() => (window as unknown as { posthog: { capture(name: string): void } }).posthog.capture('during the outage'));
-    const [stored] = await waitForStored(workspaceId, 1);
+    const [stored] = await waitForStored(testDb.db, workspaceId, 1);
     await waitUntil(() => answers.some((answer) => answer.status === 200 && new URL(answer.url).pathname === '/e/'), 'the answer to the retry');
 
     expect(answers.filter((answer) => new URL(answer.url).pathname === '/e/').map((answer) => answer.status)).toEqual([503, 200]);

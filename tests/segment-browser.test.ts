@@ -1,18 +1,12 @@
-import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import { build } from 'esbuild';
 import { Hono } from 'hono';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../server/app.ts';
-import { databaseUnavailable } from '../server/errors.ts';
 import { foreignUserId, ID_NAMESPACES, uuidv5 } from '../server/ingest-adapters/deterministic-ids.ts';
-import { createLogger } from '../server/logger.ts';
-import { createKeyService } from '../server/services/keys/keys.ts';
-import type { Services } from '../server/trpc/context.ts';
 import { waitUntil } from './faults/support/wait.ts';
 import { hasChromium, launchChromium } from './support/chromium.ts';
-import { createTestWorkspace, testConfig, testServices } from './support/app.ts';
+import { createWorkspaceWithKey, listen, type OutageSwitch, openRecordingPage, servicesWithOutageSwitch, silentApp } from './support/adapters.ts';
+import { testConfig } from './support/app.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { countEventsWithId, storedEvents } from './support/events.ts';
 
@@ -26,8 +20,7 @@ describe.skipIf(!hasChromium)('@segment/analytics-next in Chromium', () => {
   let browser: Browser;
   let port: number;
   let closeServer: () => void;
-  /** How the next ingest calls fail: before storing anything (an outage), or after storing (a lost answer). */
-  let outages: ('before' | 'after')[] = [];
+  let outages: OutageSwitch;
 
   beforeAll(async () => {
     testDb = await openTestDatabase();
@@ -44,31 +37,14 @@ describe.skipIf(!hasChromium)('@segment/analytics-next in Chromium', () => {
     });
     const analyticsJs = bundle.outputFiles[0]!.text;
     const config = testConfig();
-    const real = testServices(testDb.db, { config });
-    const services: Services = {
-      ...real,
-      ingestor: {
-        ...real.ingestor,
-        ingestBatch: async (events, options) => {
-          const outage = outages.shift();
-          if (outage === 'before') throw databaseUnavailable(new Error('connection refused'));
-          const result = await real.ingestor.ingestBatch(events, options);
-          if (outage === 'after') throw databaseUnavailable(new Error('connection lost before the answer'));
-          return result;
-        },
-      },
-    };
+    const wired = servicesWithOutageSwitch(testDb.db, config);
+    outages = wired.outages;
+    // The page, its bundle and the service on one port: the page reaches it from another origin by another host name.
     const app = new Hono();
     app.get('/analytics.js', (c) => c.body(analyticsJs, 200, { 'content-type': 'text/javascript' }));
     app.get('/page', (c) => c.html(PAGE));
-    app.route('/', createApp({ db: testDb.db, config, logger: createLogger('silent'), services }));
-    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
-    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    port = (server.address() as AddressInfo).port;
-    closeServer = () => {
-      server.close();
-      if ('closeAllConnections' in server) server.closeAllConnections();
-    };
+    app.route('/', silentApp(testDb.db, config, wired.services));
+    ({ port, close: closeServer } = await listen(app.fetch));
     browser = await launchChromium();
   }, 60_000);
 
@@ -78,11 +54,7 @@ describe.skipIf(!hasChromium)('@segment/analytics-next in Chromium', () => {
     await testDb?.drop();
   });
 
-  async function workspaceKey(): Promise<{ workspaceId: string; key: string }> {
-    const workspaceId = await createTestWorkspace(testDb.db);
-    const { key } = await createKeyService({ db: testDb.db }).createKey({ kind: 'ingest', workspaceId });
-    return { workspaceId, key };
-  }
+  const workspaceKey = () => createWorkspaceWithKey(testDb.db);
 
   interface SentMessage {
     type: string;
@@ -98,8 +70,7 @@ describe.skipIf(!hasChromium)('@segment/analytics-next in Chromium', () => {
 
   /** A page of the app on `pageOrigin` whose analytics-next sends to the service on `serviceOrigin`; what it posts, and the answers. */
   async function openPage(key: string, pageOrigin: string, serviceOrigin: string, strategy: 'standard' | 'batching') {
-    const context = await browser.newContext();
-    const page = await context.newPage();
+    const { context, page, pageErrors } = await openRecordingPage(browser);
     const sent: { path: string; body: { sentAt?: string; batch?: SentMessage[] } & SentMessage }[] = [];
     const statuses: number[] = [];
     page.on('request', (request) => {
@@ -109,8 +80,6 @@ describe.skipIf(!hasChromium)('@segment/analytics-next in Chromium', () => {
     page.on('response', (response) => {
       if (response.request().method() === 'POST' && new URL(response.url()).pathname.startsWith('/v1/')) statuses.push(response.status());
     });
-    const pageErrors: Error[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error));
     await page.goto(`${pageOrigin}/page?${new URLSearchParams({ key, cdn: serviceOrigin, strategy })}`);
     await page.waitForFunction(() => window.analyticsReady === true, undefined, { timeout: 10_000 });
     expect(pageErrors).toEqual([]);
@@ -180,7 +149,7 @@ describe.skipIf(!hasChromium)('@segment/analytics-next in Chromium', () => {
     const { workspaceId, key } = await workspaceKey();
     // From another origin: the retry carries X-Retry-Count, which the CORS preflight must allow.
     const { page, sent, statuses, close } = await openPage(key, `http://localhost:${port}`, `http://127.0.0.1:${port}`, 'batching');
-    outages = ['after'];
+    outages.failNext('after');
     await sendCalls(page);
     await waitUntil(() => statuses.includes(200), 'a batch stored after the lost answer');
 
@@ -195,7 +164,7 @@ describe.skipIf(!hasChromium)('@segment/analytics-next in Chromium', () => {
   it('retries a single call answered 503 during a database outage, and the retry stores it once', async () => {
     const { workspaceId, key } = await workspaceKey();
     const { page, sent, statuses, close } = await openPage(key, `http://localhost:${port}`, `http://127.0.0.1:${port}`, 'standard');
-    outages = ['before'];
+    outages.failNext('before');
     await page.evaluate(() => window.analytics.track('Outage Survived'));
     await waitUntil(() => statuses.includes(200), 'the retried call stored');
 

@@ -1,5 +1,6 @@
 import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { Database } from '../../db/database.ts';
 import { createApp } from '../../server/app.ts';
 import type { Config } from '../../server/config.ts';
@@ -159,4 +160,29 @@ export async function listen(fetch: Parameters<typeof serve>[0]['fetch']): Promi
 export async function waitForStored(db: Database, workspaceId: string, count: number) {
   await waitUntil(async () => (await storedEvents(db, workspaceId)).length >= count, `${count} stored events`);
   return storedEvents(db, workspaceId);
+}
+
+export interface RecordingPage {
+  context: BrowserContext;
+  page: Page;
+  /** Errors thrown on the page and not caught there. */
+  pageErrors: Error[];
+  /** Console errors and uncaught errors' messages, in order: an SDK that fails in a page logs rather than throws. */
+  errors: string[];
+}
+
+/** A fresh browser context (no cookies or storage from another test) and its page, recording what goes wrong on it. */
+export async function openRecordingPage(browser: Browser): Promise<RecordingPage> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const pageErrors: Error[] = [];
+  const errors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  page.on('pageerror', (error) => {
+    pageErrors.push(error);
+    errors.push(error.message);
+  });
+  return { context, page, pageErrors, errors };
 }
