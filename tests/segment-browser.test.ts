@@ -2,13 +2,20 @@ import { build } from 'esbuild';
 import { Hono } from 'hono';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { foreignUserId, ID_NAMESPACES, uuidv5 } from '../server/ingest-adapters/deterministic-ids.ts';
+import { foreignUserId } from '../server/ingest-adapters/deterministic-ids.ts';
 import { waitUntil } from './faults/support/wait.ts';
 import { hasChromium, launchChromium } from './support/chromium.ts';
-import { createWorkspaceWithKey, listen, type OutageSwitch, openRecordingPage, servicesWithOutageSwitch, silentApp } from './support/adapters.ts';
+import {
+  createWorkspaceWithKey,
+  expectSegmentMessagesStoredOnce,
+  listen,
+  type OutageSwitch,
+  openRecordingPage,
+  servicesWithOutageSwitch,
+  silentApp,
+} from './support/adapters.ts';
 import { testConfig } from './support/app.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
-import { countEventsWithId, storedEvents } from './support/events.ts';
 
 /**
  * The real @segment/analytics-next (1.84.3) in headless Chromium: the npm package bundled by the
@@ -92,25 +99,12 @@ describe.skipIf(!hasChromium)('@segment/analytics-next in Chromium', () => {
     for (const { body } of sent) {
       for (const message of body.batch ?? [body]) messages.set(message.messageId, { message, sentAt: (message.sentAt ?? body.sentAt)! });
     }
-    const stored = await storedEvents(testDb.db, workspaceId);
-    expect(stored).toHaveLength(messages.size);
-    for (const [messageId, { message, sentAt }] of messages) {
-      const id = uuidv5(ID_NAMESPACES.segmentMessage, `${workspaceId}\n${messageId}`);
-      const event = stored.find((candidate) => candidate.id === id);
-      expect(event, messageId).toBeDefined();
-      expect(await countEventsWithId(testDb.db, id)).toBe(1);
-      expect(event).toMatchObject({ workspaceId, source: 'web', userId: foreignUserId(workspaceId, message.userId ?? message.anonymousId) });
-      expect(event?.metadata).toMatchObject({
-        type: message.type,
-        messageId,
-        anonymousId: message.anonymousId,
-        context: { library: { name: 'analytics.js' } },
-      });
-      const happened = Date.parse(message.timestamp);
-      expect(event!.createdAt.getTime()).toBeGreaterThanOrEqual(happened);
-      expect(event!.createdAt.getTime()).toBeLessThanOrEqual(happened + (event!.receivedAt.getTime() - Date.parse(sentAt)));
-    }
-    return stored;
+    return expectSegmentMessagesStoredOnce(testDb.db, workspaceId, messages, 'web', (message, messageId) => ({
+      type: message.type,
+      messageId,
+      anonymousId: message.anonymousId,
+      context: { library: { name: 'analytics.js' } },
+    }));
   }
 
   async function sendCalls(page: Page) {

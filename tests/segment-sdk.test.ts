@@ -1,10 +1,10 @@
 import { Analytics } from '@segment/analytics-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { foreignUserId, ID_NAMESPACES, uuidv5 } from '../server/ingest-adapters/deterministic-ids.ts';
-import { createWorkspaceWithKey, type OutageSwitch, startServiceWithOutageSwitch } from './support/adapters.ts';
+import { foreignUserId } from '../server/ingest-adapters/deterministic-ids.ts';
+import { createWorkspaceWithKey, expectSegmentMessagesStoredOnce, type OutageSwitch, startServiceWithOutageSwitch } from './support/adapters.ts';
 import type { TestServer } from './support/app.ts';
 import type { TestDatabase } from './support/database.ts';
-import { countEventsWithId, storedEvents } from './support/events.ts';
+import { storedEvents } from './support/events.ts';
 
 // The real @segment/analytics-node (3.1.0) against the real service on a port.
 
@@ -47,21 +47,11 @@ function recordingClient(writeKey: string) {
 async function reconcile(workspaceId: string, sent: { sentAt: string; batch: SentMessage[] }[]) {
   const messages = new Map<string, { message: SentMessage; sentAt: string }>();
   for (const request of sent) for (const message of request.batch) messages.set(message.messageId, { message, sentAt: request.sentAt });
-  const stored = await storedEvents(testDb.db, workspaceId);
-  expect(stored).toHaveLength(messages.size);
-  for (const [messageId, { message, sentAt }] of messages) {
-    const id = uuidv5(ID_NAMESPACES.segmentMessage, `${workspaceId}\n${messageId}`);
-    const event = stored.find((candidate) => candidate.id === id);
-    expect(event, messageId).toBeDefined();
-    expect(await countEventsWithId(testDb.db, id)).toBe(1);
-    expect(event).toMatchObject({ workspaceId, source: 'backend', userId: foreignUserId(workspaceId, message.userId ?? message.anonymousId) });
-    expect(event?.metadata).toMatchObject({ type: message.type, messageId, context: { library: message.context.library } });
-    // receivedAt - (sentAt - timestamp): one clock here, so at least the timestamp and at most the transit later.
-    const happened = Date.parse(message.timestamp);
-    expect(event!.createdAt.getTime()).toBeGreaterThanOrEqual(happened);
-    expect(event!.createdAt.getTime()).toBeLessThanOrEqual(happened + (event!.receivedAt.getTime() - Date.parse(sentAt)));
-  }
-  return stored;
+  return expectSegmentMessagesStoredOnce(testDb.db, workspaceId, messages, 'backend', (message, messageId) => ({
+    type: message.type,
+    messageId,
+    context: { library: message.context.library },
+  }));
 }
 
 describe('@segment/analytics-node', () => {

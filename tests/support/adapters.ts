@@ -1,17 +1,19 @@
 import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { expect } from 'vitest';
 import type { Database } from '../../db/database.ts';
 import { createApp } from '../../server/app.ts';
 import type { Config } from '../../server/config.ts';
 import { databaseUnavailable } from '../../server/errors.ts';
+import { foreignUserId, ID_NAMESPACES, uuidv5 } from '../../server/ingest-adapters/deterministic-ids.ts';
 import { createLogger } from '../../server/logger.ts';
 import { createKeyService } from '../../server/services/keys/keys.ts';
 import type { Services } from '../../server/trpc/context.ts';
 import { waitUntil } from '../faults/support/wait.ts';
 import { createTestWorkspace, startTestServer, testConfig, testServices, type TestServer } from './app.ts';
 import { openTestDatabase, type TestDatabase } from './database.ts';
-import { storedEvents } from './events.ts';
+import { countEventsWithId, storedEvents } from './events.ts';
 
 /** The HTTP app in process, silent: adapter tests send it requests without a port. */
 export function silentApp(db: Database, config: Config, services: Services): ReturnType<typeof createApp> {
@@ -185,4 +187,41 @@ export async function openRecordingPage(browser: Browser): Promise<RecordingPage
     errors.push(error.message);
   });
   return { context, page, pageErrors, errors };
+}
+
+/** What reconciling needs of a Segment message an SDK sent: its id, when it happened, and whose it is. */
+export interface SentSegmentMessage {
+  messageId: string;
+  timestamp: string;
+  userId?: string | null;
+  anonymousId?: string;
+}
+
+/**
+ * Every Segment message an SDK sent (each with the sentAt of its request) is stored exactly once, in
+ * the key's workspace, from `source`, with the metadata `metadataOf` expects, at its skew-corrected
+ * time; both Segment SDKs are held to this, so a retry that stored twice fails the same way in each.
+ */
+export async function expectSegmentMessagesStoredOnce<M extends SentSegmentMessage>(
+  db: Database,
+  workspaceId: string,
+  messages: Map<string, { message: M; sentAt: string }>,
+  source: string,
+  metadataOf: (message: M, messageId: string) => Record<string, unknown>,
+) {
+  const stored = await storedEvents(db, workspaceId);
+  expect(stored).toHaveLength(messages.size);
+  for (const [messageId, { message, sentAt }] of messages) {
+    const id = uuidv5(ID_NAMESPACES.segmentMessage, `${workspaceId}\n${messageId}`);
+    const event = stored.find((candidate) => candidate.id === id);
+    expect(event, messageId).toBeDefined();
+    expect(await countEventsWithId(db, id)).toBe(1);
+    expect(event).toMatchObject({ workspaceId, source, userId: foreignUserId(workspaceId, message.userId ?? message.anonymousId) });
+    expect(event?.metadata).toMatchObject(metadataOf(message, messageId));
+    // receivedAt - (sentAt - timestamp): one clock here, so at least the timestamp and at most the transit later.
+    const happened = Date.parse(message.timestamp);
+    expect(event!.createdAt.getTime()).toBeGreaterThanOrEqual(happened);
+    expect(event!.createdAt.getTime()).toBeLessThanOrEqual(happened + (event!.receivedAt.getTime() - Date.parse(sentAt)));
+  }
+  return stored;
 }
