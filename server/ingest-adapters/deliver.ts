@@ -1,9 +1,14 @@
+import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Config } from '../config.ts';
+import { retryAfterHeader } from '../http/face-options.ts';
 import type { Logger } from '../logger.ts';
 import { appRouter } from '../routers/index.ts';
 import type { EventInput, EventReceipt } from '../services/events/schemas.ts';
 import type { AdapterName } from '../services/rejections/schemas.ts';
 import { createContextInner, type Services } from '../trpc/context.ts';
+import { toTRPCError } from '../trpc/errors.ts';
 import { createCallerFactory } from '../trpc/init.ts';
 
 /** What every ingest adapter's routes are built from. */
@@ -100,4 +105,48 @@ export function refuseRequest(deps: AdapterDeps, refusal: { adapter: AdapterName
     requestId: refusal.requestId,
     refusals: [{ reason: 'malformed_request', message: refusal.message, path: '', recordIndex: null }],
   });
+}
+
+/** Refusals of the ingest procedure an adapter answers in its SDK's terms; anything else is an internal error. */
+const ANSWERED_CODES: ReadonlySet<TRPC_ERROR_CODE_KEY> = new Set([
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'BAD_REQUEST',
+  'PAYLOAD_TOO_LARGE',
+  'TOO_MANY_REQUESTS',
+  'SERVICE_UNAVAILABLE',
+]);
+
+/** Why a whole call of an adapter failed: a refusal to answer, or an internal error (logged, answered without detail). */
+export type CallFailure =
+  | {
+      internal: false;
+      code: TRPC_ERROR_CODE_KEY;
+      /** The status tRPC gives this refusal; an adapter may answer another its SDK acts on better. */
+      status: ContentfulStatusCode;
+      message: string;
+      /** Set when a retry may succeed (rate limits, overload, database outages): the Retry-After value. */
+      retryAfter: string | undefined;
+    }
+  | { internal: true };
+
+/**
+ * What an error thrown while an adapter called the ingest procedure means for the SDK: the one
+ * place the adapters learn which refusals they answer, which are worth a retry and after how long,
+ * and that anything else is logged with its cause and answered as an internal error.
+ */
+export function callFailure(deps: AdapterDeps, error: unknown, where: { adapter: AdapterName; requestId: string; path: string }): CallFailure {
+  const mapped = error instanceof TRPCError ? error : toTRPCError(error);
+  if (!ANSWERED_CODES.has(mapped.code)) {
+    deps.logger.error('ingest adapter call failed', { ...where, error: mapped.cause ?? mapped });
+    return { internal: true };
+  }
+  const retryable = mapped.code === 'TOO_MANY_REQUESTS' || mapped.code === 'SERVICE_UNAVAILABLE';
+  return {
+    internal: false,
+    code: mapped.code,
+    status: getHTTPStatusCodeFromError(mapped) as ContentfulStatusCode,
+    message: mapped.message,
+    retryAfter: retryable ? (retryAfterHeader(mapped) ?? '1') : undefined,
+  };
 }

@@ -1,12 +1,9 @@
-import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
-import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import type { TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { type Context as HonoContext, Hono } from 'hono';
-import { retryAfterHeader } from '../../http/face-options.ts';
 import type { EventInput } from '../../services/events/schemas.ts';
 import { bearerToken } from '../../services/keys/keys.ts';
-import { toTRPCError } from '../../trpc/errors.ts';
-import { adapterKey, type AdapterDeps, deliverEvents, type RefusedReceipt, refuseRequest } from '../deliver.ts';
+import { adapterKey, type AdapterDeps, callFailure, deliverEvents, type RefusedReceipt, refuseRequest } from '../deliver.ts';
 import { sha256Hex } from '../deterministic-ids.ts';
 import { decodeLogsJson, decodeLogsProtobuf, decodeTraceJson, decodeTraceProtobuf, OtlpDecodeError } from './otlp-decode.ts';
 import { type ExportIdentity, mapLogRecords, mapSpans } from './map-otlp.ts';
@@ -91,7 +88,7 @@ function refusalMessage(refused: RefusedReceipt[]): string {
  * check, rate limits, validation and group commit, and are acknowledged only once committed.
  */
 export function otlpRoutes(deps: AdapterDeps) {
-  const { services, logger } = deps;
+  const { services } = deps;
   const app = new Hono<OtlpEnv>();
 
   for (const { path, toEvents, rejectedField } of SIGNALS) {
@@ -136,18 +133,11 @@ export function otlpRoutes(deps: AdapterDeps) {
     ),
   );
 
-  /** A refusal of the ingest procedure in OTLP's terms: the status tRPC gives it, its gRPC code, and when to retry. */
+  /** A refusal of the ingest procedure in OTLP's terms: its status, its gRPC code, and when to retry (exporters retry exactly 429, 502, 503 and 504). */
   function answerError(c: HonoContext<OtlpEnv>, format: WireFormat, error: unknown) {
-    const mapped = error instanceof TRPCError ? error : toTRPCError(error);
-    const grpcCode = GRPC_BY_TRPC_CODE[mapped.code];
-    if (grpcCode === undefined) {
-      logger.error('OTLP export failed', { requestId: c.get('requestId'), path: c.req.path, error: mapped.cause ?? mapped });
-      return failure(c, format, 500, GRPC.internal, 'Internal server error');
-    }
-    // Exporters retry exactly 429, 502, 503 and 504, after Retry-After when there is one.
-    const retryable = mapped.code === 'TOO_MANY_REQUESTS' || mapped.code === 'SERVICE_UNAVAILABLE';
-    const status = getHTTPStatusCodeFromError(mapped) as ContentfulStatusCode;
-    return failure(c, format, status, grpcCode, mapped.message, retryable ? (retryAfterHeader(mapped) ?? '1') : undefined);
+    const failed = callFailure(deps, error, { adapter: 'otlp', requestId: c.get('requestId'), path: c.req.path });
+    if (failed.internal) return failure(c, format, 500, GRPC.internal, 'Internal server error');
+    return failure(c, format, failed.status, GRPC_BY_TRPC_CODE[failed.code] ?? GRPC.internal, failed.message, failed.retryAfter);
   }
 
   return app;

@@ -1,13 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import { type Context as HonoContext, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { retryAfterHeader } from '../../http/face-options.ts';
 import { isPlainObject } from '../../services/events/json.ts';
 import type { EventInput } from '../../services/events/schemas.ts';
 import { bearerToken } from '../../services/keys/keys.ts';
-import { toTRPCError } from '../../trpc/errors.ts';
-import { adapterKey, type AdapterDeps, deliverEvents, type RefusedReceipt, refuseRequest } from '../deliver.ts';
+import { adapterKey, type AdapterDeps, callFailure, deliverEvents, type RefusedReceipt, refuseRequest } from '../deliver.ts';
 import { sha256Hex } from '../deterministic-ids.ts';
 import { type CaptureContext, mapPosthogRecord, parsePosthogTime, recordKey } from './map-posthog.ts';
 import { type CaptureBody, CaptureBodyError, readCaptureBody } from './read-capture-body.ts';
@@ -30,19 +27,6 @@ const CAPTURED = { status: 1 } as const;
 const MAX_QUOTED_REFUSALS = 5;
 /** Tokens accepted in a remote-config path: a key's characters, nothing a script could be built from. */
 const TOKEN_IN_PATH = /^[\w.-]{1,200}$/;
-
-/**
- * The status each refusal of the ingest procedure gets here. posthog-js drops every 4xx, 429
- * included, and retries 5xx: a rate limit and an outage are both answered 503 with Retry-After.
- */
-const STATUS_BY_TRPC_CODE: Partial<Record<TRPC_ERROR_CODE_KEY, ContentfulStatusCode>> = {
-  UNAUTHORIZED: 401,
-  FORBIDDEN: 403,
-  BAD_REQUEST: 400,
-  PAYLOAD_TOO_LARGE: 413,
-  TOO_MANY_REQUESTS: 503,
-  SERVICE_UNAVAILABLE: 503,
-};
 
 /** The error types of PostHog's capture answers, by status. */
 const ERROR_TYPES: Partial<Record<number, string>> = { 401: 'authentication_error', 403: 'authentication_error', 503: 'server_error', 500: 'server_error' };
@@ -96,7 +80,7 @@ const REMOTE_CONFIG = {
  * acknowledged only once committed. Feature flags and remote config are answered empty.
  */
 export function posthogRoutes(deps: AdapterDeps) {
-  const { config, services, logger } = deps;
+  const { config, services } = deps;
   const app = new Hono<PosthogEnv>();
 
   function failure(c: HonoContext<PosthogEnv>, status: ContentfulStatusCode, code: string, detail: string, retryAfter?: string) {
@@ -168,16 +152,14 @@ export function posthogRoutes(deps: AdapterDeps) {
     }
   }
 
-  /** A refusal of the ingest procedure in PostHog's terms: rate limits and outages as 503 with Retry-After, which every SDK retries. */
+  /**
+   * A refusal of the ingest procedure in PostHog's terms. posthog-js drops every 4xx, 429
+   * included, and retries 5xx: a rate limit is answered 503 with Retry-After, like an outage.
+   */
   function answerError(c: HonoContext<PosthogEnv>, error: unknown) {
-    const mapped = error instanceof TRPCError ? error : toTRPCError(error);
-    const status = STATUS_BY_TRPC_CODE[mapped.code];
-    if (status === undefined) {
-      logger.error('PostHog capture failed', { requestId: c.get('requestId'), path: c.req.path, error: mapped.cause ?? mapped });
-      return failure(c, 500, 'internal_error', 'Internal server error');
-    }
-    const retryable = status === 503;
-    return failure(c, status, mapped.code.toLowerCase(), mapped.message, retryable ? (retryAfterHeader(mapped) ?? '1') : undefined);
+    const failed = callFailure(deps, error, { adapter: 'posthog', requestId: c.get('requestId'), path: c.req.path });
+    if (failed.internal) return failure(c, 500, 'internal_error', 'Internal server error');
+    return failure(c, failed.code === 'TOO_MANY_REQUESTS' ? 503 : failed.status, failed.code.toLowerCase(), failed.message, failed.retryAfter);
   }
 
   for (const path of CAPTURE_PATHS) {

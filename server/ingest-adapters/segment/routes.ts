@@ -1,11 +1,7 @@
-import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
-import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { type Context as HonoContext, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { retryAfterHeader } from '../../http/face-options.ts';
 import { bearerToken } from '../../services/keys/keys.ts';
-import { toTRPCError } from '../../trpc/errors.ts';
-import { type AdapterDeps, adapterKey, deliverEvents, refuseRequest } from '../deliver.ts';
+import { type AdapterDeps, adapterKey, callFailure, deliverEvents, refuseRequest } from '../deliver.ts';
 import { sha256Hex } from '../deterministic-ids.ts';
 import {
   bodyWriteKey,
@@ -18,16 +14,6 @@ import {
 } from './map-segment.ts';
 
 type SegmentEnv = { Variables: { requestId: string } };
-
-/** Refusals of the ingest procedure Segment's SDKs understand; anything else is an internal error. */
-const ANSWERED_TRPC_CODES: ReadonlySet<TRPC_ERROR_CODE_KEY> = new Set([
-  'UNAUTHORIZED',
-  'FORBIDDEN',
-  'BAD_REQUEST',
-  'PAYLOAD_TOO_LARGE',
-  'TOO_MANY_REQUESTS',
-  'SERVICE_UNAVAILABLE',
-]);
 
 /** Longest write key the settings route echoes; longer is no key of this service. */
 const MAX_WRITE_KEY_LENGTH = 512;
@@ -82,7 +68,7 @@ function browserSettings(writeKey: string, origin: { host: string; protocol: 'ht
  * are mapped to events (map-segment.ts) and stored through `telemetry.ingestBatch` itself.
  */
 export function segmentRoutes(deps: AdapterDeps) {
-  const { services, config, logger } = deps;
+  const { services, config } = deps;
   const app = new Hono<SegmentEnv>();
 
   // `import` is the Tracking API's older name for batch; one letter is what analytics-next posts to.
@@ -140,17 +126,11 @@ export function segmentRoutes(deps: AdapterDeps) {
     return c.json(browserSettings(writeKey, publicOrigin(c)), 200, { 'Cache-Control': 'private, max-age=300' });
   });
 
-  /** A refusal of the ingest procedure as Segment's SDKs read it: its HTTP status, and when to retry. */
+  /** A refusal of the ingest procedure as Segment's SDKs read it: analytics-node waits Retry-After on 429 and backs off on 5xx; analytics-next likewise. */
   function answerError(c: HonoContext<SegmentEnv>, error: unknown) {
-    const mapped = error instanceof TRPCError ? error : toTRPCError(error);
-    if (!ANSWERED_TRPC_CODES.has(mapped.code)) {
-      logger.error('Segment batch failed', { requestId: c.get('requestId'), path: c.req.path, error: mapped.cause ?? mapped });
-      return failure(c, 500, 'Internal server error');
-    }
-    // analytics-node waits Retry-After on 429 and backs off on 5xx; analytics-next likewise.
-    const retryable = mapped.code === 'TOO_MANY_REQUESTS' || mapped.code === 'SERVICE_UNAVAILABLE';
-    const status = getHTTPStatusCodeFromError(mapped) as ContentfulStatusCode;
-    return failure(c, status, mapped.message, retryable ? (retryAfterHeader(mapped) ?? '1') : undefined);
+    const failed = callFailure(deps, error, { adapter: 'segment', requestId: c.get('requestId'), path: c.req.path });
+    if (failed.internal) return failure(c, 500, 'Internal server error');
+    return failure(c, failed.status, failed.message, failed.retryAfter);
   }
 
   return app;
