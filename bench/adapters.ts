@@ -28,7 +28,7 @@ export const SCENARIO_LABELS: Record<AdapterScenario, string> = {
   posthogGzip: 'PostHog gzip x500',
 };
 
-/** `stored`: events the database holds after the scenario over 500 x answered requests (1: every acknowledged record stored once). */
+/** `stored`: events the database holds after the scenario over 500 x answered requests: at least 1 (requests in flight when the window closed are stored, not counted); under 1, acknowledged records were lost. */
 export type AdapterRound = Record<AdapterScenario, LoadResult & { eventsPerSecond: number; stored: number }>;
 
 const records = (build: (index: number) => unknown) => Array.from({ length: EXPORT_RECORDS }, (_, index) => build(index));
