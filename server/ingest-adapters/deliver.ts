@@ -150,3 +150,14 @@ export function callFailure(deps: AdapterDeps, error: unknown, where: { adapter:
     retryAfter: retryable ? (retryAfterHeader(mapped) ?? '1') : undefined,
   };
 }
+
+/** Most refusals quoted in one answer: enough to see what is wrong, bounded whatever the batch. */
+const MAX_QUOTED_REFUSALS = 5;
+
+/** The first refusals as `<noun> <index>: <message> (<path>)`, for answers that name them (OTLP partialSuccess, PostHog's errors). */
+export function quotedRefusals(refused: readonly RefusedReceipt[], noun: string): { quoted: string[]; more: boolean } {
+  return {
+    quoted: refused.slice(0, MAX_QUOTED_REFUSALS).map((receipt) => `${noun} ${receipt.index}: ${receipt.message}${receipt.path ? ` (${receipt.path})` : ''}`),
+    more: refused.length > MAX_QUOTED_REFUSALS,
+  };
+}

@@ -3,7 +3,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { type Context as HonoContext, Hono } from 'hono';
 import type { EventInput } from '../../services/events/schemas.ts';
 import { bearerToken } from '../../services/keys/keys.ts';
-import { adapterKey, type AdapterDeps, callFailure, deliverEvents, type RefusedReceipt, refuseRequest } from '../deliver.ts';
+import { adapterKey, type AdapterDeps, callFailure, deliverEvents, quotedRefusals, type RefusedReceipt, refuseRequest } from '../deliver.ts';
 import { sha256Hex } from '../deterministic-ids.ts';
 import { decodeLogsJson, decodeLogsProtobuf, decodeTraceJson, decodeTraceProtobuf, OtlpDecodeError } from './otlp-decode.ts';
 import { type ExportIdentity, mapLogRecords, mapSpans } from './map-otlp.ts';
@@ -45,9 +45,6 @@ const SIGNALS: Signal[] = [
   },
 ];
 
-/** Most refusal messages quoted in one partialSuccess. */
-const MAX_QUOTED_REFUSALS = 5;
-
 function wireFormatOf(contentType: string | undefined): WireFormat | undefined {
   const mediaType = contentType?.split(';')[0]?.trim().toLowerCase();
   if (mediaType === 'application/x-protobuf' || mediaType === 'application/protobuf') return 'protobuf';
@@ -75,11 +72,8 @@ function success(c: HonoContext, format: WireFormat, rejectedField: string, reje
 }
 
 function refusalMessage(refused: RefusedReceipt[]): string {
-  const quoted = refused
-    .slice(0, MAX_QUOTED_REFUSALS)
-    .map((receipt) => `record ${receipt.index}: ${receipt.message}${receipt.path ? ` (${receipt.path})` : ''}`)
-    .join('; ');
-  return `${refused.length} record(s) not stored: ${quoted}${refused.length > MAX_QUOTED_REFUSALS ? '; …' : ''}`;
+  const { quoted, more } = quotedRefusals(refused, 'record');
+  return `${refused.length} record(s) not stored: ${quoted.join('; ')}${more ? '; …' : ''}`;
 }
 
 /**

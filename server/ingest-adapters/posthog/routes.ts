@@ -4,7 +4,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { isPlainObject } from '../../services/events/json.ts';
 import type { EventInput } from '../../services/events/schemas.ts';
 import { bearerToken } from '../../services/keys/keys.ts';
-import { adapterKey, type AdapterDeps, callFailure, deliverEvents, type RefusedReceipt, refuseRequest } from '../deliver.ts';
+import { adapterKey, type AdapterDeps, callFailure, deliverEvents, quotedRefusals, type RefusedReceipt, refuseRequest } from '../deliver.ts';
 import { sha256Hex } from '../deterministic-ids.ts';
 import { type CaptureContext, mapPosthogRecord, parsePosthogTime, recordKey } from './map-posthog.ts';
 import { type CaptureBody, CaptureBodyError, readCaptureBody } from './read-capture-body.ts';
@@ -23,8 +23,6 @@ export const POSTHOG_BODY_PATHS: readonly string[] = [...CAPTURE_PATHS, ...FLAGS
 
 /** What PostHog's capture answers; posthog-js counts only exactly 200 as sent. */
 const CAPTURED = { status: 1 } as const;
-/** Most refusal messages quoted in one answer. */
-const MAX_QUOTED_REFUSALS = 5;
 /** Tokens accepted in a remote-config path: a key's characters, nothing a script could be built from. */
 const TOKEN_IN_PATH = /^[\w.-]{1,200}$/;
 
@@ -50,7 +48,7 @@ function captureEnvelope(payload: unknown): CaptureEnvelope {
 }
 
 function refusalSummary(refused: readonly RefusedReceipt[]): string[] {
-  return refused.slice(0, MAX_QUOTED_REFUSALS).map((receipt) => `event ${receipt.index}: ${receipt.message}${receipt.path ? ` (${receipt.path})` : ''}`);
+  return quotedRefusals(refused, 'event').quoted;
 }
 
 /** The empty answer of `/flags` (v2: `flags`) that also reads as the older shape (`featureFlags`, `featureFlagPayloads`). */
