@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Sql, TransactionSql } from 'postgres';
 import { retryTransientConflicts } from '../db/errors.ts';
-import { EVENT_COLUMNS, type EventRow, type EventWriter } from '../db/event-writers.ts';
+import { EVENT_COLUMNS, eventKey, rollupCounts, type EventRow, type EventWriter } from '../db/event-writers.ts';
 import { ROLLUPS } from '../db/rollups.ts';
 
 /**
@@ -26,7 +26,7 @@ export function createCopyEventWriter(client: Sql): EventWriter {
         () =>
           client.begin(async (tx) => {
             const claimed = await claimIds(tx, rows);
-            const toCopy = rows.filter((row) => claimed.has(row.id));
+            const toCopy = rows.filter((row) => claimed.has(eventKey(row)));
             if (toCopy.length > 0) {
               const writable = await tx.unsafe(`copy telemetry.events (${EVENT_COLUMNS}) from stdin`).writable();
               await pipeline(Readable.from([toCopyText(toCopy)]), writable);
@@ -64,12 +64,12 @@ export function createUnnestEventWriter(client: Sql): EventWriter {
         ), claimed as (
           insert into telemetry.event_ids (id, workspace_id, created_at)
           select id, workspace_id, created_at from input
-          on conflict (id) do nothing
-          returning id
+          on conflict (workspace_id, id) do nothing
+          returning workspace_id, id
         )
         insert into telemetry.events (${tx.unsafe(EVENT_COLUMNS)})
-        select i.* from input i join claimed c on c.id = i.id
-        returning id`,
+        select i.* from input i join claimed c on c.workspace_id = i.workspace_id and c.id = i.id
+        returning workspace_id, id`,
       );
     },
   };
@@ -107,29 +107,15 @@ export function createValuesEventWriter(client: Sql): EventWriter {
         ), claimed as (
           insert into telemetry.event_ids (id, workspace_id, created_at)
           select id, workspace_id, created_at from typed
-          on conflict (id) do nothing
-          returning id
+          on conflict (workspace_id, id) do nothing
+          returning workspace_id, id
         )
         insert into telemetry.events (${tx.unsafe(EVENT_COLUMNS)})
-        select t.* from typed t join claimed c on c.id = t.id
-        returning id`,
+        select t.* from typed t join claimed c on c.workspace_id = t.workspace_id and c.id = t.id
+        returning workspace_id, id`,
       );
     },
   };
-}
-
-/** Counts of the stored rows per time unit, in one fixed order so concurrent flushes lock rows alike. */
-function rollupRows(rows: readonly EventRow[], unitMs: number) {
-  const counts = new Map<string, { workspace_id: string; at: string; event_type: string; name: string; source: string; count: number }>();
-  for (const row of rows) {
-    if (!row.workspaceId) continue;
-    const at = new Date(Math.floor(row.createdAt.getTime() / unitMs) * unitMs).toISOString();
-    const key = `${row.workspaceId}\u0000${at}\u0000${row.eventType}\u0000${row.name}\u0000${row.source}`;
-    const entry = counts.get(key);
-    if (entry) entry.count += 1;
-    else counts.set(key, { workspace_id: row.workspaceId, at, event_type: row.eventType, name: row.name, source: row.source, count: 1 });
-  }
-  return [...counts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, value]) => value);
 }
 
 /**
@@ -138,7 +124,15 @@ function rollupRows(rows: readonly EventRow[], unitMs: number) {
  */
 async function addToRollups(tx: TransactionSql, rows: readonly EventRow[]): Promise<void> {
   for (const rollup of ROLLUPS) {
-    const counts = rollupRows(rows, rollup.unitMs);
+    // The routed writer's counts (db/event-writers.ts), in its key order, so concurrent flushes lock rows alike.
+    const counts = rollupCounts(rows, rollup.unitMs).map((count) => ({
+      workspace_id: count.workspaceId,
+      at: count.bucket,
+      event_type: count.eventType,
+      name: count.name,
+      source: count.source,
+      count: count.count,
+    }));
     if (counts.length === 0) return;
     await tx.unsafe(
       `insert into telemetry.${rollup.table} as counts (workspace_id, ${rollup.unit}, event_type, name, source, count)
@@ -150,19 +144,19 @@ async function addToRollups(tx: TransactionSql, rows: readonly EventRow[]): Prom
   }
 }
 
-/** Runs one claim-and-insert statement and the rollup upserts in a transaction; answers the ids stored. */
+/** Runs one claim-and-insert statement and the rollup upserts in a transaction; answers the keys stored. */
 function claimInsertAndRollUp(
   client: Sql,
   rows: readonly EventRow[],
-  claimAndInsert: (tx: TransactionSql) => Promise<readonly { id?: unknown }[]>,
+  claimAndInsert: (tx: TransactionSql) => Promise<readonly { id?: unknown; workspace_id?: unknown }[]>,
 ): Promise<Set<string>> {
   return retryTransientConflicts(
     () =>
       client.begin(async (tx) => {
-        const stored = new Set((await claimAndInsert(tx)).map((row) => String(row.id)));
+        const stored = new Set((await claimAndInsert(tx)).map((row) => eventKey({ workspaceId: String(row.workspace_id), id: String(row.id) })));
         await addToRollups(
           tx,
-          rows.filter((row) => stored.has(row.id)),
+          rows.filter((row) => stored.has(eventKey(row))),
         );
         return stored;
       }) as Promise<Set<string>>,
@@ -178,9 +172,9 @@ async function claimIds(tx: TransactionSql, rows: readonly EventRow[]): Promise<
   const claimed = await tx`
     insert into telemetry.event_ids (id, workspace_id, created_at)
     select * from jsonb_to_recordset(${claims}::text::jsonb) as x(id uuid, workspace_id uuid, created_at timestamptz)
-    on conflict (id) do nothing
-    returning id`;
-  return new Set(claimed.map((row) => row.id as string));
+    on conflict (workspace_id, id) do nothing
+    returning workspace_id, id`;
+  return new Set(claimed.map((row) => eventKey({ workspaceId: row.workspace_id as string, id: row.id as string })));
 }
 
 // ---- COPY text format -----------------------------------------------------------------------

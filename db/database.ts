@@ -10,6 +10,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import postgres, { type Sql } from 'postgres';
 import { ADVISORY_LOCKS } from './advisory-locks.ts';
+import { citusDistributionStatements, type Distribution } from './distribution.ts';
 import { isQueryCanceled } from './errors.ts';
 import * as schema from './schema.ts';
 
@@ -30,6 +31,8 @@ export interface SqlRunner {
 
 interface DatabaseBase extends SqlRunner {
   readonly orm: Orm;
+  /** Whether the tables are sharded across a Citus cluster (db/distribution.ts); `none` on PGlite. */
+  readonly distribution: Distribution;
   /** Runs `work` in one transaction: committed if it resolves, rolled back if it throws. */
   transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T>;
   /** Applies the committed migrations; safe to call from several instances at once. */
@@ -57,6 +60,8 @@ export interface PostgresOptions {
   connectTimeoutSeconds?: number;
   /** Server-side statement_timeout for this pool (e.g. a read replica, so abandoned queries stop). */
   statementTimeoutMs?: number;
+  /** `citus`: the URL is a Citus coordinator; migrations distribute the tables (db/distribution.ts). */
+  distribution?: Distribution;
 }
 
 const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
@@ -130,8 +135,10 @@ async function cancellableRows<Row>(client: Sql, query: SQL, signal: AbortSignal
 export function openPostgres(options: PostgresOptions): PostgresDatabase {
   const client = postgresClient(options, options.maxConnections ?? 10);
   const orm = drizzlePostgres(client, { schema });
+  const distribution = options.distribution ?? 'none';
   return {
     kind: 'postgres',
+    distribution,
     client,
     orm,
     async rows<Row>(query: SQL, queryOptions?: QueryOptions) {
@@ -148,7 +155,10 @@ export function openPostgres(options: PostgresOptions): PostgresDatabase {
       const connection = postgresClient(options, 1);
       try {
         await connection`select pg_advisory_lock(${ADVISORY_LOCKS.migrations})`;
-        await migratePostgres(drizzlePostgres(connection), { migrationsFolder });
+        const orm = drizzlePostgres(connection);
+        await migratePostgres(orm, { migrationsFolder });
+        // Under the same lock, so two instances starting together distribute each table once.
+        if (distribution === 'citus') for (const statement of citusDistributionStatements()) await orm.execute(statement);
       } finally {
         await connection.end({ timeout: 5 });
       }
@@ -179,6 +189,7 @@ export async function openPglite(dataDir: string | undefined): Promise<PgliteDat
   const orm = drizzlePglite(client, { schema });
   return {
     kind: 'pglite',
+    distribution: 'none',
     client,
     orm,
     async rows<Row>(query: SQL, queryOptions?: QueryOptions) {
@@ -209,6 +220,8 @@ export async function openPglite(dataDir: string | undefined): Promise<PgliteDat
 
 export interface DatabaseConfig {
   databaseUrl?: string | undefined;
+  /** Only with a URL: PGlite is one database. */
+  distribution?: Distribution;
   pgliteDir?: string | undefined;
   maxConnections?: number;
   connectTimeoutSeconds?: number;
@@ -219,6 +232,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   if (config.databaseUrl) {
     return openPostgres({
       url: config.databaseUrl,
+      ...(config.distribution !== undefined && { distribution: config.distribution }),
       ...(config.maxConnections !== undefined && { maxConnections: config.maxConnections }),
       ...(config.connectTimeoutSeconds !== undefined && { connectTimeoutSeconds: config.connectTimeoutSeconds }),
     });

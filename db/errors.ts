@@ -7,6 +7,7 @@
 
 /** The SQLSTATE codes the service acts on, by name. @see https://www.postgresql.org/docs/current/errcodes-appendix.html */
 export const SQLSTATE = {
+  notNullViolation: '23502',
   foreignKeyViolation: '23503',
   uniqueViolation: '23505',
   serializationFailure: '40001',
@@ -65,6 +66,18 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * The database answered, saying a connection of its own failed: on Citus, the coordinator could not
+ * reach the worker holding some of the statement's shards. The database itself is up, and
+ * statements touching other workers still run, so this is not a reason to stop writing to it.
+ */
+export function isRemoteNodeUnavailable(error: unknown): boolean {
+  return sqlState(error)?.startsWith('08') === true;
+}
+
+/** A NOT NULL column was given no value. */
+export const isNotNullViolation = (error: unknown): boolean => sqlState(error) === SQLSTATE.notNullViolation;
 
 export const isUniqueViolation = (error: unknown): boolean => sqlState(error) === SQLSTATE.uniqueViolation;
 /** 23503: a row names a row of another table (a workspace, say) that does not exist. */

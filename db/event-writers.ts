@@ -1,13 +1,13 @@
 import { sql as drizzleSql, type SQL } from 'drizzle-orm';
 import type { Database, SqlRunner } from './database.ts';
 import { retryTransientConflicts } from './errors.ts';
-import { ADD_INSERTED_TO_ROLLUPS } from './rollups.ts';
+import { ADD_INSERTED_TO_ROLLUPS, ROLLUPS } from './rollups.ts';
 import { lastIsoTime } from './timestamps.ts';
 
 /** One event as stored: ids and times resolved, metadata as a JSON object or null. */
 export interface EventRow {
   id: string;
-  workspaceId: string | null;
+  workspaceId: string;
   userId: string | null;
   source: string;
   eventType: string;
@@ -20,9 +20,17 @@ export interface EventRow {
 }
 
 /**
- * Stores events exactly once: claims each id in the `event_ids` ledger and inserts only the
- * events whose claim succeeded, atomically. Answers the ids stored now (a retry of an event that
- * is already stored is not among them). Rows must have distinct ids.
+ * What makes a stored event unique: its id within its workspace (docs/adr/0013-workspace-keys.md).
+ * The same id in two workspaces is two events. Writers answer, and callers match, by this key.
+ */
+export function eventKey(row: { workspaceId: string; id: string }): string {
+  return `${row.workspaceId}\n${row.id}`;
+}
+
+/**
+ * Stores events exactly once: claims each (workspace, id) in the `event_ids` ledger and inserts
+ * only the events whose claim succeeded, atomically. Answers the keys (`eventKey`) stored now (a
+ * retry of an event that is already stored is not among them). Rows must have distinct keys.
  */
 export interface EventWriter {
   /** The insert form, by name: production has one (`json`); the benchmark compares others (bench/insert-forms.ts). */
@@ -33,12 +41,14 @@ export interface EventWriter {
 export const EVENT_COLUMNS = 'id, workspace_id, user_id, source, event_type, name, target_type, target_id, metadata, created_at, received_at';
 
 /**
- * The service's write form: the single JSON statement (claim, insert and every rollup in one round
- * trip), the fastest form `npm run bench` measures once the rollups are written in the same
- * transaction (bench/results), and the one form PGlite runs.
+ * The service's write form, chosen by the database's configured distribution (DATABASE_DISTRIBUTED),
+ * never by looking at the server. On one database: the single JSON statement (claim, insert and
+ * every rollup in one round trip), the fastest form `npm run bench` measures once the rollups are
+ * written in the same transaction (bench/results), and the one form PGlite runs. On Citus: the
+ * routed form, whose statements go straight to the shards of their workspaces.
  */
 export function createEventWriter(db: Database): EventWriter {
-  return createJsonEventWriter(db);
+  return db.distribution === 'citus' ? createRoutedEventWriter(db) : createJsonEventWriter(db);
 }
 
 /**
@@ -52,10 +62,90 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
       if (rows.length === 0) return new Set();
       const { document } = storedEventsJson(rows);
       // Concurrent flushes can still deadlock on shared rollup rows; the loser's statement is safe to rerun.
-      const unclaimed = await retryTransientConflicts(() => db.rows<{ id: string }>(storeStoredEventsStatement(document)));
-      return claimedIds(rows, unclaimed);
+      const unclaimed = await retryTransientConflicts(() => db.rows<{ id: string; workspace_id: string }>(storeStoredEventsStatement(document)));
+      return claimedKeys(rows, unclaimed);
     },
   };
+}
+
+/** Rows per multi-row VALUES statement: 11 parameters an event stays under PostgreSQL's 65,535. */
+const ROUTED_ROWS_PER_STATEMENT = 4000;
+
+/**
+ * Citus: the same guarantees as the JSON statement, in statements Citus routes to shards. On Citus
+ * the JSON statement's input is a function's result, so every row of it passes through the
+ * coordinator (INSERT ... SELECT, "pull to coordinator"); a multi-row VALUES list instead is split
+ * by the distribution column and each shard's rows go straight to the worker holding it (one task
+ * per shard touched, one for a single workspace). Four statements in one transaction: claim the
+ * ids in the ledger, insert the events whose claim succeeded, add them to each rollup (counted
+ * here, in key order, the lock order of every rollup writer). The transaction keeps the call
+ * atomic whichever workspaces it spans (Citus commits across workers with two-phase commit).
+ */
+export function createRoutedEventWriter(db: Pick<Database, 'transaction'>): EventWriter {
+  return {
+    form: 'routed',
+    async write(rows) {
+      if (rows.length === 0) return new Set();
+      // Concurrent flushes can still deadlock on shared rollup rows; the loser's transaction is safe to rerun.
+      return retryTransientConflicts(() =>
+        db.transaction(async (tx) => {
+          const claimed = new Set<string>();
+          for (const part of inParts(rows)) {
+            const answered = await tx.rows<{ workspace_id: string; id: string }>(drizzleSql`
+              insert into telemetry.event_ids (workspace_id, id, created_at)
+              values ${drizzleSql.join(
+                part.map((row) => drizzleSql`(${row.workspaceId}, ${row.id}, ${isoTimeOf(row.createdAt)})`),
+                drizzleSql`, `,
+              )}
+              on conflict (workspace_id, id) do nothing
+              returning workspace_id, id`);
+            for (const row of answered) claimed.add(eventKey({ workspaceId: row.workspace_id, id: row.id }));
+          }
+          const stored = claimed.size === rows.length ? rows : rows.filter((row) => claimed.has(eventKey(row)));
+          for (const part of inParts(stored)) {
+            await tx.rows(drizzleSql`
+              insert into telemetry.events (${drizzleSql.raw(EVENT_COLUMNS)})
+              values ${drizzleSql.join(
+                part.map(
+                  (row) =>
+                    drizzleSql`(${row.id}, ${row.workspaceId}, ${row.userId}, ${row.source}, ${row.eventType}, ${row.name}, ${row.targetType}, ${row.targetId}, ${row.metadata === null ? null : JSON.stringify(row.metadata)}, ${isoTimeOf(row.createdAt)}, ${isoTimeOf(row.receivedAt)})`,
+                ),
+                drizzleSql`, `,
+              )}`);
+          }
+          for (const { table, unit, unitMs } of ROLLUPS) {
+            for (const part of inParts(rollupCounts(stored, unitMs))) {
+              await tx.rows(drizzleSql`
+                insert into ${drizzleSql.raw(`telemetry.${table}`)} as counts (workspace_id, ${drizzleSql.raw(unit)}, event_type, name, source, count)
+                values ${drizzleSql.join(
+                  part.map((count) => drizzleSql`(${count.workspaceId}, ${count.bucket}, ${count.eventType}, ${count.name}, ${count.source}, ${count.count})`),
+                  drizzleSql`, `,
+                )}
+                on conflict (workspace_id, ${drizzleSql.raw(unit)}, event_type, name, source) do update set count = counts.count + excluded.count`);
+            }
+          }
+          return claimed;
+        }),
+      );
+    },
+  };
+}
+
+function* inParts<T>(items: readonly T[]): Generator<readonly T[]> {
+  for (let start = 0; start < items.length; start += ROUTED_ROWS_PER_STATEMENT) yield items.slice(start, start + ROUTED_ROWS_PER_STATEMENT);
+}
+
+/** Rollup counts of stored rows for one time unit (UTC), in key order (the order rows are locked in). */
+export function rollupCounts(rows: readonly EventRow[], unitMs: number) {
+  const counts = new Map<string, { workspaceId: string; bucket: string; eventType: string; name: string; source: string; count: number }>();
+  for (const row of rows) {
+    const bucket = new Date(Math.floor(row.createdAt.getTime() / unitMs) * unitMs).toISOString();
+    const key = `${row.workspaceId}\u0000${bucket}\u0000${row.eventType}\u0000${row.name}\u0000${row.source}`;
+    const entry = counts.get(key);
+    if (entry) entry.count += 1;
+    else counts.set(key, { workspaceId: row.workspaceId, bucket, eventType: row.eventType, name: row.name, source: row.source, count: 1 });
+  }
+  return [...counts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, value]) => value);
 }
 
 /** Rows as JSON text: the document the write statement reads, and each event's own JSON. */
@@ -132,11 +222,14 @@ export function storedEvent(row: EventRow, isoTime: (date: Date) => string) {
 /** ISO 8601, with the microseconds a PreciseDate carries. */
 export const isoTimeOf = (date: Date) => date.toISOString();
 
-/** The ids of the rows stored now: every row's but those the statement answered as not claimed (retries). */
-function claimedIds(rows: readonly EventRow[], unclaimed: readonly { id: string }[]): Set<string> {
+/** The keys of the rows stored now: every row's but those the statement answered as not claimed (retries). */
+export function claimedKeys(rows: readonly EventRow[], unclaimed: readonly { id: string; workspace_id: string }[]): Set<string> {
   const claimed = new Set<string>();
-  const notClaimed = new Set(unclaimed.map((row) => row.id));
-  for (const row of rows) if (!notClaimed.has(row.id)) claimed.add(row.id);
+  const notClaimed = new Set(unclaimed.map((row) => eventKey({ workspaceId: row.workspace_id, id: row.id })));
+  for (const row of rows) {
+    const key = eventKey(row);
+    if (!notClaimed.has(key)) claimed.add(key);
+  }
   return claimed;
 }
 
@@ -157,21 +250,24 @@ const STORED_EVENT_INPUT = (document: string) => drizzleSql`
 /**
  * One statement that stores a JSON document of events (an array of objects with the column
  * names) exactly once: claims the ids in the ledger, inserts the events whose claim succeeded and
- * adds them to every rollup (db/rollups.ts). Answers the ids stored now. Used by the archive
+ * adds them to every rollup (db/rollups.ts). Answers the (id, workspace_id) of the events stored now. Used by the archive
  * loader; the write path runs the same statement on its own document (storeStoredEventsStatement),
  * so both keep the ledger and rollups the same way.
  */
 export function storeJsonEventsStatement(document: string): SQL {
-  return storeEventsStatement(COLUMN_KEYED_INPUT(document), drizzleSql`select id from inserted`);
+  return storeEventsStatement(COLUMN_KEYED_INPUT(document), drizzleSql`select id, workspace_id from inserted`);
 }
 
 /**
- * The write path's form of it: reads stored events (`storedEventsJson`) and answers only the ids
- * that were not claimed (the ledger held them already), which in the common case is none, so a
+ * The write path's form of it: reads stored events (`storedEventsJson`) and answers only the
+ * (id, workspace_id) that were not claimed (the ledger held them already), which in the common case is none, so a
  * large flush gets no id back.
  */
 function storeStoredEventsStatement(document: string): SQL {
-  return storeEventsStatement(STORED_EVENT_INPUT(document), drizzleSql`select i.id from input i where not exists (select from claimed c where c.id = i.id)`);
+  return storeEventsStatement(
+    STORED_EVENT_INPUT(document),
+    drizzleSql`select i.id, i.workspace_id from input i where not exists (select from claimed c where c.workspace_id = i.workspace_id and c.id = i.id)`,
+  );
 }
 
 function storeEventsStatement(input: SQL, answer: SQL): SQL {
@@ -180,12 +276,12 @@ function storeEventsStatement(input: SQL, answer: SQL): SQL {
     ), claimed as (
       insert into telemetry.event_ids (id, workspace_id, created_at)
       select id, workspace_id, created_at from input
-      on conflict (id) do nothing
-      returning id
+      on conflict (workspace_id, id) do nothing
+      returning workspace_id, id
     ), inserted as (
       insert into telemetry.events (${drizzleSql.raw(EVENT_COLUMNS)})
       select i.id, i.workspace_id, i.user_id, i.source, i.event_type, i.name, i.target_type, i.target_id, i.metadata, i.created_at, i.received_at
-      from input i join claimed c on c.id = i.id
+      from input i join claimed c on c.workspace_id = i.workspace_id and c.id = i.id
       returning id, workspace_id, created_at, event_type, name, source
     )${ADD_INSERTED_TO_ROLLUPS}
     ${answer}`;

@@ -50,7 +50,7 @@ export const ADD_INSERTED_TO_ROLLUPS: SQL = sql.raw(
     ({ table, unit }) => `, counted_${unit} as (
       insert into telemetry.${table} as counts (workspace_id, ${unit}, event_type, name, source, count)
       select workspace_id, date_trunc('${unit}', created_at, 'UTC'), event_type, name, source, count(*)
-      from inserted where workspace_id is not null
+      from inserted
       group by 1, 2, 3, 4, 5
       order by 1, 2, 3, 4, 5
       on conflict (workspace_id, ${unit}, event_type, name, source) do update set count = counts.count + excluded.count
@@ -62,30 +62,37 @@ export const ADD_INSERTED_TO_ROLLUPS: SQL = sql.raw(
 
 /**
  * CTEs (each starting with a comma) subtracting the rows of a `deleted` CTE (workspace_id,
- * created_at, event_type, name, source) from every rollup. They lock the rollup rows exactly as a
- * flush does (the same rollups in the same place, each in key order, FOR UPDATE) before updating
- * them, so an erasure and a concurrent flush wait for each other instead of deadlocking. (An
- * UPDATE ... FROM locks rows in whatever order its join yields them.)
+ * created_at, event_type, name, source) of one workspace from every rollup. They lock the rollup
+ * rows exactly as a flush does (the same rollups in the same place, each in key order, FOR UPDATE)
+ * before updating them, so an erasure and a concurrent flush wait for each other instead of
+ * deadlocking. (An UPDATE ... FROM locks rows in whatever order its join yields them.) Every CTE
+ * names the workspace, so on Citus the whole statement runs on the shard that holds it.
  */
-export const SUBTRACT_DELETED_FROM_ROLLUPS: SQL = sql.raw(
-  ROLLUPS.map(
-    ({ table, unit }) => `, removed_${unit} as (
-      select workspace_id, date_trunc('${unit}', created_at, 'UTC') as at, event_type, name, source, count(*) as n
-      from deleted where workspace_id is not null
+export function subtractDeletedFromRollups(workspaceId: string): SQL {
+  return sql.join(
+    ROLLUPS.map(({ table, unit }) => {
+      const target = sql.raw(`telemetry.${table}`);
+      const bucket = sql.raw(unit);
+      const [removed, locked, subtracted] = ['removed', 'locked', 'subtracted'].map((step) => sql.raw(`${step}_${unit}`));
+      return sql`, ${removed} as (
+      select workspace_id, date_trunc(${sql.raw(`'${unit}'`)}, created_at, 'UTC') as at, event_type, name, source, count(*) as n
+      from deleted
       group by 1, 2, 3, 4, 5
-    ), locked_${unit} as (
-      select c.workspace_id, c.${unit}, c.event_type, c.name, c.source, r.n
-      from telemetry.${table} c
-      join removed_${unit} r on c.workspace_id = r.workspace_id and c.${unit} = r.at and c.event_type = r.event_type and c.name = r.name and c.source = r.source
-      order by c.workspace_id, c.${unit}, c.event_type, c.name, c.source
+    ), ${locked} as (
+      select c.workspace_id, c.${bucket}, c.event_type, c.name, c.source, r.n
+      from ${target} c
+      join ${removed} r on c.workspace_id = r.workspace_id and c.${bucket} = r.at and c.event_type = r.event_type and c.name = r.name and c.source = r.source
+      where c.workspace_id = ${workspaceId}
+      order by c.workspace_id, c.${bucket}, c.event_type, c.name, c.source
       for update of c
-    ), subtracted_${unit} as (
-      update telemetry.${table} c set count = c.count - l.n
-      from locked_${unit} l
-      where c.workspace_id = l.workspace_id and c.${unit} = l.${unit} and c.event_type = l.event_type and c.name = l.name and c.source = l.source
-    )`,
-  ).join(''),
-);
+    ), ${subtracted} as (
+      update ${target} c set count = c.count - l.n
+      from ${locked} l
+      where c.workspace_id = ${workspaceId} and c.workspace_id = l.workspace_id and c.${bucket} = l.${bucket} and c.event_type = l.event_type and c.name = l.name and c.source = l.source
+    )`;
+    }),
+  );
+}
 
 // ---- remove: retention ----------------------------------------------------------------------
 

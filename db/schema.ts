@@ -20,13 +20,14 @@ export const workspaces = telemetry.table(
 /**
  * One row per stored event. The table is range-partitioned by `created_at` (daily partitions plus a
  * default partition; see docs/adr/0002-partitioned-events.md), so its primary key must include
- * `created_at`. Uniqueness of `id` alone is kept by `eventIds` below.
+ * `created_at`; it leads with `workspace_id`, the column Citus distributes it by
+ * (docs/adr/0013-workspace-keys.md). Uniqueness of an id within its workspace is kept by `eventIds` below.
  */
 export const events = telemetry.table(
   'events',
   {
     id: uuid('id').notNull(),
-    workspaceId: uuid('workspace_id'),
+    workspaceId: uuid('workspace_id').notNull(),
     userId: uuid('user_id'),
     source: text('source').notNull(),
     eventType: text('event_type').notNull(),
@@ -38,23 +39,29 @@ export const events = telemetry.table(
     receivedAt: timestamp('received_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
   (table) => [
-    // (created_at, id) loads faster than (id, created_at): new rows append at the right edge.
-    primaryKey({ name: 'events_pkey', columns: [table.createdAt, table.id] }),
-    index('events_workspace_created_idx').on(table.workspaceId, table.createdAt),
+    // Every unique key holds the distribution column (Citus). (created_at, id) after it loads faster
+    // than (id, created_at): each workspace's new rows append at its right edge. The key also serves
+    // every read, which names one workspace and a time range.
+    primaryKey({ name: 'events_pkey', columns: [table.workspaceId, table.createdAt, table.id] }),
     index('events_type_name_idx').on(table.eventType, table.name),
   ],
 );
 
 /**
- * The idempotency ledger: one row per event id ever stored, whatever partition the event landed in.
- * A unique index on a partitioned table must contain the partition key, so `events` alone cannot
- * refuse the same id arriving with another `created_at`; this unpartitioned table can.
+ * The idempotency ledger: one row per event id ever stored in a workspace, whatever partition the
+ * event landed in. A unique index on a partitioned table must contain the partition key, so
+ * `events` alone cannot refuse the same id arriving with another `created_at`; this unpartitioned
+ * table can. Ids are unique per workspace (docs/adr/0013-workspace-keys.md).
  */
-export const eventIds = telemetry.table('event_ids', {
-  id: uuid('id').primaryKey(),
-  workspaceId: uuid('workspace_id'),
-  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
-});
+export const eventIds = telemetry.table(
+  'event_ids',
+  {
+    workspaceId: uuid('workspace_id').notNull(),
+    id: uuid('id').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (table) => [primaryKey({ name: 'event_ids_pkey', columns: [table.workspaceId, table.id] })],
+);
 
 /**
  * API keys. Only a SHA-256 hash of each secret is stored: keys are 256-bit random strings, so a
@@ -83,8 +90,7 @@ export const apiKeys = telemetry.table(
 /**
  * Per-minute event counts, written in the same transaction as the events they count, so they
  * never disagree. Dashboards' counts over time and top lists read these instead of raw events
- * whenever the filters allow. Events without a workspace are not rolled up (every read is scoped
- * to a workspace).
+ * whenever the filters allow.
  */
 export const eventCountsMinute = telemetry.table(
   'event_counts_minute',

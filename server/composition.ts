@@ -41,6 +41,7 @@ export interface StartOptions {
 export async function startService(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningService> {
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
+    distribution: config.databaseDistribution,
     pgliteDir: config.pgliteDir,
     maxConnections: config.databasePoolMax,
     connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,

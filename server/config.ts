@@ -36,6 +36,12 @@ const SETTINGS = {
   DATABASE_READ_URL: optionalUrl(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://').describe(
     '`postgres://` URL of a streaming replica for read procedures (lists, statistics); needs `DATABASE_URL`, where writes stay; bypassed for a few seconds when it does not answer',
   ),
+  DATABASE_DISTRIBUTED: z
+    .enum(['none', 'citus'])
+    .default('none')
+    .describe(
+      '`citus`: `DATABASE_URL` is a Citus coordinator; migrations shard the tables by workspace and writes go one statement per workspace (docs/scaling.md)',
+    ),
   PGLITE_DIR: z.string().min(1).default('./.data').describe('PGlite data directory (when `DATABASE_URL` is unset)'),
   TELEMETRY_ADMIN_KEY: optionalText()
     .refine((value) => value === undefined || (value.length >= 24 && value.length <= 512 && /^\S+$/.test(value)), 'must be 24-512 characters without spaces')
@@ -319,6 +325,13 @@ const ConfigSchema = z
       if (env.DATABASE_READ_URL && !env.DATABASE_URL) {
         ctx.addIssue({ code: 'custom', path: ['DATABASE_READ_URL'], message: 'a read replica needs DATABASE_URL (its primary)' });
       }
+      if (env.DATABASE_DISTRIBUTED === 'citus' && !env.DATABASE_URL) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['DATABASE_DISTRIBUTED'],
+          message: '"citus" needs DATABASE_URL (the Citus coordinator); the embedded database is one node',
+        });
+      }
     },
     // Only over values that are each valid: a bad one is named once, by its own check.
     { when: (payload) => payload.issues.length === 0 },
@@ -331,6 +344,8 @@ const ConfigSchema = z
       port: env.PORT,
       host: env.HOST,
       databaseUrl: env.DATABASE_URL,
+      /** `citus`: the database is a Citus coordinator and the tables are sharded by workspace. */
+      databaseDistribution: env.DATABASE_DISTRIBUTED,
       /** A streaming replica for read procedures (lists, statistics, live replay excepted); unset: the primary. */
       databaseReadUrl: env.DATABASE_READ_URL,
       pgliteDir: env.PGLITE_DIR,

@@ -18,6 +18,7 @@ import { openTestDatabase, type TestDatabase } from './support/database.ts';
 const NOW = new Date('2026-06-15T10:30:00Z');
 const A = '0a000000-0000-4000-8000-00000000000a';
 const C = '0c000000-0000-4000-8000-00000000000c';
+const D = '0d000000-0000-4000-8000-00000000000d';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -42,7 +43,7 @@ afterEach(async () => {
   await rm(archiveDir, { recursive: true, force: true });
 });
 
-function event(workspaceId: string | null, createdAt: Date, variant: number): EventRow {
+function event(workspaceId: string, createdAt: Date, variant: number): EventRow {
   return {
     id: randomUUID(),
     workspaceId,
@@ -78,16 +79,19 @@ async function seed(): Promise<{ special: string }> {
     '2026-06-07T12:00:00Z',
     '2026-06-14T12:00:00Z',
   ]) {
-    for (const workspaceId of [A, C, null]) {
+    for (const workspaceId of [A, C, D]) {
       for (let copy = 0; copy < 3; copy += 1) rows.push(event(workspaceId, new Date(time), variant++));
       rows.push(event(workspaceId, new Date(new Date(time).getTime() + 90_000), variant++));
     }
   }
   await createEventWriter(db).write(rows);
-  const special = rows.find((row) => row.workspaceId === A && row.createdAt.toISOString().startsWith('2026-05-01'))!.id;
-  await db.rows(sql`update telemetry.events set created_at = created_at + interval '123456 microseconds',
-    metadata = '{"value": 1.000000000000000000001, "unit": "ms", "big": 123456789012345678901234567890}'::jsonb where id = ${special}`);
-  await db.rows(sql`update telemetry.event_ids set created_at = created_at + interval '123456 microseconds' where id = ${special}`);
+  const specialRow = rows.find((row) => row.workspaceId === A && row.createdAt.toISOString().startsWith('2026-05-01'))!;
+  const special = specialRow.id;
+  // 123456 microseconds later, as a constant: Citus refuses an UPDATE computing a time from a column.
+  const withMicros = specialRow.createdAt.toISOString().replace(/\.000Z$/, '.123456Z');
+  await db.rows(sql`update telemetry.events set created_at = ${withMicros}::timestamptz,
+    metadata = '{"value": 1.000000000000000000001, "unit": "ms", "big": 123456789012345678901234567890}'::jsonb where workspace_id = ${A} and id = ${special}`);
+  await db.rows(sql`update telemetry.event_ids set created_at = ${withMicros}::timestamptz where workspace_id = ${A} and id = ${special}`);
   return { special };
 }
 

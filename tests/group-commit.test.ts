@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openPostgres } from '../db/database.ts';
-import { createEventWriter, type EventRow, type EventWriter } from '../db/event-writers.ts';
+import { createEventWriter, eventKey, type EventRow, type EventWriter } from '../db/event-writers.ts';
 import { DomainError } from '../server/errors.ts';
 import { createMetrics } from '../server/metrics.ts';
 import { createGroupCommitter } from '../server/services/events/group-commit.ts';
@@ -100,14 +100,24 @@ describe('group commit', () => {
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(40);
   });
 
-  it('gives an id sent by two calls in one flush to the first call only', async () => {
+  it('gives an event sent by two calls in one flush to the first call only', async () => {
     const committer = createGroupCommitter(createEventWriter(testDb.db), options);
     const workspaceId = await newWorkspace();
     const id = randomUUID();
     const [first, second] = await Promise.all([committer.write([row(workspaceId, id)]), committer.write([row(workspaceId, id)])]);
-    expect(first.claimed.has(id)).toBe(true);
-    expect(second.claimed.has(id)).toBe(false);
+    expect(first.claimed.has(eventKey({ workspaceId, id }))).toBe(true);
+    expect(second.claimed.size).toBe(0);
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(1);
+  });
+
+  it('stores the same id sent by two calls in one flush for two workspaces as two events, each claimed by its call', async () => {
+    const committer = createGroupCommitter(createEventWriter(testDb.db), options);
+    const [first, second] = [await newWorkspace(), await newWorkspace()];
+    const id = randomUUID();
+    const outcomes = await Promise.all([committer.write([row(first, id)]), committer.write([row(second, id)])]);
+    expect(outcomes.map((outcome) => [...outcome.claimed])).toEqual([[eventKey({ workspaceId: first, id })], [eventKey({ workspaceId: second, id })]]);
+    expect(await storedEvents(testDb.db, first)).toHaveLength(1);
+    expect(await storedEvents(testDb.db, second)).toHaveLength(1);
   });
 
   it('answers ingest calls racing with the same id as one accepted and the rest duplicates', async () => {
@@ -239,6 +249,42 @@ describe('group commit', () => {
     await vi.waitFor(() => committer.write([row(workspaceId)]), { timeout: 2000, interval: 10 });
   });
 
+  it('when a Citus worker cannot be reached, fails only the calls whose workspaces it holds and keeps taking calls', async () => {
+    const [healthy, onLostWorker] = [await newWorkspace(), await newWorkspace()];
+    let writes = 0;
+    const inner = createEventWriter(testDb.db);
+    // What the coordinator answers when a statement touches a worker it cannot reach (SQLSTATE 08006).
+    const writer: EventWriter = {
+      form: inner.form,
+      async write(rows) {
+        writes += 1;
+        if (rows.some((r) => r.workspaceId === onLostWorker)) {
+          throw Object.assign(new Error('connection to the remote node 127.0.0.1:9701 failed'), { code: '08006', severity: 'ERROR' });
+        }
+        return inner.write(rows);
+      },
+    };
+    let probes = 0;
+    const probe = async () => {
+      probes += 1;
+    };
+    const committer = createGroupCommitter(writer, { ...options, maxDelayMs: 1000, maxFlushEvents: 3, probe, probeIntervalMs: 20 });
+    // Three calls in one flush: the shared write fails, then each call is written on its own.
+    const outcomes = await Promise.allSettled([
+      committer.write([row(healthy)]),
+      committer.write([row(onLostWorker)]),
+      committer.write([row(healthy)]),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(outcomes[1]).toMatchObject({ reason: { code: 'unavailable' } });
+    expect(writes).toBe(4);
+    // The database was not marked down: the next call of a healthy workspace is written at once.
+    await expect(committer.write([row(healthy)])).resolves.toMatchObject({ refused: new Set() });
+    expect(probes).toBe(0);
+    expect(await storedEvents(testDb.db, healthy)).toHaveLength(3);
+    expect(await storedEvents(testDb.db, onLostWorker)).toHaveLength(0);
+  });
+
   it('commits everything accepted before drain resolves, and refuses writes after it', async () => {
     const observed = observedWriter(createEventWriter(testDb.db));
     const committer = createGroupCommitter(observed.writer, { ...options, maxDelayMs: 50 });
@@ -269,10 +315,10 @@ describe('events the database refuses', () => {
     const rows = Array.from({ length: 100 }, (_, index) => (index % 40 === 7 ? refusedRow(workspaceId) : row(workspaceId)));
     const other = row(randomUUID());
     const [outcome, otherOutcome] = await Promise.all([committer.write(rows), committer.write([other])]);
-    const refusedIds = rows.filter((r) => r.name === REFUSED).map((r) => r.id);
-    expect([...outcome.refused].sort()).toEqual(refusedIds.sort());
+    const refusedKeys = rows.filter((r) => r.name === REFUSED).map(eventKey);
+    expect([...outcome.refused].sort()).toEqual(refusedKeys.sort());
     expect(outcome.claimed.size).toBe(97);
-    expect(otherOutcome).toEqual({ claimed: new Set([other.id]), refused: new Set() });
+    expect(otherOutcome).toEqual({ claimed: new Set([eventKey(other)]), refused: new Set() });
     expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(97);
     // The shared flush, the other call's own write, then about 2·log2(100) writes per refused event.
     expect(observed.flushes.length).toBeLessThanOrEqual(2 + 3 * 2 * 7);

@@ -183,16 +183,19 @@ describe('telemetry.ingest', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
-  it('refuses an id already used by another workspace without revealing that event', async () => {
+  it('stores an id another workspace already used as a separate event: ids are unique per workspace', async () => {
     const id = randomUUID();
     const caller = ingestCaller();
-    await caller.telemetry.ingest({ id, workspaceId: await newWorkspace(), source: 'web', eventType: 'custom', name: 'x' });
-    const error = await expectTrpcError(
-      caller.telemetry.ingest({ id, workspaceId: await newWorkspace(), source: 'web', eventType: 'custom', name: 'x' }),
-      'CONFLICT',
-    );
-    expect(error.message).not.toMatch(/\d{4}-\d\d-\d\d/);
-    expect(await countEventsWithId(testDb.db, id)).toBe(1);
+    const [first, second] = [await newWorkspace(), await newWorkspace()];
+    await caller.telemetry.ingest({ id, workspaceId: first, source: 'web', eventType: 'custom', name: 'first' });
+    const stored = await caller.telemetry.ingest({ id, workspaceId: second, source: 'web', eventType: 'custom', name: 'second' });
+    expect(stored.id).toBe(id);
+    expect(await countEventsWithId(testDb.db, id)).toBe(2);
+    expect((await storedEvents(testDb.db, first)).map((event) => event.name)).toEqual(['first']);
+    expect((await storedEvents(testDb.db, second)).map((event) => event.name)).toEqual(['second']);
+    // A retry in either workspace is that workspace's own duplicate: answered, not stored again.
+    expect(await caller.telemetry.ingest({ id, workspaceId: second, source: 'web', eventType: 'custom', name: 'second' })).toEqual(stored);
+    expect(await countEventsWithId(testDb.db, id)).toBe(2);
   });
 
   it('answers an unexpected failure with a generic message and logs the cause', async () => {

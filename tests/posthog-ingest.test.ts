@@ -244,16 +244,18 @@ describe('PostHog capture', () => {
     expect(await storedEvents(testDb.db, other.workspaceId)).toEqual([]);
   });
 
-  it('stores events sent with another workspace key in that workspace only', async () => {
+  it('stores events sent with another workspace key in that workspace only, and the same uuid in each workspace once', async () => {
     const first = await workspaceWithKey();
     const second = await workspaceWithKey();
     const event = nodeEvent('mine');
     expect((await post('/batch/', json({ api_key: second.key, batch: [event] }))).status).toBe(200);
     expect(await storedEvents(testDb.db, first.workspaceId)).toEqual([]);
     expect(await storedEvents(testDb.db, second.workspaceId)).toMatchObject([{ id: event.uuid, workspaceId: second.workspaceId }]);
-    // The same uuid through the first workspace's key is not that workspace's to claim.
+    // Ids are unique per workspace: the same uuid through the first workspace's key is that workspace's own event.
     const reused = await post('/batch/', json({ api_key: first.key, batch: [event] }));
-    expect(((await reused.json()) as { errors: string[] }).errors).toEqual(['event 0: An event with this id already exists (id)']);
+    expect(await reused.json()).toEqual({ status: 1 });
+    expect(await storedEvents(testDb.db, first.workspaceId)).toMatchObject([{ id: event.uuid, workspaceId: first.workspaceId }]);
+    expect(await storedEvents(testDb.db, second.workspaceId)).toHaveLength(1);
   });
 
   it('truncates properties over the metadata limits with a marker instead of refusing the event, and replaces what the database cannot store', async () => {

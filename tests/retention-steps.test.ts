@@ -32,7 +32,7 @@ beforeEach(async () => {
   await db.rows(sql`truncate telemetry.events_default, telemetry.event_ids, telemetry.event_counts_minute, telemetry.event_counts_hour`);
 });
 
-function event(workspaceId: string | null, createdAt: string, name = 'x'): EventRow {
+function event(workspaceId: string, createdAt: string, name = 'x'): EventRow {
   const at = new Date(createdAt);
   return {
     id: randomUUID(),
@@ -77,11 +77,8 @@ describe('retention steps', () => {
       ['default-partition', '2026-05-02'],
       ['partition', '2026-05-03'],
     ]);
-    // B keeps the longest retention; A and events without a workspace keep the shorter default.
-    expect(targets.shorterRetentions.map(({ scope, cutoff }) => [scope, cutoff])).toEqual([
-      [{ kind: 'workspace', workspaceId: A }, plan.defaultCutoff],
-      [{ kind: 'no-workspace' }, plan.defaultCutoff],
-    ]);
+    // B keeps the longest retention; A keeps the shorter default.
+    expect(targets.shorterRetentions.map(({ scope, cutoff }) => [scope, cutoff])).toEqual([[{ kind: 'workspace', workspaceId: A }, plan.defaultCutoff]]);
   });
 
   it('drop partition: a dry run counts its rows, ledger ids and rollup buckets and changes nothing; a real run drops them', async () => {

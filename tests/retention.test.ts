@@ -43,8 +43,9 @@ const A = '0a000000-0000-4000-8000-00000000000a';
 const B = '0b000000-0000-4000-8000-00000000000b';
 const C = '0c000000-0000-4000-8000-00000000000c';
 const L = '0d000000-0000-4000-8000-00000000000d';
+const D = '0e000000-0000-4000-8000-00000000000e';
 
-function event(workspaceId: string | null, createdAt: Date, variant: number): EventRow {
+function event(workspaceId: string, createdAt: Date, variant: number): EventRow {
   return {
     id: randomUUID(),
     workspaceId,
@@ -65,7 +66,7 @@ function event(workspaceId: string | null, createdAt: Date, variant: number): Ev
  * rollup rows each), stored by the service's writer (ledger and rollups included). Daily partitions
  * exist for `partitionDays`; other days land in the default partition.
  */
-async function seed(workspaces: readonly (string | null)[], times: readonly string[], partitionDays: readonly string[]): Promise<EventRow[]> {
+async function seed(workspaces: readonly string[], times: readonly string[], partitionDays: readonly string[]): Promise<EventRow[]> {
   for (const day of partitionDays) await ensureDailyPartitions(db, { from: new Date(`${day}T00:00:00Z`), to: new Date(`${day}T00:00:00Z`) });
   const rows: EventRow[] = [];
   let variant = 0;
@@ -110,10 +111,10 @@ async function recomputedRollups() {
   return {
     minutes: await db.rows(sql`
       select workspace_id::text as w, ${bucket("date_trunc('minute', created_at, 'UTC')")} as b, event_type, name, source, count(*)::int as n
-      from telemetry.events where workspace_id is not null group by 1, 2, 3, 4, 5 order by 1, 2, 3, 4, 5`),
+      from telemetry.events group by 1, 2, 3, 4, 5 order by 1, 2, 3, 4, 5`),
     hours: await db.rows(sql`
       select workspace_id::text as w, ${bucket("date_trunc('hour', created_at, 'UTC')")} as b, event_type, name, source, count(*)::int as n
-      from telemetry.events where workspace_id is not null group by 1, 2, 3, 4, 5 order by 1, 2, 3, 4, 5`),
+      from telemetry.events group by 1, 2, 3, 4, 5 order by 1, 2, 3, 4, 5`),
   };
 }
 
@@ -151,7 +152,7 @@ const PARTITION_DAYS = ['2026-05-01', '2026-05-15', '2026-05-16', '2026-06-07', 
 
 describe('retention job', () => {
   it('a dry run over several partitions reports what a real run then does, and changes nothing', async () => {
-    await seed([A, B, C, null], TIMES, PARTITION_DAYS);
+    await seed([A, B, C, D], TIMES, PARTITION_DAYS);
     const metrics = createMetrics({ defaultMetrics: false });
     const retention = retentionService({}, metrics);
     await retention.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null }, null);
@@ -176,11 +177,11 @@ describe('retention job', () => {
       interrupted: false,
     });
     expect(dryRun.rowsDeleted).toEqual([
-      { workspaceId: null, rows: 2 },
       { workspaceId: A, rows: 2 },
       { workspaceId: B, rows: 2 },
       // 04-20 (default partition), 05-16 twice, 06-01 (default partition), 06-07.
       { workspaceId: C, rows: 10 },
+      { workspaceId: D, rows: 2 },
     ]);
 
     const real = await retention.run();
@@ -189,7 +190,7 @@ describe('retention job', () => {
   });
 
   it('drops expired partitions and deletes shorter-retention rows with exactly their ledger ids and rollup rows', async () => {
-    const seeded = await seed([A, B, C, null], TIMES, PARTITION_DAYS);
+    const seeded = await seed([A, B, C, D], TIMES, PARTITION_DAYS);
     // Erased events leave zero-count rollup rows behind (on days without any other event): they expire too.
     const erasedUser = randomUUID();
     const erased = [event(A, new Date('2026-05-05T12:00:00Z'), 7), event(C, new Date('2026-06-03T12:00:00Z'), 8)].map((row) => ({
@@ -253,7 +254,7 @@ describe('retention job', () => {
     // L keeps 60 days, so partitions go only before 2026-04-16T00:00Z; everyone else (default 30
     // days, C 7 days) loses rows one by one before their own cutoff.
     const times = ['2026-04-10T10:00:00Z', '2026-04-16T05:00:00Z', ...TIMES];
-    const seeded = await seed([A, C, L, null], times, ['2026-04-10', '2026-04-16', ...PARTITION_DAYS]);
+    const seeded = await seed([A, C, L, D], times, ['2026-04-10', '2026-04-16', ...PARTITION_DAYS]);
     const retention = retentionService();
     await retention.setOverride({ workspaceId: C, days: 7, updatedByKeyId: null }, null);
     await retention.setOverride({ workspaceId: L, days: 60, updatedByKeyId: null }, null);

@@ -1,12 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
-import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
-import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import type { Database } from '../db/database.ts';
 import { isForeignKeyViolation } from '../db/errors.ts';
 import { TRPCError } from '@trpc/server';
@@ -18,6 +11,7 @@ import { createKeyService } from '../server/services/keys/keys.ts';
 import { createWorkspaceService } from '../server/services/workspaces/workspaces.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createTestKeys, createTestWorkspace, procedureCaller, type TestKeys } from './support/app.ts';
+import { migrateUpTo } from './support/migrations.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { countEventsWithId, storedEvents } from './support/events.ts';
 
@@ -248,24 +242,6 @@ describe('the workspace existence check on ingestion', () => {
     expect(await service.existingWorkspaceIds(ids)).toEqual(new Set(ids));
   });
 });
-
-/** The migrations up to and including `lastTag`, in a folder of their own: a database as an older release left it. */
-async function migrateUpTo(db: Database, lastTag: string): Promise<void> {
-  const source = fileURLToPath(new URL('../db/migrations', import.meta.url));
-  const folder = await mkdtemp(join(tmpdir(), 'telemetry-migrations-'));
-  try {
-    await cp(source, folder, { recursive: true });
-    const journalPath = join(folder, 'meta', '_journal.json');
-    const journal = JSON.parse(await readFile(journalPath, 'utf8')) as { entries: { tag: string }[] };
-    const last = journal.entries.findIndex((entry) => entry.tag === lastTag);
-    expect(last).toBeGreaterThan(0);
-    await writeFile(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, last + 1) }));
-    if (db.kind === 'pglite') await migratePglite(db.orm as never, { migrationsFolder: folder });
-    else await migratePostgres(drizzlePostgres(db.client), { migrationsFolder: folder });
-  } finally {
-    await rm(folder, { recursive: true, force: true });
-  }
-}
 
 describe('the workspaces migration', () => {
   it('names every workspace keys, overrides and rollups already use, keeps names unique when ids share their start, and then refuses keys of unknown workspaces', async () => {

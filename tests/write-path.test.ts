@@ -19,7 +19,7 @@ const text = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 });
 
 const eventRow: fc.Arbitrary<EventRow> = fc.record({
   id: fc.uuid(),
-  workspaceId: fc.option(fc.uuid(), { nil: null }),
+  workspaceId: fc.uuid(),
   userId: fc.option(fc.uuid(), { nil: null }),
   source: fc.constantFrom(...SOURCES),
   eventType: fc.constantFrom('custom', 'ui.interaction', 'perf.metric'),

@@ -18,7 +18,12 @@ async function main(): Promise<number> {
   const where = config.databaseUrl ? 'DATABASE_URL' : `the embedded database at ${config.pgliteDir}`;
   let db: Database | undefined;
   try {
-    db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, connectTimeoutSeconds: config.databaseConnectTimeoutSeconds });
+    db = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      distribution: config.databaseDistribution,
+      pgliteDir: config.pgliteDir,
+      connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,
+    });
     await db.migrate();
     const created = await maintainPartitions(db, { daysAhead: config.partitionDaysAhead });
     process.stdout.write(`migrations applied on ${db.kind}; ${created.length} partitions created\n`);

@@ -30,6 +30,7 @@ export async function openServiceDatabase(config: Config, command: string): Prom
   try {
     db = await openDatabase({
       databaseUrl: config.databaseUrl,
+      distribution: config.databaseDistribution,
       pgliteDir: config.pgliteDir,
       maxConnections: 2,
       connectTimeoutSeconds: config.databaseConnectTimeoutSeconds,

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
+import { inject } from 'vitest';
 import { openPglite, openPostgres, type Database } from '../../db/database.ts';
+import { createCitusDatabase, dropCitusDatabase } from './citus-cluster.ts';
 
 export interface TestDatabase {
   db: Database;
@@ -10,8 +12,9 @@ export interface TestDatabase {
 }
 
 /**
- * A fresh, migrated database for one test file: an in-memory PGlite, or on real Postgres a new
- * database created for this file and dropped afterwards, so runs never see each other's data.
+ * A fresh, migrated database for one test file: an in-memory PGlite, or on real Postgres (or on
+ * the `citus` project's cluster) a new database created for this file and dropped afterwards, so
+ * runs never see each other's data.
  */
 export async function openTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const migrate = options.migrate ?? true;
@@ -20,6 +23,23 @@ export async function openTestDatabase(options: { migrate?: boolean } = {}): Pro
     const db = await openPglite(undefined);
     if (migrate) await db.migrate();
     return { db, url: undefined, drop: () => db.close() };
+  }
+  if (kind === 'citus') {
+    // The cluster comes from the `citus` project's global setup (tests/support/citus-global-setup.ts).
+    const nodes = inject('citusNodes');
+    const name = `telemetry_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+    const url = await createCitusDatabase(nodes, name);
+    // Migrations distribute the tables, and the service writes in its Citus form.
+    const db = openPostgres({ url, maxConnections: 5, distribution: 'citus' });
+    if (migrate) await db.migrate();
+    return {
+      db,
+      url,
+      async drop() {
+        await db.close();
+        await dropCitusDatabase(nodes, name);
+      },
+    };
   }
   const adminUrl = process.env.TEST_DATABASE_URL;
   // Fail, never skip: a run that expects real Postgres must not pass without it.

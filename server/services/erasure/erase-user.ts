@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
 import { retryTransientConflicts } from '../../../db/errors.ts';
-import { SUBTRACT_DELETED_FROM_ROLLUPS } from '../../../db/rollups.ts';
+import { subtractDeletedFromRollups } from '../../../db/rollups.ts';
 import { DomainError } from '../../errors.ts';
 import type { ErasureReceipt } from './schemas.ts';
 
@@ -28,19 +28,30 @@ export function createErasureService({ db }: { db: Database }) {
     if (scope && input.workspaceId !== scope) throw new DomainError('forbidden', 'This admin key manages only its own workspace');
     const requestId = randomUUID();
     const requestedAt = new Date();
-    const workspaceFilter = input.workspaceId ? sql`and workspace_id = ${input.workspaceId}` : sql``;
     // Rollup rows are locked in the flush's order, so a deadlock with ingestion should not happen;
     // if one does (or another conflict), the whole transaction is safe to run again.
     const deletedCount = await retryTransientConflicts(() =>
       db.transaction(async (tx) => {
-        // No index leads from user_id: erasure is rare, and one scan of the table is its whole cost.
-        const [row] = await tx.rows<{ deleted: number | string }>(sql`
-        with deleted as (
-          delete from telemetry.events where user_id = ${input.userId} ${workspaceFilter}
-          returning workspace_id, created_at, event_type, name, source
-        )${SUBTRACT_DELETED_FROM_ROLLUPS}
-        select count(*) as deleted from deleted`);
-        const deleted = Number(row?.deleted ?? 0);
+        // One statement per workspace, each naming it (on Citus each runs on its workspace's shard),
+        // all in this transaction. No index leads from user_id: erasure is rare, and a scan of the
+        // events (of one workspace, or to find the user's workspaces) is its whole cost.
+        const workspaceIds = input.workspaceId
+          ? [input.workspaceId]
+          : (
+              await tx.rows<{ workspace_id: string }>(
+                sql`select workspace_id from telemetry.events where user_id = ${input.userId} group by workspace_id order by workspace_id`,
+              )
+            ).map((row) => row.workspace_id);
+        let deleted = 0;
+        for (const workspaceId of workspaceIds) {
+          const [row] = await tx.rows<{ deleted: number | string }>(sql`
+          with deleted as (
+            delete from telemetry.events where workspace_id = ${workspaceId} and user_id = ${input.userId}
+            returning workspace_id, created_at, event_type, name, source
+          )${subtractDeletedFromRollups(workspaceId)}
+          select count(*) as deleted from deleted`);
+          deleted += Number(row?.deleted ?? 0);
+        }
         await tx.rows(sql`
         insert into telemetry.erasure_requests (id, user_id, workspace_id, requested_by_key_id, requested_at, completed_at, deleted_count)
         values (${requestId}, ${input.userId}, ${input.workspaceId}, ${input.requestedByKeyId}, ${requestedAt.toISOString()}::timestamptz, now(), ${deleted})`);

@@ -1,5 +1,5 @@
-import type { EventRow, EventWriter } from '../../../db/event-writers.ts';
-import { isDatabaseUnavailable, isDataRefusal } from '../../../db/errors.ts';
+import { eventKey, type EventRow, type EventWriter } from '../../../db/event-writers.ts';
+import { isDatabaseUnavailable, isDataRefusal, isRemoteNodeUnavailable } from '../../../db/errors.ts';
 import { withDeadline } from '../../../db/deadline.ts';
 import { databaseUnavailable, DomainError } from '../../errors.ts';
 import type { Metrics } from '../../metrics.ts';
@@ -35,11 +35,11 @@ export interface GroupCommitOptions {
   onRefused?: (rows: readonly EventRow[], error: unknown) => void;
 }
 
-/** What became of one call's rows. */
+/** What became of one call's rows, by event key (`eventKey`: workspace and id). */
 export interface WriteOutcome {
-  /** Ids stored now (a retry of an event already stored is not among them). */
+  /** Keys stored now (a retry of an event already stored is not among them). */
   claimed: Set<string>;
-  /** Ids of events the database refused to store for their data; none of them is stored. */
+  /** Keys of events the database refused to store for their data; none of them is stored. */
   refused: Set<string>;
 }
 
@@ -76,7 +76,7 @@ export function createGroupCommitter(
   writer: EventWriter,
   options: GroupCommitOptions,
   metrics?: Metrics,
-  /** Called after each commit with the flushed rows and the ids stored now (not retries). */
+  /** Called after each commit with the flushed rows and the keys stored now (not retries). */
   onCommitted?: (rows: readonly EventRow[], claimed: ReadonlySet<string>) => void,
 ) {
   const queue: PendingWrite[] = [];
@@ -114,8 +114,8 @@ export function createGroupCommitter(
   const updateDepth = () => metrics?.queueDepth.set(queuedEvents + inFlightEvents);
 
   /**
-   * Stores rows (distinct ids) and resolves, after their commit, with the ids claimed now and the
-   * ids of events the database refused (other calls' events never make this call fail).
+   * Stores rows (distinct keys) and resolves, after their commit, with the keys claimed now and the
+   * keys of events the database refused (other calls' events never make this call fail).
    */
   function write(rows: readonly EventRow[]): Promise<WriteOutcome> {
     if (rows.length === 0) return Promise.resolve({ claimed: new Set(), refused: new Set() });
@@ -168,8 +168,9 @@ export function createGroupCommitter(
 
   async function flush(batch: PendingWrite[]) {
     runningFlushes += 1;
-    // The same id from two calls in one flush: the earlier call owns it; the later one is then
-    // answered as a retry (the ledger already holds the id). A lone call's rows are distinct already.
+    // The same event (workspace and id) from two calls in one flush: the earlier call owns it; the
+    // later one is then answered as a retry (the ledger already holds it). A lone call's rows are
+    // distinct already.
     const owner = new Map<string, PendingWrite>();
     let rows: readonly EventRow[];
     if (batch.length === 1) rows = batch[0]!.rows;
@@ -177,8 +178,9 @@ export function createGroupCommitter(
       const merged: EventRow[] = [];
       for (const pending of batch) {
         for (const row of pending.rows) {
-          if (owner.has(row.id)) continue;
-          owner.set(row.id, pending);
+          const key = eventKey(row);
+          if (owner.has(key)) continue;
+          owner.set(key, pending);
           merged.push(row);
         }
       }
@@ -193,7 +195,7 @@ export function createGroupCommitter(
       if (batch.length === 1) batch[0]!.resolve({ claimed, refused: new Set() });
       else {
         const claimedByCall = new Map<PendingWrite, Set<string>>(batch.map((pending) => [pending, new Set()]));
-        for (const id of claimed) claimedByCall.get(owner.get(id)!)!.add(id);
+        for (const key of claimed) claimedByCall.get(owner.get(key)!)!.add(key);
         for (const pending of batch) pending.resolve({ claimed: claimedByCall.get(pending)!, refused: new Set() });
       }
       onCommitted?.(rows, claimed);
@@ -203,11 +205,20 @@ export function createGroupCommitter(
         await writeIsolatingRefusals(batch, rows, owner, error);
         return;
       }
+      // A Citus worker is down: calls of workspaces on the other workers are written again on
+      // their own, so one worker's outage fails only the calls whose shards it holds.
+      if (isRemoteNodeUnavailable(error) && batch.length > 1) {
+        metrics?.databaseErrors.inc({ kind: 'unavailable' });
+        await writeIsolatingRefusals(batch, rows, owner, error);
+        return;
+      }
       const unavailable = error instanceof WriteTimedOut || isDatabaseUnavailable(error);
       metrics?.databaseErrors.inc({ kind: error instanceof WriteTimedOut ? 'timeout' : unavailable ? 'unavailable' : 'other' });
       const failure = unavailable ? databaseUnavailable(error) : error;
       for (const pending of batch) pending.reject(failure);
-      if (unavailable) markDatabaseDown();
+      // Only when the database itself cannot be reached do new calls get refused at once: a worker
+      // behind it holds some workspaces, and the others must go on being stored.
+      if (unavailable && !isRemoteNodeUnavailable(error)) markDatabaseDown();
       if (error instanceof WriteTimedOut) {
         const settled = written.then(
           (claimed) => onCommitted?.(rows, claimed),
@@ -229,8 +240,9 @@ export function createGroupCommitter(
   }
 
   /**
-   * The database refused a flush for the data of some of its events. Each call's rows are written
-   * again on their own, so one call's bad event never fails another call; inside a call the rows
+   * The database refused a flush for the data of some of its events, or could not reach the Citus
+   * worker holding some of its shards. Each call's rows are written again on their own, so one
+   * call's bad event, or one worker's outage, never fails another call; inside a call refused rows
    * are halved until each refused event stands alone and is answered as refused (k bad events
    * among n cost about 2k·log2(n) writes, bounded by MAX_ISOLATION_WRITES_PER_CALL).
    */
@@ -242,11 +254,11 @@ export function createGroupCommitter(
         pending.reject(unavailableFailure);
         continue;
       }
-      const ownRows = batch.length === 1 ? rows : rows.filter((row) => owner.get(row.id) === pending);
+      const ownRows = batch.length === 1 ? rows : rows.filter((row) => owner.get(eventKey(row)) === pending);
       let budget = MAX_ISOLATION_WRITES_PER_CALL;
       const outcome: WriteOutcome = { claimed: new Set(), refused: new Set() };
       const refuse = (refusedRows: readonly EventRow[], error: unknown) => {
-        for (const row of refusedRows) outcome.refused.add(row.id);
+        for (const row of refusedRows) outcome.refused.add(eventKey(row));
         options.onRefused?.(refusedRows, error);
       };
       const writeHalving = async (part: readonly EventRow[], knownToFail: boolean, lastError: unknown): Promise<void> => {
@@ -263,7 +275,7 @@ export function createGroupCommitter(
         try {
           const written = writer.write(part);
           const claimed = options.writeTimeoutMs ? await withDeadline(written, options.writeTimeoutMs, () => new WriteTimedOut()) : await written;
-          for (const id of claimed) outcome.claimed.add(id);
+          for (const key of claimed) outcome.claimed.add(key);
           onCommitted?.(part, claimed);
         } catch (error) {
           if (!isDataRefusal(error)) throw error;
@@ -275,6 +287,11 @@ export function createGroupCommitter(
         await writeHalving(ownRows, batch.length === 1, flushError);
         pending.resolve(outcome);
       } catch (error) {
+        if (isRemoteNodeUnavailable(error)) {
+          // This call's shards are on a worker that cannot be reached; other calls may not be.
+          pending.reject(databaseUnavailable(error));
+          continue;
+        }
         if (error instanceof WriteTimedOut || isDatabaseUnavailable(error)) {
           unavailableFailure = databaseUnavailable(error);
           markDatabaseDown();

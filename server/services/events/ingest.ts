@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Database } from '../../../db/database.ts';
-import type { EventRow } from '../../../db/event-writers.ts';
+import { eventKey, type EventRow } from '../../../db/event-writers.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { GroupCommitter } from './group-commit.ts';
 import type { WorkspaceService } from '../workspaces/workspaces.ts';
@@ -94,8 +94,9 @@ export function createEventIngestor({ db, limits, committer, workspaces, metrics
     const receipts: EventReceipt[] = new Array(parsedEvents.length);
     const pending: PendingEvent[] = [];
     const rows: EventRow[] = [];
-    const firstById = new Map<string, PendingEvent>();
-    const sameIdAsEarlier: { index: number; first: PendingEvent; workspaceId: string | null }[] = [];
+    // Events are unique by id within their workspace (eventKey): the same id in two workspaces is two events.
+    const firstByKey = new Map<string, PendingEvent>();
+    const sameKeyAsEarlier: { index: number; first: PendingEvent }[] = [];
     // A bound key's workspace exists (keys reference it); the workspaces events of other keys name
     // are looked up together, once per call.
     const existingWorkspaces = workspaceBinding ? undefined : await workspaces.existingWorkspaceIds(namedWorkspaces(parsedEvents));
@@ -126,7 +127,8 @@ export function createEventIngestor({ db, limits, committer, workspaces, metrics
         receipts[index] = reject(index, 'unknown_workspace', 'No workspace with this id: create it first (admin.workspaces.create)', 'workspaceId');
         continue;
       }
-      const workspaceId = workspaceBinding || (event.workspaceId ?? null);
+      // One of the two is set: the checks above refused events with neither.
+      const workspaceId = (workspaceBinding || event.workspaceId)!;
       const createdAt = resolveCreatedAt(event, receivedAt, sentAt);
       const problem = timeRangeProblem(createdAt, receivedAt);
       if (problem) {
@@ -134,31 +136,36 @@ export function createEventIngestor({ db, limits, committer, workspaces, metrics
         continue;
       }
       const id = event.id ?? uuidv7(receivedAt);
-      const first = firstById.get(id);
+      const key = eventKey({ workspaceId, id });
+      const first = firstByKey.get(key);
       if (first !== undefined) {
-        // The same id twice in one batch: store it once, answer both like a retry would be.
-        sameIdAsEarlier.push({ index, first, workspaceId });
+        // The same event twice in one batch: store it once, answer both like a retry would be.
+        sameKeyAsEarlier.push({ index, first });
         continue;
       }
       const row = toRow(id, workspaceId, createdAt, receivedAt, event);
       const entry = { index, row };
-      firstById.set(id, entry);
+      firstByKey.set(key, entry);
       pending.push(entry);
       rows.push(row);
     }
 
     const { claimed: inserted, refused } = await committer.write(rows);
-    const notInserted = rows.filter((row) => !inserted.has(row.id) && !refused.has(row.id));
-    const existing = await findStoredEvents(notInserted.map((row) => row.id));
+    const notInserted = rows.filter((row) => {
+      const key = eventKey(row);
+      return !inserted.has(key) && !refused.has(key);
+    });
+    const existing = await findStoredEvents(notInserted);
     // Events sent without a time share the received time: its text is written once.
     const isoTime = lastIsoTime();
 
     for (const { index, row } of pending) {
-      if (inserted.has(row.id)) {
+      const key = eventKey(row);
+      if (inserted.has(key)) {
         receipts[index] = { index, status: 'accepted', id: row.id, createdAt: isoTime(row.createdAt) };
         continue;
       }
-      if (refused.has(row.id)) {
+      if (refused.has(key)) {
         // Past a few refused events in one call, the rest of it is refused unsorted (group-commit.ts).
         receipts[index] = reject(
           index,
@@ -168,19 +175,20 @@ export function createEventIngestor({ db, limits, committer, workspaces, metrics
         );
         continue;
       }
-      const stored = existing.get(row.id);
-      if (stored && stored.workspaceId === row.workspaceId) {
-        receipts[index] = { index, status: 'duplicate', id: row.id, createdAt: stored.createdAt.toISOString() };
+      const stored = existing.get(key);
+      if (stored) {
+        receipts[index] = { index, status: 'duplicate', id: row.id, createdAt: stored.toISOString() };
       } else {
-        // Another workspace owns this id: refuse without saying anything about that event.
-        receipts[index] = reject(index, 'id_conflict', 'An event with this id already exists', 'id');
+        // The ledger held this id when the write ran, but it was gone when looked up (erased or
+        // expired in between): neither stored now nor a retry of a stored event.
+        receipts[index] = reject(index, 'id_conflict', 'An event with this id was stored and has since been removed; send it again with a new id', 'id');
       }
     }
-    for (const { index, first, workspaceId } of sameIdAsEarlier) {
+    for (const { index, first } of sameKeyAsEarlier) {
       const firstReceipt = receipts[first.index]!;
       receipts[index] =
-        firstReceipt.status === 'rejected' || first.row.workspaceId !== workspaceId
-          ? reject(index, 'id_conflict', 'An event with this id already exists', 'id')
+        firstReceipt.status === 'rejected'
+          ? { ...firstReceipt, index }
           : { index, status: 'duplicate', id: firstReceipt.id, createdAt: firstReceipt.createdAt };
     }
 
@@ -213,12 +221,15 @@ export function createEventIngestor({ db, limits, committer, workspaces, metrics
     return { id: receipt.id, createdAt: parseStoredTime(receipt.createdAt), duplicate: receipt.status === 'duplicate' };
   }
 
-  async function findStoredEvents(ids: readonly string[]): Promise<Map<string, { workspaceId: string | null; createdAt: Date }>> {
-    if (ids.length === 0) return new Map();
-    const rows = await db.rows<{ id: string; workspace_id: string | null; created_micros: string }>(sql`
-      select id, workspace_id, (extract(epoch from created_at) * 1000000)::bigint::text as created_micros from telemetry.event_ids
-      where id = any(${toPgArray(ids)}::uuid[])`);
-    return new Map(rows.map((row) => [row.id, { workspaceId: row.workspace_id, createdAt: fromEpochMicros(row.created_micros) }]));
+  /** When each already stored event was created, by event key. */
+  async function findStoredEvents(rows: readonly EventRow[]): Promise<Map<string, Date>> {
+    if (rows.length === 0) return new Map();
+    const found = await db.rows<{ id: string; workspace_id: string; created_micros: string }>(sql`
+      select l.id, l.workspace_id, (extract(epoch from l.created_at) * 1000000)::bigint::text as created_micros
+      from telemetry.event_ids l
+      join unnest(${toPgArray(rows.map((row) => row.workspaceId))}::uuid[], ${toPgArray(rows.map((row) => row.id))}::uuid[]) as k(workspace_id, id)
+        on l.workspace_id = k.workspace_id and l.id = k.id`);
+    return new Map(found.map((row) => [eventKey({ workspaceId: row.workspace_id, id: row.id }), fromEpochMicros(row.created_micros)]));
   }
 
   return { ingestBatch, ingestEvent };
@@ -238,7 +249,7 @@ function namedWorkspaces(parsedEvents: readonly ParsedEvent[]): string[] {
   return ids;
 }
 
-function toRow(id: string, workspaceId: string | null, createdAt: Date, receivedAt: Date, event: ValidEvent): EventRow {
+function toRow(id: string, workspaceId: string, createdAt: Date, receivedAt: Date, event: ValidEvent): EventRow {
   return {
     id,
     workspaceId,

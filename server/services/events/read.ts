@@ -14,7 +14,7 @@ export const STORED_EVENT_SELECT = sql`e.id, e.workspace_id, e.user_id, e.source
 
 export interface StoredEventRow {
   id: string;
-  workspace_id: string | null;
+  workspace_id: string;
   user_id: string | null;
   source: string;
   event_type: string;

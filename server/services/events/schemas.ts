@@ -171,7 +171,9 @@ export type IngestResult = z.infer<typeof IngestResult>;
 
 /**
  * Why an event was not stored. `workspace_required`: a key not bound to a workspace sent an event
- * naming none; `unknown_workspace`: the event names a workspace that does not exist.
+ * naming none; `unknown_workspace`: the event names a workspace that does not exist; `id_conflict`:
+ * its id was stored in its workspace and removed (erased, expired) while the call ran
+ * (docs/adr/0013-workspace-keys.md).
  */
 export const REJECTION_CODES = [
   'invalid_event',
@@ -252,7 +254,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
 export const StoredEvent = z.object({
   // Any 8-4-4-4-12 hex id: rows written by other tools need not follow RFC 9562's version bits.
   id: z.guid(),
-  workspaceId: z.guid().nullable(),
+  workspaceId: z.guid(),
   userId: z.guid().nullable(),
   source: Source,
   eventType: z.string(),

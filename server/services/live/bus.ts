@@ -2,7 +2,7 @@ import type { StoredEvent } from '../events/schemas.ts';
 
 /** The fields a live filter matches on, kept beside the serialized event so matching never parses it. */
 export interface LiveEventFields {
-  workspaceId: string | null;
+  workspaceId: string;
   eventType: string;
   name: string;
   source: string;

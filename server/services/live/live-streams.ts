@@ -1,4 +1,4 @@
-import { storedEventJson, storedEventsJson, type EventRow } from '../../../db/event-writers.ts';
+import { eventKey, storedEventJson, storedEventsJson, type EventRow } from '../../../db/event-writers.ts';
 import { DomainError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Metrics } from '../../metrics.ts';
@@ -291,7 +291,7 @@ export function createLiveStreams({
       for (let index = 0; index < rows.length; index += 1) events.push({ fields: fieldsOf(rows[index]!), json: json.eventJson(index) });
     } else {
       // Some were retries: a slice would keep their text alive too, so each new one gets its own.
-      for (const row of rows) if (claimed.has(row.id)) events.push({ fields: fieldsOf(row), json: storedEventJson(row) });
+      for (const row of rows) if (claimed.has(eventKey(row))) events.push({ fields: fieldsOf(row), json: storedEventJson(row) });
     }
     if (events.length === 0) return;
     bus.publishSerialized(events).then(

@@ -260,7 +260,7 @@ function entryFieldsOf(values: readonly string[], json: string): LiveEventFields
   const name = fieldValue(values, 'name');
   const source = fieldValue(values, 'source');
   if (userId !== undefined && targetType !== undefined && workspaceId !== undefined && eventType !== undefined && name !== undefined && source !== undefined) {
-    return { workspaceId: workspaceId || null, eventType, name, source, userId: userId || null, targetType: targetType || null };
+    return { workspaceId, eventType, name, source, userId: userId || null, targetType: targetType || null };
   }
   try {
     return fieldsOf(JSON.parse(json) as StoredEvent);

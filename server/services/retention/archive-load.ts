@@ -1,6 +1,7 @@
 import type { Database, SqlRunner } from '../../../db/database.ts';
 import { ensureDailyPartitions } from '../../../db/partitions.ts';
 import { storeJsonEventsStatement } from '../../../db/event-writers.ts';
+import { isNotNullViolation } from '../../../db/errors.ts';
 import { ArchiveVerificationError, readArchivePages, verifyArchive } from './archive.ts';
 import type { ArchiveManifest } from './schemas.ts';
 
@@ -31,18 +32,29 @@ export async function loadArchive(db: Database, manifestPath: string, options: {
     await ensureDailyPartitions(db, { from: utcDay(manifest.minCreatedAt), to: utcDay(manifest.maxCreatedAt) });
   }
   const reader = readArchivePages(filePath, options.chunkSize ?? 2000);
-  const { rows, inserted } = await db.transaction(async (tx) => {
-    let rows = 0;
-    let inserted = 0;
-    for await (const lines of reader.pages) {
-      rows += lines.length;
-      inserted += await insertArchivedEvents(tx, lines);
-    }
-    if (rows !== manifest.rows || reader.sha256() !== manifest.sha256) {
-      throw new ArchiveVerificationError(`${filePath}: changed while it was being loaded; nothing was loaded`);
-    }
-    return { rows, inserted };
-  });
+  const { rows, inserted } = await db
+    .transaction(async (tx) => {
+      let rows = 0;
+      let inserted = 0;
+      for await (const lines of reader.pages) {
+        rows += lines.length;
+        inserted += await insertArchivedEvents(tx, lines);
+      }
+      if (rows !== manifest.rows || reader.sha256() !== manifest.sha256) {
+        throw new ArchiveVerificationError(`${filePath}: changed while it was being loaded; nothing was loaded`);
+      }
+      return { rows, inserted };
+    })
+    .catch((error: unknown) => {
+      // Archives written before every event had a workspace may hold events without one, which
+      // the keys no longer allow (docs/adr/0013-workspace-keys.md): say so instead of a database error.
+      if (isNotNullViolation(error)) {
+        throw new ArchiveVerificationError(
+          `${filePath}: holds events without a workspace, which are no longer stored; set their workspace_id to a workspace's id and load it again. Nothing was loaded`,
+        );
+      }
+      throw error;
+    });
   return { manifestPath, manifest, rows, inserted, duplicates: rows - inserted };
 }
 

@@ -14,7 +14,7 @@ export async function expireRowBand(run: ExpiryRun, scope: RowScope, range: { fr
   const day = range.day ?? range.from;
   const where = sql`${rowsOf(scope)} and created_at >= ${range.from.toISOString()}::timestamptz and created_at < ${range.to.toISOString()}::timestamptz`;
   const table = sql.raw(scope.kind === 'default-partition' ? 'telemetry.events_default' : 'telemetry.events');
-  const target = `${scope.kind === 'workspace' ? `workspace ${scope.workspaceId}` : scope.kind === 'no-workspace' ? 'events without workspace' : 'default partition'} on ${dayLabel(day)}`;
+  const target = `${scope.kind === 'workspace' ? `workspace ${scope.workspaceId}` : 'default partition'} on ${dayLabel(day)}`;
   const outcome = await archiveRows(run, {
     target,
     description: {
@@ -35,7 +35,7 @@ export async function expireRowBand(run: ExpiryRun, scope: RowScope, range: { fr
       const removal = removeRollupRange(rollups, run.dryRun);
       const [row] = await tx.rows<CountRow>(sql`
         with doomed as (${removeRows(run, table, where, sql`id, workspace_id`)}),
-             ledger as (${removeRows(run, sql.raw('telemetry.event_ids'), sql`id in (select id from doomed)`)}),
+             ledger as (${removeRows(run, sql.raw('telemetry.event_ids'), sql`(workspace_id, id) in (select workspace_id, id from doomed)`)}),
              ${removal.ctes},
              per_workspace as (select workspace_id, count(*) as rows from doomed group by workspace_id)
         select (select count(*) from doomed) as rows, (select count(*) from ledger) as ledger,

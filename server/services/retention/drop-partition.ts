@@ -41,7 +41,7 @@ export async function expirePartition(run: ExpiryRun, partition: { name: string;
           if (!run.dryRun && archived) await tx.rows(sql`lock table ${table} in share mode`);
           const removal = removeRollupRange(rollups, run.dryRun);
           const [row] = await tx.rows<CountRow>(sql`
-            with ledger as (${removeRows(run, sql.raw('telemetry.event_ids'), sql`id in (select id from ${table})`)}),
+            with ledger as (${removeRows(run, sql.raw('telemetry.event_ids'), sql`(workspace_id, id) in (select workspace_id, id from ${table})`)}),
                  ${removal.ctes}
             select (select count(*) from ${table}) as rows, (select count(*) from ledger) as ledger,
                    ${removal.counts}, '[]' as per_workspace,

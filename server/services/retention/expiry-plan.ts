@@ -5,8 +5,8 @@ import { rollupOf } from '../../../db/rollups.ts';
 import { DAY_MS, isoText } from './expiry-run.ts';
 import type { RetentionPlan } from './policies.ts';
 
-/** Whose rows a row delete removes: one workspace, events without one, or a day of the default partition. */
-export type RowScope = { kind: 'workspace'; workspaceId: string } | { kind: 'no-workspace' } | { kind: 'default-partition' };
+/** Whose rows a row delete removes: one workspace, or a day of the default partition. */
+export type RowScope = { kind: 'workspace'; workspaceId: string } | { kind: 'default-partition' };
 
 export type ExpiredDay = { kind: 'partition'; name: string; day: Date } | { kind: 'default-partition'; day: Date };
 
@@ -16,7 +16,7 @@ export interface ExpiryTargets {
   everyKnownWorkspace: SQL;
   /** Days older than every retention, oldest first. */
   expiredDays: ExpiredDay[];
-  /** Workspaces (and events without one) whose retention is shorter than the longest, with their cutoffs. */
+  /** Workspaces whose retention is shorter than the longest, with their cutoffs. */
   shorterRetentions: { scope: RowScope; cutoff: Date }[];
 }
 
@@ -42,28 +42,32 @@ export function rowsOf(scope: RowScope): SQL {
   switch (scope.kind) {
     case 'workspace':
       return sql`workspace_id = ${scope.workspaceId}::uuid`;
-    case 'no-workspace':
-      return sql`workspace_id is null`;
     case 'default-partition':
       return sql`true`;
   }
 }
 
 /**
- * Every workspace with rollups, found with one index probe per workspace (a loose index scan on the
- * hourly rollup's primary key), plus every workspace with an override. Every stored event with a
- * workspace has rollup rows, and they go together, so this covers every workspace with events.
+ * Every workspace with rollups, plus every workspace with an override. Every stored event has a
+ * workspace with rollup rows, and they go together, so this covers every workspace with events.
+ * On one database: one index probe per workspace (a loose index scan on the hourly rollup's
+ * primary key). Citus plans no recursive query across shards: there each shard groups its own
+ * rows, in parallel.
  */
-async function knownWorkspaces(db: SqlRunner, plan: RetentionPlan): Promise<string[]> {
+async function knownWorkspaces(db: Database, plan: RetentionPlan): Promise<string[]> {
   const { table } = rollupOf('hour');
-  const rows = await db.rows<{ id: string }>(sql`
+  const rows = await db.rows<{ id: string }>(
+    db.distribution === 'citus'
+      ? sql`select workspace_id::text as id from ${table} group by workspace_id`
+      : sql`
     with recursive workspaces as (
       (select workspace_id from ${table} order by workspace_id limit 1)
       union all
       select (select h.workspace_id from ${table} h where h.workspace_id > w.workspace_id order by h.workspace_id limit 1)
       from workspaces w where w.workspace_id is not null
     )
-    select workspace_id::text as id from workspaces where workspace_id is not null`);
+    select workspace_id::text as id from workspaces where workspace_id is not null`,
+  );
   return [...new Set([...rows.map((row) => row.id), ...plan.overrides.map((override) => override.workspaceId)])].sort();
 }
 
@@ -91,8 +95,6 @@ function shorterRetentions(plan: RetentionPlan, workspaces: readonly string[]): 
     for (const workspaceId of workspaces) {
       if (!overridden.has(workspaceId)) targets.push({ scope: { kind: 'workspace', workspaceId }, cutoff: plan.defaultCutoff });
     }
-    // Events without a workspace keep the default retention.
-    targets.push({ scope: { kind: 'no-workspace' }, cutoff: plan.defaultCutoff });
   }
   return targets;
 }

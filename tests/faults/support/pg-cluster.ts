@@ -39,7 +39,16 @@ export interface PgCluster {
  * A private PostgreSQL server for one fault test, on its own port and data directory, so a test
  * may stop, crash or cut it without touching the shared server other tests use.
  */
-export async function createPgCluster(options: { primary?: PgCluster } = {}): Promise<PgCluster> {
+export async function createPgCluster(
+  options: {
+    primary?: PgCluster;
+    /**
+     * More server settings as `name=value`, each passed as `-c name=value` after the defaults (so
+     * one may override a default, e.g. `max_connections=300`); e.g. `shared_preload_libraries=citus`.
+     */
+    extraSettings?: string[];
+  } = {},
+): Promise<PgCluster> {
   const root = mkdtempSync(join(tmpdir(), 'telemetry-pg-'));
   const dataDir = join(root, 'data');
   if (process.getuid?.() === 0) chownSync(root, uidOf('postgres'), gidOf('postgres'));
@@ -76,6 +85,8 @@ export async function createPgCluster(options: { primary?: PgCluster } = {}): Pr
     '-c max_wal_senders=4',
     '-c hot_standby=on',
     '-c max_connections=100',
+    // pg_ctl hands these options to a shell: quoted, a value may hold spaces or commas.
+    ...(options.extraSettings ?? []).map((setting) => `-c ${shellQuoted(setting)}`),
   ].join(' ');
   const logFile = join(root, 'server.log');
   writeFileSync(logFile, '');
@@ -108,6 +119,10 @@ export async function createPgCluster(options: { primary?: PgCluster } = {}): Pr
   };
   await cluster.start();
   return cluster;
+}
+
+function shellQuoted(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 function uidOf(user: string): number {
