@@ -25,6 +25,22 @@ afterAll(async () => {
 const options = { maxFlushEvents: 1000, maxDelayMs: 5, maxConcurrentFlushes: 2, maxQueuedEvents: 10_000 };
 
 /** Wraps the real writer, counting flushes and optionally holding them until released. */
+/** The service's writer, failing a write with the error `failure` gives for its rows (none: written). */
+function failingWriter(failure: (rows: readonly EventRow[]) => Error | undefined) {
+  const inner = createEventWriter(testDb.db);
+  let writes = 0;
+  const writer: EventWriter = {
+    form: inner.form,
+    async write(rows) {
+      writes += 1;
+      const error = failure(rows);
+      if (error) throw error;
+      return inner.write(rows);
+    },
+  };
+  return { writer, writes: () => writes };
+}
+
 function observedWriter(inner: EventWriter) {
   const flushes: number[] = [];
   let gate: Promise<void> | undefined;
@@ -225,16 +241,8 @@ describe('group commit', () => {
 
   it('once the database is found unavailable, refuses calls at once until a probe finds it answering again', async () => {
     let databaseUp = false;
-    let writes = 0;
-    const inner = createEventWriter(testDb.db);
-    const writer: EventWriter = {
-      form: inner.form,
-      async write(rows) {
-        writes += 1;
-        if (!databaseUp) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-        return inner.write(rows);
-      },
-    };
+    const failing = failingWriter(() => (databaseUp ? undefined : Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })));
+    const writer = failing.writer;
     const probe = async () => {
       if (!databaseUp) throw new Error('still down');
     };
@@ -242,7 +250,7 @@ describe('group commit', () => {
     const workspaceId = await newWorkspace();
     await expect(committer.write([row(workspaceId)])).rejects.toMatchObject({ code: 'unavailable' });
     await expect(committer.write([row(workspaceId)])).rejects.toMatchObject({ code: 'unavailable' });
-    expect(writes).toBe(1); // the second call never reached the database
+    expect(failing.writes()).toBe(1); // the second call never reached the database
 
     databaseUp = true;
     // Calls are taken again once the probe (every 20 ms) finds the database answering.
@@ -251,33 +259,22 @@ describe('group commit', () => {
 
   it('when a Citus worker cannot be reached, fails only the calls whose workspaces it holds and keeps taking calls', async () => {
     const [healthy, onLostWorker] = [await newWorkspace(), await newWorkspace()];
-    let writes = 0;
-    const inner = createEventWriter(testDb.db);
     // What the coordinator answers when a statement touches a worker it cannot reach (SQLSTATE 08006).
-    const writer: EventWriter = {
-      form: inner.form,
-      async write(rows) {
-        writes += 1;
-        if (rows.some((r) => r.workspaceId === onLostWorker)) {
-          throw Object.assign(new Error('connection to the remote node 127.0.0.1:9701 failed'), { code: '08006', severity: 'ERROR' });
-        }
-        return inner.write(rows);
-      },
-    };
+    const { writer, writes } = failingWriter((rows) =>
+      rows.some((r) => r.workspaceId === onLostWorker)
+        ? Object.assign(new Error('connection to the remote node 127.0.0.1:9701 failed'), { code: '08006', severity: 'ERROR' })
+        : undefined,
+    );
     let probes = 0;
     const probe = async () => {
       probes += 1;
     };
     const committer = createGroupCommitter(writer, { ...options, maxDelayMs: 1000, maxFlushEvents: 3, probe, probeIntervalMs: 20 });
     // Three calls in one flush: the shared write fails, then each call is written on its own.
-    const outcomes = await Promise.allSettled([
-      committer.write([row(healthy)]),
-      committer.write([row(onLostWorker)]),
-      committer.write([row(healthy)]),
-    ]);
+    const outcomes = await Promise.allSettled([committer.write([row(healthy)]), committer.write([row(onLostWorker)]), committer.write([row(healthy)])]);
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect(outcomes[1]).toMatchObject({ reason: { code: 'unavailable' } });
-    expect(writes).toBe(4);
+    expect(writes()).toBe(4);
     // The database was not marked down: the next call of a healthy workspace is written at once.
     await expect(committer.write([row(healthy)])).resolves.toMatchObject({ refused: new Set() });
     expect(probes).toBe(0);
