@@ -25,7 +25,8 @@ import { loadConfig } from '../server/config.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createKeyService } from '../server/services/keys/keys.ts';
 import { ADAPTER_SCENARIOS, type AdapterRound, EXPORT_RECORDS, measureAdapters, SCENARIO_LABELS } from './adapters.ts';
-import { createCopyEventWriter, createUnnestEventWriter, createValuesEventWriter, toCopyText } from './insert-forms.ts';
+import { toCopyText } from '../db/copy-text.ts';
+import { createCopyEventWriter, createUnnestEventWriter, createValuesEventWriter } from './insert-forms.ts';
 import { type LoadResult, type Runtime, runLoad, startServer } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 7);

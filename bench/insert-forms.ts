@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Sql, TransactionSql } from 'postgres';
 import { retryTransientConflicts } from '../db/errors.ts';
+import { toCopyText } from '../db/copy-text.ts';
 import { EVENT_COLUMNS, eventKey, rollupCounts, type EventRow, type EventWriter } from '../db/event-writers.ts';
 import { ROLLUPS } from '../db/rollups.ts';
 
@@ -175,28 +176,4 @@ async function claimIds(tx: TransactionSql, rows: readonly EventRow[]): Promise<
     on conflict (workspace_id, id) do nothing
     returning workspace_id, id`;
   return new Set(claimed.map((row) => eventKey({ workspaceId: row.workspace_id as string, id: row.id as string })));
-}
-
-// ---- COPY text format -----------------------------------------------------------------------
-
-const COPY_SPECIAL = /[\\\t\n\r]/;
-
-/** Escapes a value for COPY's text format: backslash, tab, newline and carriage return. */
-function copyField(value: string | null): string {
-  if (value === null) return '\\N';
-  if (!COPY_SPECIAL.test(value)) return value;
-  return value.replace(/[\\\t\n\r]/g, (char) => (char === '\\' ? '\\\\' : char === '\t' ? '\\t' : char === '\n' ? '\\n' : '\\r'));
-}
-
-/** Rows in COPY's text format, in EVENT_COLUMNS order. */
-export function toCopyText(rows: readonly EventRow[]): string {
-  let text = '';
-  for (const r of rows) {
-    text +=
-      // Ids are UUIDs, source and event type are validated identifiers: nothing in them to escape.
-      `${r.id}\t${r.workspaceId ?? '\\N'}\t${r.userId ?? '\\N'}\t${r.source}\t${r.eventType}\t` +
-      `${copyField(r.name)}\t${copyField(r.targetType)}\t${copyField(r.targetId)}\t` +
-      `${copyField(r.metadata === null ? null : JSON.stringify(r.metadata))}\t${r.createdAt.toISOString()}\t${r.receivedAt.toISOString()}\n`;
-  }
-  return text;
 }

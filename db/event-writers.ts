@@ -1,5 +1,8 @@
 import { sql as drizzleSql, type SQL } from 'drizzle-orm';
-import type { Database, SqlRunner } from './database.ts';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { toCopyText } from './copy-text.ts';
+import type { Database, PostgresDatabase, SqlRunner } from './database.ts';
 import { retryTransientConflicts } from './errors.ts';
 import { ADD_INSERTED_TO_ROLLUPS, ROLLUPS } from './rollups.ts';
 import { lastIsoTime } from './timestamps.ts';
@@ -48,7 +51,7 @@ export const EVENT_COLUMNS = 'id, workspace_id, user_id, source, event_type, nam
  * routed form, whose statements go straight to the shards of their workspaces.
  */
 export function createEventWriter(db: Database): EventWriter {
-  return db.distribution === 'citus' ? createRoutedEventWriter(db) : createJsonEventWriter(db);
+  return db.kind === 'postgres' && db.distribution === 'citus' ? createRoutedEventWriter(db) : createJsonEventWriter(db);
 }
 
 /**
@@ -68,71 +71,96 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
   };
 }
 
-/** Rows per multi-row VALUES statement: 11 parameters an event stays under PostgreSQL's 65,535. */
-const ROUTED_ROWS_PER_STATEMENT = 4000;
+/** Rows per multi-row VALUES statement, so its parameters stay under PostgreSQL's 65,535. */
+const CLAIMS_PER_STATEMENT = 20_000;
+const ROLLUP_ROWS_PER_STATEMENT = 10_000;
+
+/** A statement as text and parameters, for postgres.js's `unsafe` (and for EXPLAIN in tests). */
+export interface Statement {
+  text: string;
+  params: (string | number)[];
+}
 
 /**
- * Citus: the same guarantees as the JSON statement, in statements Citus routes to shards. On Citus
- * the JSON statement's input is a function's result, so every row of it passes through the
- * coordinator (INSERT ... SELECT, "pull to coordinator"); a multi-row VALUES list instead is split
- * by the distribution column and each shard's rows go straight to the worker holding it (one task
- * per shard touched, one for a single workspace). Four statements in one transaction: claim the
- * ids in the ledger, insert the events whose claim succeeded, add them to each rollup (counted
- * here, in key order, the lock order of every rollup writer). The transaction keeps the call
- * atomic whichever workspaces it spans (Citus commits across workers with two-phase commit).
+ * Citus: the same guarantees as the JSON statement, in statements Citus sends straight to the
+ * shards of their workspaces. On Citus the JSON statement's input is a function's result, so every
+ * row of it passes through the coordinator (INSERT ... SELECT, "pull to coordinator"). Here, in one
+ * transaction: the ids are claimed with a multi-row VALUES insert into the ledger (Citus splits it
+ * by workspace, one task per shard touched); the events whose claim succeeded are COPYed (Citus
+ * routes each row to its shard's worker); the rollups are added with multi-row VALUES upserts,
+ * counted here in key order (the lock order of every rollup writer), sent together. The transaction
+ * keeps a call atomic whichever workspaces it spans (Citus commits across workers with two-phase
+ * commit). postgres.js only: Citus is never PGlite.
  */
-export function createRoutedEventWriter(db: Pick<Database, 'transaction'>): EventWriter {
+export function createRoutedEventWriter(db: PostgresDatabase): EventWriter {
+  const client = db.client;
   return {
     form: 'routed',
     async write(rows) {
       if (rows.length === 0) return new Set();
       // Concurrent flushes can still deadlock on shared rollup rows; the loser's transaction is safe to rerun.
-      return retryTransientConflicts(() =>
-        db.transaction(async (tx) => {
-          const claimed = new Set<string>();
-          for (const part of inParts(rows)) {
-            const answered = await tx.rows<{ workspace_id: string; id: string }>(drizzleSql`
-              insert into telemetry.event_ids (workspace_id, id, created_at)
-              values ${drizzleSql.join(
-                part.map((row) => drizzleSql`(${row.workspaceId}, ${row.id}, ${isoTimeOf(row.createdAt)})`),
-                drizzleSql`, `,
-              )}
-              on conflict (workspace_id, id) do nothing
-              returning workspace_id, id`);
-            for (const row of answered) claimed.add(eventKey({ workspaceId: row.workspace_id, id: row.id }));
-          }
-          const stored = claimed.size === rows.length ? rows : rows.filter((row) => claimed.has(eventKey(row)));
-          for (const part of inParts(stored)) {
-            await tx.rows(drizzleSql`
-              insert into telemetry.events (${drizzleSql.raw(EVENT_COLUMNS)})
-              values ${drizzleSql.join(
-                part.map(
-                  (row) =>
-                    drizzleSql`(${row.id}, ${row.workspaceId}, ${row.userId}, ${row.source}, ${row.eventType}, ${row.name}, ${row.targetType}, ${row.targetId}, ${row.metadata === null ? null : JSON.stringify(row.metadata)}, ${isoTimeOf(row.createdAt)}, ${isoTimeOf(row.receivedAt)})`,
-                ),
-                drizzleSql`, `,
-              )}`);
-          }
-          for (const { table, unit, unitMs } of ROLLUPS) {
-            for (const part of inParts(rollupCounts(stored, unitMs))) {
-              await tx.rows(drizzleSql`
-                insert into ${drizzleSql.raw(`telemetry.${table}`)} as counts (workspace_id, ${drizzleSql.raw(unit)}, event_type, name, source, count)
-                values ${drizzleSql.join(
-                  part.map((count) => drizzleSql`(${count.workspaceId}, ${count.bucket}, ${count.eventType}, ${count.name}, ${count.source}, ${count.count})`),
-                  drizzleSql`, `,
-                )}
-                on conflict (workspace_id, ${drizzleSql.raw(unit)}, event_type, name, source) do update set count = counts.count + excluded.count`);
+      return retryTransientConflicts(
+        () =>
+          client.begin(async (tx) => {
+            const claimed = new Set<string>();
+            for (const { text, params } of claimStatements(rows)) {
+              for (const row of await tx.unsafe<{ workspace_id: string; id: string }[]>(text, params)) {
+                claimed.add(eventKey({ workspaceId: row.workspace_id, id: row.id }));
+              }
             }
-          }
-          return claimed;
-        }),
+            const stored = claimed.size === rows.length ? rows : rows.filter((row) => claimed.has(eventKey(row)));
+            if (stored.length === 0) return claimed;
+            // COPY holds the connection until it ends: the rollups follow it, pipelined together.
+            const copy = await tx.unsafe(`copy telemetry.events (${EVENT_COLUMNS}) from stdin`).writable();
+            await pipeline(Readable.from([toCopyText(stored)]), copy);
+            await Promise.all(rollupStatements(stored).map(({ text, params }) => tx.unsafe(text, params)));
+            return claimed;
+          }) as Promise<Set<string>>,
       );
     },
   };
 }
 
-function* inParts<T>(items: readonly T[]): Generator<readonly T[]> {
-  for (let start = 0; start < items.length; start += ROUTED_ROWS_PER_STATEMENT) yield items.slice(start, start + ROUTED_ROWS_PER_STATEMENT);
+/** The routed form's ledger claims: multi-row VALUES, answering the (workspace, id) claimed now. */
+export function claimStatements(rows: readonly EventRow[]): Statement[] {
+  return inParts(rows, CLAIMS_PER_STATEMENT).map((part) => {
+    const params: string[] = [];
+    const values = part.map((row) => {
+      params.push(row.workspaceId, row.id, isoTimeOf(row.createdAt));
+      const at = params.length;
+      return `($${at - 2}, $${at - 1}, $${at})`;
+    });
+    return {
+      text: `insert into telemetry.event_ids (workspace_id, id, created_at) values ${values.join(', ')}
+        on conflict (workspace_id, id) do nothing returning workspace_id, id`,
+      params,
+    };
+  });
+}
+
+/** The routed form's rollup upserts for stored rows: one or more per rollup, rows in key order. */
+export function rollupStatements(stored: readonly EventRow[]): Statement[] {
+  return ROLLUPS.flatMap(({ table, unit, unitMs }) =>
+    inParts(rollupCounts(stored, unitMs), ROLLUP_ROWS_PER_STATEMENT).map((part) => {
+      const params: (string | number)[] = [];
+      const values = part.map((count) => {
+        params.push(count.workspaceId, count.bucket, count.eventType, count.name, count.source, count.count);
+        const at = params.length;
+        return `($${at - 5}, $${at - 4}, $${at - 3}, $${at - 2}, $${at - 1}, $${at})`;
+      });
+      return {
+        text: `insert into telemetry.${table} as counts (workspace_id, ${unit}, event_type, name, source, count) values ${values.join(', ')}
+          on conflict (workspace_id, ${unit}, event_type, name, source) do update set count = counts.count + excluded.count`,
+        params,
+      };
+    }),
+  );
+}
+
+function inParts<T>(items: readonly T[], size: number): (readonly T[])[] {
+  const parts: (readonly T[])[] = [];
+  for (let start = 0; start < items.length; start += size) parts.push(items.slice(start, start + size));
+  return parts;
 }
 
 /** Rollup counts of stored rows for one time unit (UTC), in key order (the order rows are locked in). */
