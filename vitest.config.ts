@@ -10,6 +10,7 @@ const CITUS_SUITES = [
   'tests/citus-routing.test.ts',
   'tests/ingest.procedures.test.ts',
   'tests/event-writers.test.ts',
+  'tests/event-isolation.test.ts',
   'tests/distribution-keys.test.ts',
   'tests/archive.test.ts',
   'tests/live.test.ts',

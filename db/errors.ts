@@ -15,6 +15,7 @@ export const SQLSTATE = {
   undefinedTable: '42P01',
   lockNotAvailable: '55P03',
   queryCanceled: '57014',
+  internalError: 'XX000',
 } as const;
 
 // Error codes meaning "the database cannot be reached right now", as opposed to "this query is wrong".
@@ -75,6 +76,12 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 export function isRemoteNodeUnavailable(error: unknown): boolean {
   return sqlState(error)?.startsWith('08') === true;
 }
+
+/**
+ * The database's catch-all error: a bug, or (on Citus) any error a worker raised during a COPY,
+ * which the coordinator reports without the worker's own SQLSTATE.
+ */
+export const isInternalError = (error: unknown): boolean => sqlState(error) === SQLSTATE.internalError;
 
 /** A NOT NULL column was given no value. */
 export const isNotNullViolation = (error: unknown): boolean => sqlState(error) === SQLSTATE.notNullViolation;

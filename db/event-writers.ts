@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { toCopyText } from './copy-text.ts';
 import type { Database, PostgresDatabase, SqlRunner } from './database.ts';
-import { retryTransientConflicts } from './errors.ts';
+import { isInternalError, retryTransientConflicts } from './errors.ts';
 import { ADD_INSERTED_TO_ROLLUPS, ROLLUPS } from './rollups.ts';
 import { lastIsoTime } from './timestamps.ts';
 
@@ -73,12 +73,13 @@ export function createJsonEventWriter(db: SqlRunner): EventWriter {
 
 /** Rows per multi-row VALUES statement, so its parameters stay under PostgreSQL's 65,535. */
 const CLAIMS_PER_STATEMENT = 20_000;
+const EVENTS_PER_STATEMENT = 5_000;
 const ROLLUP_ROWS_PER_STATEMENT = 10_000;
 
 /** A statement as text and parameters, for postgres.js's `unsafe` (and for EXPLAIN in tests). */
 export interface Statement {
   text: string;
-  params: (string | number)[];
+  params: (string | number | null)[];
 }
 
 /**
@@ -88,37 +89,76 @@ export interface Statement {
  * transaction: the ids are claimed with a multi-row VALUES insert into the ledger (Citus splits it
  * by workspace, one task per shard touched); the events whose claim succeeded are COPYed (Citus
  * routes each row to its shard's worker); the rollups are added with multi-row VALUES upserts,
- * counted here in key order (the lock order of every rollup writer), sent together. The transaction
+ * counted here in key order, sent together. When a COPY fails with no better reason than an internal
+ * error (Citus's report of a worker's error), the write runs again with the events as multi-row
+ * VALUES inserts, which report the worker's own error. The transaction
  * keeps a call atomic whichever workspaces it spans (Citus commits across workers with two-phase
  * commit). postgres.js only: Citus is never PGlite.
  */
 export function createRoutedEventWriter(db: PostgresDatabase): EventWriter {
   const client = db.client;
+  const writeOnce = (rows: readonly EventRow[], events: 'copy' | 'values') =>
+    client.begin(async (tx) => {
+      const claimed = new Set<string>();
+      for (const { text, params } of claimStatements(rows)) {
+        for (const row of await tx.unsafe<{ workspace_id: string; id: string }[]>(text, params)) {
+          claimed.add(eventKey({ workspaceId: row.workspace_id, id: row.id }));
+        }
+      }
+      const stored = claimed.size === rows.length ? rows : rows.filter((row) => claimed.has(eventKey(row)));
+      if (stored.length === 0) return claimed;
+      if (events === 'copy') {
+        // COPY holds the connection until it ends: the rollups follow it, sent together.
+        const copy = await tx.unsafe(`copy telemetry.events (${EVENT_COLUMNS}) from stdin`).writable();
+        await pipeline(Readable.from([toCopyText(stored)]), copy);
+        await Promise.all(rollupStatements(stored).map(({ text, params }) => tx.unsafe(text, params)));
+      } else {
+        await Promise.all([...eventInsertStatements(stored), ...rollupStatements(stored)].map(({ text, params }) => tx.unsafe(text, params)));
+      }
+      return claimed;
+    }) as Promise<Set<string>>;
   return {
     form: 'routed',
     async write(rows) {
       if (rows.length === 0) return new Set();
       // Concurrent flushes can still deadlock on shared rollup rows; the loser's transaction is safe to rerun.
-      return retryTransientConflicts(
-        () =>
-          client.begin(async (tx) => {
-            const claimed = new Set<string>();
-            for (const { text, params } of claimStatements(rows)) {
-              for (const row of await tx.unsafe<{ workspace_id: string; id: string }[]>(text, params)) {
-                claimed.add(eventKey({ workspaceId: row.workspace_id, id: row.id }));
-              }
-            }
-            const stored = claimed.size === rows.length ? rows : rows.filter((row) => claimed.has(eventKey(row)));
-            if (stored.length === 0) return claimed;
-            // COPY holds the connection until it ends: the rollups follow it, pipelined together.
-            const copy = await tx.unsafe(`copy telemetry.events (${EVENT_COLUMNS}) from stdin`).writable();
-            await pipeline(Readable.from([toCopyText(stored)]), copy);
-            await Promise.all(rollupStatements(stored).map(({ text, params }) => tx.unsafe(text, params)));
-            return claimed;
-          }) as Promise<Set<string>>,
-      );
+      try {
+        return await retryTransientConflicts(() => writeOnce(rows, 'copy'));
+      } catch (error) {
+        // Citus reports any error a worker raised during a COPY as an internal error, without the
+        // worker's SQLSTATE; the same write as INSERT statements says what it was (a value the
+        // database refuses, which group commit then isolates; a worker it cannot reach). The
+        // failed transaction left nothing behind.
+        if (!isInternalError(error)) throw error;
+        return retryTransientConflicts(() => writeOnce(rows, 'values'));
+      }
     },
   };
+}
+
+/** The routed form's event inserts, when COPY cannot say why it failed: multi-row VALUES. */
+export function eventInsertStatements(stored: readonly EventRow[]): Statement[] {
+  return inParts(stored, EVENTS_PER_STATEMENT).map((part) => {
+    const params: (string | null)[] = [];
+    const values = part.map((row) => {
+      params.push(
+        row.id,
+        row.workspaceId,
+        row.userId,
+        row.source,
+        row.eventType,
+        row.name,
+        row.targetType,
+        row.targetId,
+        row.metadata === null ? null : JSON.stringify(row.metadata),
+        isoTimeOf(row.createdAt),
+        isoTimeOf(row.receivedAt),
+      );
+      const at = params.length;
+      return `(${Array.from({ length: 11 }, (_, column) => `$${at - 10 + column}`).join(', ')})`;
+    });
+    return { text: `insert into telemetry.events (${EVENT_COLUMNS}) values ${values.join(', ')}`, params };
+  });
 }
 
 /** The routed form's ledger claims: multi-row VALUES, answering the (workspace, id) claimed now. */

@@ -20,5 +20,7 @@ export interface PatchOutcome {
 
 export const TRPC_OBJECT_SPREAD_ORIGINAL: string;
 export const TRPC_OBJECT_SPREAD_PATCHED: string;
+export const POSTGRES_COPY_ERROR_ORIGINAL: string;
+export const POSTGRES_COPY_ERROR_PATCHED: string;
 export const PATCHES: DependencyPatch[];
 export function patchDependencies(options?: { root?: string; patches?: DependencyPatch[]; warn?: (message: string) => void }): PatchOutcome[];

@@ -83,6 +83,25 @@ export const TRPC_OBJECT_SPREAD_PATCHED = `function _objectSpread2(e) {
 }
 `;
 
+/**
+ * postgres.js: a `COPY ... FROM STDIN` whose stream has ended waits for the server's CommandComplete
+ * to finish the stream. When the server refuses the COPY instead (a unique violation, a value it
+ * cannot store, a Citus worker it cannot reach), or the connection drops, the error reaches
+ * `errored`, which had no stream left to destroy and a query already resolved (with the stream):
+ * the COPY's `pipeline` never settled and its transaction held its connection for ever. The patch
+ * hands the error to the waiting stream, so the COPY rejects with it. See
+ * docs/upstream/postgres-copy-error.md.
+ */
+export const POSTGRES_COPY_ERROR_ORIGINAL = `  function errored(err) {
+    stream && (stream.destroy(err), stream = null)
+`;
+
+export const POSTGRES_COPY_ERROR_PATCHED = `  function errored(err) {
+    /* patched by telemetry-service scripts/patch-dependencies.mjs: an ended COPY stream gets the error */
+    final && (final(err), final = null)
+    stream && (stream.destroy(err), stream = null)
+`;
+
 export const PATCHES = [
   {
     name: '@trpc/server object spread helper',
@@ -92,6 +111,14 @@ export const PATCHES = [
     files: ['dist/getErrorShape-B5jPKHJ3.mjs', 'dist/getErrorShape-BAuHhNuh.cjs'],
     original: TRPC_OBJECT_SPREAD_ORIGINAL,
     patched: TRPC_OBJECT_SPREAD_PATCHED,
+  },
+  {
+    name: 'postgres COPY error after the stream ended',
+    packageName: 'postgres',
+    version: '3.4.9',
+    files: ['src/connection.js', 'cjs/src/connection.js', 'cf/src/connection.js'],
+    original: POSTGRES_COPY_ERROR_ORIGINAL,
+    patched: POSTGRES_COPY_ERROR_PATCHED,
   },
 ];
 

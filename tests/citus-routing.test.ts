@@ -3,7 +3,7 @@ import { PgDialect } from 'drizzle-orm/pg-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database, SqlRunner } from '../db/database.ts';
 import { DISTRIBUTED_TABLES, REFERENCE_TABLES } from '../db/distribution.ts';
-import { claimStatements, createEventWriter, createJsonEventWriter, rollupStatements } from '../db/event-writers.ts';
+import { claimStatements, createEventWriter, createJsonEventWriter, eventInsertStatements, rollupStatements } from '../db/event-writers.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createTestWorkspace } from './support/app.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
@@ -63,15 +63,15 @@ describe.runIf(process.env.TEST_DB_KIND === 'citus')('on a Citus cluster', () =>
     expect(createEventWriter(db).form).toBe('routed');
     const [first, second] = [await createTestWorkspace(db), await createTestWorkspace(db)];
     const single = [eventRow(first), eventRow(first), eventRow(first, { name: 'y' })];
-    // The statements the writer runs, explained (not run); the events themselves go by COPY, which
-    // Citus splits by shard as it reads the rows.
-    for (const statement of [...claimStatements(single), ...rollupStatements(single)]) {
+    // The statements the writer runs, explained (not run); the events go by COPY, which Citus splits
+    // by shard as it reads the rows, or (to learn why a COPY failed) by these inserts.
+    for (const statement of [...claimStatements(single), ...eventInsertStatements(single), ...rollupStatements(single)]) {
       const plan = await planOf(statement);
       expect(plan, statement.text).not.toMatch(/pull to coordinator|repartition|Subplan/i);
       expect(taskCounts(plan), statement.text).toEqual([1]);
     }
     const spanning = [eventRow(first), eventRow(second)];
-    for (const statement of [...claimStatements(spanning), ...rollupStatements(spanning)]) {
+    for (const statement of [...claimStatements(spanning), ...eventInsertStatements(spanning), ...rollupStatements(spanning)]) {
       const plan = await planOf(statement);
       expect(plan, statement.text).not.toMatch(/pull to coordinator|repartition|Subplan/i);
       expect(Math.max(...taskCounts(plan)), statement.text).toBeLessThanOrEqual(2);

@@ -3,7 +3,13 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { PATCHES, TRPC_OBJECT_SPREAD_ORIGINAL, TRPC_OBJECT_SPREAD_PATCHED } from '../scripts/patch-dependencies.mjs';
+import {
+  PATCHES,
+  POSTGRES_COPY_ERROR_ORIGINAL,
+  POSTGRES_COPY_ERROR_PATCHED,
+  TRPC_OBJECT_SPREAD_ORIGINAL,
+  TRPC_OBJECT_SPREAD_PATCHED,
+} from '../scripts/patch-dependencies.mjs';
 
 type Spread = (target: object, ...sources: unknown[]) => object;
 
@@ -151,6 +157,19 @@ describe('the @trpc/server object-spread patch', () => {
       expect(merged).toEqual({ a: 2, ctx: { user: 'x' }, [SYMBOLS[0]!]: 'symbol' });
       expect(merged[SYMBOLS[0]!]).toBe('symbol');
       expect(reads).toBe(1);
+    }
+  });
+});
+
+describe('the postgres.js COPY error patch', () => {
+  it('is in place in every build of the installed version (Node, CommonJS, workers)', () => {
+    const copyPatch = PATCHES.find((patch) => patch.packageName === 'postgres')!;
+    const postgresDir = fileURLToPath(new URL('../node_modules/postgres/', import.meta.url));
+    expect((JSON.parse(readFileSync(`${postgresDir}package.json`, 'utf8')) as { version: string }).version).toBe(copyPatch.version);
+    for (const file of copyPatch.files) {
+      const text = readFileSync(`${postgresDir}${file}`, 'utf8');
+      expect(text, file).toContain(POSTGRES_COPY_ERROR_PATCHED);
+      expect(text, file).not.toContain(POSTGRES_COPY_ERROR_ORIGINAL);
     }
   });
 });

@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCopyEventWriter, createUnnestEventWriter, createValuesEventWriter } from '../bench/insert-forms.ts';
+import { isDataRefusal } from '../db/errors.ts';
 import { ROLLUPS } from '../db/rollups.ts';
 import { createEventWriter, createJsonEventWriter, createRoutedEventWriter, eventKey, type EventRow, type EventWriter } from '../db/event-writers.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
@@ -128,6 +129,27 @@ describe('event writers', () => {
       expect([...claimed].sort(), writer.form).toEqual(fresh.map(eventKey).sort());
       expect(await storedEvents(testDb.db, workspaceId), writer.form).toHaveLength(5);
     }
+  });
+
+  it('routed form: answers the database’s refusal of the COPY (not a hang), stores none of the write, and the next write goes through', async () => {
+    if (testDb.db.kind !== 'postgres') return;
+    const writer = createRoutedEventWriter(testDb.db);
+    const workspaceId = randomUUID();
+    // An event the events table holds but the ledger does not: its claim succeeds, its COPY is refused (23505).
+    const orphan = row(workspaceId);
+    await testDb.db.rows(
+      sql`insert into telemetry.events (id, workspace_id, source, event_type, name, created_at) values (${orphan.id}, ${workspaceId}, 'web', 'custom', 'x', ${orphan.createdAt.toISOString()})`,
+    );
+    const companion = row(workspaceId);
+    const refusal = await writer.write([companion, orphan]).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(isDataRefusal(refusal)).toBe(true);
+    expect(await storedEvents(testDb.db, workspaceId)).toHaveLength(1);
+    const [ledger] = await testDb.db.rows<{ n: number }>(sql`select count(*)::int as n from telemetry.event_ids where workspace_id = ${workspaceId}`);
+    expect(ledger?.n).toBe(0);
+    expect((await writer.write([companion])).size).toBe(1);
   });
 
   it('claim each id once: a second write of the same ids stores nothing and claims nothing', async () => {
