@@ -55,13 +55,17 @@ describe('the sharded tables', () => {
   });
 });
 
+/** The workspace migration 0011 creates for events stored without one. */
+const MOVED_EVENTS_WORKSPACE = '0e0e0e0e-0000-4000-8000-000000000011';
+
 describe('the workspace keys migration', () => {
   it('moves events stored without a workspace, with their ledger rows and rollup counts, into a workspace created for them, and leaves other workspaces as they were', async () => {
     const older = await openTestDatabase({ migrate: false });
     try {
       await migrateUpTo(older.db, '0010_adapter_rejections');
       const kept = randomUUID();
-      await older.db.rows(sql`insert into telemetry.workspaces (id, name) values (${kept}, 'Kept')`);
+      // A tenant's workspace already has the name the migration would give: it must not receive the events.
+      await older.db.rows(sql`insert into telemetry.workspaces (id, name) values (${kept}, 'EVENTS stored without a workspace')`);
       const at = '2026-11-20T10:15:30Z';
       const orphans = [randomUUID(), randomUUID(), randomUUID()];
       const ownId = randomUUID();
@@ -81,8 +85,8 @@ describe('the workspace keys migration', () => {
 
       await older.db.migrate();
 
-      const [created] = await older.db.rows<{ id: string }>(sql`select id from telemetry.workspaces where name = 'Events stored without a workspace'`);
-      expect(created).toBeDefined();
+      const [created] = await older.db.rows<{ id: string; name: string }>(sql`select id, name from telemetry.workspaces where id <> ${kept}`);
+      expect(created).toEqual({ id: MOVED_EVENTS_WORKSPACE, name: `Events stored without a workspace (${MOVED_EVENTS_WORKSPACE})` });
       const byWorkspace = await older.db.rows<{ workspace_id: string; n: number }>(
         sql`select workspace_id, count(*)::int as n from telemetry.events group by 1 order by 2`,
       );
@@ -113,9 +117,7 @@ describe('the workspace keys migration', () => {
   });
 
   it('creates no workspace when every event already has one', async () => {
-    const [found] = await testDb.db.rows<{ n: number }>(
-      sql`select count(*)::int as n from telemetry.workspaces where name = 'Events stored without a workspace'`,
-    );
+    const [found] = await testDb.db.rows<{ n: number }>(sql`select count(*)::int as n from telemetry.workspaces where id = ${MOVED_EVENTS_WORKSPACE}`);
     expect(found?.n).toBe(0);
   });
 });

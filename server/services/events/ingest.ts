@@ -179,9 +179,9 @@ export function createEventIngestor({ db, limits, committer, workspaces, metrics
       if (stored) {
         receipts[index] = { index, status: 'duplicate', id: row.id, createdAt: stored.toISOString() };
       } else {
-        // The ledger held this id when the write ran, but it was gone when looked up (erased or
-        // expired in between): neither stored now nor a retry of a stored event.
-        receipts[index] = reject(index, 'id_conflict', 'An event with this id was stored and has since been removed; send it again with a new id', 'id');
+        // The ledger held this id when the write ran, but it was gone when looked up (retention
+        // expired it in between): neither stored now nor a retry of a stored event.
+        receipts[index] = reject(index, 'id_conflict', 'An event with this id was stored and has since expired; send it again with a new id', 'id');
       }
     }
     for (const { index, first } of sameKeyAsEarlier) {

@@ -172,7 +172,7 @@ export type IngestResult = z.infer<typeof IngestResult>;
 /**
  * Why an event was not stored. `workspace_required`: a key not bound to a workspace sent an event
  * naming none; `unknown_workspace`: the event names a workspace that does not exist; `id_conflict`:
- * its id was stored in its workspace and removed (erased, expired) while the call ran
+ * its id was stored in its workspace and expired (retention) while the call ran
  * (docs/adr/0013-workspace-keys.md).
  */
 export const REJECTION_CODES = [
