@@ -35,7 +35,7 @@ import { loadConfig } from '../server/config.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createPgCluster, type PgCluster } from '../tests/faults/support/pg-cluster.ts';
 import { type CitusCluster, createCitusCluster, createCitusDatabase, dropCitusDatabase } from '../tests/support/citus-cluster.ts';
-import { type LoadResult, runLoad, startServer } from './support.ts';
+import { type LoadResult, runLoad, type Spread, spread, startServer } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
@@ -430,24 +430,6 @@ function checks(rounds: Round[]): string[] {
     }
   }
   return problems;
-}
-
-/** A figure over the rounds: its median, and the lowest and highest value. */
-interface Spread {
-  median: number;
-  min: number;
-  max: number;
-}
-
-function spread(values: number[]): Spread {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length / 2;
-  const median = sorted.length % 2 ? sorted[Math.floor(middle)]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-  return { median: rounded(median), min: rounded(sorted[0]!), max: rounded(sorted.at(-1)!) };
-}
-
-function rounded(value: number) {
-  return value >= 100 ? Math.round(value) : Math.round(value * 100) / 100;
 }
 
 interface Summary {

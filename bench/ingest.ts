@@ -27,7 +27,7 @@ import { createKeyService } from '../server/services/keys/keys.ts';
 import { ADAPTER_SCENARIOS, type AdapterRound, EXPORT_RECORDS, measureAdapters, SCENARIO_LABELS } from './adapters.ts';
 import { toCopyText } from '../db/copy-text.ts';
 import { createCopyEventWriter, createUnnestEventWriter, createValuesEventWriter } from './insert-forms.ts';
-import { type LoadResult, type Runtime, runLoad, startServer } from './support.ts';
+import { type LoadResult, type Runtime, runLoad, type Spread, spread, startServer } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 7);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
@@ -339,20 +339,6 @@ async function main() {
   }
 }
 
-/** A figure over the rounds: its median, and the lowest and highest value. */
-interface Spread {
-  median: number;
-  min: number;
-  max: number;
-}
-
-function spread(values: number[]): Spread {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length / 2;
-  const median = sorted.length % 2 ? sorted[Math.floor(middle)]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-  return { median: round(median), min: round(sorted[0]!), max: round(sorted.at(-1)!) };
-}
-
 const PATHS = ['lean', 'adapter', 'api'] as const;
 type PathName = (typeof PATHS)[number];
 
@@ -433,10 +419,6 @@ function summarize(rounds: Round[]): Summary {
     statementVsCopy: over((r) => r.statementRowsPerSecond / r.copyRowsPerSecond),
     runtimes,
   };
-}
-
-function round(value: number) {
-  return value >= 100 ? Math.round(value) : Math.round(value * 100) / 100;
 }
 
 /** `1,234 (1,100-1,300)`: the median, and the spread when there is more than one round. */

@@ -139,3 +139,22 @@ export async function runLoad(options: {
     seconds: result.duration,
   };
 }
+
+/** A figure over the rounds: its median, and the lowest and highest value. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function spread(values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length / 2;
+  const median = sorted.length % 2 ? sorted[Math.floor(middle)]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  return { median: round(median), min: round(sorted[0]!), max: round(sorted.at(-1)!) };
+}
+
+/** Whole numbers from 100 up, two decimals below: what the tables print. */
+function round(value: number) {
+  return value >= 100 ? Math.round(value) : Math.round(value * 100) / 100;
+}
