@@ -22,6 +22,7 @@ const CITUS_SUITES = [
   'tests/erasure.test.ts',
   'tests/security/workspaces.test.ts',
   'tests/citus-topology.test.ts',
+  'tests/citus-silent-worker.test.ts',
 ];
 
 // Every test file runs on embedded PGlite, and again on real PostgreSQL when TEST_DATABASE_URL is

@@ -50,8 +50,18 @@ export const EVENT_COLUMNS = 'id, workspace_id, user_id, source, event_type, nam
  * written in the same transaction (bench/results), and the one form PGlite runs. On Citus: the
  * routed form, whose statements go straight to the shards of their workspaces.
  */
-export function createEventWriter(db: Database): EventWriter {
-  return db.kind === 'postgres' && db.distribution === 'citus' ? createRoutedEventWriter(db) : createJsonEventWriter(db);
+export function createEventWriter(db: Database, options: RoutedWriterOptions = {}): EventWriter {
+  return db.kind === 'postgres' && db.distribution === 'citus' ? createRoutedEventWriter(db, options) : createJsonEventWriter(db);
+}
+
+export interface RoutedWriterOptions {
+  /**
+   * Longest any statement of a write may run on the coordinator. A worker whose host stops
+   * answering leaves the coordinator waiting on an open connection with no error for as long as TCP
+   * allows; past this the statement is cancelled, so the write fails and its pool connection comes
+   * back instead of being held for ever.
+   */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -95,10 +105,11 @@ export interface Statement {
  * keeps a call atomic whichever workspaces it spans (Citus commits across workers with two-phase
  * commit). postgres.js only: Citus is never PGlite.
  */
-export function createRoutedEventWriter(db: PostgresDatabase): EventWriter {
+export function createRoutedEventWriter(db: PostgresDatabase, { statementTimeoutMs }: RoutedWriterOptions = {}): EventWriter {
   const client = db.client;
   const writeOnce = (rows: readonly EventRow[], events: 'copy' | 'values') =>
     client.begin(async (tx) => {
+      if (statementTimeoutMs) await tx.unsafe(`set local statement_timeout = ${Math.floor(statementTimeoutMs)}`);
       const claimed = new Set<string>();
       for (const { text, params } of claimStatements(rows)) {
         for (const row of await tx.unsafe<{ workspace_id: string; id: string }[]>(text, params)) {

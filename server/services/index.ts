@@ -97,7 +97,9 @@ export function createServices({ db, config, logger, metrics, rateLimiter, bus, 
     keyCheckIntervalMs: config.live.keyCheckIntervalMs,
   });
   const committer = createGroupCommitter(
-    createEventWriter(db),
+    // On Citus a statement waiting on a silent worker is cancelled once group commit stops waiting
+    // for it (twice the write deadline), so it cannot keep its connection.
+    createEventWriter(db, { statementTimeoutMs: 2 * config.ingestWriteTimeoutMs }),
     {
       ...config.groupCommit,
       writeTimeoutMs: config.ingestWriteTimeoutMs,

@@ -8,6 +8,11 @@ export interface TcpProxy {
   setDelay(ms: number): void;
   /** While on, new connections are accepted then closed, and data on open ones is dropped silently. */
   setBlackhole(on: boolean): void;
+  /**
+   * While on, the target's host is silent: new connections are accepted and never answered, data on
+   * open ones is dropped, nothing is closed (a host that lost power, or a network partition).
+   */
+  setSilent(on: boolean): void;
   /** Stops listening (connections are refused, as by a stopped server) until `listen()`. */
   stopListening(): Promise<void>;
   listen(): Promise<void>;
@@ -20,10 +25,12 @@ export async function createTcpProxy(target: { host: string; port: number }): Pr
   const pairs = new Set<[net.Socket, net.Socket]>();
   let delayMs = 0;
   let blackhole = false;
+  let silent = false;
+  const held = new Set<net.Socket>();
 
   const forward = (from: net.Socket, to: net.Socket) => {
     from.on('data', (chunk: Buffer) => {
-      if (blackhole) return;
+      if (blackhole || silent) return;
       if (delayMs === 0) to.write(chunk);
       else {
         // Keep order: pause the source while a delayed chunk waits.
@@ -39,6 +46,12 @@ export async function createTcpProxy(target: { host: string; port: number }): Pr
   const onConnection = (client: net.Socket) => {
     if (blackhole) {
       client.destroy();
+      return;
+    }
+    if (silent) {
+      // Accepted, never answered: the client waits for as long as its own timeout allows.
+      held.add(client);
+      client.on('error', () => held.delete(client)).on('close', () => held.delete(client));
       return;
     }
     const upstream = net.connect(target);
@@ -72,6 +85,13 @@ export async function createTcpProxy(target: { host: string; port: number }): Pr
     },
     setBlackhole(on) {
       blackhole = on;
+    },
+    setSilent(on) {
+      silent = on;
+      if (!on) {
+        for (const client of held) client.destroy();
+        held.clear();
+      }
     },
     async stopListening() {
       // Stops accepting at once; open connections are the test's to cut.
