@@ -35,7 +35,7 @@ import { loadConfig } from '../server/config.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createPgCluster, type PgCluster } from '../tests/faults/support/pg-cluster.ts';
 import { type CitusCluster, createCitusCluster, createCitusDatabase, dropCitusDatabase } from '../tests/support/citus-cluster.ts';
-import { type LoadResult, runLoad, type Spread, spread, startServer } from './support.ts';
+import { benchServiceEnv, type LoadResult, runLoad, type Spread, spread, startServer } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
@@ -170,17 +170,7 @@ const SERVICE_BODIES = WORKSPACES.map((workspaceId) =>
 
 async function measureService(db: PostgresDatabase, databaseUrl: string, distribution: Distribution): Promise<ServiceResult> {
   await emptyTables(db);
-  const env = {
-    DATABASE_URL: databaseUrl,
-    DATABASE_DISTRIBUTED: distribution,
-    TELEMETRY_ADMIN_KEY: ADMIN_KEY,
-    LOG_LEVEL: 'warn',
-    RATE_LIMIT_ADMIN_EPS: '100000000',
-    RATE_LIMIT_ADMIN_BURST: '0',
-    RATE_LIMIT_WORKSPACE_INGEST_EPS: '1000000',
-    RATE_LIMIT_WORKSPACE_INGEST_BURST: '10000000',
-    DATABASE_POOL_MAX: '8',
-  };
+  const env = { ...benchServiceEnv(databaseUrl, ADMIN_KEY), DATABASE_DISTRIBUTED: distribution };
   // As `npm start` runs it: the bundle on Node, with the heap limit bin/start.mjs computes.
   const flags = [`--max-old-space-size=${loadConfig({ ...process.env, ...env }).heapLimitMb}`];
   const service = await startServer('node', 'server/main.ts', env, '/readyz', flags);

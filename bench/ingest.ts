@@ -27,7 +27,7 @@ import { createKeyService } from '../server/services/keys/keys.ts';
 import { ADAPTER_SCENARIOS, type AdapterRound, EXPORT_RECORDS, measureAdapters, SCENARIO_LABELS } from './adapters.ts';
 import { toCopyText } from '../db/copy-text.ts';
 import { createCopyEventWriter, createUnnestEventWriter, createValuesEventWriter } from './insert-forms.ts';
-import { type LoadResult, type Runtime, runLoad, type Spread, spread, startServer } from './support.ts';
+import { benchServiceEnv, type LoadResult, type Runtime, runLoad, type Spread, spread, startServer } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 7);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
@@ -202,18 +202,7 @@ function bunStartFlags(): string[] {
 let adapterRuns = 0;
 
 async function measureRuntime(runtime: Runtime, db: PostgresDatabase, databaseUrl: string, ingestKey: string): Promise<RuntimeRound> {
-  const serviceEnv = (leanHandler: boolean) => ({
-    DATABASE_URL: databaseUrl,
-    TELEMETRY_ADMIN_KEY: ADMIN_KEY,
-    LOG_LEVEL: 'warn',
-    RATE_LIMIT_ADMIN_EPS: '100000000',
-    RATE_LIMIT_ADMIN_BURST: '0',
-    // The adapters' key is bound to the bench workspace, whose ceiling would cap it first.
-    RATE_LIMIT_WORKSPACE_INGEST_EPS: '1000000',
-    RATE_LIMIT_WORKSPACE_INGEST_BURST: '10000000',
-    DATABASE_POOL_MAX: '8',
-    INGEST_LEAN_HANDLER: String(leanHandler),
-  });
+  const serviceEnv = (leanHandler: boolean) => ({ ...benchServiceEnv(databaseUrl, ADMIN_KEY), INGEST_LEAN_HANDLER: String(leanHandler) });
   const startService = (leanHandler: boolean) => {
     const env = serviceEnv(leanHandler);
     // The service runs as its start scripts run it: on Node with the heap limit `npm start` computes

@@ -158,3 +158,21 @@ export function spread(values: number[]): Spread {
 function round(value: number) {
   return value >= 100 ? Math.round(value) : Math.round(value * 100) / 100;
 }
+
+/**
+ * What every benchmark sets for the service under load: its database and admin key, warnings only,
+ * and rate limits out of the way (the load is the point; a bound key's workspace ceiling would
+ * otherwise cap it first).
+ */
+export function benchServiceEnv(databaseUrl: string, adminKey: string): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    TELEMETRY_ADMIN_KEY: adminKey,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_ADMIN_EPS: '100000000',
+    RATE_LIMIT_ADMIN_BURST: '0',
+    RATE_LIMIT_WORKSPACE_INGEST_EPS: '1000000',
+    RATE_LIMIT_WORKSPACE_INGEST_BURST: '10000000',
+    DATABASE_POOL_MAX: '8',
+  };
+}
