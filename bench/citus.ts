@@ -25,16 +25,15 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import type { SQL } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
-import { openPostgres, type PostgresDatabase, type SqlRunner } from '../db/database.ts';
+import { openPostgres, type PostgresDatabase } from '../db/database.ts';
 import { type Distribution, DISTRIBUTED_TABLES } from '../db/distribution.ts';
 import { createJsonEventWriter, claimStatements, createRoutedEventWriter, rollupStatements, type EventRow, type EventWriter } from '../db/event-writers.ts';
 import { loadConfig } from '../server/config.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createPgCluster, type PgCluster } from '../tests/faults/support/pg-cluster.ts';
 import { type CitusCluster, createCitusCluster, createCitusDatabase, dropCitusDatabase } from '../tests/support/citus-cluster.ts';
+import { explainPlan, type RecordedStatement, recordingRunner, taskCounts } from '../tests/support/statements.ts';
 import { benchServiceEnv, type LoadResult, runLoad, type Spread, spread, startServer } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -247,11 +246,6 @@ async function measureRound(bench: Bench, index: number): Promise<Round> {
   return { writers, service, eventsByNode: nodes };
 }
 
-interface RecordedStatement {
-  text: string;
-  params: unknown[];
-}
-
 interface PlanSummary {
   statement: string;
   taskCounts: number[];
@@ -261,29 +255,14 @@ interface PlanSummary {
   pullsToCoordinator: number;
 }
 
-const dialect = new PgDialect();
-
-function recording(statements: RecordedStatement[], runner: SqlRunner): SqlRunner {
-  return {
-    rows<Row>(query: SQL): Promise<Row[]> {
-      const { sql: text, params } = dialect.sqlToQuery(query);
-      statements.push({ text, params });
-      return runner.rows<Row>(query);
-    },
-  };
-}
-
 /** The distributed plan of each statement, as EXPLAIN prints it (EXPLAIN alone runs nothing). */
 async function explainAll(citus: PostgresDatabase, statements: RecordedStatement[]): Promise<{ summaries: PlanSummary[]; plans: string[] }> {
   const plans: string[] = [];
-  for (const { text, params } of statements) {
-    const lines = await citus.client.unsafe<{ 'QUERY PLAN': string }[]>(`explain ${text}`, params as never[]);
-    plans.push(lines.map((line) => line['QUERY PLAN']).join('\n'));
-  }
+  for (const statement of statements) plans.push(await explainPlan(citus, statement));
   const summaries = statements.map(({ text }, i) => ({
     // The JSON statement is one WITH ... statement writing every table; the routed ones write one each.
     statement: text.trimStart().startsWith('with') ? 'JSON statement' : (/insert into (telemetry\.\w+)/i.exec(text)?.[1] ?? text.slice(0, 40)),
-    taskCounts: [...plans[i]!.matchAll(/Task Count: (\d+)/g)].map((match) => Number(match[1])),
+    taskCounts: taskCounts(plans[i]!),
     distributedSubplans: plans[i]!.match(/Distributed Subplan/g)?.length ?? 0,
     pullsToCoordinator: plans[i]!.match(/pull to coordinator/gi)?.length ?? 0,
   }));
@@ -308,7 +287,7 @@ async function measureRouting(citus: PostgresDatabase): Promise<Routing> {
   const routedOneWorkspace = await routedFlush('oneWorkspace', 1_000_000);
   const routedEightWorkspaces = await routedFlush('eightWorkspaces', 1_000_001);
   const jsonStatements: RecordedStatement[] = [];
-  await createJsonEventWriter(recording(jsonStatements, citus)).write(WORKLOADS.oneWorkspace(1_000_002));
+  await createJsonEventWriter(recordingRunner(jsonStatements, citus)).write(WORKLOADS.oneWorkspace(1_000_002));
   const json = await explainAll(citus, jsonStatements);
   return { routedOneWorkspace, routedEightWorkspaces, json: json.summaries, jsonPlan: json.plans[0] ?? '' };
 }

@@ -1,19 +1,17 @@
-import { type SQL, sql } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database, SqlRunner } from '../db/database.ts';
+import type { Database } from '../db/database.ts';
 import { DISTRIBUTED_TABLES, REFERENCE_TABLES } from '../db/distribution.ts';
 import { claimStatements, createEventWriter, createJsonEventWriter, eventInsertStatements, rollupStatements } from '../db/event-writers.ts';
 import { maintainPartitions } from '../server/partition-maintenance.ts';
 import { createTestWorkspace } from './support/app.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { eventRow, storedEvents } from './support/events.ts';
-import { readStatementsOfEveryReadProcedure, type RecordedStatement } from './support/recorded-reads.ts';
+import { readStatementsOfEveryReadProcedure } from './support/recorded-reads.ts';
+import { explainPlan, type RecordedStatement, recordingRunner, taskCounts } from './support/statements.ts';
 
 // Plan shapes on a real Citus cluster (coordinator and two workers, TEST_CITUS=1): the write and
 // every workspace-scoped read go to the shards of their workspace, never through the coordinator.
-
-const dialect = new PgDialect();
 
 describe.runIf(process.env.TEST_DB_KIND === 'citus')('on a Citus cluster', () => {
   let testDb: TestDatabase;
@@ -27,14 +25,10 @@ describe.runIf(process.env.TEST_DB_KIND === 'citus')('on a Citus cluster', () =>
   });
 
   /** The distributed plan of a statement, as EXPLAIN prints it (nothing is run). */
-  async function planOf({ text, params }: RecordedStatement): Promise<string> {
+  function planOf(statement: RecordedStatement): Promise<string> {
     if (db.kind !== 'postgres') throw new Error('Citus runs on postgres.js');
-    const lines = await db.client.unsafe<{ 'QUERY PLAN': string }[]>(`explain ${text}`, params as never[]);
-    return lines.map((line) => line['QUERY PLAN']).join('\n');
+    return explainPlan(db, statement);
   }
-
-  /** Task counts of every distributed step of a plan. */
-  const taskCounts = (plan: string) => [...plan.matchAll(/Task Count: (\d+)/g)].map((match) => Number(match[1]));
 
   it('distributes events, the id ledger and both rollups by workspace, co-located, and copies keys and workspaces to every node', async () => {
     const tables = await db.rows<{ table_name: string; method: string; column_name: string | null; colocation: number }>(
@@ -86,14 +80,7 @@ describe.runIf(process.env.TEST_DB_KIND === 'citus')('on a Citus cluster', () =>
   it('would pull every event through the coordinator with the single-database JSON statement, which is why Citus gets the routed form', async () => {
     const workspaceId = await createTestWorkspace(db);
     const statements: RecordedStatement[] = [];
-    const recorder: SqlRunner = {
-      rows<Row>(query: SQL): Promise<Row[]> {
-        const { sql: text, params } = dialect.sqlToQuery(query);
-        statements.push({ text, params });
-        return db.rows<Row>(query);
-      },
-    };
-    await createJsonEventWriter(recorder).write([eventRow(workspaceId)]);
+    await createJsonEventWriter(recordingRunner(statements, db)).write([eventRow(workspaceId)]);
     expect(await planOf(statements[0]!)).toMatch(/pull to coordinator/);
   });
 

@@ -1,18 +1,11 @@
-import type { SQL } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
-import type { Database, QueryOptions, SqlRunner } from '../../db/database.ts';
+import type { Database } from '../../db/database.ts';
+import { DISTRIBUTED_TABLES } from '../../db/distribution.ts';
 import { createKeyService } from '../../server/services/keys/keys.ts';
 import { procedureCaller, testServices } from './app.ts';
-
-export interface RecordedStatement {
-  text: string;
-  params: unknown[];
-}
-
-const dialect = new PgDialect();
+import { type RecordedStatement, recordingRunner } from './statements.ts';
 
 /** Tables sharded by workspace (db/distribution.ts) as statements name them. */
-export const SHARDED_TABLE = /telemetry\.(events|event_ids|event_counts_minute|event_counts_hour)\b/;
+const SHARDED_TABLE = new RegExp(`telemetry\\.(${DISTRIBUTED_TABLES.join('|')})\\b`);
 
 /**
  * Runs every read procedure a read key of `workspaceId` can call (lists, one event, every
@@ -21,13 +14,7 @@ export const SHARDED_TABLE = /telemetry\.(events|event_ids|event_counts_minute|e
  */
 export async function readStatementsOfEveryReadProcedure(db: Database, workspaceId: string, eventId: string, at: Date): Promise<RecordedStatement[]> {
   const statements: RecordedStatement[] = [];
-  const recorder: SqlRunner = {
-    rows<Row>(query: SQL, options?: QueryOptions): Promise<Row[]> {
-      const { sql: text, params } = dialect.sqlToQuery(query);
-      statements.push({ text, params });
-      return db.rows<Row>(query, options);
-    },
-  };
+  const recorder = recordingRunner(statements, db);
   const { key } = await createKeyService({ db }).createKey({ kind: 'read', workspaceId });
   const reader = procedureCaller(db, { apiKey: key, services: testServices(db, { readPool: recorder }) });
   const from = new Date(Math.floor(at.getTime() / 86_400_000) * 86_400_000 - 86_400_000);
