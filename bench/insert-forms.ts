@@ -9,8 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Sql, TransactionSql } from 'postgres';
 import { retryTransientConflicts } from '../db/errors.ts';
 import { toCopyText } from '../db/copy-text.ts';
-import { EVENT_COLUMNS, eventKey, rollupCounts, type EventRow, type EventWriter } from '../db/event-writers.ts';
-import { ROLLUPS } from '../db/rollups.ts';
+import { EVENT_COLUMNS, eventKey, rollupStatements, type EventRow, type EventWriter } from '../db/event-writers.ts';
 
 /**
  * postgres.js: claim the ids with one `unnest` insert into the ledger, then `COPY` the claimed
@@ -120,29 +119,12 @@ export function createValuesEventWriter(client: Sql): EventWriter {
 }
 
 /**
- * Adds stored rows to every rollup, inside the transaction that stored them, counted here rather
- * than in SQL (the forms' own statements return only ids).
+ * Adds stored rows to every rollup, inside the transaction that stored them, with the service's
+ * routed form's upserts (counted in key order, so concurrent flushes lock rows alike): the forms
+ * compared here differ only in how they claim ids and insert events.
  */
 async function addToRollups(tx: TransactionSql, rows: readonly EventRow[]): Promise<void> {
-  for (const rollup of ROLLUPS) {
-    // The routed writer's counts (db/event-writers.ts), in its key order, so concurrent flushes lock rows alike.
-    const counts = rollupCounts(rows, rollup.unitMs).map((count) => ({
-      workspace_id: count.workspaceId,
-      at: count.bucket,
-      event_type: count.eventType,
-      name: count.name,
-      source: count.source,
-      count: count.count,
-    }));
-    if (counts.length === 0) return;
-    await tx.unsafe(
-      `insert into telemetry.${rollup.table} as counts (workspace_id, ${rollup.unit}, event_type, name, source, count)
-       select * from jsonb_to_recordset($1::text::jsonb)
-         as x(workspace_id uuid, at timestamptz, event_type text, name text, source text, count bigint)
-       on conflict (workspace_id, ${rollup.unit}, event_type, name, source) do update set count = counts.count + excluded.count`,
-      [JSON.stringify(counts)],
-    );
-  }
+  for (const { text, params } of rollupStatements(rows)) await tx.unsafe(text, params);
 }
 
 /** Runs one claim-and-insert statement and the rollup upserts in a transaction; answers the keys stored. */

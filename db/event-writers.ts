@@ -109,13 +109,14 @@ export function createRoutedEventWriter(db: PostgresDatabase, { statementTimeout
   const client = db.client;
   const writeOnce = (rows: readonly EventRow[], events: 'copy' | 'values') =>
     client.begin(async (tx) => {
-      if (statementTimeoutMs) await tx.unsafe(`set local statement_timeout = ${Math.floor(statementTimeoutMs)}`);
+      // The time limit and the claims go out together (postgres.js pipelines them): no round trip of their own.
+      const limit = statementTimeoutMs ? [tx.unsafe(`set local statement_timeout = ${Math.floor(statementTimeoutMs)}`).then(() => [])] : [];
+      const answers = await Promise.all([
+        ...limit,
+        ...claimStatements(rows).map(({ text, params }) => tx.unsafe<{ workspace_id: string; id: string }[]>(text, params)),
+      ]);
       const claimed = new Set<string>();
-      for (const { text, params } of claimStatements(rows)) {
-        for (const row of await tx.unsafe<{ workspace_id: string; id: string }[]>(text, params)) {
-          claimed.add(eventKey({ workspaceId: row.workspace_id, id: row.id }));
-        }
-      }
+      for (const answer of answers) for (const row of answer) claimed.add(eventKey({ workspaceId: row.workspace_id, id: row.id }));
       const stored = claimed.size === rows.length ? rows : rows.filter((row) => claimed.has(eventKey(row)));
       if (stored.length === 0) return claimed;
       if (events === 'copy') {
@@ -215,7 +216,7 @@ function inParts<T>(items: readonly T[], size: number): (readonly T[])[] {
 }
 
 /** Rollup counts of stored rows for one time unit (UTC), in key order (the order rows are locked in). */
-export function rollupCounts(rows: readonly EventRow[], unitMs: number) {
+function rollupCounts(rows: readonly EventRow[], unitMs: number) {
   const counts = new Map<string, { workspaceId: string; bucket: string; eventType: string; name: string; source: string; count: number }>();
   for (const row of rows) {
     const bucket = new Date(Math.floor(row.createdAt.getTime() / unitMs) * unitMs).toISOString();
@@ -302,7 +303,7 @@ export function storedEvent(row: EventRow, isoTime: (date: Date) => string) {
 export const isoTimeOf = (date: Date) => date.toISOString();
 
 /** The keys of the rows stored now: every row's but those the statement answered as not claimed (retries). */
-export function claimedKeys(rows: readonly EventRow[], unclaimed: readonly { id: string; workspace_id: string }[]): Set<string> {
+function claimedKeys(rows: readonly EventRow[], unclaimed: readonly { id: string; workspace_id: string }[]): Set<string> {
   const claimed = new Set<string>();
   const notClaimed = new Set(unclaimed.map((row) => eventKey({ workspaceId: row.workspace_id, id: row.id })));
   for (const row of rows) {
