@@ -42,6 +42,8 @@ export interface IngestOptions {
 interface PendingEvent {
   index: number;
   row: EventRow;
+  /** `eventKey(row)`, made once: the receipts look it up in what the write answered. */
+  key: string;
 }
 
 type Rejection = { index: number; status: 'rejected'; code: RejectionCode; message: string; path: string };
@@ -144,23 +146,19 @@ export function createEventIngestor({ db, limits, committer, workspaces, metrics
         continue;
       }
       const row = toRow(id, workspaceId, createdAt, receivedAt, event);
-      const entry = { index, row };
+      const entry = { index, row, key };
       firstByKey.set(key, entry);
       pending.push(entry);
       rows.push(row);
     }
 
     const { claimed: inserted, refused } = await committer.write(rows);
-    const notInserted = rows.filter((row) => {
-      const key = eventKey(row);
-      return !inserted.has(key) && !refused.has(key);
-    });
+    const notInserted = pending.filter(({ key }) => !inserted.has(key) && !refused.has(key)).map(({ row }) => row);
     const existing = await findStoredEvents(notInserted);
     // Events sent without a time share the received time: its text is written once.
     const isoTime = lastIsoTime();
 
-    for (const { index, row } of pending) {
-      const key = eventKey(row);
+    for (const { index, row, key } of pending) {
       if (inserted.has(key)) {
         receipts[index] = { index, status: 'accepted', id: row.id, createdAt: isoTime(row.createdAt) };
         continue;
